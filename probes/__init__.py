@@ -1,0 +1,1 @@
+"""Group-action probes on latents: equivariance, invariance, irrep spectra, null baselines."""

@@ -1,0 +1,1 @@
+"""Checkpoint-indexed analysis of how latent structure moves over training."""
