@@ -1,0 +1,176 @@
+"""Record latents from inside a Hugging Face ``transformers.Trainer``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from latentgeo.callbacks._base import RecordingSession, hf_epoch_index
+
+__all__ = ["HFRecorder"]
+
+
+class HFRecorder(TrainerCallback):
+    """A ``transformers.TrainerCallback`` that records latents while a ``Trainer`` trains.
+
+    The recorder is built on the Trainer's model in ``on_train_begin`` (the probe inputs go to
+    the model's device) and records at ``state.global_step``, the number of optimizer steps
+    taken: the latents at step ``s`` are those of the weights after ``s`` optimizer steps
+    (step 0, the initial weights, is recorded when training begins). Only the world process
+    zero (``state.is_world_process_zero``) records; the others do nothing.
+
+    Parameters
+    ----------
+    layers : str or sequence of str
+        Names or glob patterns of ``model.named_modules()`` to record.
+    action : latentgeo.actions.Action
+        How the group acts on the probe inputs.
+    probe_inputs : torch.Tensor of shape (n_samples, ...)
+        The fixed probe set (what the model's ``forward`` takes as its first argument).
+    store : str or os.PathLike
+        Path or fsspec URL of the run store.
+    labels : array-like of shape (n_samples,), optional
+        Labels of the probe set, stored with it.
+    schedule : latentgeo.schedules schedule, optional
+        Which global steps to record; default: the recorder's default schedule.
+    **recorder_kwargs
+        Further arguments of :class:`latentgeo.LatentRecorder`.
+
+    Notes
+    -----
+    Metrics come from ``on_log``. The Trainer logs a step *after* ``on_step_end``, with the
+    weights unchanged, so when a due step is also a logging step the recording waits for that
+    ``on_log`` and stores the step's own loss; it is flushed at the latest before the next
+    optimizer step (``on_step_begin``), at epoch end and at train end. Otherwise the metrics are
+    the most recently logged values.
+
+    A run resumed with ``trainer.train(resume_from_checkpoint=...)`` (``global_step > 0`` at
+    ``on_train_begin``) continues the same store in mode ``"a"``; steps already committed are
+    never written again. The store is closed in ``on_train_end``; the Trainer has no hook for
+    exceptions, so call :meth:`close` in your own ``except``/``finally`` if training may fail.
+
+    Examples
+    --------
+    >>> rec = HFRecorder(["encoder.layer.*"], action, x_probe, "runs/tf.zarr")  # doctest: +SKIP
+    >>> Trainer(model, args, train_dataset=ds, callbacks=[rec]).train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        layers: str | Sequence[str],
+        action: Any,
+        probe_inputs: torch.Tensor,
+        store: str | os.PathLike[str],
+        labels: Any = None,
+        schedule: Any = None,
+        **recorder_kwargs: Any,
+    ) -> None:
+        self._session = RecordingSession(
+            layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
+        )
+        self._metrics: dict[str, Any] = {}
+        self._pending: int | None = None  # a due step waiting for its own on_log
+
+    @property
+    def store(self) -> str:
+        """The run store's path or URL."""
+        return self._session.store
+
+    @property
+    def last_step(self) -> int | None:
+        """The last global step recorded (or found in a resumed store), or None."""
+        return self._session.last_step
+
+    @property
+    def recorder(self) -> Any:
+        """The :class:`latentgeo.LatentRecorder` while training, else None."""
+        return self._session.recorder
+
+    def close(self) -> None:
+        """Close the store (drains the writer); safe to call more than once."""
+        self._pending = None
+        self._session.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _record(self, state: TrainerState, step: int) -> None:
+        self._session.record(step, metrics=self._metrics, epoch=hf_epoch_index(state.epoch))
+
+    def _flush(self, state: TrainerState) -> None:
+        # Weights only change at the optimizer step, so a pending step can be recorded in any
+        # hook before the next one and still see exactly the weights of that step.
+        if self._pending is not None and self._pending == state.global_step:
+            step, self._pending = self._pending, None
+            self._record(state, step)
+        else:
+            self._pending = None
+
+    # -- hooks -------------------------------------------------------------------------------
+    def on_train_begin(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: torch.nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        if model is None:
+            raise ValueError("HFRecorder needs the Trainer's model in on_train_begin, got None")
+        self._metrics = {}
+        self._pending = None
+        self._session.build(model, resume=state.global_step > 0)
+        self._record(state, state.global_step)
+
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._flush(state)
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        session = self._session
+        if session.recorder is None:
+            return
+        self._flush(state)
+        step = state.global_step
+        if not session.is_due(step):
+            return
+        # DefaultFlowCallback (always first in the handler) has just decided whether this
+        # step is logged; if so, wait for on_log to store the step's own metrics.
+        if control.should_log:
+            self._pending = step
+        else:
+            self._record(state, step)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if self._session.recorder is None:
+            return
+        if logs:
+            self._metrics.update(logs)
+        self._flush(state)
+
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._flush(state)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        try:
+            self._flush(state)
+        finally:
+            self.close()

@@ -1,0 +1,163 @@
+"""Record latents from inside a Lightning ``Trainer.fit``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from latentgeo.callbacks._base import RecordingSession
+
+__all__ = ["LightningRecorder"]
+
+
+class LightningRecorder(pl.Callback):
+    """A Lightning callback that records latents into a run store while a model trains.
+
+    The recorder is built on the ``LightningModule`` when fitting starts (the probe inputs go to
+    the module's device) and records after training batches at ``trainer.global_step``, the
+    number of optimizer steps taken: the latents stored at step ``s`` are those of the weights
+    after ``s`` optimizer steps (step 0, the initial weights, is recorded when training
+    starts). Under gradient accumulation several batches share one global step; it is recorded
+    once. Sanity-check and ``fast_dev_run`` runs record nothing.
+
+    Parameters
+    ----------
+    layers : str or sequence of str
+        Names or glob patterns of ``pl_module.named_modules()`` to record.
+    action : latentgeo.actions.Action
+        How the group acts on the probe inputs.
+    probe_inputs : torch.Tensor of shape (n_samples, ...)
+        The fixed probe set.
+    store : str or os.PathLike
+        Path or fsspec URL of the run store.
+    labels : array-like of shape (n_samples,), optional
+        Labels of the probe set, stored with it.
+    schedule : latentgeo.schedules schedule, optional
+        Which global steps to record; default: the recorder's default schedule.
+    **recorder_kwargs
+        Further arguments of :class:`latentgeo.LatentRecorder` (``mode``, ``reduce``,
+        ``dtype``, ``batch_size``, ``device``).
+
+    Notes
+    -----
+    Metrics are the scalars of ``trainer.callback_metrics`` at the recorded step (tensors
+    converted to floats). The callback's ``state_dict`` holds the last recorded step and the
+    store path: a ``Trainer`` resumed with ``ckpt_path=`` continues the same store in mode
+    ``"a"`` and never writes a step twice (steps the store already holds, e.g. recorded after
+    the checkpoint was saved, are kept, not rewritten).
+
+    Under DDP every rank calls the recorder, which detects ``torch.distributed`` and follows
+    its own protocol (only the writing rank touches the store). The store is closed at the end
+    of ``fit``, at ``teardown`` and when training raises.
+
+    Examples
+    --------
+    >>> rec = LightningRecorder(["net.conv1", "net.fc"], action, x_probe, "runs/cnn.zarr",
+    ...                         schedule=latentgeo.schedules.EveryN(50))  # doctest: +SKIP
+    >>> pl.Trainer(callbacks=[rec]).fit(module, loader)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        layers: str | Sequence[str],
+        action: Any,
+        probe_inputs: torch.Tensor,
+        store: str | os.PathLike[str],
+        labels: Any = None,
+        schedule: Any = None,
+        **recorder_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self._session = RecordingSession(
+            layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
+        )
+
+    @property
+    def store(self) -> str:
+        """The run store's path or URL."""
+        return self._session.store
+
+    @property
+    def last_step(self) -> int | None:
+        """The last global step recorded (or found in a resumed store), or None."""
+        return self._session.last_step
+
+    @property
+    def recorder(self) -> Any:
+        """The :class:`latentgeo.LatentRecorder` while fitting, else None."""
+        return self._session.recorder
+
+    @property
+    def state_key(self) -> str:
+        # Unique per store so that several recorders can live in one Trainer and each gets its
+        # own state back from a checkpoint.
+        return self._generate_state_key(store=self._session.store)
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _disabled(trainer: pl.Trainer) -> bool:
+        return bool(trainer.fast_dev_run) or bool(trainer.sanity_checking)
+
+    def _build(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
+        self._session.build(pl_module, resume=trainer.global_step > 0, device=pl_module.device)
+
+    def _record(self, trainer: pl.Trainer) -> None:
+        session = self._session
+        step = trainer.global_step
+        if session.recorder is None or not session.is_due(step):
+            return
+        session.record(step, metrics=trainer.callback_metrics, epoch=trainer.current_epoch)
+
+    # -- hooks -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            rank_zero_info("LightningRecorder: fast_dev_run, no latents are recorded")
+            return
+        # Strategies that restore checkpoints after setup (DeepSpeed, FSDP) load this callback's
+        # state only after on_fit_start; building then would miss the resume, so wait.
+        if not trainer.strategy.restore_checkpoint_after_setup:
+            self._build(trainer, pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._disabled(trainer):
+            return
+        self._build(trainer, pl_module)
+        # The weights before the first optimizer step of this fit (step 0 of a fresh run).
+        self._record(trainer)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._disabled(trainer):
+            return
+        self._record(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._session.close()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._session.close()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        # Everything committed so far stays readable; close drains the writer.
+        self._session.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._session.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._session.load_state_dict(state_dict)
