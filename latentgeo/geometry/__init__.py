@@ -1,0 +1,59 @@
+"""Geometry of per-step latent summaries: closed forms in torch and a geomstats bridge.
+
+Closed forms (batched over leading dims, any device, float64 unless given float32):
+distances on the Grassmannian, SPD matrices, orthogonal group and sphere, representational
+shape metrics, intrinsic dimension. Summaries per (layer, step) turn latents into manifold
+points. ``Grassmann``, ``SPD``, ``SO`` and ``Sphere`` wrap geomstats manifolds (imported only
+when one is built) for Frechet means, exp/log, geodesics and tangent PCA.
+"""
+
+from latentgeo.geometry._dimension import twonn_dimension
+from latentgeo.geometry._geomstats_bridge import SO, SPD, Grassmann, Sphere
+from latentgeo.geometry._pairwise import METRICS, distance, pairwise_distances
+from latentgeo.geometry._rotation import (
+    orthogonal_distance,
+    orthogonalize,
+    rotation_angles,
+    sphere_distance,
+)
+from latentgeo.geometry._shape import cka_distance, linear_cka, procrustes_distance
+from latentgeo.geometry._spd import (
+    ledoit_wolf,
+    shrinkage_covariance,
+    spd_distance,
+    spd_logm,
+    spd_sqrtm,
+)
+from latentgeo.geometry._subspace import (
+    grassmann_distance,
+    isotypic_subspace,
+    principal_angles,
+    principal_subspace,
+)
+
+__all__ = [
+    "METRICS",
+    "SO",
+    "SPD",
+    "Grassmann",
+    "Sphere",
+    "cka_distance",
+    "distance",
+    "grassmann_distance",
+    "isotypic_subspace",
+    "ledoit_wolf",
+    "linear_cka",
+    "orthogonal_distance",
+    "orthogonalize",
+    "pairwise_distances",
+    "principal_angles",
+    "principal_subspace",
+    "procrustes_distance",
+    "rotation_angles",
+    "shrinkage_covariance",
+    "spd_distance",
+    "spd_logm",
+    "spd_sqrtm",
+    "sphere_distance",
+    "twonn_dimension",
+]

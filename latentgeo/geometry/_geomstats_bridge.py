@@ -1,0 +1,461 @@
+"""The bridge to geomstats: manifolds for the per-step summaries.
+
+This is the only module of latentgeo that imports geomstats, and it does so lazily (on the first
+manifold built), so ``import latentgeo.geometry`` stays light. Two hazards are handled here:
+
+* geomstats 2.8.0 (the newest release) imports ``numpy.trapz``, which numpy 2.4 removed. Right
+  before importing geomstats we alias ``numpy.trapz = numpy.trapezoid`` -- only when the name is
+  missing, so an older numpy is left as it is.
+* geomstats picks its array backend from the ``GEOMSTATS_BACKEND`` environment variable at
+  import, and its pytorch backend calls ``torch.set_default_dtype(torch.float64)`` process-wide,
+  which would silently change the dtype of the user's model. We never set that variable (the
+  default backend is numpy); if the user set it, we leave it alone, but we restore torch's
+  default dtype after importing and after every geomstats call.
+
+Points are exchanged as torch tensors in latentgeo's representation (orthonormal bases for the
+Grassmannian, matrices for SPD and SO, vectors for the sphere); geomstats sees float64 arrays of
+its active backend. Distances use latentgeo's closed forms (tested equal to geomstats' ``dist``);
+Frechet means, exp/log, geodesics and tangent PCA run through geomstats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentgeo.geometry._common import (
+    as_tensor,
+    check_choice,
+    check_orthonormal,
+    check_positive_int,
+)
+from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
+from latentgeo.geometry._spd import SPD_METRICS, _check_spd_input, spd_distance
+from latentgeo.geometry._subspace import grassmann_distance
+
+__all__ = ["SO", "SPD", "Grassmann", "Sphere"]
+
+
+@contextlib.contextmanager
+def _torch_default_dtype_kept() -> Iterator[None]:
+    # Undo, never cause: geomstats' pytorch backend sets torch's default dtype to float64.
+    saved = torch.get_default_dtype()
+    try:
+        yield
+    finally:
+        if torch.get_default_dtype() != saved:
+            torch.set_default_dtype(saved)
+
+
+def _geomstats_backend() -> Any:
+    """Import geomstats (once; Python caches the module) and return its backend module."""
+    if not hasattr(np, "trapz"):
+        # geomstats 2.8.0 imports numpy.trapz, removed in numpy 2.4; same function, new name.
+        np.trapz = np.trapezoid  # noqa: NPY201 - the alias is the point here
+    with _torch_default_dtype_kept():
+        import geomstats.backend as gs
+    return gs
+
+
+def _backend_name() -> str:
+    from geomstats._backend import BACKEND_NAME
+
+    return BACKEND_NAME
+
+
+def _to_gs(t: torch.Tensor) -> Any:
+    arr = t.detach().to("cpu", torch.float64).numpy()
+    if _backend_name() == "pytorch":
+        return torch.from_numpy(arr.copy())
+    return arr
+
+
+def _from_gs(y: Any, device: torch.device) -> torch.Tensor:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    return torch.from_numpy(np.array(y, dtype=np.float64)).to(device)
+
+
+class _Manifold:
+    """Common machinery: conversions to and from geomstats and the geomstats-backed methods."""
+
+    _point_ndim = 2
+
+    def __init__(self) -> None:
+        _geomstats_backend()
+        with _torch_default_dtype_kept():
+            self.space = self._make_space()
+
+    # --- hooks -----------------------------------------------------------------------------
+    def _make_space(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_points(self, P: torch.Tensor, name: str) -> torch.Tensor:
+        return P
+
+    def _to_gs_point(self, P: torch.Tensor) -> torch.Tensor:
+        return P
+
+    def _from_gs_point(self, P: torch.Tensor) -> torch.Tensor:
+        return P
+
+    def _to_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return V
+
+    def _from_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return V
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # --- public API ------------------------------------------------------------------------
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        """Shape of one point in latentgeo's representation."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _points(self, x: Any, name: str, *, batch: bool | None = None) -> torch.Tensor:
+        P = as_tensor(x, name, dtype=torch.float64)
+        shape = self.point_shape
+        if tuple(P.shape[P.ndim - len(shape) :]) != shape or P.ndim < len(shape):
+            raise ValueError(f"{name} must have shape (..., {shape!r}), got {tuple(P.shape)!r}")
+        if batch is True and P.ndim != len(shape) + 1:
+            raise ValueError(f"{name} must have shape (n, *{shape!r}), got {tuple(P.shape)!r}")
+        if batch is False and P.ndim != len(shape):
+            raise ValueError(
+                f"{name} must be a single point of shape {shape!r}, got {tuple(P.shape)!r}"
+            )
+        return self._check_points(P, name)
+
+    def dist(self, a: Any, b: Any) -> torch.Tensor:
+        """Geodesic distance by latentgeo's closed form (equal to geomstats' ``metric.dist``).
+
+        Parameters
+        ----------
+        a, b : array of shape (..., *point_shape)
+
+        Returns
+        -------
+        dist : tensor of shape (...)
+        """
+        return self._dist(self._points(a, "a"), self._points(b, "b"))
+
+    def frechet_mean(self, points: Any, weights: Any = None) -> torch.Tensor:
+        """Frechet (Karcher) mean by geomstats' ``FrechetMean``.
+
+        Parameters
+        ----------
+        points : array of shape (n, *point_shape)
+        weights : array of shape (n,), optional
+
+        Returns
+        -------
+        mean : tensor of shape point_shape
+        """
+        from geomstats.learning.frechet_mean import FrechetMean
+
+        P = self._points(points, "points", batch=True)
+        w = None
+        if weights is not None:
+            w = as_tensor(weights, "weights", dtype=torch.float64)
+            if w.shape != (P.shape[0],) or bool((w < 0).any()):
+                raise ValueError(
+                    f"weights must be {P.shape[0]} non-negative numbers, got shape "
+                    f"{tuple(w.shape)!r}"
+                )
+            w = _to_gs(w)
+        with _torch_default_dtype_kept():
+            est = FrechetMean(self.space).fit(_to_gs(self._to_gs_point(P)), weights=w)
+        return self._from_gs_point(_from_gs(est.estimate_, P.device))
+
+    def exp(self, tangent: Any, base: Any) -> torch.Tensor:
+        """Riemannian exponential: the point reached from ``base`` along ``tangent``.
+
+        Parameters
+        ----------
+        tangent : array of shape (..., *tangent_shape)
+        base : array of shape (..., *point_shape)
+
+        Returns
+        -------
+        point : tensor of shape (..., *point_shape)
+        """
+        B = self._points(base, "base")
+        V = as_tensor(tangent, "tangent", dtype=torch.float64, device=B.device)
+        with _torch_default_dtype_kept():
+            out = self.space.metric.exp(
+                _to_gs(self._to_gs_tangent(V, B)), _to_gs(self._to_gs_point(B))
+            )
+        return self._from_gs_point(_from_gs(out, B.device))
+
+    def log(self, point: Any, base: Any) -> torch.Tensor:
+        """Riemannian logarithm: the tangent vector at ``base`` pointing to ``point``.
+
+        Parameters
+        ----------
+        point, base : array of shape (..., *point_shape)
+
+        Returns
+        -------
+        tangent : tensor of shape (..., *tangent_shape)
+        """
+        P = self._points(point, "point")
+        B = self._points(base, "base")
+        with _torch_default_dtype_kept():
+            out = self.space.metric.log(_to_gs(self._to_gs_point(P)), _to_gs(self._to_gs_point(B)))
+        return self._from_gs_tangent(_from_gs(out, B.device), B)
+
+    def geodesic(self, a: Any, b: Any, t: Any) -> torch.Tensor:
+        """Points of the geodesic from ``a`` (t = 0) to ``b`` (t = 1).
+
+        Parameters
+        ----------
+        a, b : array of shape point_shape
+        t : array of shape (n_t,)
+            Times; values outside [0, 1] extrapolate.
+
+        Returns
+        -------
+        points : tensor of shape (n_t, *point_shape)
+        """
+        A = self._points(a, "a", batch=False)
+        B = self._points(b, "b", batch=False)
+        times = as_tensor(t, "t", dtype=torch.float64).reshape(-1)
+        with _torch_default_dtype_kept():
+            curve = self.space.metric.geodesic(
+                initial_point=_to_gs(self._to_gs_point(A)), end_point=_to_gs(self._to_gs_point(B))
+            )
+            out = curve(_to_gs(times))
+        out = _from_gs(out, A.device).reshape(times.numel(), *self._gs_point_shape())
+        return self._from_gs_point(out)
+
+    def _gs_point_shape(self) -> tuple[int, ...]:
+        return self.point_shape
+
+    def tangent_pca(self, points: Any, n_components: int = 2) -> torch.Tensor:
+        """Tangent PCA (geomstats' ``TangentPCA``) at the Frechet mean of the points.
+
+        Parameters
+        ----------
+        points : array of shape (n, *point_shape)
+        n_components : int
+
+        Returns
+        -------
+        coords : tensor of shape (n, n_components)
+            Coordinates of ``log_mean(point)`` on the leading principal axes.
+        """
+        from geomstats.learning.pca import TangentPCA
+
+        n_components = check_positive_int(n_components, "n_components")
+        P = self._points(points, "points", batch=True)
+        if n_components > P.shape[0]:
+            raise ValueError(
+                f"n_components={n_components!r} exceeds the number of points {P.shape[0]}"
+            )
+        with _torch_default_dtype_kept():
+            pca = TangentPCA(self.space, n_components=n_components)
+            coords = pca.fit_transform(_to_gs(self._to_gs_point(P)))
+        return _from_gs(coords, P.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._repr_args()}"
+
+    def _repr_args(self) -> str:  # pragma: no cover - overridden
+        return "()"
+
+
+class Grassmann(_Manifold):
+    """Grassmannian Gr(d, k) of k-dimensional subspaces of R^d (geomstats ``Grassmannian``).
+
+    Points are orthonormal bases of shape (d, k) (any basis of the subspace); geomstats works on
+    the projectors ``U U^T``. Tangent vectors at ``U`` are horizontal (d, k) matrices ``D`` with
+    ``U^T D = 0`` (Edelman, Arias & Smith 1998), corresponding to geomstats' ``D U^T + U D^T``.
+    ``dist`` follows geomstats: ``sqrt(2) * ||theta||_2``, so ``dist = sqrt(2) ||log||_F``.
+
+    Parameters
+    ----------
+    d : int
+        Ambient dimension.
+    k : int
+        Subspace dimension, ``k <= d``.
+    """
+
+    def __init__(self, d: int, k: int) -> None:
+        self.d = check_positive_int(d, "d")
+        self.k = check_positive_int(k, "k")
+        if k > d:
+            raise ValueError(f"k must be <= d, got k={k!r} and d={d!r}")
+        super().__init__()
+
+    def _make_space(self) -> Any:
+        from geomstats.geometry.grassmannian import Grassmannian
+
+        return Grassmannian(self.d, self.k)
+
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        return (self.d, self.k)
+
+    def _gs_point_shape(self) -> tuple[int, ...]:
+        return (self.d, self.d)
+
+    def _repr_args(self) -> str:
+        return f"({self.d}, {self.k})"
+
+    def _check_points(self, P: torch.Tensor, name: str) -> torch.Tensor:
+        check_orthonormal(P, name)
+        return P
+
+    def _to_gs_point(self, P: torch.Tensor) -> torch.Tensor:
+        return P @ P.mT
+
+    def _from_gs_point(self, P: torch.Tensor) -> torch.Tensor:
+        # The top-k eigenvectors of a rank-k projector span its range.
+        _, vecs = torch.linalg.eigh(0.5 * (P + P.mT))
+        basis = vecs[..., -self.k :].flip(-1)
+        idx = basis.abs().argmax(dim=-2, keepdim=True)
+        signs = torch.sign(torch.gather(basis, -2, idx))
+        return basis * torch.where(signs == 0, 1.0, signs)
+
+    def _to_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        if V.shape[-2:] != (self.d, self.k):
+            raise ValueError(
+                f"tangent must have shape (..., {self.d}, {self.k}), got {tuple(V.shape)!r}"
+            )
+        V = V - base @ (base.mT @ V)  # keep the horizontal part only
+        return V @ base.mT + base @ V.mT
+
+    def _from_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return V @ base
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return grassmann_distance(a, b, convention="geomstats", check=False)
+
+
+class SPD(_Manifold):
+    """Symmetric positive-definite k x k matrices with one of three metrics.
+
+    Parameters
+    ----------
+    k : int
+        Matrix size.
+    metric : {"affine", "log_euclidean", "bures_wasserstein"}
+        geomstats' ``SPDAffineMetric``, ``SPDLogEuclideanMetric`` or
+        ``SPDBuresWassersteinMetric``. Tangent vectors are symmetric k x k matrices.
+    """
+
+    def __init__(self, k: int, metric: str = "affine") -> None:
+        self.k = check_positive_int(k, "k")
+        self.metric = check_choice(metric, "metric", SPD_METRICS)
+        super().__init__()
+
+    def _make_space(self) -> Any:
+        from geomstats.geometry import spd_matrices as m
+
+        cls = {
+            "affine": m.SPDAffineMetric,
+            "log_euclidean": m.SPDLogEuclideanMetric,
+            "bures_wasserstein": m.SPDBuresWassersteinMetric,
+        }[self.metric]
+        return m.SPDMatrices(self.k, equip=False).equip_with_metric(cls)
+
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        return (self.k, self.k)
+
+    def _repr_args(self) -> str:
+        return f"({self.k}, metric={self.metric!r})"
+
+    def _check_points(self, P: torch.Tensor, name: str) -> torch.Tensor:
+        return _check_spd_input(P, name)
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return spd_distance(a, b, metric=self.metric)
+
+
+class SO(_Manifold):
+    """Special orthogonal group SO(k) with the bi-invariant metric (geomstats' convention).
+
+    Points are k x k rotation matrices; tangent vectors at ``R`` are ambient matrices ``R A``
+    with ``A`` skew-symmetric (geomstats' matrix representation).
+
+    Parameters
+    ----------
+    k : int
+        Matrix size.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = check_positive_int(k, "k")
+        super().__init__()
+
+    def _make_space(self) -> Any:
+        from geomstats.geometry.special_orthogonal import SpecialOrthogonal
+
+        return SpecialOrthogonal(self.k)
+
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        return (self.k, self.k)
+
+    def _repr_args(self) -> str:
+        return f"({self.k})"
+
+    def _check_points(self, P: torch.Tensor, name: str) -> torch.Tensor:
+        _check_orthogonal(P, name)
+        det = torch.linalg.det(P)
+        if bool((det < 0).any()):
+            raise ValueError(
+                f"{name} must have determinant +1 (a rotation); use orthogonalize(..., "
+                f"special=True) to project onto SO(k)"
+            )
+        return P
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return orthogonal_distance(a, b, check=False)
+
+
+class Sphere(_Manifold):
+    """Unit sphere S^dim in R^(dim + 1) (geomstats ``Hypersphere(dim)``).
+
+    Points are unit vectors of length ``dim + 1``; tangent vectors are ambient vectors
+    orthogonal to the base point.
+
+    Parameters
+    ----------
+    dim : int
+        Intrinsic dimension (points live in R^(dim + 1)).
+    """
+
+    _point_ndim = 1
+
+    def __init__(self, dim: int) -> None:
+        self.dim = check_positive_int(dim, "dim")
+        super().__init__()
+
+    def _make_space(self) -> Any:
+        from geomstats.geometry.hypersphere import Hypersphere
+
+        return Hypersphere(self.dim)
+
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        return (self.dim + 1,)
+
+    def _repr_args(self) -> str:
+        return f"({self.dim})"
+
+    def _check_points(self, P: torch.Tensor, name: str) -> torch.Tensor:
+        err = float((torch.linalg.vector_norm(P, dim=-1) - 1).abs().max())
+        if not err <= math.sqrt(torch.finfo(P.dtype).eps):
+            raise ValueError(f"{name} must hold unit vectors; max | ||x|| - 1 | = {err:.3g}")
+        return P
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return sphere_distance(a, b)
