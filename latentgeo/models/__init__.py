@@ -16,9 +16,9 @@ from __future__ import annotations
 from latentgeo.models._cnn import SmallCNN
 from latentgeo.models._modular import ModularMLP
 from latentgeo.models._p4 import (
+    P4CNN,
     GroupConv2d,
     LiftingConv2d,
-    P4CNN,
     RotationPool,
     SpatialMaxPool,
     p4_rotate,

@@ -20,9 +20,9 @@ from torch import nn
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
 
 __all__ = [
+    "P4CNN",
     "GroupConv2d",
     "LiftingConv2d",
-    "P4CNN",
     "RotationPool",
     "SpatialMaxPool",
     "p4_rotate",
@@ -42,7 +42,8 @@ def p4_rotate(z: torch.Tensor, k: int = 1) -> torch.Tensor:
     Returns
     -------
     tensor of shape (..., 4, H, W)
-        ``roll(rot90(z, k), k, rotation axis)``: ``out[..., r, :, :] = rot90(z[..., r - k, :, :], k)``.
+        ``roll(rot90(z, k), k, rotation axis)``, i.e.
+        ``out[..., r, :, :] = rot90(z[..., r - k, :, :], k)``.
     """
     if z.ndim < 3 or z.shape[-3] != 4:
         raise ValueError(f"p4 feature maps have shape (..., 4, H, W); got {tuple(z.shape)}")
