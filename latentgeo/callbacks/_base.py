@@ -18,7 +18,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["RecordingSession", "resolve_store", "scalar_metrics"]
+from latentgeo.schedules import as_schedule
+
+__all__ = [
+    "RecordingSession",
+    "hf_epoch_index",
+    "resolve_store",
+    "scalar_metrics",
+    "storable_metrics",
+]
 
 logger = logging.getLogger("latentgeo.callbacks")
 
@@ -91,6 +99,38 @@ def scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
+def storable_metrics(metrics: Mapping[str, Any] | None, layers: Any = ()) -> dict[str, float]:
+    """The scalar metrics under names the run store accepts.
+
+    Frameworks name metrics ``"train/loss"``; a ``/`` would make a nested zarr group, so it
+    becomes ``"_"`` (``"train_loss"``). Names the store reserves (``step``, ``epoch``,
+    ``wall_time``, ...: Hugging Face logs a fractional ``epoch``, stored in its own array) and
+    names of recorded layers are dropped, never allowed to stop a training run.
+
+    Parameters
+    ----------
+    metrics : mapping of str to scalar, or None
+    layers : collection of str
+        Names of the recorded layers.
+
+    Returns
+    -------
+    dict of str to float
+    """
+    from latentgeo.store._schema import validate_metric_name
+
+    out: dict[str, float] = {}
+    for name, value in scalar_metrics(metrics).items():
+        key = name.replace("/", "_")
+        try:
+            validate_metric_name(key, layers)
+        except (TypeError, ValueError) as exc:
+            logger.debug("metric %r not stored: %s", name, exc)
+            continue
+        out[key] = value
+    return out
+
+
 def _check_recorder_kwargs(recorder_kwargs: Mapping[str, Any]) -> None:
     bad = sorted(k for k in recorder_kwargs if k in _RESERVED_KWARGS)
     if bad:
@@ -147,11 +187,8 @@ class RecordingSession:
                 f"probe_inputs must be a torch.Tensor of shape (n_samples, ...), "
                 f"got {type(probe_inputs).__name__}"
             )
-        if schedule is not None and not callable(schedule):
-            raise TypeError(
-                f"schedule must be a latentgeo.schedules schedule (callable step -> bool) or "
-                f"None, got {schedule!r}"
-            )
+        # None -> the default schedule, an int -> EveryN, an iterable -> Explicit.
+        schedule = as_schedule(schedule)
         mode = recorder_kwargs.get("mode", "w-")
         if mode not in ("w-", "w", "a"):
             raise ValueError(f"mode must be one of 'w-', 'w', 'a', got {mode!r}")
@@ -243,10 +280,7 @@ class RecordingSession:
             return False
         if self.last_step is not None and step <= self.last_step:
             return False
-        schedule = getattr(self.recorder, "schedule", None)
-        if schedule is None:
-            schedule = self.schedule
-        return True if schedule is None else bool(schedule(step))
+        return bool(self.schedule(step))
 
     def record(
         self, step: int, metrics: Mapping[str, Any] | None = None, epoch: Any = None
@@ -256,7 +290,8 @@ class RecordingSession:
         if not self.is_due(step):
             return False
         epoch = None if epoch is None else int(epoch)
-        self.recorder.record(step, metrics=scalar_metrics(metrics), epoch=epoch)
+        layers = getattr(self.recorder, "layers", ())
+        self.recorder.record(step, metrics=storable_metrics(metrics, layers), epoch=epoch)
         self.last_step = step
         return True
 
