@@ -73,7 +73,7 @@ def _specs() -> list[_ModelSpec]:
             "p4cnn",
             "P4CNN (C4 group conv)",
             lambda w, s: models.P4CNN(width=max(2, w // 2), seed=s),
-            ("lift", "gconv1", "gconv2", "pool"),
+            ("lift", "gconv1", "pool", "fc"),
             augment=False,
         ),
     ]
@@ -198,22 +198,19 @@ def _train_and_record(
 
 def _load_data(cfg: DemoConfig, seed: int) -> dict[str, Any]:
     """Digits split into train / held-out; the probe set is the first held-out digits."""
-    import torch
-    from sklearn.datasets import load_digits
+    from latentgeo.datasets import digits
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8)
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_train = int(0.75 * len(y))
-    train, held = perm[:n_train], perm[n_train:]
+    x_train, y_train = digits("train", seed=seed)
+    x_test, y_test = digits("test", seed=seed)
+    if cfg.n_probe > len(y_test):
+        raise ValueError(f"n_probe={cfg.n_probe!r} exceeds the {len(y_test)} held-out digits")
     return {
-        "x_train": x[train],
-        "y_train": y[train],
-        "x_test": x[held],
-        "y_test": y[held],
-        "x_probe": x[held[: cfg.n_probe]],
-        "y_probe": y[held[: cfg.n_probe]],
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "x_probe": x_test[: cfg.n_probe],
+        "y_probe": y_test[: cfg.n_probe],
     }
 
 
