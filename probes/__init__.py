@@ -1,1 +1,43 @@
-"""Group-action probes on latents: equivariance, invariance, irrep spectra, null baselines."""
+"""Group-action probes on latents: equivariance, invariance, irrep spectra, null baselines.
+
+Input for one (layer, step) is ``Z`` of shape ``(n_elements, n_samples, n_units)`` with
+``Z[identity]`` the latents of the untransformed probe inputs (numpy or torch; computed in
+torch, float64 by default, on any device).
+
+- :class:`LinearProbe` — ridge maps ``z(g·x) ≈ rho(g) z(x) + b(g)`` for all elements at once
+  (one shared SVD, penalty by closed-form GCV/LOO), held-out R², re-paired null, bootstrap CI;
+- :func:`invariance`, :func:`orbit_spectrum` — fit-free invariant share and irrep spectrum;
+- :func:`homomorphism_error`, :class:`GroupConsistentProbe` / :func:`fit_from_generators`;
+- :class:`OrthogonalProbe` — whitened Procrustes, ``rho(g) ∈ O(k)``;
+- :func:`character_multiplicities` — soft irrep multiplicities of fitted maps;
+- :class:`GeneratorProbe`, :func:`lie_derivative` — SO(2) generators and Lie derivatives;
+- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
+"""
+
+from probes._characters import character_multiplicities
+from probes._homomorphism import (
+    GroupConsistentProbe,
+    HomomorphismError,
+    fit_from_generators,
+    homomorphism_error,
+)
+from probes._lie import GeneratorProbe, lie_derivative
+from probes._linear import LinearProbe
+from probes._orthogonal import OrthogonalProbe
+from probes._runner import run
+from probes._spectrum import invariance, orbit_spectrum
+
+__all__ = [
+    "GeneratorProbe",
+    "GroupConsistentProbe",
+    "HomomorphismError",
+    "LinearProbe",
+    "OrthogonalProbe",
+    "character_multiplicities",
+    "fit_from_generators",
+    "homomorphism_error",
+    "invariance",
+    "lie_derivative",
+    "orbit_spectrum",
+    "run",
+]

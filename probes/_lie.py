@@ -1,0 +1,271 @@
+"""Probes for the continuous rotation group SO(2): Lie-generator fit and Lie derivative."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from probes._linear import LinearProbe
+from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._validation import as_orbit_tensor, train_test_indices
+
+__all__ = ["GeneratorProbe", "lie_derivative"]
+
+
+class GeneratorProbe:
+    """Fit a Lie-algebra generator ``L`` with ``z(R_θ x) ≈ expm(θ L) z(x)`` for SO(2).
+
+    Two stages.  (1) For the small angles ``0 < |θ| <= small_angle`` ridge maps ``rho(θ)``
+    are fitted (as :class:`LinearProbe`), and ``L₀`` is the least-squares solution of
+    ``θ L ≈ log rho(θ)`` over those angles (the principal matrix logarithm is unambiguous near
+    the identity).  (2) ``L`` is refined on all training angles, large ones included, by
+    minimising ``Σ_θ ‖Zc_θ − Zc_0 expm(θL)ᵀ‖² / Σ_θ ‖Zc_θ‖²`` with L-BFGS through
+    ``torch.linalg.matrix_exp``.  Starting from ``L₀`` keeps the refinement on the branch the
+    small angles identify, which large angles alone cannot (``expm(θL)`` is periodic in L's
+    frequencies).  Latents are centred per angle with their training means.
+
+    Parameters
+    ----------
+    small_angle : float
+        Largest |θ| (radians) used for the initial estimate.
+    refine : bool
+        Run stage (2).
+    max_iter : int
+        L-BFGS iterations of stage (2).
+    alphas, test_size, random_state, device, dtype, n_bootstrap, confidence :
+        As for :class:`LinearProbe`.
+
+    Attributes
+    ----------
+    generator_ : ndarray of shape (n_units, n_units)
+        The fitted ``L``.
+    generator_init_ : ndarray of shape (n_units, n_units)
+        ``L₀`` from the small angles.
+    angles_ : ndarray of shape (n_angles,)
+    r2_ : ndarray of shape (n_angles,)
+        Held-out R² of ``expm(θL)`` per angle.
+    r2_ci_ : ndarray of shape (n_angles, 2)
+    loss_ : float
+        Final relative training loss of stage (2).
+    """
+
+    def __init__(
+        self,
+        small_angle: float = 0.2,
+        refine: bool = True,
+        max_iter: int = 100,
+        alphas: Any = None,
+        test_size: float | int = 0.25,
+        random_state: int | None = 0,
+        device: Any = None,
+        dtype: torch.dtype = torch.float64,
+        n_bootstrap: int = 200,
+        confidence: float = 0.95,
+    ) -> None:
+        self.small_angle = small_angle
+        self.refine = refine
+        self.max_iter = max_iter
+        self.alphas = alphas
+        self.test_size = test_size
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+
+    def fit(self, Z: Any, angles: Any) -> GeneratorProbe:
+        """Fit ``L`` from latents at the given rotation angles.
+
+        Parameters
+        ----------
+        Z : array-like or Tensor of shape (n_angles, n_samples, n_units)
+            ``Z[a]`` the latents of the inputs rotated by ``angles[a]``.
+        angles : array-like of shape (n_angles,)
+            Radians; must contain 0 (the untransformed inputs, used as regressors).
+
+        Returns
+        -------
+        self
+        """
+        Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
+        theta = np.asarray(angles, dtype=np.float64)
+        if theta.ndim != 1 or theta.shape[0] != Zt.shape[0]:
+            raise ValueError(
+                f"angles must be 1-D with one angle per element of Z ({Zt.shape[0]}), got "
+                f"shape {theta.shape}"
+            )
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"angles must be finite, got {theta!r}")
+        zero = np.flatnonzero(np.abs(theta) < 1e-12)
+        if zero.size != 1:
+            raise ValueError(f"angles must contain exactly one 0 (the identity), got {theta!r}")
+        small = np.flatnonzero((np.abs(theta) > 0) & (np.abs(theta) <= self.small_angle))
+        if small.size == 0:
+            raise ValueError(
+                f"no angle with 0 < |θ| <= small_angle={self.small_angle!r}; the generator "
+                f"is identified from small angles (got {theta!r})"
+            )
+        e = int(zero[0])
+        train, test = train_test_indices(Zt.shape[1], self.test_size, self.random_state)
+        tr = torch.as_tensor(train, device=Zt.device)
+        te = torch.as_tensor(test, device=Zt.device)
+        mean = Zt[:, tr].mean(dim=1, keepdim=True)
+        Zc = Zt - mean
+
+        # Stage 1: ridge maps at small angles (same split), least squares on their logarithms.
+        probe = LinearProbe(
+            alphas=self.alphas,
+            test_size=self.test_size,
+            random_state=self.random_state,
+            device=self.device,
+            dtype=self.dtype,
+            n_null=0,
+            n_bootstrap=0,
+        ).fit(Zt[[e, *small.tolist()]])
+        L0 = _log_least_squares(probe.rho_[1:], theta[small])
+        L = torch.as_tensor(L0, dtype=Zt.dtype, device=Zt.device)
+
+        th = torch.as_tensor(theta, dtype=Zt.dtype, device=Zt.device)
+        X, Y = Zc[e, tr], Zc[:, tr]
+        self.loss_ = float(_relative_loss(L, th, X, Y))
+        if self.refine:
+            L, self.loss_ = _refine(L, th, X, Y, self.max_iter)
+
+        with torch.no_grad():
+            E = torch.linalg.matrix_exp(th[:, None, None] * L)  # (A, d, d)
+            Y_hat = Zc[e, te] @ E.transpose(1, 2) + mean
+        Y_te = Zt[:, te]
+        rng = np.random.default_rng(self.random_state)
+        self.generator_ = L.detach().cpu().numpy()
+        self.generator_init_ = L0
+        self.angles_ = theta
+        self.r2_ = variance_weighted_r2(Y_te, Y_hat).cpu().numpy()
+        ci = bootstrap_r2(Y_te, Y_hat, self.n_bootstrap, self.confidence, rng)
+        self.r2_ci_ = ci.cpu().numpy()
+        self.train_index_, self.test_index_ = train, test
+        return self
+
+    def rho(self, theta: Any) -> np.ndarray:
+        """``expm(θ L)`` for one angle or an array of angles.
+
+        Parameters
+        ----------
+        theta : float or array-like of shape (n,)
+
+        Returns
+        -------
+        ndarray of shape (n_units, n_units) or (n, n_units, n_units)
+        """
+        if not hasattr(self, "generator_"):
+            raise RuntimeError("this GeneratorProbe is not fitted yet; call fit(Z, angles)")
+        th = torch.as_tensor(np.asarray(theta, dtype=np.float64))
+        L = torch.as_tensor(self.generator_)
+        return torch.linalg.matrix_exp(th[..., None, None] * L).numpy()
+
+
+def _log_least_squares(maps: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """``argmin_L Σ_θ ‖θ L − log M(θ)‖²`` = ``Σ θ log M(θ) / Σ θ²``."""
+    from scipy.linalg import logm
+
+    acc = np.zeros(maps.shape[1:])
+    for M, t in zip(maps, theta):
+        # The real part: a fitted map near the identity has a real principal logarithm, and
+        # round-off can leave ~1e-16 imaginary parts.
+        acc += t * np.real(logm(M))
+    return acc / float(np.sum(theta**2))
+
+
+def _relative_loss(L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> Any:
+    E = torch.linalg.matrix_exp(th[:, None, None] * L)
+    pred = X @ E.transpose(1, 2)  # (A, n, d)
+    return ((Y - pred) ** 2).sum() / (Y**2).sum()
+
+
+def _refine(
+    L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, max_iter: int
+) -> tuple[torch.Tensor, float]:
+    param = L.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [param], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-12
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = _relative_loss(param, th, X, Y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        loss = float(_relative_loss(param, th, X, Y))
+    return param.detach(), loss
+
+
+def lie_derivative(
+    fn: Callable[[Any], Any],
+    x: Any,
+    action: Any,
+    eps: float = 1e-3,
+    out_action: Any = None,
+) -> torch.Tensor:
+    """Lie derivative of ``fn`` along rotations at θ = 0, by central finite differences.
+
+    ``(F(ε) − F(−ε)) / 2ε`` with ``F(θ) = fn(action.rotate(x, θ))`` (invariance: zero for an
+    invariant ``fn``), or ``F(θ) = out_action(−θ, fn(action.rotate(x, θ)))`` when the output
+    rotates too (equivariance: zero for an equivariant ``fn``).  The error of the central
+    difference is O(ε²).
+
+    Parameters
+    ----------
+    fn : callable
+        A model or function of a batch of inputs.
+    x : Tensor
+        A batch of inputs.
+    action : object with ``rotate(x, angle)``
+        Rotation of the inputs by an angle in radians (e.g. interpolated image rotation).
+    eps : float
+        Finite-difference step in radians.
+    out_action : callable ``(angle, y) -> y`` or object with ``rotate``, optional
+        Rotation of the outputs.
+
+    Returns
+    -------
+    Tensor
+        Same shape as ``fn(x)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Plane:
+    ...     def rotate(self, x, angle):
+    ...         c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
+    ...         return x @ torch.stack([torch.stack([c, s]), torch.stack([-s, c])]).to(x)
+    >>> x = torch.randn(5, 2, dtype=torch.float64)
+    >>> d = lie_derivative(lambda p: p.norm(dim=1), x, Plane())
+    >>> bool(d.abs().max() < 1e-8)
+    True
+    """
+    if not hasattr(action, "rotate"):
+        raise TypeError(f"action must provide rotate(x, angle), got {action!r}")
+    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
+        raise ValueError(f"eps must be a positive float, got {eps!r}")
+    if out_action is not None and not callable(out_action):
+        if not hasattr(out_action, "rotate"):
+            raise TypeError(f"out_action must be callable or provide rotate, got {out_action!r}")
+        rot_out = out_action.rotate
+
+        def out_rotate(angle: float, y: Any) -> Any:
+            return rot_out(y, angle)
+    else:
+        out_rotate = out_action
+
+    def F(angle: float) -> Any:
+        y = fn(action.rotate(x, angle))
+        return y if out_rotate is None else out_rotate(-angle, y)
+
+    with torch.no_grad():
+        return (F(eps) - F(-eps)) / (2.0 * eps)

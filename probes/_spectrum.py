@@ -1,0 +1,165 @@
+"""Fit-free probes: invariance and the orbit (group-Fourier) power spectrum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from probes._validation import as_orbit_tensor, check_group_order
+
+__all__ = ["invariance", "orbit_spectrum"]
+
+
+def _centred(Z: torch.Tensor) -> torch.Tensor:
+    # Centre by the grand mean over elements and samples: the mean latent is not structure.
+    return Z - Z.mean(dim=(0, 1), keepdim=True)
+
+
+def invariance(Z: Any, *, device: Any = None, dtype: torch.dtype = torch.float64) -> float:
+    """Fraction of the centred variance of the latents that is invariant under the group.
+
+    The invariant part of a sample's orbit signal ``g ↦ z(g·x)`` is its orbit mean; the
+    fraction is ``Σ_{units} |G| Σ_i ‖m_i − μ‖² / Σ_{units} Σ_{g,i} ‖z(g·x_i) − μ‖²`` with ``m_i``
+    the orbit mean and ``μ`` the grand mean, i.e. per-unit fractions aggregated with weights
+    proportional to each unit's variance.  It equals the trivial irrep's share of
+    :func:`orbit_spectrum`.
+
+    Parameters
+    ----------
+    Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
+        Orbit latents over all group elements (or a uniform grid of a continuous group).
+    device : torch.device or str, optional
+    dtype : torch.dtype
+
+    Returns
+    -------
+    float in [0, 1]
+        1 for an invariant layer; 0 when every orbit has the grand mean as its mean.  A layer
+        with no variance at all returns 1 (nothing varies, so nothing breaks invariance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probes import invariance
+    >>> z = np.random.default_rng(0).normal(size=(100, 4))
+    >>> invariance(np.stack([z, z, z]))
+    1.0
+    >>> round(invariance(np.stack([z, -z])), 12)
+    0.0
+    """
+    Zc = _centred(as_orbit_tensor(Z, dtype=dtype, device=device))
+    total = (Zc**2).sum()
+    if total <= 0:
+        return 1.0
+    inv = Zc.shape[0] * (Zc.mean(dim=0) ** 2).sum()
+    return float((inv / total).clamp(0.0, 1.0))
+
+
+def orbit_spectrum(
+    Z: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
+) -> Any:
+    """Share of the centred variance of the orbit signal in each real irrep's isotypic part.
+
+    For each sample and unit, the orbit signal ``f(g) = z(g·x) − μ`` is a function on the group;
+    the isotypic projectors of the regular representation split it into orthogonal parts, one
+    per real irrep (for a cyclic group this is the discrete Fourier transform over the orbit,
+    with frequencies ``k`` and ``n − k`` pooled into one real irrep).  The spectrum is the
+    energy of each part summed over samples and units, divided by the total.
+
+    Parameters
+    ----------
+    Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
+        Orbit latents, element axis in the group's element order.
+    group : FiniteGroup
+        Provides ``irreps`` (names) and ``isotypic_projectors()``.  For ``SO2`` the element
+        axis is taken as a uniform grid of angles ``2πk/n`` and the spectrum is over integer
+        frequencies ``0, 1, ..., n // 2`` (named ``"k0"``, ``"k1"``, ...).
+    device : torch.device or str, optional
+    dtype : torch.dtype
+
+    Returns
+    -------
+    xarray.DataArray of shape (n_irreps,)
+        Dim ``"irrep"`` with the irrep names as coordinates, summing to 1; the trivial irrep's
+        share equals :func:`invariance`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentgeo.groups import Cyclic
+    >>> from probes import orbit_spectrum
+    >>> z = np.random.default_rng(0).normal(size=(50, 3))
+    >>> spec = orbit_spectrum(np.stack([z, -z]), Cyclic(2))
+    >>> float(spec.sum())
+    1.0
+    """
+    import xarray as xr
+
+    Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
+    if is_circle_group(group):
+        names, fractions = _circle_spectrum(Zt)
+    else:
+        check_group_order(Zt.shape[0], group)
+        names, fractions = _finite_spectrum(Zt, group)
+    return xr.DataArray(
+        fractions.cpu().numpy(),
+        dims=("irrep",),
+        coords={"irrep": np.asarray(names, dtype=object)},
+        name="spectrum",
+    )
+
+
+def is_circle_group(group: Any) -> bool:
+    """True for SO(2) (a group without a finite order), sampled on a uniform angle grid."""
+    order = getattr(group, "order", None)
+    return type(group).__name__ == "SO2" or order is None or order == float("inf")
+
+
+def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[str], torch.Tensor]:
+    """Irrep names (in ``group.irreps`` order) and their isotypic projectors stacked."""
+    projectors = group.isotypic_projectors()
+    names = [irrep.name for irrep in group.irreps]
+    missing = [name for name in names if name not in projectors]
+    if missing:
+        raise ValueError(f"group {group!r} gives no isotypic projector for irreps {missing!r}")
+    P = np.stack([np.asarray(projectors[name], dtype=np.float64) for name in names])
+    return names, torch.as_tensor(P, dtype=dtype, device=device)
+
+
+def _finite_spectrum(Z: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
+    names, P = projector_stack(group, Z.dtype, Z.device)
+    Zc = _centred(Z)
+    flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
+    # ‖P f‖² = fᵀ P f for an orthogonal projector; the Gram matrix over the element axis is
+    # all that is needed, so the cost is |G|² n d once, then |G|² per irrep.
+    gram = flat @ flat.T  # (G, G)
+    energy = torch.einsum("rgh,gh->r", P, gram)
+    total = torch.trace(gram)
+    if total <= 0:
+        # No variance: everything is (trivially) invariant.
+        out = torch.zeros(len(names), dtype=Z.dtype, device=Z.device)
+        out[0] = 1.0
+        return names, out
+    return names, (energy / total).clamp_min(0.0)
+
+
+def _circle_spectrum(Z: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    n = Z.shape[0]
+    Zc = _centred(Z)
+    F = torch.fft.rfft(Zc, dim=0)  # (n // 2 + 1, samples, units)
+    power = (F.abs() ** 2).sum(dim=(1, 2))
+    # Parseval for the real FFT: interior frequencies stand for k and n − k.
+    weight = torch.full_like(power, 2.0)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    power = power * weight
+    total = power.sum()
+    names = [f"k{k}" for k in range(power.numel())]
+    if total <= 0:
+        out = torch.zeros_like(power)
+        out[0] = 1.0
+        return names, out
+    return names, power / total
