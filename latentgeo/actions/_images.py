@@ -1,0 +1,349 @@
+"""Actions on images ``(..., H, W)``: rot90/flips, cyclic translations, rotations by any angle."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
+
+__all__ = ["ImageRotationAngles", "ImageRotations", "ImageTranslations"]
+
+
+def _resolve_group(group: Any) -> Any:
+    from latentgeo import groups
+
+    if isinstance(group, str):
+        return groups.parse(group)
+    return group
+
+
+def _check_image(x: torch.Tensor, who: str) -> None:
+    if x.ndim < 2:
+        raise ValueError(
+            f"{who} acts on images of shape (..., H, W); got a tensor of shape {tuple(x.shape)}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRotations(Action):
+    """Rotations by multiples of 90° and reflections of square images (exact).
+
+    ``r`` is ``torch.rot90(x, 1, dims=(-2, -1))`` (a quarter turn, counter-clockwise as
+    ``imshow`` draws it) and ``s`` is ``torch.flip(x, dims=(-1,))`` (left-right mirror).
+    For ``Cyclic(n)`` element ``k`` is ``r_n^k``; for ``Dihedral(n)`` element ``n + k`` is
+    ``r_n^k ∘ s`` (flip first), where ``r_n = r^(4 // n)``: ``n`` may be 1, 2 or 4, so
+    ``Cyclic(2)``/``Dihedral(2)`` (half turns and flips) also act on non-square images.
+
+    Parameters
+    ----------
+    group : Cyclic or Dihedral group, or its spec string (``"C4"``, ``"D4"``, ``"C2"``)
+        Default ``Cyclic(4)``.
+
+    Examples
+    --------
+    >>> from latentgeo.groups import Dihedral
+    >>> act = ImageRotations(Dihedral(4))
+    >>> x = torch.rand(5, 1, 8, 8)
+    >>> act.orbit(x).shape
+    torch.Size([8, 5, 1, 8, 8])
+    """
+
+    group: Any = "C4"
+
+    def __post_init__(self) -> None:
+        from latentgeo.groups import Cyclic, Dihedral
+
+        group = _resolve_group(self.group)
+        object.__setattr__(self, "group", group)
+        ok = isinstance(group, (Cyclic, Dihedral)) and self._n in (1, 2, 4)
+        if not ok:
+            raise ValueError(
+                f"ImageRotations cannot carry {group!r}: rot90 and flips realise only "
+                "Cyclic(n) and Dihedral(n) with n in (1, 2, 4)"
+            )
+
+    @property
+    def _n(self) -> int:
+        from latentgeo.groups import Cyclic
+
+        order = int(self.group.order)
+        return order if isinstance(self.group, Cyclic) else order // 2
+
+    def _validate(self, x: torch.Tensor) -> None:
+        _check_image(x, "ImageRotations")
+        if self._n == 4 and x.shape[-1] != x.shape[-2]:
+            raise ValueError(
+                f"ImageRotations({self.group.spec}) rotates by 90° and needs square images; "
+                f"got H, W = {tuple(x.shape[-2:])}"
+            )
+
+    def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        n = self._n
+        quarter_turns = (k % n) * (4 // n)
+        if k >= n:
+            x = torch.flip(x, dims=(-1,))
+        return torch.rot90(x, quarter_turns, dims=(-2, -1)) if quarter_turns else x.clone()
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"type": "ImageRotations", "group": self.group.spec}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTranslations(Action):
+    """Cyclic translations of images (exact): the group ``C_h × C_w``.
+
+    Element ``i * w + j`` (the pair ``(r^i, r^j)`` of ``DirectProduct(Cyclic(h), Cyclic(w))``)
+    is ``torch.roll(x, (i * stride[0], j * stride[1]), dims=(-2, -1))``: rows move down by
+    ``i`` strides, columns right by ``j``.  Images must have ``H == h * stride[0]`` and
+    ``W == w * stride[1]`` (a roll by the full height must be the identity).
+
+    Parameters
+    ----------
+    h, w : int
+        Number of vertical and horizontal shifts (the image size for ``stride=1``).
+    stride : int or (int, int)
+        Pixels per shift, e.g. ``ImageTranslations(4, 4, stride=2)`` on 8×8 images.
+    """
+
+    h: int
+    w: int
+    stride: Any = 1
+
+    def __post_init__(self) -> None:
+        for name in ("h", "w"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        s = self.stride
+        s = (s, s) if isinstance(s, numbers.Integral) else tuple(s)
+        if len(s) != 2 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in s
+        ):
+            raise ValueError(
+                f"stride must be a positive int or a pair of them, got {self.stride!r}"
+            )
+        object.__setattr__(self, "stride", (int(s[0]), int(s[1])))
+
+    @property
+    def group(self) -> Any:
+        from latentgeo.groups import Cyclic, DirectProduct
+
+        return self._cached("_group", lambda: DirectProduct(Cyclic(self.h), Cyclic(self.w)))
+
+    def _validate(self, x: torch.Tensor) -> None:
+        _check_image(x, "ImageTranslations")
+        want = (self.h * self.stride[0], self.w * self.stride[1])
+        if tuple(x.shape[-2:]) != want:
+            raise ValueError(
+                f"ImageTranslations(h={self.h}, w={self.w}, stride={self.stride}) acts on "
+                f"images of size H, W = {want}; got {tuple(x.shape[-2:])}"
+            )
+
+    def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        i, j = divmod(k, self.w)
+        if i == 0 and j == 0:
+            return x.clone()
+        return torch.roll(x, (i * self.stride[0], j * self.stride[1]), dims=(-2, -1))
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"type": "ImageTranslations", "h": self.h, "w": self.w, "stride": list(self.stride)}
+
+
+_INTERPOLATION = ("bilinear", "bicubic", "nearest")
+_PADDING = ("zeros", "border", "reflection")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRotationAngles(Action):
+    """Rotations of images by any angle, by interpolation (approximate).
+
+    The finite group is ``Cyclic(n)`` (the rotations by ``2πk/n``, SO(2) discretised to a
+    uniform grid); :meth:`rotate` rotates by any angle, e.g. small ones for Lie derivatives.
+    A positive angle turns the picture the way ``torch.rot90(x, 1, dims=(-2, -1))`` does, about
+    the image centre, in pixel units (non-square images are rotated rigidly, not stretched).
+
+    How approximate it is: the output at pixel ``p = (column, row)`` (from the centre)
+    samples the input at ``R(θ) p``, ``R(θ) = [[cos θ, -sin θ], [sin θ, cos θ]]``, by
+    ``interpolation``; where that point lies outside the image, ``padding_mode`` decides (so
+    corners are lost: compare inside :meth:`disc_mask`).  At multiples of 90° every sample
+    lands on a pixel centre and the result equals ``rot90`` up to rounding (~1e-6 in float32).
+    At other angles a rotation blurs by up to half a pixel, so ``act(g, act(h, x))`` differs
+    from ``act(g∘h, x)`` by an amount that shrinks with the image's smoothness:
+    :meth:`check` reports it inside the disc and flags (does not raise) when it exceeds the
+    dtype tolerance.
+
+    Parameters
+    ----------
+    n : int or sequence of float
+        Number of angles ``2πk/n``, or the angles themselves (radians), which must be such a
+        uniform grid starting at 0.
+    interpolation : {"bilinear", "bicubic", "nearest"}
+    padding_mode : {"zeros", "border", "reflection"}
+    """
+
+    n: Any = 8
+    interpolation: str = "bilinear"
+    padding_mode: str = "zeros"
+
+    exact = False
+
+    def __post_init__(self) -> None:
+        n = self.n
+        if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+            if n < 1:
+                raise ValueError(f"n must be a positive number of angles, got {n!r}")
+            n = int(n)
+        elif isinstance(n, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(n, str):
+            angles = np.asarray(n, dtype=np.float64).ravel()
+            m = len(angles)
+            grid = 2 * np.pi * np.arange(m) / max(m, 1)
+            if m == 0 or not np.allclose(angles, grid, atol=1e-9, rtol=0):
+                raise ValueError(
+                    f"angles must be the uniform grid 2πk/n, k = 0..n-1 (a group); got {n!r}"
+                )
+            n = m
+        else:
+            raise TypeError(f"n must be an int or a sequence of angles, got {n!r}")
+        object.__setattr__(self, "n", n)
+        if self.interpolation not in _INTERPOLATION:
+            raise ValueError(
+                f"interpolation must be one of {_INTERPOLATION}, got {self.interpolation!r}"
+            )
+        if self.padding_mode not in _PADDING:
+            raise ValueError(f"padding_mode must be one of {_PADDING}, got {self.padding_mode!r}")
+
+    @property
+    def group(self) -> Any:
+        from latentgeo.groups import Cyclic
+
+        return self._cached("_group", lambda: Cyclic(self.n))
+
+    @property
+    def lie_group(self) -> Any:
+        """The continuous group, ``latentgeo.groups.SO2()``."""
+        from latentgeo.groups import SO2
+
+        return SO2()
+
+    @property
+    def angles(self) -> np.ndarray:
+        """The angles ``2πk/n`` of the group elements, float64 array of shape (n,)."""
+        return 2 * np.pi * np.arange(self.n) / self.n
+
+    def _validate(self, x: torch.Tensor) -> None:
+        _check_image(x, "ImageRotationAngles")
+        if not (x.is_floating_point()):
+            raise TypeError(
+                f"ImageRotationAngles interpolates and needs floating-point images; got {x.dtype}"
+            )
+
+    def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        if k == 0:
+            return x.clone()
+        return self._rotate(x, torch.tensor(2 * math.pi * k / self.n, dtype=torch.float64))
+
+    def rotate(self, x: Any, theta: Any) -> Any:
+        """Rotate images by ``theta`` radians (any angle; differentiable in ``theta``).
+
+        Parameters
+        ----------
+        x : tensor or array of shape (..., H, W), floating point
+        theta : float, or tensor of shape () or (n,) with ``n = x.shape[0]``
+            One angle for all images, or one per leading index.  A tensor that requires
+            grad gives gradients with respect to the angle (exact Lie derivatives).
+
+        Returns
+        -------
+        same kind as ``x``, shape (..., H, W)
+        """
+        t, was_numpy = as_tensor(x)
+        self._validate(t)
+        if isinstance(theta, torch.Tensor):
+            th = theta
+        else:
+            th = torch.as_tensor(np.asarray(theta, dtype=np.float64))
+        if th.is_complex() or not (
+            th.is_floating_point() or th.dtype in (torch.int32, torch.int64)
+        ):
+            raise TypeError(f"theta must be real, got {theta!r}")
+        if th.ndim > 1 or (th.ndim == 1 and (t.ndim < 3 or th.shape[0] != t.shape[0])):
+            raise ValueError(
+                f"theta must be a scalar or of shape (n,) matching x.shape[0] for x of shape "
+                f"(n, ..., H, W); got theta of shape {tuple(th.shape)} for x {tuple(t.shape)}"
+            )
+        return like_input(self._rotate(t, th), was_numpy)
+
+    def _rotate(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        h, w = x.shape[-2:]
+        lead = x.shape[:-2]
+        flat = x.reshape(-1, 1, h, w)
+        m = flat.shape[0]
+        theta = theta.to(device=x.device, dtype=torch.float64)
+        if theta.ndim == 1:
+            # one angle per leading index: repeat over the remaining leading axes
+            per = int(np.prod(lead[1:], dtype=np.int64)) if len(lead) > 1 else 1
+            theta = theta.repeat_interleave(per)
+        else:
+            theta = theta.expand(m)
+        c, s = torch.cos(theta), torch.sin(theta)
+        # affine_grid works in coordinates normalised to [-1, 1] along each axis; convert to
+        # pixel units (scale by W/2, H/2) so the rotation is rigid on non-square images:
+        # A = S^-1 R(θ) S, with (u, v) = (column, row) and R(θ) = [[c, -s], [s, c]] which
+        # reproduces torch.rot90 at θ = π/2.
+        sx, sy = w / 2.0, h / 2.0
+        zero = torch.zeros_like(c)
+        rows = [
+            torch.stack([c, -s * sy / sx, zero], dim=-1),
+            torch.stack([s * sx / sy, c, zero], dim=-1),
+        ]
+        # float64 affine parameters rounded once to the image dtype: the grid is then as
+        # accurate as that dtype allows.
+        A = torch.stack(rows, dim=-2).to(x.dtype)
+        grid = F.affine_grid(A, [m, 1, h, w], align_corners=False)
+        mode = self.interpolation
+        out = F.grid_sample(
+            flat, grid, mode=mode, padding_mode=self.padding_mode, align_corners=False
+        )
+        return out.reshape(x.shape)
+
+    def disc_mask(self, h: int, w: int | None = None, margin: float = 1.0) -> torch.Tensor:
+        """Boolean mask of shape (h, w) of the pixels inside the inscribed disc.
+
+        Pixels whose centre lies within ``min(h, w)/2 - margin`` of the image centre stay
+        inside the image under every rotation, so no padding reaches them.
+        """
+        w = h if w is None else w
+        yy = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
+        xx = torch.arange(w, dtype=torch.float64) - (w - 1) / 2
+        r = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+        return r <= min(h, w) / 2 - margin
+
+    def check(self, x: Any, *, mask: Any = "disc", **kwargs: Any) -> ActionCheck:
+        """:meth:`Action.check` compared inside :meth:`disc_mask` by default
+        (``mask=None`` compares the whole image).  Approximate: flags, does not raise,
+        unless ``strict=True``."""
+        if isinstance(mask, str):
+            if mask != "disc":
+                raise ValueError(f"mask must be 'disc', None or a boolean array, got {mask!r}")
+            t, _ = as_tensor(x)
+            _check_image(t, "ImageRotationAngles")
+            mask = self.disc_mask(t.shape[-2], t.shape[-1]).to(t.device)
+        return super().check(x, mask=mask, **kwargs)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "type": "ImageRotationAngles",
+            "n": self.n,
+            "interpolation": self.interpolation,
+            "padding_mode": self.padding_mode,
+        }
