@@ -1,0 +1,554 @@
+"""The :class:`LatentRecorder`: record latents of chosen layers on a probe set's group orbit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import numbers
+import os
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
+from latentgeo.record._reducers import Reducer, as_reducer
+from latentgeo.schedules import Schedule, as_schedule
+
+__all__ = ["LatentRecorder", "NonFiniteLatentsWarning", "WriterError"]
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {
+    "float16": torch.float16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+#: The orbit of the probe set is kept on the device between recordings when it fits in this.
+_ORBIT_CACHE_BYTES = 512 * 2**20
+#: Probe inputs are stored in the run by default when they are at most this big.
+_STORE_INPUTS_BYTES = 64 * 2**20
+
+
+class NonFiniteLatentsWarning(RuntimeWarning):
+    """Some recorded latents are NaN or infinite (they are stored as they are)."""
+
+
+class WriterError(RuntimeError):
+    """The background writer failed; the original exception is the ``__cause__``."""
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _model_device(module: torch.nn.Module) -> torch.device:
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _probe_digest(x: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(repr((x.shape, str(x.dtype))).encode())
+    h.update(np.ascontiguousarray(x).data)
+    return h.hexdigest()
+
+
+class LatentRecorder:
+    """Record the latents of chosen layers on a probe set and its group orbit into a run store.
+
+    At every recorded step the probe set ``x`` is transformed by every group element
+    (``action.orbit(x)``), pushed through the model in eval mode, and the outputs of the
+    hooked layers are reduced, cast and written as one checkpoint of the store.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; DDP / DataParallel / ``torch.compile`` wrappers are looked through.
+    layers : str or sequence of str
+        Module names or ``fnmatch`` patterns over ``named_modules()``.
+    action : latentgeo.actions.Action
+        How the group acts on inputs (``action.orbit``, ``action.group``, ``action.to_spec``).
+    probe_inputs : tensor or array of shape (n_samples, ...)
+        The fixed probe set.
+    store : str or os.PathLike
+        Path or fsspec URL of the run store.
+    labels : tensor or array of shape (n_samples, ...), optional
+        Labels of the probe set, stored with it.
+    mode : {"w-", "w", "a"}
+        ``"w-"`` refuses an existing store, ``"w"`` overwrites, ``"a"`` resumes: steps up to
+        the last committed one are skipped, never written twice.
+    reduce : str, Reducer, callable or mapping
+        Reducer for every layer, or ``{layer: reducer}`` (unlisted layers are flattened).
+    dtype : {"float32", "float16", "float64"}
+        Storage dtype; the cast happens on the device.
+    batch_size : int
+        Number of transformed inputs per forward pass (``batch_size // order`` probe samples,
+        with all their group transforms).
+    schedule : Schedule, int, iterable of int or None
+        Steps :meth:`maybe_record` records (default: :func:`latentgeo.schedules.default_schedule`).
+    device : torch.device or str, optional
+        Where to run the forward passes (default: the model's device).
+    store_inputs : bool or "auto"
+        Store the probe inputs in the run ("auto": when they take at most 64 MiB).
+    compressors : optional
+        zarr compressors for the latents (default none, see :class:`latentgeo.store.RunWriter`).
+    max_queue : int
+        Checkpoints waiting for the background writer before :meth:`record` blocks.
+
+    Notes
+    -----
+    *Observer effect.* Recording runs under ``eval()`` and ``torch.inference_mode()``, restores
+    every module's own train/eval flag afterwards, forks the RNG (``torch.random.fork_rng``)
+    so no random state changes, and registers its hooks only for the duration of a recording.
+    Training with and without the recorder gives bit-identical weights.
+
+    *Threads.* Reduction and the cast run on the device; the result is copied once to (pinned,
+    on CUDA) host memory, a CUDA event marks the copy, and a bounded queue hands it to a
+    writer thread that waits on the event and appends to the store.  An error in the writer
+    is raised by the next :meth:`record`, :meth:`flush` or :meth:`close`.
+
+    *Distributed.* Under ``torch.distributed`` only rank 0 records, forwarding through the
+    unwrapped module (so DDP's buffer broadcast is not triggered); other ranks keep track of
+    the steps and do nothing else.  The recorder calls no collective at all, so it may be
+    created on every rank or on rank 0 only, and recording never deadlocks.  Every rank holds
+    the same weights under DDP, so rank 0's recording is the recording.
+
+    Examples
+    --------
+    >>> rec = LatentRecorder(model, ["conv1", "fc"], action, x, "runs/cnn.zarr")  # doctest: +SKIP
+    >>> for step in range(1000):  # doctest: +SKIP
+    ...     loss = train_step()
+    ...     rec.maybe_record(step, metrics={"loss": loss})
+    >>> rec.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        layers: str | Sequence[str],
+        action: Any,
+        probe_inputs: Any,
+        store: str | os.PathLike[str],
+        labels: Any = None,
+        mode: str = "w-",
+        reduce: Any = "flatten",
+        dtype: str = "float32",
+        batch_size: int = 256,
+        schedule: Schedule | int | Sequence[int] | None = None,
+        device: torch.device | str | None = None,
+        *,
+        store_inputs: bool | str = "auto",
+        compressors: Any = None,
+        max_queue: int = 2,
+    ) -> None:
+        from latentgeo.store import RunWriter, open_run
+
+        self._model = model
+        self._module = unwrap_model(model)
+        # Resolve every name before anything else: a typo fails before any hook or file.
+        self.layers = resolve_layers(self._module, layers)
+        for attr in ("orbit", "group", "to_spec"):
+            if not hasattr(action, attr):
+                raise TypeError(
+                    f"action must be a latentgeo.actions.Action (with .{attr}), got {action!r}"
+                )
+        self.action = action
+        self._reducers = self._make_reducers(reduce)
+        if isinstance(dtype, torch.dtype):
+            dtype = str(dtype).removeprefix("torch.")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.dtype = dtype
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"batch_size must be an int, got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.schedule = as_schedule(schedule)
+        if mode not in ("w-", "w", "a"):
+            raise ValueError(f"mode must be one of ('w-', 'w', 'a'), got {mode!r}")
+        self.mode = mode
+        self.device = torch.device(device) if device is not None else _model_device(self._module)
+
+        x = probe_inputs
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"probe_inputs must be a tensor or numpy array, got {type(x).__name__}")
+        if x.ndim < 1 or x.shape[0] < 1:
+            raise ValueError(
+                f"probe_inputs must have shape (n_samples >= 1, ...), got {tuple(x.shape)}"
+            )
+        self._x = x.detach()
+        if labels is not None:
+            labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
+            labels = np.asarray(labels)
+            if labels.ndim < 1 or labels.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"labels must have shape (n_samples={x.shape[0]}, ...), got {labels.shape!r}"
+                )
+        self.store = store
+        self.rank, self.world_size = _dist_rank_world()
+
+        group = action.group
+        elements = list(getattr(action, "elements", None) or [str(e) for e in group.elements])
+        self._order = len(elements)
+        x_host = self._x.cpu().numpy()
+        meta = {
+            "group": getattr(group, "spec", None) or repr(group),
+            "elements": elements,
+            "action": action.to_spec(),
+            "probe": {
+                "n_samples": int(x.shape[0]),
+                "input_shape": list(x.shape[1:]),
+                "input_dtype": str(x_host.dtype),
+                "sha256": _probe_digest(x_host),
+                "has_labels": labels is not None,
+            },
+            "model": {
+                "class": f"{type(self._module).__module__}.{type(self._module).__qualname__}",
+                "n_parameters": int(sum(p.numel() for p in self._module.parameters())),
+            },
+            "recorder": {"batch_size": self.batch_size, "world_size": self.world_size},
+        }
+        self._writer: Any = None
+        self._thread: threading.Thread | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(max_queue)))
+        self._error: BaseException | None = None
+        self._warnings: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._orbit_batches: list[torch.Tensor] | None = None
+        self._layers_defined = False
+        self._feature_shapes: dict[str, tuple[int, ...]] = {}
+        committed: list[int] = []
+        if self.rank == 0:
+            self._writer = RunWriter(store, mode, meta=meta, compressors=compressors)
+            committed = self._writer.steps
+            if store_inputs == "auto":
+                store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
+            if store_inputs and x_host.dtype.kind in "biuf":
+                self._writer.write_probe(x_host, labels)
+            elif labels is not None and labels.dtype.kind in "biuf":
+                self._writer.write_probe(None, labels)
+            self._thread = threading.Thread(
+                target=self._write_loop, name="latentgeo-writer", daemon=True
+            )
+            self._thread.start()
+        elif mode == "a":
+            # Non-zero ranks only learn which steps are already there, to answer like rank 0.
+            try:
+                committed = [int(s) for s in open_run(store).steps]
+            except (FileNotFoundError, ValueError):
+                committed = []
+        self._recorded: list[int] = list(committed)
+
+    # -- configuration helpers ----------------------------------------------------------------
+    def _make_reducers(self, reduce: Any) -> dict[str, Reducer]:
+        if isinstance(reduce, Mapping):
+            unknown = [k for k in reduce if k not in self.layers]
+            if unknown:
+                raise ValueError(
+                    f"reduce has entries for layers that are not recorded: {unknown!r}; "
+                    f"recorded layers: {self.layers}"
+                )
+            return {name: as_reducer(reduce.get(name, "flatten")) for name in self.layers}
+        reducer = as_reducer(reduce)
+        return dict.fromkeys(self.layers, reducer)
+
+    # -- public state ---------------------------------------------------------------------------
+    @property
+    def last_step(self) -> int | None:
+        """The last recorded step (committed once the writer catches up: see :meth:`flush`),
+        or None before the first."""
+        return self._recorded[-1] if self._recorded else None
+
+    @property
+    def recorded_steps(self) -> list[int]:
+        """Every step in the store: those committed before a resume, then those recorded."""
+        return list(self._recorded)
+
+    # -- recording ------------------------------------------------------------------------------
+    def maybe_record(
+        self, step: int, metrics: Mapping[str, Any] | None = None, *, epoch: int | None = None
+    ) -> bool:
+        """Record ``step`` if the schedule says so; return whether it was recorded."""
+        if not self.schedule(step):
+            return False
+        return self.record(step, metrics, epoch=epoch)
+
+    def record(
+        self, step: int, metrics: Mapping[str, Any] | None = None, *, epoch: int | None = None
+    ) -> bool:
+        """Record the latents at training step ``step``.
+
+        Parameters
+        ----------
+        step : int
+            Training step (>= 0).  A step not after :attr:`last_step` is skipped (resumed runs,
+            gradient accumulation), never written twice.
+        metrics : mapping of str to float, optional
+            Scalars stored along ``step`` (``loss``, ``accuracy``…).
+        epoch : int, optional
+            Training epoch.
+
+        Returns
+        -------
+        bool
+            True if the step was recorded (on every rank), False if it was skipped.
+        """
+        self._check_open()
+        self._raise_pending()
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"step must be a non-negative int, got {step!r}")
+        step = int(step)
+        if self._recorded and step <= self._recorded[-1]:
+            log.debug(
+                "step %d skipped: not after the last recorded step %d", step, self._recorded[-1]
+            )
+            return False
+        if epoch is not None and (
+            isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral)
+        ):
+            raise TypeError(f"epoch must be an int, got {epoch!r}")
+        scalars = {}
+        for key, value in (metrics or {}).items():
+            try:
+                scalars[str(key)] = float(value)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"metric {key!r} must be a real scalar, got {value!r}") from err
+        if self.rank == 0:
+            latents, counts, event = self._forward()
+            if not self._layers_defined:
+                # The writer thread is idle before the first checkpoint, so defining the
+                # layers here (and failing loudly on a resume mismatch) is race-free.
+                self._writer.ensure_layers(self._layer_specs(latents))
+                self._layers_defined = True
+            item = (step, epoch, time.time(), scalars, latents, counts, event)
+            while True:
+                try:
+                    self._queue.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    self._raise_pending()
+        self._recorded.append(step)
+        return True
+
+    def _layer_specs(self, latents: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+        return {
+            name: {
+                "feature_shape": list(self._feature_shapes[name]),
+                "n_units": int(latents[name].shape[-1]),
+                "dtype": self.dtype,
+                "reducer": self._reducers[name].to_spec(),
+            }
+            for name in self.layers
+        }
+
+    def _orbits(self) -> list[torch.Tensor]:
+        """Batches of the transformed probe set, each of shape (order * b, ...)."""
+        if self._orbit_batches is not None:
+            return self._orbit_batches
+        per = max(1, self.batch_size // self._order)
+        n = self._x.shape[0]
+        batches = []
+        for s0 in range(0, n, per):
+            xb = self._x[s0 : s0 + per].to(self.device)
+            orbit = self.action.orbit(xb)
+            if not isinstance(orbit, torch.Tensor) or orbit.shape[:2] != (self._order, xb.shape[0]):
+                raise ValueError(
+                    f"action.orbit must return a tensor of shape (order={self._order}, "
+                    f"{xb.shape[0]}, ...), got {getattr(orbit, 'shape', type(orbit))}"
+                )
+            batches.append(orbit.reshape(-1, *orbit.shape[2:]))
+        if sum(b.numel() * b.element_size() for b in batches) <= _ORBIT_CACHE_BYTES:
+            self._orbit_batches = batches
+        return batches
+
+    def _forward(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Any]:
+        """Run the probe orbit through the model; return host latents (order, n, units)."""
+        module = self._module
+        dev = self.device
+        n = self._x.shape[0]
+        order = self._order
+        target = _DTYPES[self.dtype]
+        buffers: dict[str, torch.Tensor] = {}
+        seen: dict[str, int] = {}
+        state: dict[str, Any] = {}
+
+        def sink(name: str, out: torch.Tensor) -> None:
+            if seen.get(name, 0):
+                raise ValueError(
+                    f"layer {name!r} ran more than once in one forward pass (a module reused "
+                    "inside the model); record a module that runs once"
+                )
+            seen[name] = 1
+            b = state["b"]
+            if out.shape[0] != order * b:
+                raise ValueError(
+                    f"layer {name!r} output has batch size {out.shape[0]}, expected "
+                    f"{order * b} (order {order} x {b} samples): record modules whose first "
+                    "axis is the batch"
+                )
+            feat = tuple(out.shape[1:])
+            if self._feature_shapes.setdefault(name, feat) != feat:
+                raise ValueError(
+                    f"layer {name!r} changed its output shape from {self._feature_shapes[name]} "
+                    f"to {feat}"
+                )
+            red = self._reducers[name](out)
+            if not isinstance(red, torch.Tensor) or red.ndim != 2 or red.shape[0] != out.shape[0]:
+                raise ValueError(
+                    f"reducer {self._reducers[name]!r} of layer {name!r} must return a tensor of "
+                    f"shape (batch={out.shape[0]}, n_units), got {getattr(red, 'shape', red)!r}"
+                )
+            if name not in buffers:
+                buffers[name] = torch.empty((order, n, red.shape[1]), dtype=target, device=dev)
+            s0 = state["s0"]
+            buffers[name][:, s0 : s0 + b] = red.reshape(order, b, -1).to(target)
+
+        saved_modes = [(m, m.training) for m in module.modules()]
+        cuda_devices = (
+            [dev.index if dev.index is not None else torch.cuda.current_device()]
+            if dev.type == "cuda"
+            else []
+        )
+        try:
+            with (
+                torch.random.fork_rng(devices=cuda_devices),
+                torch.inference_mode(),
+                capture_outputs(module, self.layers, sink),
+            ):
+                module.eval()
+                s0 = 0
+                for batch in self._orbits():
+                    b = batch.shape[0] // order
+                    state["s0"], state["b"] = s0, b
+                    seen.clear()
+                    module(batch)
+                    missing = [name for name in self.layers if name not in seen]
+                    if missing:
+                        raise ValueError(
+                            f"layers {missing!r} did not run in the forward pass of "
+                            f"{type(module).__name__}"
+                        )
+                    s0 += b
+        finally:
+            for m, training in saved_modes:
+                m.training = training
+        counts: dict[str, torch.Tensor] = {}
+        event = None
+        if dev.type == "cuda":
+            host = {}
+            for name, buf in buffers.items():
+                counts[name] = (~torch.isfinite(buf)).sum().to("cpu", non_blocking=True)
+                host[name] = torch.empty(buf.shape, dtype=buf.dtype, pin_memory=True)
+                host[name].copy_(buf, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(torch.cuda.current_stream(dev))
+            return host, counts, event
+        return (
+            {k: v if v.device.type == "cpu" else v.cpu() for k, v in buffers.items()},
+            counts,
+            None,
+        )
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is not None:
+                    continue  # drain without writing after a failure
+                step, epoch, wall, scalars, latents, counts, event = item
+                if event is not None:
+                    event.synchronize()
+                arrays = {k: v.numpy() for k, v in latents.items()}
+                nonfinite = {k: int(v) for k, v in counts.items()}
+                for name, arr in arrays.items():
+                    if name not in nonfinite:
+                        nonfinite[name] = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                self._writer.append(
+                    step, arrays, epoch=epoch, wall_time=wall, metrics=scalars, nonfinite=nonfinite
+                )
+                bad = {k: v for k, v in nonfinite.items() if v}
+                if bad:
+                    with self._lock:
+                        self._warnings.append(
+                            f"non-finite latents at step {step}: "
+                            + ", ".join(f"{k!r}: {v} values" for k, v in bad.items())
+                            + " (stored as they are)"
+                        )
+            except BaseException as err:  # surfaced on the next record()/flush()/close()
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _raise_pending(self) -> None:
+        with self._lock:
+            messages, self._warnings = self._warnings, []
+        for msg in messages:
+            warnings.warn(msg, NonFiniteLatentsWarning, stacklevel=3)
+        if self._error is not None:
+            err = self._error
+            raise WriterError(f"writing to run store {str(self.store)!r} failed: {err!r}") from err
+
+    def flush(self) -> None:
+        """Wait until every recorded step is committed (raises a writer error if any)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.join()
+        self._raise_pending()
+
+    def close(self) -> None:
+        """Drain the queue, commit, consolidate the store's metadata and release it.
+
+        Idempotent.  Raises :class:`WriterError` if the writer failed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+            self._raise_pending()
+        finally:
+            if self._writer is not None:
+                self._writer.close(consolidate_metadata=self._error is None)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the recorder of {str(self.store)!r} is closed")
+
+    def __enter__(self) -> LatentRecorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # do not mask the exception that ended the block
+            log.exception("closing the recorder after an error failed")
+
+    def __repr__(self) -> str:
+        return (
+            f"LatentRecorder(store={str(self.store)!r}, layers={self.layers}, "
+            f"group={getattr(self.action.group, 'spec', self.action.group)!r}, "
+            f"last_step={self.last_step})"
+        )

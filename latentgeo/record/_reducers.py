@@ -1,0 +1,202 @@
+"""Reducers: turn one layer's output ``(batch, *feature_shape)`` into ``(batch, n_units)``.
+
+They run on the model's device, inside the recorder's ``torch.inference_mode`` block, before
+anything is copied to the host, so a reducer that shrinks the latents also shrinks the copy.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = [
+    "Flatten",
+    "FunctionReducer",
+    "RandomProjection",
+    "Reducer",
+    "SpatialMeanPool",
+    "as_reducer",
+]
+
+
+class Reducer(abc.ABC):
+    """Base of the reducers: ``reducer(z)`` maps ``(batch, *feature)`` to ``(batch, units)``."""
+
+    @abc.abstractmethod
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Reduce ``z`` of shape (batch, *feature_shape) to shape (batch, n_units)."""
+
+    @abc.abstractmethod
+    def to_spec(self) -> dict[str, Any]:
+        """JSON-serialisable description, stored in the layer's attributes."""
+
+
+def _check_batched(z: Any, who: str) -> torch.Tensor:
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor, got {type(z).__name__}")
+    if z.ndim < 1:
+        raise ValueError(f"{who} expects a leading batch axis, got shape {tuple(z.shape)}")
+    return z
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten(Reducer):
+    """Keep every unit: ``(batch, *feature) -> (batch, prod(feature))`` (row-major, so the
+    stored ``feature_shape`` un-flattens it)."""
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        z = _check_batched(z, "Flatten")
+        return z.reshape(z.shape[0], -1)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"name": "flatten"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialMeanPool(Reducer):
+    """Average over every axis except batch and channels: ``(B, C, H, W) -> (B, C)``.
+
+    Rotations and flips permute spatial positions, so pooled channels are the invariant part
+    of a conv feature map; equivariance lives in the channels of the full map.
+
+    Parameters
+    ----------
+    channel_dim : int
+        Axis of the channels in the layer output, counted with the batch axis (1 for
+        ``(B, C, H, W)`` conv maps, -1 for ``(B, T, D)`` transformer sequences).
+    """
+
+    channel_dim: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.channel_dim, bool) or not isinstance(self.channel_dim, numbers.Integral):
+            raise TypeError(f"channel_dim must be an int, got {self.channel_dim!r}")
+        if self.channel_dim == 0:
+            raise ValueError("channel_dim must not be 0, the batch axis")
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        z = _check_batched(z, "SpatialMeanPool")
+        if z.ndim == 1:
+            return z.reshape(-1, 1)
+        c = self.channel_dim % z.ndim
+        if c == 0:
+            raise ValueError(
+                f"channel_dim={self.channel_dim} is the batch axis of shape {tuple(z.shape)}"
+            )
+        if z.ndim == 2:
+            return z
+        dims = [d for d in range(1, z.ndim) if d != c]
+        return z.mean(dim=dims)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"name": "spatial_mean_pool", "channel_dim": int(self.channel_dim)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomProjection(Reducer):
+    """A fixed Gaussian random projection of the flattened output to ``k`` units.
+
+    ``z.flatten(1) @ P`` with ``P`` of shape ``(d, k)`` and entries ``N(0, 1/k)``, so squared
+    norms are preserved in expectation (Johnson-Lindenstrauss).  ``P`` depends only on
+    ``(seed, d)``: it is drawn once per input size from a private ``torch.Generator`` seeded
+    with ``seed`` on the CPU (CPU and CUDA generators give different numbers, and a run must
+    be reproducible from the ``seed`` and ``k`` stored in the layer's attributes whatever the
+    device), then kept on the model's device in the layer's dtype.  The global RNG is never
+    touched.
+
+    Parameters
+    ----------
+    k : int
+        Number of output units, >= 1.
+    seed : int
+        Seed of the projection.
+    """
+
+    k: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("k", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {v!r}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k!r}")
+
+    def matrix(
+        self, d: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """The projection matrix for inputs of ``d`` units.
+
+        Returns
+        -------
+        tensor of shape (d, k)
+        """
+        cache = self.__dict__.setdefault("_cache", {})  # per instance, not a dataclass field
+        key = (int(d), str(device), dtype)
+        if key not in cache:
+            g = torch.Generator(device="cpu").manual_seed(int(self.seed))
+            p = torch.randn(int(d), self.k, generator=g, dtype=torch.float64)
+            p /= math.sqrt(self.k)
+            cache[key] = p.to(device=device, dtype=dtype)
+        return cache[key]
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        z = _check_batched(z, "RandomProjection")
+        flat = z.reshape(z.shape[0], -1)
+        if not flat.is_floating_point():
+            flat = flat.to(torch.float32)
+        return flat @ self.matrix(flat.shape[1], device=flat.device, dtype=flat.dtype)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "name": "random_projection",
+            "k": int(self.k),
+            "seed": int(self.seed),
+            "distribution": "normal(0, 1/k), torch.randn float64 on CPU, torch.Generator(seed)",
+        }
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FunctionReducer(Reducer):
+    """Any callable ``fn(z) -> (batch, n_units)`` tensor, used as a reducer."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fn(z)
+
+    def to_spec(self) -> dict[str, Any]:
+        name = getattr(self.fn, "__qualname__", None) or repr(self.fn)
+        module = getattr(self.fn, "__module__", None)
+        return {"name": "callable", "callable": f"{module}.{name}" if module else name}
+
+
+_NAMED: dict[str, Callable[[], Reducer]] = {
+    "flatten": Flatten,
+    "spatial_mean_pool": SpatialMeanPool,
+    "mean": SpatialMeanPool,
+}
+
+
+def as_reducer(reduce: Any) -> Reducer:
+    """Turn a name (``"flatten"``, ``"spatial_mean_pool"``/``"mean"``), a :class:`Reducer`
+    or any callable into a :class:`Reducer`."""
+    if isinstance(reduce, Reducer):
+        return reduce
+    if isinstance(reduce, str):
+        if reduce not in _NAMED:
+            raise ValueError(f"unknown reducer {reduce!r}; expected one of {sorted(_NAMED)}")
+        return _NAMED[reduce]()
+    if callable(reduce):
+        return FunctionReducer(reduce)
+    raise TypeError(
+        f"reduce must be a reducer name, a Reducer or a callable, got {reduce!r} "
+        f"({type(reduce).__name__})"
+    )

@@ -1,0 +1,27 @@
+"""Reducers for :class:`latentgeo.LatentRecorder`: map a layer's output ``(batch, *feature)``
+to ``(batch, n_units)`` on the model's device before the copy to the host.
+
+``Flatten()`` keeps every unit, ``SpatialMeanPool()`` averages conv maps over space,
+``RandomProjection(k, seed)`` applies a fixed, reproducible Gaussian projection; any callable
+works too.
+"""
+
+from __future__ import annotations
+
+from latentgeo.record._reducers import (
+    Flatten,
+    FunctionReducer,
+    RandomProjection,
+    Reducer,
+    SpatialMeanPool,
+    as_reducer,
+)
+
+__all__ = [
+    "Flatten",
+    "FunctionReducer",
+    "RandomProjection",
+    "Reducer",
+    "SpatialMeanPool",
+    "as_reducer",
+]

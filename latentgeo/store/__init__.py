@@ -1,0 +1,30 @@
+"""The run store: a zarr v3 group of latents along training steps, readable by plain xarray.
+
+``open_run(path)`` reads the committed checkpoints of a store as a :class:`Run`;
+:class:`RunWriter` creates, resumes and appends to one with a crash-safe commit protocol
+(see ``latentgeo.store._writer``).  The layout is fixed in ``docs/interfaces.md``.
+"""
+
+from __future__ import annotations
+
+from latentgeo.store._run import Run, open_run
+from latentgeo.store._schema import (
+    ROOT_KEY,
+    SCHEMA_VERSION,
+    StoreLockedError,
+    nonfinite_name,
+    unit_dim,
+)
+from latentgeo.store._writer import LATENT_DTYPES, RunWriter
+
+__all__ = [
+    "LATENT_DTYPES",
+    "ROOT_KEY",
+    "SCHEMA_VERSION",
+    "Run",
+    "RunWriter",
+    "StoreLockedError",
+    "nonfinite_name",
+    "open_run",
+    "unit_dim",
+]

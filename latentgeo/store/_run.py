@@ -1,0 +1,364 @@
+"""Read a run store: :func:`open_run` and the :class:`Run` view of its committed prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import uuid
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from latentgeo.store._schema import (
+    PER_STEP_FIXED,
+    ROOT_KEY,
+    SCHEMA_VERSION,
+    WriterLock,
+    clean_partials,
+    local_path,
+    nonfinite_name,
+    open_zarr_store,
+)
+
+__all__ = ["Run", "open_run"]
+
+_ANALYSIS = "analysis"
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
+    """Open a run store for reading.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local folder or fsspec URL of the store.
+
+    Returns
+    -------
+    Run
+        A snapshot of the store's committed checkpoints at the time of opening (call
+        :meth:`Run.refresh` to see checkpoints committed since).
+
+    Examples
+    --------
+    >>> run = latentgeo.open_run("runs/cnn.zarr")  # doctest: +SKIP
+    >>> run.latents("fc").sel(element="r").isel(step=-1)  # doctest: +SKIP
+    """
+    return Run(path)
+
+
+class Run:
+    """Read-only view of the committed prefix of a run store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local folder or fsspec URL of the store.
+
+    Notes
+    -----
+    The root attribute ``committed_steps`` is read first and every array is cut to that many
+    steps, so a store being appended to (or left behind by a killed writer) always reads as a
+    consistent prefix.  Arrays are opened one by one rather than through
+    ``xarray.open_zarr``, which would refuse the unequal ``step`` lengths of a half-written
+    checkpoint.  Latents stay lazy (dask, one chunk per step).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path if isinstance(path, str) else os.fspath(path)
+        self._local = local_path(self.path)
+        if self._local is not None and not (self._local / "zarr.json").exists():
+            raise FileNotFoundError(f"no run store at {self.path!r} (no zarr.json)")
+        self._open()
+
+    def _open(self) -> None:
+        import zarr
+
+        if self._local is not None:
+            # Remove a killed writer's temporary files, unless a live writer holds the store
+            # (its temporary files are about to be renamed into place).
+            with WriterLock(self._local).try_hold() as free:
+                if free:
+                    clean_partials(self._local)
+        self._zstore = open_zarr_store(self.path, read_only=True)
+        group = zarr.open_group(self._zstore, mode="r")
+        attrs = group.attrs.asdict()
+        if ROOT_KEY not in attrs:
+            raise ValueError(
+                f"{self.path!r} is a zarr store but not a latentgeo run store "
+                f"(no {ROOT_KEY!r} root attribute)"
+            )
+        meta = attrs[ROOT_KEY]
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"run store {self.path!r} has schema version {meta.get('schema_version')!r}; "
+                f"this latentgeo reads {SCHEMA_VERSION}"
+            )
+        self._meta = meta
+        self._committed = int(meta.get("committed_steps", 0))
+        # Consolidated metadata was written at a writer's close; when present it is a
+        # consistent snapshot.  Without it, every array's metadata is read fresh, and
+        # committed_steps was read before any of them, so each array has >= committed steps.
+        self._group = group
+        self._token = uuid.uuid4().hex[:12]
+        for cached in ("steps", "metrics", "dataset", "nonfinite", "inputs", "labels"):
+            self.__dict__.pop(cached, None)
+
+    def refresh(self) -> Run:
+        """Re-read the store to see checkpoints committed since opening; returns ``self``."""
+        self._open()
+        return self
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """A copy of the root ``"latentgeo"`` attribute."""
+        return copy.deepcopy(self._meta)
+
+    @property
+    def committed_steps(self) -> int:
+        """Number of committed checkpoints seen by this view."""
+        return self._committed
+
+    @property
+    def layers(self) -> list[str]:
+        """Recorded layers, in recording order."""
+        return list(self._meta.get("layers", {}))
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Names of the group elements, in element order."""
+        return tuple(self._meta["elements"])
+
+    @cached_property
+    def group(self) -> Any:
+        """The group (``latentgeo.groups.parse`` of the stored spec), None if not stored."""
+        spec = self._meta.get("group")
+        if spec is None:
+            return None
+        from latentgeo.groups import parse
+
+        return parse(spec)
+
+    @cached_property
+    def action(self) -> Any:
+        """The action (``latentgeo.actions.from_spec`` of the stored spec), None if not stored."""
+        spec = self._meta.get("action")
+        if spec is None:
+            return None
+        from latentgeo.actions import from_spec
+
+        return from_spec(spec)
+
+    def layer_attrs(self, layer: str) -> dict[str, Any]:
+        """Stored spec of ``layer``: ``feature_shape``, ``n_units``, ``dtype``, ``reducer``…"""
+        self._check_layer(layer)
+        return copy.deepcopy(self._meta["layers"][layer])
+
+    def feature_shape(self, layer: str) -> tuple[int, ...]:
+        """Shape of one sample's output of ``layer`` before reduction (e.g. ``(C, H, W)``)."""
+        return tuple(int(s) for s in self.layer_attrs(layer)["feature_shape"])
+
+    def _check_layer(self, layer: Any) -> None:
+        if layer not in self._meta.get("layers", {}):
+            raise KeyError(
+                f"layer {layer!r} is not in run store {self.path!r}; layers: {self.layers}"
+            )
+
+    # -- data -----------------------------------------------------------------------------
+    def _dask(self, name: str) -> Any:
+        import dask.array as da
+
+        arr = self._group[name]
+        d = da.from_array(
+            arr,
+            chunks=arr.chunks,
+            name=f"latentgeo-{name}-{self._token}",
+            lock=False,
+            asarray=True,
+            inline_array=True,
+        )
+        dims = tuple(arr.metadata.dimension_names)
+        if dims[0] == "step":
+            d = d[: self._committed]
+        return d, dims, arr.attrs.asdict()
+
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """Training steps of the committed checkpoints: int64 array of shape (n_steps,)."""
+        return np.asarray(self._group["step"][: self._committed], dtype=np.int64)
+
+    def latents(self, layer: str) -> Any:
+        """Latents of ``layer``, lazily.
+
+        Returns
+        -------
+        xarray.DataArray of shape (n_steps, n_elements, n_samples, n_units)
+            dims ``("step", "element", "sample", "unit")``, coords ``step`` and ``element``
+            (element names), dask-backed with one chunk per step.
+        """
+        import xarray as xr
+
+        self._check_layer(layer)
+        data, _dims, attrs = self._dask(layer)
+        return xr.DataArray(
+            data,
+            dims=("step", "element", "sample", "unit"),
+            coords={"step": self.steps, "element": list(self.elements)},
+            name=layer,
+            attrs=attrs,
+        )
+
+    @cached_property
+    def metrics(self) -> Any:
+        """Per-step scalars (``epoch``, ``wall_time`` and the caller's metrics) as an
+        ``xarray.Dataset`` along ``step``."""
+        import xarray as xr
+
+        skip = {"step", *(nonfinite_name(layer) for layer in self.layers)}
+        data = {}
+        for name, arr in self._group.arrays():
+            dims = arr.metadata.dimension_names or ()
+            if dims == ("step",) and name not in skip:
+                data[name] = ("step", np.asarray(arr[: self._committed]))
+        order = [*PER_STEP_FIXED[1:], *sorted(k for k in data if k not in PER_STEP_FIXED)]
+        return xr.Dataset({k: data[k] for k in order if k in data}, coords={"step": self.steps})
+
+    @cached_property
+    def nonfinite(self) -> Any:
+        """Counts of non-finite latents: int64 ``xarray.DataArray`` of dims ``(step, layer)``."""
+        import xarray as xr
+
+        counts = np.zeros((self._committed, len(self.layers)), dtype=np.int64)
+        for j, layer in enumerate(self.layers):
+            counts[:, j] = self._group[nonfinite_name(layer)][: self._committed]
+        return xr.DataArray(
+            counts,
+            dims=("step", "layer"),
+            coords={"step": self.steps, "layer": np.array(self.layers, dtype=object)},
+            name="nonfinite",
+        )
+
+    def _probe_array(self, name: str) -> Any:
+        import xarray as xr
+
+        if name not in self._group:
+            return None
+        arr = self._group[name]
+        return xr.DataArray(np.asarray(arr[...]), dims=arr.metadata.dimension_names, name=name)
+
+    @cached_property
+    def inputs(self) -> Any:
+        """The stored probe inputs, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
+        return self._probe_array("inputs")
+
+    @cached_property
+    def labels(self) -> Any:
+        """The stored probe labels, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
+        return self._probe_array("labels")
+
+    @cached_property
+    def dataset(self) -> Any:
+        """The whole committed store as one lazy ``xarray.Dataset`` (the layout plain
+        ``xarray.open_zarr`` shows, cut to the committed steps)."""
+        import xarray as xr
+
+        variables = {}
+        for layer in self.layers:
+            data, dims, attrs = self._dask(layer)
+            variables[layer] = xr.Variable(dims, data, attrs)
+            nf = nonfinite_name(layer)
+            variables[nf] = xr.Variable(("step",), self.nonfinite.sel(layer=layer).values)
+        for name, values in self.metrics.data_vars.items():
+            variables[name] = values.variable
+        for name in ("inputs", "labels"):
+            probe = getattr(self, name)
+            if probe is not None:
+                variables[name] = probe.variable
+        ds = xr.Dataset(variables, coords={"step": self.steps})
+        ds.attrs[ROOT_KEY] = self.attrs
+        return ds
+
+    # -- analysis cache -------------------------------------------------------------------
+    @staticmethod
+    def _analysis_group(name: Any) -> str:
+        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name:
+            raise ValueError(
+                f"analysis name must be a non-empty relative name like 'probes', got {name!r}"
+            )
+        return f"{_ANALYSIS}/{name}"
+
+    def save_analysis(self, name: str, ds: Any) -> None:
+        """Cache an analysis result in the store under ``analysis/<name>`` (overwriting).
+
+        Parameters
+        ----------
+        name : str
+            Result name, e.g. ``"probes"`` or ``"geometry"``.
+        ds : xarray.Dataset
+            The result.  Fixed-width string variables are stored as variable-length strings
+            (zarr v3 has no specification for fixed-width unicode).
+        """
+        import xarray as xr
+
+        if not isinstance(ds, xr.Dataset):
+            raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
+        group = self._analysis_group(name)
+        ds = ds.copy()
+        for key in list(ds.variables):
+            var = ds.variables[key]
+            if var.dtype.kind == "U":
+                ds = (
+                    ds.assign_coords({key: var.astype(object)})
+                    if key in ds.coords
+                    else (ds.assign({key: var.astype(object)}))
+                )
+            # Encodings inherited from another store (chunks, compressors) do not apply here.
+            ds[key].encoding = {}
+        writable = open_zarr_store(self.path, read_only=False)
+        ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
+        self._reconsolidate(writable)
+
+    def _reconsolidate(self, writable: Any) -> None:
+        # A closed store carries consolidated metadata; bring it up to date so plain readers
+        # see the new group.  While a writer holds the store it has none: leave root alone.
+        import zarr
+
+        from latentgeo.store._writer import consolidate
+
+        if zarr.open_group(writable, mode="r").metadata.consolidated_metadata is None:
+            return
+        lock = WriterLock(self._local) if self._local is not None else None
+        with lock.try_hold() if lock is not None else contextlib.nullcontext(True) as free:
+            if free:
+                consolidate(writable)
+
+    def load_analysis(self, name: str) -> Any:
+        """The cached result ``analysis/<name>`` as an ``xarray.Dataset``, or None if absent."""
+        import xarray as xr
+        import zarr
+
+        group = self._analysis_group(name)
+        try:
+            zarr.open_group(self._zstore, path=group, mode="r", use_consolidated=False)
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return None
+        return xr.open_zarr(self._zstore, group=group, consolidated=False).load()
+
+    def analyses(self) -> list[str]:
+        """Names of the cached analysis results."""
+        import zarr
+
+        try:
+            g = zarr.open_group(self._zstore, path=_ANALYSIS, mode="r", use_consolidated=False)
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return []
+        return sorted(name for name, _ in g.groups())
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({self.path!r}, group={self._meta.get('group')!r}, layers={self.layers}, "
+            f"steps={self._committed})"
+        )

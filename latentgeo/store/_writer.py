@@ -1,0 +1,555 @@
+"""Create, resume and append to a run store with a crash-safe commit protocol.
+
+Commit protocol
+---------------
+zarr appends are not atomic: growing an array writes its new shape before any data, and every
+array grows separately.  A checkpoint (one training step) is therefore written in three phases:
+
+1. grow every per-step array (latents of every layer, ``step``, ``epoch``, ``wall_time``,
+   metrics, non-finite counts) by one entry along ``step``;
+2. write every one of those entries (each latent chunk holds exactly one step, so no earlier
+   chunk is ever rewritten);
+3. only then bump ``committed_steps`` in the root attribute ``"latentgeo"``.
+
+Readers (:func:`latentgeo.open_run`) read ``committed_steps`` first and look only at that
+prefix.  A writer resuming a store (mode ``"a"``) shrinks every per-step array back to
+``committed_steps``, which deletes the chunks of a half-written checkpoint, so a step is never
+written twice and no reader ever sees a torn one.
+
+Where the committed state lives
+-------------------------------
+``committed_steps`` lives in one place only: the root ``zarr.json`` attributes, the place a
+plain zarr/xarray user looks.  A second copy in a side file could disagree with it after a
+crash, and would be a foreign file in the zarr hierarchy.  A torn ``zarr.json`` is impossible:
+zarr's ``LocalStore`` (>= 3.0.7) writes every key to ``<key>.<uuid>.partial`` and renames it
+into place, which is atomic on POSIX, and object stores reached through fsspec replace whole
+objects atomically.  What a SIGKILL can leave behind is a ``*.partial`` file; the writer removes
+them when it opens a store, and :func:`open_run` does too when no writer holds the store.
+
+Only one writer may hold a store: local stores are locked with ``flock`` on the store folder
+(released by the kernel if the writer dies).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentgeo.store._schema import (
+    PER_STEP_FIXED,
+    ROOT_KEY,
+    SCHEMA_VERSION,
+    StoreLockedError,
+    WriterLock,
+    clean_partials,
+    local_path,
+    nonfinite_name,
+    open_zarr_store,
+    unit_dim,
+    validate_metric_name,
+    validate_node_name,
+)
+
+__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate"]
+
+log = logging.getLogger(__name__)
+
+#: Storage dtypes allowed for latents (numpy has no bfloat16).
+LATENT_DTYPES = ("float16", "float32", "float64")
+_MODES = ("w-", "w", "a")
+#: Target size of one latent chunk; a chunk holds one step, all elements and units, and as
+#: many samples as fit, so readers stream one (layer, step) in a few large reads.
+_CHUNK_BYTES = 32 * 2**20
+#: Metadata that must agree between a resumed store and the writer resuming it.
+_IDENTITY_KEYS = ("group", "elements", "action", "probe")
+
+
+def _version() -> str:
+    try:
+        from latentgeo import __version__
+    except ImportError:  # pragma: no cover
+        return "unknown"
+    return __version__
+
+
+def consolidate(zarr_store: Any) -> None:
+    """Consolidate the metadata of the run store (one read of ``zarr.json`` opens it).
+
+    zarr warns that consolidated metadata is not yet part of the v3 specification; latentgeo
+    uses it deliberately (zarr and xarray both read it) and writes it only when a writer closes.
+    """
+    import zarr
+    from zarr.errors import ZarrUserWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Consolidated metadata is currently not part",
+            category=ZarrUserWarning,
+        )
+        zarr.consolidate_metadata(zarr_store)
+
+
+def _jsonable(value: Any) -> Any:
+    # zarr attributes are JSON; tuples become lists, numpy scalars Python numbers.
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class RunWriter:
+    """The single writer of a run store.
+
+    Parameters
+    ----------
+    store : str or os.PathLike
+        Local folder (conventionally ``*.zarr``) or fsspec URL.
+    mode : {"w-", "w", "a"}
+        ``"w-"`` creates and refuses an existing store, ``"w"`` overwrites, ``"a"`` resumes an
+        existing store (creating it if missing), discarding anything past its committed steps.
+    meta : mapping, optional
+        Root metadata: at least ``"elements"`` (element names) and ``"probe"`` (a mapping with
+        ``"n_samples"``); usually also ``"group"`` (group spec), ``"action"`` (action spec) and
+        ``"model"``.  On resume, ``group``, ``elements``, ``action`` and ``probe`` must equal the
+        stored ones.
+    compressors : optional
+        zarr v3 compressors for the latent arrays.  None (default) stores them raw: activations
+        compress poorly and compression would dominate the writer's time; ``"auto"`` uses zarr's
+        default (zstd).
+    lock_timeout : float
+        Seconds to wait for another writer to release the store.
+
+    Examples
+    --------
+    >>> w = RunWriter("run.zarr", meta={"elements": ["e", "r"], "probe": {"n_samples": 3}})
+    ... # doctest: +SKIP
+    >>> w.ensure_layers({"fc": {"feature_shape": [5], "n_units": 5, "dtype": "float32"}})
+    ... # doctest: +SKIP
+    >>> w.append(0, {"fc": np.zeros((2, 3, 5), np.float32)})  # doctest: +SKIP
+    >>> w.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        mode: str = "w-",
+        *,
+        meta: Mapping[str, Any] | None = None,
+        compressors: Any = None,
+        lock_timeout: float = 2.0,
+    ) -> None:
+        import zarr
+
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        meta = _jsonable(dict(meta or {}))
+        if "elements" not in meta or "probe" not in meta or "n_samples" not in meta["probe"]:
+            raise ValueError(
+                "meta must hold 'elements' (element names) and 'probe' with 'n_samples', "
+                f"got keys {sorted(meta)!r}"
+            )
+        self.store = store
+        self.mode = mode
+        self._compressors = compressors
+        self._lock: WriterLock | None = None
+        self._closed = False
+        path = local_path(store) if isinstance(store, str) else Path(store)
+        self.path = path
+
+        exists = self._exists(store, path)
+        if mode == "w-" and exists:
+            raise FileExistsError(
+                f"run store {str(store)!r} already exists; pass mode='w' to overwrite it or "
+                "mode='a' to resume it"
+            )
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            self._lock = WriterLock(path)
+            if not self._lock.acquire(timeout=lock_timeout):
+                self._lock = None
+                raise StoreLockedError(
+                    f"run store {str(store)!r} is being written by another writer"
+                )
+        try:
+            if mode == "w" and exists:
+                self._clear(store, path)
+                exists = False
+            if path is not None:
+                removed = clean_partials(path)
+                if removed:
+                    log.info("removed %d stale temporary files from %s", len(removed), path)
+            self._zstore = open_zarr_store(store, read_only=False)
+            if exists:
+                self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
+                self._resume(meta)
+            else:
+                self._create(meta)
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+    @staticmethod
+    def _exists(store: Any, path: Path | None) -> bool:
+        if path is not None:
+            return path.exists() and any(path.iterdir())
+        import zarr
+
+        try:
+            zarr.open_group(open_zarr_store(store, read_only=True), mode="r")
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return False
+        return True
+
+    @staticmethod
+    def _clear(store: Any, path: Path | None) -> None:
+        if path is None:
+            import zarr
+
+            zarr.open_group(open_zarr_store(store, read_only=False), mode="w")
+            return
+        # Empty the folder but keep it: the writer lock is held on the folder itself.
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    def _create(self, meta: dict[str, Any]) -> None:
+        import zarr
+
+        self._meta = {
+            **meta,
+            "schema_version": SCHEMA_VERSION,
+            "version": _version(),
+            "layers": {},
+            "committed_steps": 0,
+        }
+        self._group = zarr.create_group(
+            self._zstore, zarr_format=3, overwrite=True, attributes={ROOT_KEY: self._meta}
+        )
+        self._per_step_arrays: dict[str, Any] = {}
+        self._per_step_arrays["step"] = self._new_per_step("step", "int64", -1, 0)
+        self._per_step_arrays["epoch"] = self._new_per_step("epoch", "int64", -1, 0)
+        self._per_step_arrays["wall_time"] = self._new_per_step("wall_time", "float64", np.nan, 0)
+        self._layer_arrays: dict[str, Any] = {}
+        self._steps: list[int] = []
+
+    def _resume(self, meta: dict[str, Any]) -> None:
+        attrs = self._group.attrs.asdict()
+        if ROOT_KEY not in attrs:
+            raise ValueError(
+                f"{str(self.store)!r} is a zarr store but not a latentgeo run store "
+                f"(no {ROOT_KEY!r} root attribute); refusing to append to it"
+            )
+        stored = copy.deepcopy(attrs[ROOT_KEY])
+        if stored.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"run store {str(self.store)!r} has schema version "
+                f"{stored.get('schema_version')!r}; this latentgeo writes {SCHEMA_VERSION}"
+            )
+        for key in _IDENTITY_KEYS:
+            if key in meta and key in stored and meta[key] != stored[key]:
+                raise ValueError(
+                    f"cannot resume run store {str(self.store)!r}: its {key!r} is "
+                    f"{stored[key]!r} but the writer was given {meta[key]!r}"
+                )
+        self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
+        committed = int(stored.get("committed_steps", 0))
+        members = dict(self._group.arrays())
+        self._per_step_arrays = {}
+        self._layer_arrays = {}
+        for name, arr in members.items():
+            dims = arr.metadata.dimension_names or ()
+            if not dims or dims[0] != "step":
+                continue
+            if arr.shape[0] < committed:
+                raise ValueError(
+                    f"run store {str(self.store)!r} is corrupted: array {name!r} has "
+                    f"{arr.shape[0]} steps but {committed} are committed"
+                )
+            if arr.shape[0] > committed:
+                # Discard a half-written checkpoint; zarr deletes the chunks past the new shape.
+                log.info("discarding %d uncommitted steps of %r", arr.shape[0] - committed, name)
+                arr.resize((committed, *arr.shape[1:]))
+            if name in self._meta["layers"]:
+                self._layer_arrays[name] = arr
+            elif len(dims) == 1:
+                self._per_step_arrays[name] = arr
+        for name in PER_STEP_FIXED:
+            if name not in self._per_step_arrays:
+                raise ValueError(f"run store {str(self.store)!r} is corrupted: no {name!r} array")
+        for layer in self._meta["layers"]:
+            if (
+                layer not in self._layer_arrays
+                or nonfinite_name(layer) not in self._per_step_arrays
+            ):
+                raise ValueError(
+                    f"run store {str(self.store)!r} is corrupted: layer {layer!r} lost"
+                )
+        self._steps = [int(s) for s in self._per_step_arrays["step"][:committed]]
+        # Rewriting the root metadata drops consolidated metadata written by an earlier close:
+        # while this writer appends, readers must read each array's own (fresh) metadata.
+        self._write_meta()
+
+    def _new_per_step(self, name: str, dtype: str, fill: Any, length: int) -> Any:
+        return self._group.create_array(
+            name,
+            shape=(length,),
+            chunks=(1,),
+            dtype=dtype,
+            fill_value=fill,
+            dimension_names=("step",),
+            overwrite=True,
+        )
+
+    def _write_meta(self) -> None:
+        self._group.attrs.update({ROOT_KEY: self._meta})
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        """A copy of the root metadata (the ``"latentgeo"`` root attribute)."""
+        return copy.deepcopy(self._meta)
+
+    @property
+    def committed_steps(self) -> int:
+        """Number of complete checkpoints in the store."""
+        return len(self._steps)
+
+    @property
+    def steps(self) -> list[int]:
+        """Training steps of the committed checkpoints, increasing."""
+        return list(self._steps)
+
+    @property
+    def last_step(self) -> int | None:
+        """The last committed training step, or None for an empty store."""
+        return self._steps[-1] if self._steps else None
+
+    @property
+    def layers(self) -> dict[str, dict[str, Any]]:
+        """Layer specs ``{name: {"feature_shape", "n_units", "dtype", "reducer", ...}}``."""
+        return copy.deepcopy(self._meta["layers"])
+
+    # -- schema ---------------------------------------------------------------------------
+    def ensure_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Create the latent arrays of ``specs``, or check them against an existing store.
+
+        Parameters
+        ----------
+        specs : mapping of str to mapping
+            ``{layer: {"feature_shape": tuple, "n_units": int, "dtype": str, "reducer": ...}}``,
+            in recording order.  Extra keys are stored as they are.
+        """
+        self._check_open()
+        specs = {validate_node_name(k): _jsonable(dict(v)) for k, v in specs.items()}
+        for name, spec in specs.items():
+            if spec.get("dtype") not in LATENT_DTYPES:
+                raise ValueError(
+                    f"dtype of layer {name!r} must be one of {LATENT_DTYPES}, got "
+                    f"{spec.get('dtype')!r}"
+                )
+            if not isinstance(spec.get("n_units"), int) or spec["n_units"] < 1:
+                raise ValueError(f"n_units of layer {name!r} must be a positive int, got {spec!r}")
+        if specs == self._meta["layers"]:
+            return
+        if self._steps:
+            raise ValueError(
+                f"cannot resume run store {str(self.store)!r} with different layers: it holds "
+                f"{self._meta['layers']!r}, the writer records {specs!r}"
+            )
+        for old in self._meta["layers"]:
+            for name in (old, nonfinite_name(old)):
+                if name in self._group:
+                    del self._group[name]
+        n_el = len(self._meta["elements"])
+        n_samples = int(self._meta["probe"]["n_samples"])
+        self._layer_arrays = {}
+        for name, spec in specs.items():
+            itemsize = np.dtype(spec["dtype"]).itemsize
+            per_sample = n_el * spec["n_units"] * itemsize
+            sample_chunk = max(1, min(n_samples, _CHUNK_BYTES // max(per_sample, 1)))
+            self._layer_arrays[name] = self._group.create_array(
+                name,
+                shape=(0, n_el, n_samples, spec["n_units"]),
+                chunks=(1, n_el, sample_chunk, spec["n_units"]),
+                dtype=spec["dtype"],
+                fill_value=np.nan,
+                compressors=self._compressors,
+                dimension_names=("step", "element", "sample", unit_dim(name)),
+                attributes={"layer": name, **spec},
+                overwrite=True,
+            )
+            self._per_step_arrays[nonfinite_name(name)] = self._new_per_step(
+                nonfinite_name(name), "int64", -1, 0
+            )
+        self._meta["layers"] = specs
+        self._write_meta()
+
+    def write_probe(self, inputs: Any = None, labels: Any = None) -> None:
+        """Store the probe set's inputs and/or labels once (skipped if already stored).
+
+        Parameters
+        ----------
+        inputs : array of shape (n_samples, ...), optional
+        labels : array of shape (n_samples, ...), optional
+        """
+        self._check_open()
+        n = int(self._meta["probe"]["n_samples"])
+        for name, value in (("inputs", inputs), ("labels", labels)):
+            if value is None or name in self._group:
+                continue
+            arr = np.asarray(value)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise ValueError(f"{name} must have shape (n_samples={n}, ...), got {arr.shape!r}")
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must be numeric to be stored, got dtype {arr.dtype}")
+            dims = ("sample", *(f"{name}/dim_{i}" for i in range(1, arr.ndim)))
+            z = self._group.create_array(
+                name,
+                shape=arr.shape,
+                chunks=arr.shape,
+                dtype=arr.dtype,
+                dimension_names=dims,
+            )
+            z[...] = arr
+
+    # -- appending ------------------------------------------------------------------------
+    def append(
+        self,
+        step: int,
+        latents: Mapping[str, np.ndarray],
+        *,
+        epoch: int | None = None,
+        wall_time: float | None = None,
+        metrics: Mapping[str, float] | None = None,
+        nonfinite: Mapping[str, int] | None = None,
+    ) -> None:
+        """Write one checkpoint and commit it.
+
+        Parameters
+        ----------
+        step : int
+            Training step; must be greater than :attr:`last_step`.
+        latents : mapping of str to array of shape (n_elements, n_samples, n_units)
+            One array per layer of :attr:`layers`.
+        epoch : int, optional
+            Stored as -1 when unknown.
+        wall_time : float, optional
+            Seconds since the epoch; defaults to now.
+        metrics : mapping of str to float, optional
+            Scalars for this step; a metric first seen now is NaN at earlier steps.
+        nonfinite : mapping of str to int, optional
+            Number of non-finite latents per layer (counted here when missing).
+        """
+        self._check_open()
+        step = int(step)
+        if self._steps and step <= self._steps[-1]:
+            raise ValueError(
+                f"step {step!r} is not after the last committed step {self._steps[-1]!r}"
+            )
+        layers = self._meta["layers"]
+        if set(latents) != set(layers):
+            raise ValueError(
+                f"latents must hold exactly the layers {sorted(layers)!r}, got {sorted(latents)!r}"
+            )
+        n_el = len(self._meta["elements"])
+        n_samples = int(self._meta["probe"]["n_samples"])
+        arrays = {}
+        for name, value in latents.items():
+            arr = np.asarray(value)
+            want = (n_el, n_samples, layers[name]["n_units"])
+            if arr.shape != want:
+                raise ValueError(
+                    f"latents of layer {name!r} must have shape {want}, got {arr.shape}"
+                )
+            arrays[name] = arr
+        metrics = dict(metrics or {})
+        scalars: dict[str, Any] = {}
+        for key, value in metrics.items():
+            validate_metric_name(key, layers)
+            scalars[key] = float(value)
+        nonfinite = dict(nonfinite or {})
+        for name, arr in arrays.items():
+            if name not in nonfinite:
+                nonfinite[name] = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+        i = len(self._steps)
+        # Phase 0: arrays for metrics seen for the first time (NaN at earlier steps).
+        for key in scalars:
+            if key not in self._per_step_arrays:
+                self._per_step_arrays[key] = self._new_per_step(key, "float64", np.nan, i)
+        # Phase 1: grow everything by one step.
+        for arr in (*self._layer_arrays.values(), *self._per_step_arrays.values()):
+            arr.resize((i + 1, *arr.shape[1:]))
+        # Phase 2: write every entry of the new step, explicitly (a missing metric is written
+        # as NaN rather than left to the fill value, so no stale chunk can ever show through).
+        for name, arr in arrays.items():
+            self._layer_arrays[name][i] = arr
+        values: dict[str, Any] = {
+            "step": step,
+            "epoch": -1 if epoch is None else int(epoch),
+            "wall_time": time.time() if wall_time is None else float(wall_time),
+        }
+        for name in layers:
+            values[nonfinite_name(name)] = int(nonfinite[name])
+        for key, arr in self._per_step_arrays.items():
+            arr[i : i + 1] = np.asarray([values.get(key, scalars.get(key, math.nan))], arr.dtype)
+        # Phase 3: commit.
+        self._meta["committed_steps"] = i + 1
+        self._write_meta()
+        self._steps.append(step)
+
+    # -- closing --------------------------------------------------------------------------
+    def close(self, consolidate_metadata: bool = True) -> None:
+        """Consolidate the metadata and release the store (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if consolidate_metadata:
+                consolidate(self._zstore)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the writer of {str(self.store)!r} is closed")
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RunWriter({str(self.store)!r}, mode={self.mode!r}, "
+            f"committed_steps={self.committed_steps})"
+        )
+
+    def __del__(self) -> None:
+        # Never consolidate from a finaliser; only make sure the lock is not leaked.
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
