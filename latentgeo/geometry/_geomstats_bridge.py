@@ -52,6 +52,21 @@ def _torch_default_dtype_kept() -> Iterator[None]:
             torch.set_default_dtype(saved)
 
 
+@contextlib.contextmanager
+def _geomstats_call() -> Iterator[None]:
+    """Run geomstats code, leaving torch's default dtype as it was found.
+
+    geomstats' pytorch backend (only when the user chose it through ``GEOMSTATS_BACKEND``)
+    creates tensors with torch's default dtype and expects float64; for the duration of the
+    call we give it float64 and restore the caller's default afterwards (not thread-safe with
+    respect to other threads creating tensors meanwhile; the numpy backend touches nothing).
+    """
+    with _torch_default_dtype_kept():
+        if _backend_name() == "pytorch":
+            torch.set_default_dtype(torch.float64)
+        yield
+
+
 def _geomstats_backend() -> Any:
     """Import geomstats (once; Python caches the module) and return its backend module."""
     if not hasattr(np, "trapz"):
@@ -88,7 +103,7 @@ class _Manifold:
 
     def __init__(self) -> None:
         _geomstats_backend()
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             self.space = self._make_space()
 
     # --- hooks -----------------------------------------------------------------------------
@@ -169,7 +184,7 @@ class _Manifold:
                     f"{tuple(w.shape)!r}"
                 )
             w = _to_gs(w)
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             est = FrechetMean(self.space).fit(_to_gs(self._to_gs_point(P)), weights=w)
         return self._from_gs_point(_from_gs(est.estimate_, P.device))
 
@@ -187,7 +202,7 @@ class _Manifold:
         """
         B = self._points(base, "base")
         V = as_tensor(tangent, "tangent", dtype=torch.float64, device=B.device)
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             out = self.space.metric.exp(
                 _to_gs(self._to_gs_tangent(V, B)), _to_gs(self._to_gs_point(B))
             )
@@ -206,7 +221,7 @@ class _Manifold:
         """
         P = self._points(point, "point")
         B = self._points(base, "base")
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             out = self.space.metric.log(_to_gs(self._to_gs_point(P)), _to_gs(self._to_gs_point(B)))
         return self._from_gs_tangent(_from_gs(out, B.device), B)
 
@@ -226,7 +241,7 @@ class _Manifold:
         A = self._points(a, "a", batch=False)
         B = self._points(b, "b", batch=False)
         times = as_tensor(t, "t", dtype=torch.float64).reshape(-1)
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             curve = self.space.metric.geodesic(
                 initial_point=_to_gs(self._to_gs_point(A)), end_point=_to_gs(self._to_gs_point(B))
             )
@@ -258,7 +273,7 @@ class _Manifold:
             raise ValueError(
                 f"n_components={n_components!r} exceeds the number of points {P.shape[0]}"
             )
-        with _torch_default_dtype_kept():
+        with _geomstats_call():
             pca = TangentPCA(self.space, n_components=n_components)
             coords = pca.fit_transform(_to_gs(self._to_gs_point(P)))
         return _from_gs(coords, P.device)
