@@ -218,7 +218,7 @@ def real_irreps_from_table(
         proj = basis @ basis.T
         avg = np.zeros_like(proj)
         for p in perms:
-            avg += proj[np.ix_(p, p)]
+            avg += proj[p[:, None], p]
         _, vecs = np.linalg.eigh(avg / n)
         return vecs[:, -basis.shape[1] :]
 
@@ -234,7 +234,14 @@ def real_irreps_from_table(
     found: list[tuple[np.ndarray, np.ndarray]] = []  # (matrices, character)
     covered = 0
     for idx in _clusters(values):
-        basis = refine(vecs[:, idx])
+        basis = vecs[:, idx]
+        # The character is accurate long before the subspace is polished; a cluster whose
+        # character is already known is another copy of a found irrep (a merged cluster of
+        # several irreps would have a character that is no irreducible one).
+        chi = np.trace(restrict(basis), axis1=1, axis2=2)
+        if any(np.allclose(chi, c, atol=1e-6) for _, c in found):
+            continue
+        basis = refine(basis)
         pieces = _split(restrict(basis), np.eye(basis.shape[1]), rng, depth=0)
         for sub in pieces:
             piece = basis if len(pieces) == 1 else refine(basis @ sub)

@@ -326,8 +326,9 @@ class FiniteGroup:
         mask = np.zeros(self.order, dtype=bool)
         mask[0] = True
         frontier = [0]
-        while frontier:
-            new = np.unique(self._table[np.asarray(frontier)[:, None], np.asarray(gens)])
+        gens = np.asarray(gens, dtype=np.int64)
+        while frontier and gens.size:
+            new = np.unique(self._table[np.asarray(frontier)[:, None], gens])
             new = new[~mask[new]]
             mask[new] = True
             frontier = new.tolist()
