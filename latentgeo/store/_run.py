@@ -67,6 +67,11 @@ class Run:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"path must be a local path or an fsspec URL string, got {path!r} "
+                f"({type(path).__name__})"
+            )
         self.path = path if isinstance(path, str) else os.fspath(path)
         self._local = local_path(self.path)
         if self._local is not None and not (self._local / "zarr.json").exists():

@@ -156,6 +156,11 @@ class RunWriter:
 
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if not isinstance(store, (str, os.PathLike)):
+            raise TypeError(
+                f"store must be a local path or an fsspec URL string, got {store!r} "
+                f"({type(store).__name__})"
+            )
         meta = _jsonable(dict(meta or {}))
         if "elements" not in meta or "probe" not in meta or "n_samples" not in meta["probe"]:
             raise ValueError(
@@ -239,8 +244,10 @@ class RunWriter:
             "layers": {},
             "committed_steps": 0,
         }
+        # No overwrite=True: zarr would delete and recreate the folder, losing the writer lock
+        # held on it.  The folder is empty here (new, or emptied by mode "w").
         self._group = zarr.create_group(
-            self._zstore, zarr_format=3, overwrite=True, attributes={ROOT_KEY: self._meta}
+            self._zstore, zarr_format=3, attributes={ROOT_KEY: self._meta}
         )
         self._per_step_arrays: dict[str, Any] = {}
         self._per_step_arrays["step"] = self._new_per_step("step", "int64", -1, 0)
