@@ -185,9 +185,8 @@ def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
     reference = latentgeo.open_run(tmp_path / "ref.zarr")
     np.testing.assert_array_equal(run.steps, np.arange(9))
     for layer in LAYERS:
-        np.testing.assert_allclose(
-            run.latents(layer).values, reference.latents(layer).values, rtol=1e-5, atol=1e-6
-        )
+        # Resumed weights, optimizer and data order equal the straight run's: bit-identical.
+        np.testing.assert_array_equal(run.latents(layer).values, reference.latents(layer).values)
 
 
 def test_only_world_process_zero_records(tmp_path, probe, action):

@@ -23,6 +23,13 @@ from latentgeo.callbacks import LightningRecorder  # noqa: E402
 from latentgeo.groups import Cyclic  # noqa: E402
 from latentgeo.schedules import EveryN, Explicit  # noqa: E402
 
+# Lightning's advice about this tiny setup, not about recording.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*LeafSpec"),
+    pytest.mark.filterwarnings("ignore:You defined a `validation_step`"),
+    pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty"),
+]
+
 N_TRAIN, BATCH, ACCUM = 16, 2, 2  # 8 batches an epoch -> 4 optimizer steps an epoch
 LAYERS = ["net.conv", "net.fc"]
 

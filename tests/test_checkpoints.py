@@ -154,17 +154,22 @@ def test_resume_skips_committed_steps(tmp_path, trained, action, probe):
     _assert_same_latents(run, trained["live"])
 
 
-def test_wrapped_model_loads_underlying_module(tmp_path, trained, action, probe):
-    class Wrapper(nn.Module):  # stands in for DDP: the network lives in .module
-        def __init__(self, module: nn.Module) -> None:
-            super().__init__()
-            self.module = module
-
-        def forward(self, x):
-            return self.module(x)
-
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        torch.nn.DataParallel,
+        pytest.param(
+            torch.compile,
+            # emitted by torch itself when torch.compile first imports dynamo
+            marks=pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated"),
+        ),
+    ],
+)
+def test_wrapped_model_loads_underlying_module(tmp_path, trained, action, probe, wrap):
+    # DataParallel on CPU and an (uncalled) torch.compile'd module: their state-dict keys
+    # carry "module." / "_orig_mod."; the weights go into the underlying network.
     run = latentgeo.record_checkpoints(
-        Wrapper(Net()), trained["plain"], LAYERS, action, probe, tmp_path / "w.zarr"
+        wrap(Net()), trained["plain"], LAYERS, action, probe, tmp_path / "w.zarr"
     )
     _assert_same_latents(run, trained["live"])
 

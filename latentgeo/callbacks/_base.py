@@ -295,11 +295,22 @@ class RecordingSession:
         self.last_step = step
         return True
 
-    def close(self) -> None:
-        """Close the recorder (drains its writer); safe to call more than once."""
+    def close(self, *, quiet: bool = False) -> None:
+        """Close the recorder (drains its writer); safe to call more than once.
+
+        With ``quiet=True`` (training already failed) a writer error is logged instead of
+        raised, so it cannot hide the exception that stopped training.
+        """
         recorder, self.recorder = self.recorder, None
-        if recorder is not None:
+        if recorder is None:
+            return
+        if not quiet:
             recorder.close()
+            return
+        try:
+            recorder.close()
+        except Exception:
+            logger.exception("closing the latent recorder of %r failed", self.store)
 
 
 def hf_epoch_index(epoch: float | None) -> int | None:

@@ -154,7 +154,7 @@ class LightningRecorder(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         # Everything committed so far stays readable; close drains the writer.
-        self._session.close()
+        self._session.close(quiet=True)
 
     def state_dict(self) -> dict[str, Any]:
         return self._session.state_dict()

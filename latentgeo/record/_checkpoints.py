@@ -32,10 +32,6 @@ _STEP_PATTERNS = (
 )
 _EPOCH_PATTERN = re.compile(r"(?:^|[^a-z0-9])epoch[=_\-]?(\d+)(?![0-9])", re.IGNORECASE)
 
-# Wrappers whose state-dict keys carry a prefix: DDP / DataParallel, torch.compile, and
-# Lightning (the LightningModule's attribute holding the network, most often "model.").
-_WRAPPER_ATTRIBUTES = ("module", "_orig_mod")
-
 
 def parse_step(name: str | os.PathLike[str]) -> int | None:
     """Parse the training step from a checkpoint's file name.
@@ -94,18 +90,6 @@ def _list_directory(directory: Path) -> list[Path]:
             f"directory {os.fspath(directory)!r}"
         )
     return sorted(files, key=_natural_key)
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DDP / DataParallel keep the network in .module, torch.compile in ._orig_mod.
-    changed = True
-    while changed:
-        changed = False
-        for attr in _WRAPPER_ATTRIBUTES:
-            inner = getattr(model, attr, None)
-            if isinstance(inner, torch.nn.Module) and inner is not model:
-                model, changed = inner, True
-    return model
 
 
 def _extract_state_dict(obj: Any, source: str) -> Mapping[str, torch.Tensor]:
@@ -336,10 +320,11 @@ def record_checkpoints(
             )
     entries = _collect(checkpoints, steps)
 
-    from latentgeo.record import LatentRecorder
+    from latentgeo.record import LatentRecorder, unwrap_model
     from latentgeo.store import open_run
 
-    target = _unwrap(model)
+    # The weights go where the recorder's hooks go: the module under DDP / torch.compile.
+    target = unwrap_model(model)
     expected = set(target.state_dict())
     # Keep the caller's weights (on CPU, to not double device memory) and put them back.
     original = {k: v.detach().to("cpu", copy=True) for k, v in target.state_dict().items()}
@@ -363,10 +348,4 @@ def record_checkpoints(
         raise
     finally:
         target.load_state_dict(original, strict=True)
-    return open_run(_store_path(recorder, store))
-
-
-def _store_path(recorder: Any, store: Any) -> Any:
-    """The store location to reopen: the recorder's own (resolved) path when it has one."""
-    path = getattr(recorder, "path", None) or getattr(recorder, "store_path", None)
-    return path if path is not None else os.fspath(store)
+    return open_run(store)
