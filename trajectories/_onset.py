@@ -1,0 +1,242 @@
+"""When does something happen: onset of a threshold crossing, change points of a series."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+_DIRECTIONS = ("above", "below")
+_METHODS = ("pelt", "binseg")
+
+
+def _as_series(series: Any, steps: Any, name: str = "series") -> tuple[np.ndarray, np.ndarray]:
+    """Values (n,) and steps (n,) of a 1-D series given as a DataArray or an array."""
+    if hasattr(series, "dims") and hasattr(series, "values"):
+        if series.ndim != 1 or "step" not in series.dims:
+            raise ValueError(f"{name} must be 1-D along 'step', got dims {tuple(series.dims)!r}")
+        values = np.asarray(series.values, dtype=np.float64)
+        if steps is None:
+            steps = series["step"].values if "step" in series.coords else np.arange(len(values))
+    else:
+        values = np.asarray(series, dtype=np.float64)
+        if values.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {values.shape!r}")
+    steps = np.arange(len(values)) if steps is None else np.asarray(steps)
+    if steps.shape != values.shape:
+        raise ValueError(
+            f"steps must have the same length as {name} ({len(values)}), got shape {steps.shape!r}"
+        )
+    return values, steps
+
+
+def _onset_index(values: np.ndarray, threshold: float, direction: str) -> int | None:
+    past = values >= threshold if direction == "above" else values <= threshold
+    # NaN compares False: a missing value is never "past" the threshold.
+    if not past[-1]:
+        return None
+    failures = np.flatnonzero(~past)
+    return 0 if failures.size == 0 else int(failures[-1]) + 1
+
+
+def onset(series: Any, threshold: float, direction: str = "above", *, steps: Any = None) -> Any:
+    """First step from which a series is past a threshold and stays there.
+
+    Parameters
+    ----------
+    series : xarray.DataArray with a ``step`` dim, or array of shape (n_steps,)
+        E.g. equivariance R² of a layer over training. Extra dims of a DataArray (``element``,
+        ``irrep``, ``layer``...) are kept: the onset is found for every entry.
+    threshold : float
+    direction : {"above", "below"}
+        ``"above"``: ``series >= threshold`` from the onset on; ``"below"``: ``<=``.
+    steps : array of shape (n_steps,), optional
+        Step of each entry for a plain array (default ``0..n-1``; a DataArray's ``step``
+        coordinate otherwise).
+
+    Returns
+    -------
+    int or None, or xarray.DataArray
+        For a 1-D series the onset step, None if the series does not end past the threshold.
+        For an N-D DataArray, a float DataArray over the other dims with NaN for "never".
+
+    Examples
+    --------
+    >>> onset([0.1, 0.6, 0.4, 0.7, 0.9], 0.5, steps=[0, 10, 20, 30, 40])
+    30
+    """
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {_DIRECTIONS!r}, got {direction!r}")
+    if not isinstance(threshold, (int, float, np.number)) or isinstance(threshold, bool):
+        raise TypeError(f"threshold must be a number, got {threshold!r}")
+    if hasattr(series, "dims") and series.ndim > 1:
+        import xarray as xr
+
+        if "step" not in series.dims:
+            raise ValueError(f"series must have a 'step' dim, got dims {tuple(series.dims)!r}")
+        step_values = (
+            series["step"].values if "step" in series.coords else np.arange(series.sizes["step"])
+        )
+
+        def _one(v: np.ndarray) -> float:
+            i = _onset_index(np.asarray(v, dtype=np.float64), threshold, direction)
+            return math.nan if i is None else float(step_values[i])
+
+        return xr.apply_ufunc(
+            _one, series, input_core_dims=[["step"]], vectorize=True, output_dtypes=[float]
+        ).rename("onset")
+    values, step_values = _as_series(series, steps)
+    if values.size == 0:
+        return None
+    i = _onset_index(values, threshold, direction)
+    return None if i is None else step_values[i].item()
+
+
+# --- change points -------------------------------------------------------------------------
+
+
+class _L2Cost:
+    """Sum of squared deviations from the segment mean, O(1) per segment via cumulative sums."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.s1 = np.concatenate([[0.0], np.cumsum(x)])
+        self.s2 = np.concatenate([[0.0], np.cumsum(x * x)])
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        n = b - a
+        s = self.s1[b] - self.s1[a]
+        return (self.s2[b] - self.s2[a]) - s * s / n
+
+
+def _noise_variance(x: np.ndarray) -> float:
+    # Robust scale of the noise from first differences (MAD), unaffected by a few jumps.
+    d = np.diff(x)
+    if d.size == 0:
+        return 0.0
+    sigma = 1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)
+    if sigma == 0.0:
+        sigma = float(np.std(d)) / math.sqrt(2.0)
+    return sigma * sigma
+
+
+def _pelt(x: np.ndarray, penalty: float, min_size: int) -> list[int]:
+    n = len(x)
+    cost = _L2Cost(x)
+    F = np.full(n + 1, np.inf)
+    F[0] = -penalty
+    last = np.zeros(n + 1, dtype=int)
+    candidates = np.array([0])
+    for t in range(min_size, n + 1):
+        ok = candidates[t - candidates >= min_size]
+        if ok.size == 0:
+            continue
+        vals = F[ok] + cost(ok, t)
+        best = int(np.argmin(vals))
+        F[t] = vals[best] + penalty
+        last[t] = ok[best]
+        # Pruning (Killick et al. 2012): a start that cannot beat F[t] now never will (the
+        # L2 cost is additive-subadditive with K = 0). Starts too recent to be admissible yet
+        # are kept. Then t itself becomes a candidate start for later segments.
+        recent = t - candidates < min_size
+        keep = recent.copy()
+        keep[~recent] = vals <= F[t]
+        candidates = np.append(candidates[keep], t)
+    bkps, t = [], n
+    while t > 0:
+        t = int(last[t])
+        if t > 0:
+            bkps.append(t)
+    return sorted(bkps)
+
+
+def _binseg(x: np.ndarray, n_bkps: int | None, penalty: float, min_size: int) -> list[int]:
+    cost = _L2Cost(x)
+    bkps: list[int] = []
+    segments = [(0, len(x))]
+    while n_bkps is None or len(bkps) < n_bkps:
+        best = None
+        for a, b in segments:
+            if b - a < 2 * min_size:
+                continue
+            splits = np.arange(a + min_size, b - min_size + 1)
+            gains = cost(a, b) - cost(a, splits) - cost(splits, b)
+            i = int(np.argmax(gains))
+            if best is None or gains[i] > best[0]:
+                best = (float(gains[i]), int(splits[i]), (a, b))
+        if best is None or (n_bkps is None and best[0] <= penalty):
+            break
+        _, split, (a, b) = best
+        bkps.append(split)
+        segments.remove((a, b))
+        segments += [(a, split), (split, b)]
+    return sorted(bkps)
+
+
+def change_points(
+    series: Any,
+    *,
+    method: str = "pelt",
+    penalty: float | None = None,
+    n_change_points: int | None = None,
+    min_size: int = 2,
+    steps: Any = None,
+) -> np.ndarray:
+    """Steps where the mean of a series changes (piecewise-constant fit, L2 cost).
+
+    ``"pelt"`` (Killick, Fearnhead & Eckley 2012) finds the exact minimiser of
+    ``sum of segment costs + penalty * n_changes`` in linear expected time; ``"binseg"``
+    (binary segmentation) splits greedily, either ``n_change_points`` times or while a split
+    reduces the cost by more than the penalty. The cost of a segment is its sum of squared
+    deviations from the segment mean.
+
+    Parameters
+    ----------
+    series : xarray.DataArray along ``step`` or array of shape (n_steps,)
+        E.g. a trajectory's speed. NaNs are not allowed.
+    method : {"pelt", "binseg"}
+    penalty : float, optional
+        Cost of one extra change. Default ``2 sigma^2 log(n)`` (the Schwarz criterion for a
+        change in mean with noise variance ``sigma^2``), with ``sigma`` estimated robustly
+        from the median absolute first difference.
+    n_change_points : int, optional
+        Exact number of changes (``"binseg"`` only).
+    min_size : int
+        Minimum segment length.
+    steps : array of shape (n_steps,), optional
+        Steps of a plain array (default ``0..n-1``).
+
+    Returns
+    -------
+    change_steps : int array
+        The step at which each new segment starts, ascending.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS!r}, got {method!r}")
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
+        raise ValueError(f"min_size must be a positive integer, got {min_size!r}")
+    if n_change_points is not None:
+        if method != "binseg":
+            raise ValueError("n_change_points needs method='binseg'")
+        if (
+            isinstance(n_change_points, bool)
+            or not isinstance(n_change_points, (int, np.integer))
+            or n_change_points < 0
+        ):
+            raise ValueError(
+                f"n_change_points must be a non-negative integer, got {n_change_points!r}"
+            )
+    x, step_values = _as_series(series, steps)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("series contains NaN or infinite values; drop or fill them first")
+    if len(x) < 2 * min_size:
+        return np.array([], dtype=step_values.dtype)
+    if penalty is None:
+        penalty = 2.0 * _noise_variance(x) * math.log(len(x))
+    elif not penalty >= 0:
+        raise ValueError(f"penalty must be >= 0, got {penalty!r}")
+    if method == "pelt":
+        idx = _pelt(x, float(penalty), int(min_size))
+    else:
+        idx = _binseg(x, n_change_points, float(penalty), int(min_size))
+    return step_values[np.asarray(idx, dtype=int)]
