@@ -214,13 +214,29 @@ def real_irreps_from_table(
         # rho(g) = B^T L_g B
         return np.einsum("ai,gaj->gij", basis, basis[perms], optimize=True)
 
+    def residual(basis: np.ndarray) -> float:
+        moved = basis[perms]  # L_g B, shape (n, n, d)
+        mats = np.einsum("ai,gaj->gij", basis, moved, optimize=True)
+        return float(np.abs(moved - np.einsum("ai,gij->gaj", basis, mats)).max())
+
     def refine(basis: np.ndarray) -> np.ndarray:
-        proj = basis @ basis.T
-        avg = np.zeros_like(proj)
-        for p in perms:
-            avg += proj[p[:, None], p]
-        _, vecs = np.linalg.eigh(avg / n)
-        return vecs[:, -basis.shape[1] :]
+        """Polish an almost invariant subspace until it is invariant to rounding.
+
+        The twirl ``T = (1/n) sum_g L_g B B^T L_g^T`` commutes exactly with the group and
+        has ``d`` eigenvalues near 1 (the rest near 0); subspace iteration with ``T``
+        converges to that exactly invariant eigenspace, gaining a factor of the initial
+        error per step, without an ``n x n`` eigendecomposition.
+        """
+        if residual(basis) < 1e-13:
+            return basis
+        moved = basis[perms]
+        b = basis
+        for _ in range(8):
+            coeff = np.einsum("gaj,ak->gjk", moved, b, optimize=True)
+            b, _ = np.linalg.qr(np.einsum("gaj,gjk->ak", moved, coeff, optimize=True))
+            if residual(b) < 1e-13:
+                break
+        return b
 
     # Right action R_g e_h = e_{h g^-1}; Y = sum_g c_g (R_g + R_g^T) is symmetric and commutes
     # with every L_g, so its eigenspaces are invariant subspaces of the regular rep.
@@ -233,13 +249,19 @@ def real_irreps_from_table(
 
     found: list[tuple[np.ndarray, np.ndarray]] = []  # (matrices, character)
     covered = 0
+
+    def known(chi: np.ndarray) -> bool:
+        return bool(found) and bool(
+            (np.abs(np.stack([c for _, c in found]) - chi).max(axis=1) < 1e-6).any()
+        )
+
     for idx in _clusters(values):
         basis = vecs[:, idx]
         # The character is accurate long before the subspace is polished; a cluster whose
         # character is already known is another copy of a found irrep (a merged cluster of
         # several irreps would have a character that is no irreducible one).
         chi = np.trace(restrict(basis), axis1=1, axis2=2)
-        if any(np.allclose(chi, c, atol=1e-6) for _, c in found):
+        if known(chi):
             continue
         basis = refine(basis)
         pieces = _split(restrict(basis), np.eye(basis.shape[1]), rng, depth=0)
@@ -247,7 +269,7 @@ def real_irreps_from_table(
             piece = basis if len(pieces) == 1 else refine(basis @ sub)
             mats = restrict(piece)
             chi = np.trace(mats, axis1=1, axis2=2)
-            if any(np.allclose(chi, c, atol=1e-6) for _, c in found):
+            if known(chi):
                 continue
             found.append((mats, chi))
             covered += mats.shape[1] ** 2 // commutant_dimension(chi)

@@ -199,6 +199,11 @@ class FiniteGroup:
         """
         return repr(self)
 
+    @property
+    def _label(self) -> str:
+        spec = self.spec
+        return spec if len(spec) <= 40 else f"a group of order {self.order}"
+
     # -- elements -----------------------------------------------------------------------
     @property
     def order(self) -> int:
@@ -239,8 +244,7 @@ class FiniteGroup:
             except KeyError:
                 shown = list(self._names[:24]) + (["..."] if self.order > 24 else [])
                 raise ValueError(
-                    f"unknown element {element!r} of {self.spec if self.order <= 24 else self}; "
-                    f"valid names: {shown}"
+                    f"unknown element {element!r} of {self._label}; valid names: {shown}"
                 ) from None
         if isinstance(element, bool):
             raise TypeError(f"element must be an index or a name, got {element!r}")
@@ -378,7 +382,7 @@ class FiniteGroup:
             if rho.name == name:
                 return rho
         raise ValueError(
-            f"{self.spec} has no irrep {name!r}; irreps are {[r.name for r in self.irreps]}"
+            f"{self._label} has no irrep {name!r}; irreps are {[r.name for r in self.irreps]}"
         )
 
     @property

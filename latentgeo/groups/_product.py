@@ -112,13 +112,13 @@ class DirectProduct(FiniteGroup):
                     irreps.append(Irrep.from_matrices(name, mats, _TYPE_OF_K[k_rho * k_sigma]))
                 elif k_rho == k_sigma == 2:
                     jj = np.kron(complex_structure(rho.matrices), complex_structure(sigma.matrices))
-                    values, vecs = np.linalg.eigh(jj)
+                    # J⊗J is a symmetric involution commuting with rho⊗sigma: eigh sorts
+                    # its -1 eigenspace (both complex structures agree) first.
+                    _, vecs = np.linalg.eigh(jj)
                     half = d // 2
                     for suffix, basis in (("+", vecs[:, :half]), ("-", vecs[:, half:])):
-                        # values[:half] are -1 and values[half:] are +1 (J⊗J is an involution)
                         sub = np.einsum("ai,gab,bj->gij", basis, mats, basis)
                         irreps.append(Irrep.from_matrices(name + suffix, sub, "complex"))
-                    del values
                 else:
                     basis = split_representation(mats)[0]
                     sub = np.einsum("ai,gab,bj->gij", basis, mats, basis)
