@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -131,6 +132,17 @@ def test_spec_round_trip_through_json(exact_case):
     assert rebuilt == action and hash(rebuilt) == hash(action)
     assert rebuilt.group == action.group
     assert repr(rebuilt) == repr(action)
+    assert pickle.loads(pickle.dumps(action)) == action
+
+
+def test_inexact_action_spec_and_check_record_round_trip():
+    act = ImageRotationAngles(12, interpolation="bicubic", padding_mode="border")
+    rebuilt = from_spec(json.loads(json.dumps(act.to_spec())))
+    assert rebuilt == act and hash(rebuilt) == hash(act) and rebuilt.group == Cyclic(12)
+    assert rebuilt != ImageRotationAngles(12)
+    record = act.check(_images(h=8, w=8)).as_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert set(record) >= {"max_error", "passed", "tolerance", "worst_pair"}
 
 
 def test_actions_are_immutable_values():
@@ -332,8 +344,14 @@ def test_rotate_per_sample_angles_and_gradient():
     _close(th.grad, fd, rtol=1e-7, atol=1e-9)
 
 
-def test_rotation_angles_grid_and_group():
+def test_rotation_angles_grid_group_and_orbit():
     act = ImageRotationAngles(np.arange(6) * 2 * np.pi / 6)
+    x = _images(h=7, w=9)
+    orbit = act.orbit(x)  # batched over angles: the same as acting element by element
+    assert orbit.shape == (6, *x.shape) and torch.equal(orbit[0], x)
+    for k in range(6):
+        _close(orbit[k], act(k, x), **F32)
+        _close(orbit[k], act.rotate(x, 2 * math.pi * k / 6), **F32)
     assert act == ImageRotationAngles(6) and act.group == Cyclic(6)
     np.testing.assert_allclose(act.angles, 2 * np.pi * np.arange(6) / 6)
     assert act.lie_group is not None

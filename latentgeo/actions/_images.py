@@ -250,6 +250,13 @@ class ImageRotationAngles(Action):
             return x.clone()
         return self._rotate(x, torch.tensor(2 * math.pi * k / self.n, dtype=torch.float64))
 
+    def _orbit(self, x: torch.Tensor) -> torch.Tensor:
+        # One grid_sample call for all n angles (the batch repeated per angle).
+        thetas = torch.as_tensor(self.angles, dtype=torch.float64)
+        out = self._rotate(x.expand(self.n, *x.shape).contiguous(), thetas)
+        out[0] = x  # the identity, untouched by interpolation
+        return out
+
     def rotate(self, x: Any, theta: Any) -> Any:
         """Rotate images by ``theta`` radians (any angle; differentiable in ``theta``).
 
