@@ -74,7 +74,7 @@ def _subspace_k(run: Run, layer: str) -> int:
     return max(1, min(SUBSPACE_K, d // 2, n - 1))
 
 
-def _geometry(run: Run, layers: list[str], progress: bool) -> xr.Dataset:
+def _geometry(run: Run, layers: list[str], device: str, progress: bool) -> xr.Dataset:
     """Subspace trajectories per layer (cached in the store as ``analysis/geometry``)."""
     import xarray as xr
 
@@ -88,14 +88,16 @@ def _geometry(run: Run, layers: list[str], progress: bool) -> xr.Dataset:
         and np.array_equal(np.asarray(cached["step"].values), steps)
     ):
         return cached.sel(layer=layers).load()
+    from tqdm.auto import tqdm
+
     per_layer = []
-    for layer in layers:
+    for layer in tqdm(layers, desc="geometry", unit="layer", disable=not progress, leave=False):
         k = _subspace_k(run, layer)
-        traj = trajectories.subspace(run, layer, k)
+        traj = trajectories.subspace(run, layer, k, device=device)
         D = np.asarray(traj.distance_matrix().values, dtype=np.float64)
         speed = np.asarray(traj.speed().values, dtype=np.float64)
-        if speed.shape[0] == len(steps) - 1:  # speed between consecutive checkpoints
-            speed = np.concatenate([[np.nan], speed])
+        if speed.shape[0] == len(steps) - 1:  # indexed by segment start: none after the last
+            speed = np.concatenate([speed, [np.nan]])
         if len(steps) >= 3:
             emb = np.asarray(getattr(traj.embed(), "values", traj.embed()), dtype=np.float64)
         else:  # MDS needs at least 3 points to be informative
@@ -163,7 +165,7 @@ def analyze_run(
         raise PipelineError(f"the store {str(run.path)!r} has no committed checkpoint yet")
     results = probes.run(run, layers=layers, device=device, progress=progress, cache=True)
     results = results.sel(layer=layers).load()
-    geometry = _geometry(run, layers, progress)
+    geometry = _geometry(run, layers, device, progress)
     onsets = _onsets(results, layers)
     analysis = Analysis(run, layers, results, geometry, onsets)
     analysis.summary = _summarise(analysis)

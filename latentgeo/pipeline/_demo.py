@@ -35,11 +35,11 @@ class DemoConfig:
     n_probe: int = 256
     width: int = 8
     n_checkpoints: int = 14
-    lr: float = 3e-3
+    lr: float = 1e-2
 
 
 FULL = DemoConfig()
-QUICK = DemoConfig(train_steps=120, batch_size=48, n_probe=96, width=6, n_checkpoints=7)
+QUICK = DemoConfig(train_steps=200, batch_size=48, n_probe=96, width=6, n_checkpoints=7, lr=1e-2)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _specs() -> list[_ModelSpec]:
         _ModelSpec(
             "p4cnn",
             "P4CNN (C4 group conv)",
-            lambda w, s: models.P4CNN(width=max(2, w // 2), seed=s),
+            lambda w, s: models.P4CNN(width=w, seed=s),
             ("lift", "gconv1", "pool", "fc"),
             augment=False,
         ),

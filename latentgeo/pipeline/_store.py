@@ -20,11 +20,12 @@ def _is_url(path: str) -> bool:
 
 
 def _writer_active(run: Any, path: str) -> bool:
-    """Whether a writer holds the store open right now (best effort).
+    """Whether a writer holds the store open right now.
 
-    Asks the store API first (``Run.is_open_for_writing`` / ``Run.writer_active`` /
-    ``Run.locked`` when the store provides one); otherwise looks for a writer lock file
-    left at the store's root by a live writer.
+    Asks the store API first (a ``Run.writer_active``-like attribute, if the store grows
+    one); otherwise tries, without blocking, the advisory lock a ``LatentRecorder`` holds on a
+    local store folder for as long as it writes (the kernel drops it when the writer dies,
+    so a killed writer does not count as active). Remote (URL) stores carry no lock: False.
     """
     for name in ("writer_active", "is_being_written", "is_open_for_writing", "locked"):
         attr = getattr(run, name, None)
@@ -33,30 +34,12 @@ def _writer_active(run: Any, path: str) -> bool:
             return bool(value)
     if _is_url(path):
         return False
-    root = Path(path)
-    for lock_name in ("writer.lock", ".writer.lock", ".lock", "LOCK"):
-        lock = root / lock_name
-        if lock.exists():
-            return _lock_holder_alive(lock)
-    return False
-
-
-def _lock_holder_alive(lock: Path) -> bool:
-    # A lock file that names a pid of a dead process is stale (a killed writer): readable.
     try:
-        text = lock.read_text().strip()
-    except OSError:
-        return True
-    digits = "".join(ch for ch in text.split()[0] if ch.isdigit()) if text else ""
-    if not digits:
-        return True
-    try:
-        os.kill(int(digits), 0)
-    except ProcessLookupError:
+        from latentgeo.store._schema import WriterLock
+    except ImportError:  # a store without the lock: nothing to detect
         return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
+    with WriterLock(Path(path)).try_hold() as free:
+        return not free
 
 
 def open_store(path: str | os.PathLike[str], allow_busy: bool = False) -> Run:
