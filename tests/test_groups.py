@@ -239,7 +239,12 @@ def _assert_same_irreps(closed: tuple[Irrep, ...], generic: tuple[Irrep, ...]) -
 
 @pytest.mark.parametrize(
     "G",
-    [*(Cyclic(n) for n in range(1, 10)), *(Dihedral(n) for n in range(1, 8)), Symmetric(4)],
+    [
+        *(Cyclic(n) for n in range(1, 10)),
+        *(Dihedral(n) for n in range(1, 8)),
+        Symmetric(4),
+        Symmetric(5),
+    ],
     ids=lambda G: G.spec,
 )
 def test_generic_cayley_path_agrees_with_closed_forms(G: FiniteGroup) -> None:
@@ -351,3 +356,20 @@ def test_generic_path_is_deterministic() -> None:
     assert a == b
     assert [r.type for r in DIC3.irreps].count("quaternionic") == 1
     assert [r.type for r in Q8.irreps] == ["real"] * 4 + ["quaternionic"]
+
+
+@pytest.mark.parametrize("G", groups, ids=ids)
+def test_every_group_round_trips_through_parse(G: FiniteGroup) -> None:
+    from latentgeo.groups import parse
+
+    assert parse(repr(G)) == G and parse(G.spec) == G and hash(parse(G.spec)) == hash(G)
+
+
+def test_specs_and_product_operator() -> None:
+    assert [G.spec for G in (Cyclic(8), Dihedral(4), Symmetric(3))] == ["C8", "D4", "S3"]
+    assert (Cyclic(2) * Cyclic(4)).spec == "C2xC4"
+    assert Cyclic(2) * (Cyclic(3) * Cyclic(4)) == DirectProduct(
+        Cyclic(2), DirectProduct(Cyclic(3), Cyclic(4))
+    )
+    assert (Cyclic(2) * (Cyclic(3) * Cyclic(4))).spec == "C2x(C3xC4)"
+    assert (Cyclic(2) * Cyclic(3) * Cyclic(4)).spec == "C2xC3xC4"

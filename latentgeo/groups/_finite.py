@@ -43,6 +43,11 @@ def _as_table(table: Any) -> np.ndarray:
     return out
 
 
+def _describe(t: np.ndarray) -> str:
+    """The table itself when small, else its shape (for error messages)."""
+    return repr(t.tolist()) if t.shape[0] <= 8 else f"of shape {t.shape!r}"
+
+
 def _check_group_axioms(t: np.ndarray) -> None:
     """Raise ValueError unless ``t`` is the Cayley table of a group with identity 0."""
     n = t.shape[0]
@@ -54,14 +59,14 @@ def _check_group_axioms(t: np.ndarray) -> None:
             i = int(np.flatnonzero(~ok)[0])
             line = t[i] if axis == 1 else t[:, i]
             raise ValueError(
-                f"Cayley table is not a latin square: {what} {i} is {line.tolist()!r}, "
-                "which is not a permutation of the elements"
+                f"Cayley table {_describe(t)} is not a latin square: {what} {i} is "
+                f"{line.tolist()!r}, which is not a permutation of the elements"
             )
     left_ids = np.flatnonzero(np.all(t == ref[None, :], axis=1))
     right_ids = np.flatnonzero(np.all(t == ref[:, None], axis=0))
     identities = np.intersect1d(left_ids, right_ids)
     if identities.size == 0:
-        raise ValueError("Cayley table has no two-sided identity element")
+        raise ValueError(f"Cayley table {_describe(t)} has no two-sided identity element")
     if identities[0] != 0:
         raise ValueError(
             f"the identity must be element 0, but the table's identity is element "
@@ -76,7 +81,7 @@ def _check_group_axioms(t: np.ndarray) -> None:
         if diff.any():
             i, b, c = map(int, np.argwhere(diff)[0])
             raise ValueError(
-                f"Cayley table is not associative: ({start + i}∘{b})∘{c} = "
+                f"Cayley table {_describe(t)} is not associative: ({start + i}∘{b})∘{c} = "
                 f"{int(lhs[i, b, c])} but {start + i}∘({b}∘{c}) = {int(rhs[i, b, c])}"
             )
 
@@ -180,7 +185,11 @@ class FiniteGroup:
         return type(self) is type(other) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._key()))
+        # Cached: the key of a Cayley-table group holds its whole table.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = self.__dict__["_hash"] = hash((type(self).__name__, self._key()))
+        return h
 
     def __repr__(self) -> str:
         names = "" if self._names == _default_names(self.order) else f", names={self._names!r}"
@@ -190,6 +199,14 @@ class FiniteGroup:
         from ._parse import parse
 
         return (parse, (repr(self),))
+
+    def __mul__(self, other: object) -> FiniteGroup:
+        """``G * H`` is the direct product ``DirectProduct(G, H)``."""
+        if not isinstance(other, FiniteGroup):
+            return NotImplemented
+        from ._product import DirectProduct
+
+        return DirectProduct(self, other)
 
     @property
     def spec(self) -> str:
