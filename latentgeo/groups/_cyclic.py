@@ -35,6 +35,11 @@ class Cyclic(FiniteGroup):
     n : int
         Order, ``n >= 1``.
 
+    Attributes
+    ----------
+    n : int
+        The order.
+
     Examples
     --------
     >>> G = Cyclic(4)

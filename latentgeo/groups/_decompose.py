@@ -49,6 +49,23 @@ def _clusters(values: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(values.size), breaks)
 
 
+def _check_representation(mats: object) -> np.ndarray:
+    """Validate user-supplied representation matrices: a float64 (order, D, D) orthogonal stack."""
+    arr = np.asarray(mats, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2] or 0 in arr.shape:
+        raise ValueError(
+            f"representation matrices must have shape (order, D, D), got {arr.shape!r}"
+        )
+    gram = arr @ arr.transpose(0, 2, 1)
+    err = float(np.abs(gram - np.eye(arr.shape[1])).max())
+    if not err <= 1e-8:
+        raise ValueError(
+            f"representation matrices must be orthogonal (max |M M^T - I| = {err:.3g}); "
+            "orthogonalise them first (e.g. polar decomposition)"
+        )
+    return arr
+
+
 def is_irreducible(mats: np.ndarray, *, seed: int = 0) -> bool:
     """Whether a real orthogonal representation is irreducible (over the reals).
 
@@ -63,12 +80,19 @@ def is_irreducible(mats: np.ndarray, *, seed: int = 0) -> bool:
     -------
     bool
         True when a random symmetric element of the commutant is a scalar matrix.
+
+    Raises
+    ------
+    ValueError
+        If ``mats`` is not a stack of square orthogonal matrices.
     """
-    mats = np.asarray(mats, dtype=np.float64)
+    return _irreducible(_check_representation(mats), np.random.default_rng(seed))
+
+
+def _irreducible(mats: np.ndarray, rng: np.random.Generator) -> bool:
     dim = mats.shape[1]
     if dim == 1:
         return True
-    rng = np.random.default_rng(seed)
     y = _group_average(mats, _random_symmetric(dim, rng))
     scalar = np.trace(y) / dim
     return bool(np.linalg.norm(y - scalar * np.eye(dim)) <= _SCALAR_RTOL * np.linalg.norm(y))
@@ -102,8 +126,20 @@ def split_representation(mats: np.ndarray, *, seed: int = 0) -> list[np.ndarray]
         Orthonormal bases of mutually orthogonal irreducible invariant subspaces whose
         direct sum is ``R^D``.  For each basis ``U``, ``U.T @ M_g @ U`` is an orthogonal
         irreducible representation.
+
+    Raises
+    ------
+    ValueError
+        If ``mats`` is not a stack of square orthogonal matrices.
+
+    Examples
+    --------
+    >>> from latentgeo.groups import Cyclic
+    >>> reg = Cyclic(4).regular_representation()
+    >>> sorted(u.shape[1] for u in split_representation(reg))
+    [1, 1, 2]
     """
-    mats = np.asarray(mats, dtype=np.float64)
+    mats = _check_representation(mats)
     rng = np.random.default_rng(seed)
     return _split(mats, np.eye(mats.shape[1]), rng, depth=0)
 
@@ -114,7 +150,7 @@ def _split(
     dim = basis.shape[1]
     if dim == 1:
         return [basis]
-    if depth > 20:  # pragma: no cover - would need ~20 consecutive degenerate draws
+    if depth > 64:  # pragma: no cover - would need dozens of degenerate random draws
         raise RuntimeError("representation did not split; is it orthogonal and a homomorphism?")
     restricted = np.einsum("ai,gab,bj->gij", basis, mats, basis, optimize=True)
     y = _group_average(restricted, _random_symmetric(dim, rng))
@@ -122,7 +158,7 @@ def _split(
     groups = _clusters(values)
     if len(groups) == 1:
         # Y is scalar: irreducible with probability one; confirm with a fresh sample.
-        if is_irreducible(restricted, seed=int(rng.integers(2**31))):
+        if _irreducible(restricted, rng):
             return [basis]
         return _split(mats, basis, rng, depth + 1)
     pieces: list[np.ndarray] = []
@@ -148,8 +184,10 @@ def complex_structure(mats: np.ndarray) -> np.ndarray:
         seed matrix ``E_10 - E_01``; for a rotation irrep ``[[c, -s], [s, c]]`` this is the
         rotation by +90 degrees, which makes ``rho(g)`` multiplication by ``exp(i theta)``.
     """
-    mats = np.asarray(mats, dtype=np.float64)
+    mats = _check_representation(mats)
     dim = mats.shape[1]
+    if dim % 2:
+        raise ValueError(f"a complex-type irrep has even dimension, got dimension {dim!r}")
     seed_matrix = np.zeros((dim, dim))
     seed_matrix[1, 0], seed_matrix[0, 1] = 1.0, -1.0
     rng = np.random.default_rng(0)

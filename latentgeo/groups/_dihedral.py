@@ -31,6 +31,11 @@ class Dihedral(FiniteGroup):
     n : int
         Number of rotations, ``n >= 1`` (``D_1`` has order 2, ``D_2`` is the Klein group).
 
+    Attributes
+    ----------
+    n : int
+        Number of rotations (the order is ``2n``).
+
     Examples
     --------
     >>> G = Dihedral(4)

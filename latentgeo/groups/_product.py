@@ -42,6 +42,11 @@ class DirectProduct(FiniteGroup):
     first, second : FiniteGroup
         The factors ``G`` and ``H``.
 
+    Attributes
+    ----------
+    first, second : FiniteGroup
+        The factors.
+
     Examples
     --------
     >>> from latentgeo.groups import Cyclic

@@ -53,6 +53,13 @@ class Symmetric(FiniteGroup):
     n : int
         Degree, ``1 <= n <= 5``.
 
+    Attributes
+    ----------
+    n : int
+        The degree.
+    permutations : tuple of tuple of int
+        One-line notation of every element, in index order.
+
     Examples
     --------
     >>> G = Symmetric(3)
