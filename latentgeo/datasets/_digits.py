@@ -79,9 +79,9 @@ def digits(
     labels = np.asarray(raw.target, dtype=np.int64)
     x = torch.from_numpy(images).unsqueeze(1)
     if rotated:
-        g = torch.Generator().manual_seed(int(seed))
-        k = torch.randint(4, (len(x),), generator=g)
-        x = torch.stack([torch.rot90(img, int(r), dims=(-2, -1)) for img, r in zip(x, k)])
+        from latentgeo.actions import ImageRotations
+
+        x, _ = ImageRotations("C4").sample(x, seed=int(seed))
     idx = np.arange(len(labels))
     if split != "all":
         train, test = train_test_split(
