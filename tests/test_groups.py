@@ -373,3 +373,38 @@ def test_specs_and_product_operator() -> None:
     )
     assert (Cyclic(2) * (Cyclic(3) * Cyclic(4))).spec == "C2x(C3xC4)"
     assert (Cyclic(2) * Cyclic(3) * Cyclic(4)).spec == "C2xC3xC4"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([Cyclic, Dihedral]), st.integers(1, 40))
+def test_closed_forms_are_homomorphisms_for_any_n(family, n: int) -> None:
+    G = family(n)
+    t = G.cayley_table
+    for rho in G.irreps:
+        m = rho.matrices
+        assert_allclose(np.einsum("aij,bjk->abik", m, m), m[t], atol=ATOL)
+    k = np.array([K_OF_TYPE[r.type] for r in G.irreps])
+    assert_allclose(G.character_table @ G.character_table.T / G.order, np.diag(k), atol=ATOL)
+    assert sum(r.dim**2 // K_OF_TYPE[r.type] for r in G.irreps) == G.order
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([Cyclic(6), Dihedral(4), Dihedral(5), Symmetric(3), DIC3, Q8]),
+    st.integers(0, 2**32 - 1),
+)
+def test_generic_path_recovers_characters_of_a_relabelled_group(G: FiniteGroup, seed: int) -> None:
+    # Scramble the element order (identity kept first): a planted, hidden labelling.
+    rng = np.random.default_rng(seed)
+    perm = np.concatenate([[0], 1 + rng.permutation(G.order - 1)])  # new index of old element
+    table = np.empty_like(G.cayley_table)
+    table[perm[:, None], perm[None, :]] = perm[G.cayley_table]
+    H = FiniteGroup.from_cayley_table(table)
+    relabelled = tuple(
+        Irrep(r.name, r.dim, r.matrices[np.argsort(perm)], r.character[np.argsort(perm)], r.type)
+        for r in G.irreps
+    )
+    _assert_same_irreps(relabelled, H.irreps)
+    for rho in H.irreps:
+        m = rho.matrices
+        assert_allclose(np.einsum("aij,bjk->abik", m, m), m[table], atol=ATOL)

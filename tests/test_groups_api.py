@@ -246,3 +246,18 @@ def test_so2_structure_and_discretization() -> None:
     assert [r.name for r in G.irreps(2)] == ["A", "E1", "E2"]
     assert G.irrep(0).dim == 1 and G.irrep(3).dim == 2 and G.irrep(3).type == "complex"
     assert G.irrep(2) == SO2().irrep(2) and hash(G.irrep(2)) == hash(SO2().irrep(2))
+
+
+def test_decomposition_helpers_validate_matrices() -> None:
+    from latentgeo.groups import complex_structure, is_irreducible, split_representation
+
+    with pytest.raises(ValueError, match=r"\(order, D, D\)"):
+        split_representation(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="orthogonal"):
+        is_irreducible(2 * np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="even dimension"):
+        complex_structure(Dihedral(3).irrep("A2").matrices)
+    with pytest.raises(ValueError, match="no complex structure"):
+        complex_structure(Dihedral(3).irrep("E1").matrices)  # real type: commutant is R
+    J = complex_structure(Cyclic(5).irrep("E2").matrices)
+    assert_allclose(J, [[0.0, -1.0], [1.0, 0.0]], atol=ATOL)
