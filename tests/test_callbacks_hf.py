@@ -84,7 +84,7 @@ def action():
     return ImageRotations(Cyclic(4))
 
 
-def _train(tmp_path, callbacks, resume=None, **kwargs) -> transformers.Trainer:
+def _train(tmp_path, callbacks, resume=None, evaluate=False, **kwargs) -> transformers.Trainer:
     defaults = dict(
         output_dir=str(tmp_path / "out"),
         per_device_train_batch_size=BATCH,
@@ -112,7 +112,11 @@ def _train(tmp_path, callbacks, resume=None, **kwargs) -> transformers.Trainer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = transformers.Trainer(
-                model=model, args=args, train_dataset=ImageDataset(), callbacks=callbacks
+                model=model,
+                args=args,
+                train_dataset=ImageDataset(),
+                eval_dataset=ImageDataset() if evaluate else None,
+                callbacks=callbacks,
             )
             trainer.train(resume_from_checkpoint=resume)
     finally:
@@ -140,7 +144,7 @@ def test_records_schedule_steps_with_their_own_logs(tmp_path, probe, action):
     schedule = Explicit([0, 1, 3, 6]) | EveryN(4)
     rec = HFRecorder(LAYERS, action, probe, tmp_path / "hf.zarr", schedule=schedule)
     snaps = WeightSnapshots()
-    trainer = _train(tmp_path, [rec, snaps])
+    trainer = _train(tmp_path, [rec, snaps], evaluate=True, eval_strategy="steps", eval_steps=6)
 
     total = trainer.state.global_step
     assert total == 2 * (N_TRAIN // BATCH) // ACCUM
@@ -157,14 +161,27 @@ def test_records_schedule_steps_with_their_own_logs(tmp_path, probe, action):
             got = stored.sel(step=s).values.reshape(direct.shape)
             np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)
 
-    # Steps 3 and 6 are logging steps (logging_steps=3): their stored loss is the loss the
-    # Trainer logged at that very step, not the previous log's.
-    logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
+    # Steps 3 and 6 are logging steps (logging_steps=3) and 6 an evaluation step: their
+    # stored metrics are those the Trainer logged at that very step, not earlier ones.
+    history = trainer.state.log_history
+    logged = {h["step"]: h["loss"] for h in history if "loss" in h}
+    evaluated = {h["step"]: h["eval_loss"] for h in history if "eval_loss" in h}
     assert set(logged) >= {3, 6}
-    loss = run.metrics["loss"]
-    rtol = 1e-6 if loss.dtype == np.float32 else 1e-12
-    for s in (3, 6):
-        np.testing.assert_allclose(float(loss.sel(step=s)), logged[s], rtol=rtol)
+    assert 6 in evaluated and 3 not in evaluated
+    metrics = run.metrics
+    for name, values in (("loss", logged), ("eval_loss", evaluated)):
+        stored = metrics[name]
+        assert stored.dtype == np.float64
+        for s in expected:
+            if s in values:
+                np.testing.assert_allclose(float(stored.sel(step=s)), values[s], rtol=1e-12)
+            else:  # nothing logged at this step: no stale value from an earlier one
+                assert np.isnan(float(stored.sel(step=s)))
+    # The fractional epoch HF logs is stored as the index of the epoch the step is in.
+    np.testing.assert_array_equal(
+        np.asarray(metrics["epoch"].values, dtype=np.int64),
+        [0 if s <= 4 else 1 for s in expected],
+    )
 
 
 def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):

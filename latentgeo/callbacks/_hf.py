@@ -42,11 +42,13 @@ class HFRecorder(TrainerCallback):
 
     Notes
     -----
-    Metrics come from ``on_log``. The Trainer logs a step *after* ``on_step_end``, with the
-    weights unchanged, so when a due step is also a logging step the recording waits for that
-    ``on_log`` and stores the step's own loss; it is flushed at the latest before the next
-    optimizer step (``on_step_begin``), at epoch end and at train end. Otherwise the metrics are
-    the most recently logged values.
+    Metrics come from ``on_log``. The Trainer logs and evaluates a step *after*
+    ``on_step_end``, with the weights unchanged, so when a due step is also a logging (or
+    evaluation) step the recording waits for that ``on_log`` (or ``on_evaluate``) and stores
+    the step's own loss (and evaluation metrics); it is flushed at the latest before the next
+    optimizer step (``on_step_begin``), at epoch end and at train end. Only values logged at
+    the recorded step itself are stored (the store holds NaN for a metric at other steps): a
+    loss logged ten steps ago is not this step's loss.
 
     A run resumed with ``trainer.train(resume_from_checkpoint=...)`` (``global_step > 0`` at
     ``on_train_begin``) continues the same store in mode ``"a"``; steps already committed are
@@ -72,8 +74,10 @@ class HFRecorder(TrainerCallback):
         self._session = RecordingSession(
             layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
         )
-        self._metrics: dict[str, Any] = {}
-        self._pending: int | None = None  # a due step waiting for its own on_log
+        self._metrics: dict[str, Any] = {}  # values logged at self._metrics_step
+        self._metrics_step: int | None = None
+        self._pending: int | None = None  # a due step waiting for its own logs
+        self._wait_for = "log"  # or "evaluate": the last hook of the step with metrics
 
     @property
     def store(self) -> str:
@@ -97,16 +101,23 @@ class HFRecorder(TrainerCallback):
 
     # -- helpers -----------------------------------------------------------------------------
     def _record(self, state: TrainerState, step: int) -> None:
-        self._session.record(step, metrics=self._metrics, epoch=hf_epoch_index(state.epoch))
+        # Only values logged at this very step: a loss logged steps ago is not this step's.
+        metrics = self._metrics if self._metrics_step == step else None
+        self._session.record(step, metrics=metrics, epoch=hf_epoch_index(state.epoch))
 
-    def _flush(self, state: TrainerState) -> None:
+    def _flush(self, state: TrainerState, event: str | None = None) -> None:
         # Weights only change at the optimizer step, so a pending step can be recorded in any
-        # hook before the next one and still see exactly the weights of that step.
-        if self._pending is not None and self._pending == state.global_step:
-            step, self._pending = self._pending, None
-            self._record(state, step)
-        else:
-            self._pending = None
+        # hook before the next one and still see exactly the weights of that step. ``event``
+        # names the hook calling: "log" does not flush a step waiting for its evaluation.
+        if self._pending is None:
+            return
+        if self._pending != state.global_step:
+            self._pending = None  # unreachable in the Trainer's event order; never record stale
+            return
+        if event is not None and self._wait_for == "evaluate" and event == "log":
+            return
+        step, self._pending = self._pending, None
+        self._record(state, step)
 
     # -- hooks -------------------------------------------------------------------------------
     def on_train_begin(
@@ -121,7 +132,7 @@ class HFRecorder(TrainerCallback):
             return
         if model is None:
             raise ValueError("HFRecorder needs the Trainer's model in on_train_begin, got None")
-        self._metrics = {}
+        self._metrics, self._metrics_step = {}, None
         self._pending = None
         self._session.build(model, resume=state.global_step > 0)
         self._record(state, state.global_step)
@@ -142,9 +153,10 @@ class HFRecorder(TrainerCallback):
         if not session.is_due(step):
             return
         # DefaultFlowCallback (always first in the handler) has just decided whether this
-        # step is logged; if so, wait for on_log to store the step's own metrics.
-        if control.should_log:
+        # step is logged and evaluated; if so, wait for those metrics of the same step.
+        if control.should_evaluate or control.should_log:
             self._pending = step
+            self._wait_for = "evaluate" if control.should_evaluate else "log"
         else:
             self._record(state, step)
 
@@ -158,8 +170,21 @@ class HFRecorder(TrainerCallback):
     ) -> None:
         if self._session.recorder is None:
             return
+        if self._metrics_step != state.global_step:
+            self._metrics, self._metrics_step = {}, state.global_step
         if logs:
+            # Training logs and evaluation logs of one step arrive in separate calls.
             self._metrics.update(logs)
+        self._flush(state, "log")
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._flush(state, "evaluate")
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._flush(state)
 
     def on_epoch_end(
