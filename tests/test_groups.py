@@ -408,3 +408,59 @@ def test_generic_path_recovers_characters_of_a_relabelled_group(G: FiniteGroup, 
     for rho in H.irreps:
         m = rho.matrices
         assert_allclose(np.einsum("aij,bjk->abik", m, m), m[table], atol=ATOL)
+
+
+def _murnaghan_nakayama(shape: tuple[int, ...], cycle_type: list[int]) -> int:
+    """chi^shape(cycle_type) by removing border strips (beta-set / abacus form)."""
+    if not cycle_type:
+        return 1
+    r, rest = cycle_type[0], cycle_type[1:]
+    beta = [part + len(shape) - 1 - i for i, part in enumerate(shape)]
+    total = 0
+    for b in beta:
+        if b - r >= 0 and b - r not in beta:
+            # moving a bead from b to b - r removes a border strip; its height is the
+            # number of beads jumped over
+            sign = (-1) ** sum(b - r < x < b for x in beta)
+            new = sorted((x if x != b else b - r for x in beta), reverse=True)
+            parts = tuple(x - (len(new) - 1 - i) for i, x in enumerate(new))
+            total += sign * _murnaghan_nakayama(tuple(p for p in parts if p > 0), rest)
+    return total
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_young_form_characters_match_murnaghan_nakayama_and_hook_lengths(n: int) -> None:
+    G = Symmetric(n)
+    for rho in G.irreps:
+        shape = tuple(int(x) for x in rho.name.strip("[]").split(","))
+        cols = [sum(1 for p in shape if p > j) for j in range(shape[0])]
+        hooks = np.prod(
+            [shape[i] - j + cols[j] - i - 1 for i in range(len(shape)) for j in range(shape[i])]
+        )
+        assert rho.dim == np.prod(np.arange(1, n + 1)) // hooks  # hook length formula
+        for g, perm in enumerate(G.permutations):
+            cycle_type, seen = [], set()
+            for start in range(n):
+                length, i = 0, start
+                while i not in seen:
+                    seen.add(i)
+                    i, length = perm[i], length + 1
+                if length:
+                    cycle_type.append(length)
+            expected = _murnaghan_nakayama(shape, sorted(cycle_type, reverse=True))
+            assert_allclose(rho.character[g], expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("spec", ["S3", "S4", "S5", "D4", "D5", "D6", "C6"])
+def test_conjugacy_classes_and_element_orders_agree_with_sympy(spec: str) -> None:
+    named = pytest.importorskip("sympy.combinatorics.named_groups")
+    from latentgeo.groups import parse
+
+    G = parse(spec)
+    n = int(spec[1:])
+    ref = {"S": named.SymmetricGroup, "D": named.DihedralGroup, "C": named.CyclicGroup}[spec[0]](n)
+    assert ref.order() == G.order
+    assert sorted(len(c) for c in ref.conjugacy_classes()) == sorted(
+        len(c) for c in G.conjugacy_classes
+    )
+    assert sorted(p.order() for p in ref.elements) == sorted(G.element_orders.tolist())
