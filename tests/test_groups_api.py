@@ -146,6 +146,8 @@ def test_index_by_name_and_errors() -> None:
         (lambda: parse("__import__('os')"), ValueError, "import"),
         (lambda: parse("FiniteGroup.from_cayley_table([[0, 1], [0, 1]])"), ValueError, "latin"),
         (lambda: parse(8), TypeError, "8"),
+        (lambda: parse("Cyclic(8, 9)"), ValueError, "bad arguments"),
+        (lambda: parse("Cyclic(2.0)"), ValueError, r"2\.0"),
     ],
 )
 def test_bad_input_raises_clear_errors(make, exc, match) -> None:

@@ -149,7 +149,10 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         raise parser.error(f"unknown constructor {ast.unparse(node)!r}")
     if set(kwargs) - {"names"}:
         raise parser.error(f"unexpected keywords {sorted(kwargs)!r}")
-    return constructors[func](*args, **kwargs)
+    try:
+        return constructors[func](*args, **kwargs)
+    except TypeError as err:  # wrong arity or argument types inside the string
+        raise parser.error(f"bad arguments to {func}: {err}") from None
 
 
 def parse(spec: Any) -> Any:
