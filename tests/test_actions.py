@@ -247,6 +247,12 @@ def test_set_permutation_moves_item_i_to_sigma_i():
         assert torch.equal(graphs(g, A), P @ A @ P.T)
     # The group's own permutations (Symmetric) are the ones used.
     assert [tuple(p) for p in perms] == list(Symmetric(4).permutations)
+    # Elements may be given as permutation tuples, for S_n and for subgroups.
+    assert torch.equal(sets((1, 2, 3, 0), x), x[:, [3, 0, 1, 2]])
+    c3 = SetPermutation(3, permutations=[(0, 1, 2), (1, 2, 0), (2, 0, 1)])
+    assert c3.element_index((2, 0, 1)) == 2
+    with pytest.raises(ValueError, match=r"\(1, 0, 2\) is not an element"):
+        c3.element_index((1, 0, 2))
 
 
 def test_sample_is_seeded_and_applies_the_returned_elements():

@@ -158,8 +158,9 @@ class Action(abc.ABC):
         """Element names, in element order."""
         return tuple(str(e) for e in self.group.elements)
 
-    def element_index(self, element: int | str) -> int:
-        """The index of ``element`` (an index or a name), with a clear error if unknown."""
+    def element_index(self, element: int | str | tuple[int, ...]) -> int:
+        """The index of ``element`` (an index, a name, or for permutation groups a
+        permutation tuple), with a clear error if unknown."""
         if isinstance(element, (bool, np.bool_)):
             raise TypeError(f"element must be an int index or a name, got {element!r}")
         if isinstance(element, numbers.Integral):
@@ -174,9 +175,21 @@ class Action(abc.ABC):
             names = self.elements
             if element in names:
                 return names.index(element)
+            shown = list(names[:24]) + (["..."] if len(names) > 24 else [])
             raise ValueError(
-                f"unknown element name {element!r} of {self.group!r}; valid names: {list(names)}"
+                f"unknown element name {element!r} of {self.group!r}; valid names: {shown}"
             )
+        if isinstance(element, tuple):
+            # A permutation in one-line form (SetPermutation): Symmetric groups index them,
+            # subgroups given by permutations are named by their tuple.
+            try:
+                return int(self.group.index(element))
+            except (ValueError, TypeError, AttributeError):
+                pass
+            try:
+                return self.element_index(str(tuple(int(v) for v in element)))
+            except (ValueError, TypeError):
+                raise ValueError(f"{element!r} is not an element of {self.group!r}") from None
         if (
             isinstance(element, torch.Tensor)
             and element.numel() == 1
