@@ -223,6 +223,13 @@ def test_token_shift_and_labels_follow_modular_addition():
     assert isinstance(TokenShift(p, 0).shift_label(1, y.numpy()), np.ndarray)
 
 
+def test_token_shift_on_narrow_integer_dtypes():
+    x = torch.tensor([[120, 3]], dtype=torch.int8)
+    out = TokenShift(127, 0)(20, x)
+    assert out.dtype == torch.int8 and out.tolist() == [[13, 3]]
+    assert TokenShift(200, 0)(100, x.to(torch.uint8)).tolist() == [[20, 3]]
+
+
 def test_token_shift_leaves_other_tokens_alone():
     # Position 2 holds an "=" token with id p, outside Z_p: only shifted positions are checked.
     p = 5

@@ -116,7 +116,8 @@ class TokenShift(Action):
         pos = self._positions(x.shape[-1])
         for q, s in zip(pos, self.shifts(k)):
             if s:
-                out[..., q] = torch.remainder(x[..., q] + s, self.p)
+                # in int64: x + s may overflow a narrow token dtype (int8/uint8) before the mod
+                out[..., q] = torch.remainder(x[..., q].long() + s, self.p).to(x.dtype)
         return out
 
     def shift_label(self, element: int | str, y: Any) -> Any:
