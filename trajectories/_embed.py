@@ -41,7 +41,7 @@ def classical_mds(D: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray
     n = D.shape[0]
     if np.abs(D - D.T).max(initial=0.0) > 1e-8 * max(1.0, np.abs(D).max(initial=0.0)):
         raise ValueError("D must be symmetric")
-    D2 = 0.5 * (D + D.T) ** 2
+    D2 = (0.5 * (D + D.T)) ** 2
     J = np.eye(n) - 1.0 / n
     B = -0.5 * J @ D2 @ J
     w, V = np.linalg.eigh(0.5 * (B + B.T))

@@ -127,21 +127,25 @@ def _pelt(x: np.ndarray, penalty: float, min_size: int) -> list[int]:
     F[0] = -penalty
     last = np.zeros(n + 1, dtype=int)
     candidates = np.array([0])
+    # Pruning (Killick et al. 2012): if F[tau] + C(tau, t) > F[t], the start tau loses to "the
+    # best partition up to t, then a segment from t" for every later end T -- but that segment
+    # exists only once T - t >= min_size. So a start is marked at t and dropped at t + min_size.
+    marked = np.array([np.inf])
     for t in range(min_size, n + 1):
-        ok = candidates[t - candidates >= min_size]
-        if ok.size == 0:
+        alive = marked > t - min_size
+        candidates, marked = candidates[alive], marked[alive]
+        ok = t - candidates >= min_size
+        if not ok.any():
             continue
-        vals = F[ok] + cost(ok, t)
+        vals = F[candidates[ok]] + cost(candidates[ok], t)
         best = int(np.argmin(vals))
         F[t] = vals[best] + penalty
-        last[t] = ok[best]
-        # Pruning (Killick et al. 2012): a start that cannot beat F[t] now never will (the
-        # L2 cost is additive-subadditive with K = 0). Starts too recent to be admissible yet
-        # are kept. Then t itself becomes a candidate start for later segments.
-        recent = t - candidates < min_size
-        keep = recent.copy()
-        keep[~recent] = vals <= F[t]
-        candidates = np.append(candidates[keep], t)
+        last[t] = candidates[ok][best]
+        losing = np.zeros(candidates.size, dtype=bool)
+        losing[ok] = vals > F[t]
+        marked[losing & np.isinf(marked)] = t
+        candidates = np.append(candidates, t)
+        marked = np.append(marked, np.inf)
     bkps, t = [], n
     while t > 0:
         t = int(last[t])
@@ -196,9 +200,11 @@ def change_points(
         E.g. a trajectory's speed. NaNs are not allowed.
     method : {"pelt", "binseg"}
     penalty : float, optional
-        Cost of one extra change. Default ``2 sigma^2 log(n)`` (the Schwarz criterion for a
-        change in mean with noise variance ``sigma^2``), with ``sigma`` estimated robustly
-        from the median absolute first difference.
+        Cost of one extra change. Default ``3 sigma^2 log(n)``, the leading term of the
+        modified BIC of Zhang & Siegmund (2007) for changes in mean (the default of R's
+        ``changepoint`` package; plain BIC, ``2 sigma^2 log(n)``, lets spurious changes through
+        because the location is maximised over), with the noise variance ``sigma^2``
+        estimated robustly from the median absolute first difference.
     n_change_points : int, optional
         Exact number of changes (``"binseg"`` only).
     min_size : int
@@ -231,8 +237,13 @@ def change_points(
         raise ValueError("series contains NaN or infinite values; drop or fill them first")
     if len(x) < 2 * min_size:
         return np.array([], dtype=step_values.dtype)
+    # Centre first: the cumulative-sum costs then lose less to cancellation.
+    x = x - x.mean()
     if penalty is None:
-        penalty = 2.0 * _noise_variance(x) * math.log(len(x))
+        penalty = 3.0 * _noise_variance(x) * math.log(len(x))
+        # Below this, differences of cumulative-sum costs are rounding error (noise-free
+        # series would otherwise be split everywhere).
+        penalty = max(penalty, 1e3 * np.finfo(np.float64).eps * float((x * x).sum()))
     elif not penalty >= 0:
         raise ValueError(f"penalty must be >= 0, got {penalty!r}")
     if method == "pelt":
