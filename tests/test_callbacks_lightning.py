@@ -35,19 +35,20 @@ LAYERS = ["net.conv", "net.fc"]
 
 
 class Net(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, dropout: float = 0.25) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.drop = nn.Dropout(dropout)  # train mode and RNG matter: recording must not touch them
         self.fc = nn.Linear(3 * 6 * 6, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
+        return self.fc(self.drop(torch.relu(self.conv(x))).flatten(1))
 
 
 class Module(pl.LightningModule):
-    def __init__(self, fail_at_step: int | None = None) -> None:
+    def __init__(self, fail_at_step: int | None = None, dropout: float = 0.25) -> None:
         super().__init__()
-        self.net = Net()
+        self.net = Net(dropout)
         self.fail_at_step = fail_at_step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,6 +195,20 @@ def test_records_global_steps_once_under_accumulation(tmp_path, probe, action):
             got = stored.sel(step=s).values.reshape(direct.shape)
             np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)
 
+    # Recording changed nothing about training: the same fit without the callback ends with
+    # bit-identical weights (dropout draws from the RNG; recording runs in eval mode).
+    torch.manual_seed(0)
+    bare = Module()
+    _fit(
+        _trainer(max_epochs=2, num_sanity_val_steps=2, limit_val_batches=2),
+        bare,
+        train_dataloaders=_loader(),
+        val_dataloaders=_loader(1),
+    )
+    for name, value in bare.state_dict().items():
+        torch.testing.assert_close(module.state_dict()[name], value, rtol=0, atol=0)
+    assert module.training == bare.training
+
     # Metrics: the training loss logged at each recorded step after the first.
     metrics = run.metrics
     assert "train_loss" in metrics
@@ -225,11 +240,13 @@ def test_exception_closes_store_and_keeps_committed_steps(tmp_path, probe, actio
 
 def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
     schedule = EveryN(1)
+    # Lightning checkpoints do not hold the global RNG: without dropout, a resumed run
+    # retraces the straight one exactly.
     epochs_half = 2  # 4 optimizer steps an epoch: N = 8, 2N = 16
 
     # A straight run to 2N, for reference.
     torch.manual_seed(0)
-    straight = Module()
+    straight = Module(dropout=0.0)
     rec_ref = LightningRecorder(LAYERS, action, probe, tmp_path / "ref.zarr", schedule=schedule)
     _fit(
         _trainer(max_epochs=2 * epochs_half, callbacks=[rec_ref]),
@@ -246,7 +263,7 @@ def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
     _fit(
         _trainer(max_epochs=epochs_half, callbacks=[first, checkpoint], enable_checkpointing=True),
-        Module(),
+        Module(dropout=0.0),
         train_dataloaders=_loader(),
     )
     n = epochs_half * (N_TRAIN // BATCH) // ACCUM
@@ -264,7 +281,7 @@ def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
             callbacks=[second, pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True)],
             enable_checkpointing=True,
         ),
-        Module(),
+        Module(dropout=0.0),
         train_dataloaders=_loader(),
         ckpt_path=ckpt_dir / "last.ckpt",
     )
@@ -277,6 +294,34 @@ def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
     for layer in LAYERS:
         # Same weights at every step, same recorder code: bit-identical latents.
         np.testing.assert_array_equal(run.latents(layer).values, ref.latents(layer).values)
+
+
+def test_offline_from_lightning_checkpoints_equals_live(tmp_path, probe, action):
+    """ModelCheckpoint files of a real fit, recorded offline, equal the live recording."""
+    live = LightningRecorder(LAYERS, action, probe, tmp_path / "live.zarr", schedule=EveryN(1))
+    saver = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1, save_last=False
+    )
+    torch.manual_seed(0)
+    _fit(
+        _trainer(max_epochs=1, callbacks=[live, saver], enable_checkpointing=True),
+        Module(),
+        train_dataloaders=_loader(),
+    )
+    files = sorted(p.name for p in (tmp_path / "ckpt").glob("*.ckpt"))
+    assert "epoch=0-step=4.ckpt" in files
+    # The network alone: the checkpoints' "net." prefix is stripped.
+    offline = latentgeo.record_checkpoints(
+        Net(), tmp_path / "ckpt", ["conv", "fc"], action, probe, tmp_path / "offline.zarr"
+    )
+    run = latentgeo.open_run(tmp_path / "live.zarr")
+    np.testing.assert_array_equal(offline.steps, [1, 2, 3, 4])
+    np.testing.assert_array_equal(offline.metrics["epoch"].values, [0, 0, 0, 0])
+    for live_name, offline_name in zip(LAYERS, ["conv", "fc"]):
+        np.testing.assert_array_equal(
+            offline.latents(offline_name).values,
+            run.latents(live_name).sel(step=offline.steps).values,
+        )
 
 
 def test_second_fit_with_same_callback_appends(tmp_path, probe, action):

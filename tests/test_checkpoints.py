@@ -235,6 +235,14 @@ def test_errors(tmp_path, trained, action, probe):
     with pytest.raises(ValueError, match="does not match the model"):
         latentgeo.record_checkpoints(Net(), other, LAYERS, action, probe, tmp_path / "e7.zarr")
 
+    wrong_shape = dict(snap)
+    wrong_shape["fc.bias"] = torch.zeros(4)
+    shaped = tmp_path / "shaped"
+    shaped.mkdir()
+    torch.save(wrong_shape, shaped / "step_2.pt")
+    with pytest.raises(ValueError, match=r"step_2\.pt.*does not fit the model"):
+        latentgeo.record_checkpoints(Net(), shaped, LAYERS, action, probe, tmp_path / "e8.zarr")
+
 
 class _Exploit:
     """A pickle that would run code when loaded without weights_only."""

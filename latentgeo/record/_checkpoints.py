@@ -337,7 +337,10 @@ def record_checkpoints(
                 continue
             obj, where = _load(src, map_location)
             state = _match_keys(_extract_state_dict(obj, where), expected, where)
-            target.load_state_dict(state, strict=True)
+            try:
+                target.load_state_dict(state, strict=True)
+            except RuntimeError as exc:  # e.g. size mismatch: name the file that caused it
+                raise ValueError(f"checkpoint {where} does not fit the model: {exc}") from exc
             recorder.record(step, epoch=epoch)
         recorder.close()
     except BaseException:
