@@ -289,7 +289,8 @@ def representation(
     Returns
     -------
     Trajectory
-        Points of shape (T, k, k), metric ``"orthogonal"``. Checkpoints whose polar factors
+        Points of shape (T, k, k), metric ``"orthogonal"`` (``k`` the layer's width: the NaN
+        padding of narrower layers in ``rho`` is removed). Checkpoints whose polar factors
         have different determinants are at infinite distance (O(k) is disconnected).
     """
     rho = _select_layer(probe_results, "rho", layer)
@@ -306,7 +307,17 @@ def representation(
     if rho.ndim != 3:
         raise ValueError(f"rho for one layer and element must be (step, k, k), got {rho.dims!r}")
     values = np.asarray(rho.values, dtype=np.float64)
-    if not np.all(np.isfinite(values)):
+    # probes.run pads rho of narrower layers with NaN up to the widest layer: keep the units
+    # that hold numbers at some step.
+    finite = np.isfinite(values)
+    rows, cols = finite.any(axis=(0, 2)), finite.any(axis=(0, 1))
+    if rows.sum() != cols.sum():
+        raise ValueError(
+            f"rho of layer {layer!r}, element {element!r} is not square once its NaN padding "
+            f"is removed ({int(rows.sum())} x {int(cols.sum())})"
+        )
+    values = values[:, rows][:, :, cols]
+    if values.shape[-1] == 0 or not np.all(np.isfinite(values)):
         raise ValueError(f"rho of layer {layer!r}, element {element!r} has non-finite entries")
     Q = orthogonalize(values, special=special)
     return Trajectory(Q, np.asarray(rho["step"].values), "orthogonal", name=layer)
