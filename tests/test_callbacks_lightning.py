@@ -343,7 +343,7 @@ def test_bad_arguments(tmp_path, probe, action):
     with pytest.raises(TypeError, match="model"):
         LightningRecorder(LAYERS, action, probe, tmp_path / "x.zarr", model=Module())
     with pytest.raises(TypeError, match="probe_inputs"):
-        LightningRecorder(LAYERS, action, probe.numpy(), tmp_path / "x.zarr")
+        LightningRecorder(LAYERS, action, probe.tolist(), tmp_path / "x.zarr")
     with pytest.raises(ValueError, match="'r'"):
         LightningRecorder(LAYERS, action, probe, tmp_path / "x.zarr", mode="r")
 

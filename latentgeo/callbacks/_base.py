@@ -13,9 +13,11 @@ import logging
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from latentgeo.schedules import as_schedule
@@ -182,9 +184,9 @@ class RecordingSession:
     ) -> None:
         recorder_kwargs = dict(recorder_kwargs or {})
         _check_recorder_kwargs(recorder_kwargs)
-        if not isinstance(probe_inputs, torch.Tensor):
+        if not isinstance(probe_inputs, (torch.Tensor, np.ndarray)):
             raise TypeError(
-                f"probe_inputs must be a torch.Tensor of shape (n_samples, ...), "
+                f"probe_inputs must be a torch.Tensor or numpy array of shape (n_samples, ...), "
                 f"got {type(probe_inputs).__name__}"
             )
         # None -> the default schedule, an int -> EveryN, an iterable -> Explicit.
@@ -222,11 +224,11 @@ class RecordingSession:
         if saved_store is not None and saved_store != self.store:
             # The user's current argument wins (the store may have been moved), but silently
             # writing somewhere else than the run being resumed is a classic mistake.
-            logger.warning(
-                "resuming from a checkpoint whose latent store was %r; continuing the store "
-                "given to the callback, %r",
-                saved_store,
-                self.store,
+            warnings.warn(
+                f"resuming from a checkpoint whose latent store was {saved_store!r}; "
+                f"continuing the store given to the callback, {self.store!r}",
+                UserWarning,
+                stacklevel=2,
             )
         last = state.get("last_step")
         self.last_step = None if last is None else int(last)

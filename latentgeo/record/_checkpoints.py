@@ -9,6 +9,7 @@ arbitrary code to unpickle is refused, never executed.
 from __future__ import annotations
 
 import logging
+import numbers
 import operator
 import os
 import re
@@ -159,7 +160,8 @@ def _load(source: Any, map_location: Any) -> tuple[Any, str]:
             raise ValueError(
                 f"could not load checkpoint {path!r} with torch.load(weights_only=True): {exc}. "
                 f"Only tensors and plain containers are loaded (arbitrary pickles are refused "
-                f"for safety); save the weights with torch.save(model.state_dict(), path)"
+                f"for safety): save the weights with torch.save(model.state_dict(), path), or "
+                f"allow trusted extra types with torch.serialization.add_safe_globals([...])"
             ) from exc
         return obj, repr(path)
     if isinstance(source, Mapping):
@@ -181,11 +183,11 @@ def _collect(checkpoints: Any, steps: Sequence[int] | None) -> list[tuple[int, A
         else:
             raise FileNotFoundError(f"checkpoints {os.fspath(checkpoints)!r} does not exist")
     elif isinstance(checkpoints, Mapping) and all(
-        isinstance(k, int) and not isinstance(k, bool) for k in checkpoints
+        isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in checkpoints
     ):
         if steps is not None:
             raise ValueError("steps must not be given when checkpoints maps steps to sources")
-        steps = list(checkpoints)
+        steps = [int(k) for k in checkpoints]
         sources = list(checkpoints.values())
     elif isinstance(checkpoints, Iterable) and not isinstance(checkpoints, Mapping):
         sources = list(checkpoints)
