@@ -49,6 +49,31 @@ class _ModelSpec:
     build: Callable[[int, int], Any]  # (width, seed) -> nn.Module
     layers: tuple[str, ...]
     augment: bool
+    pooled: tuple[str, ...]  # layers recorded through block_mean_pool2
+
+
+def block_mean_pool2(z: Any) -> Any:
+    """Reducer: 2×2 block average over the last two (spatial) dims, then flatten.
+
+    On an even-sized square map, rot90 sends aligned 2×2 blocks to aligned 2×2 blocks, so
+    block pooling commutes with the C4 action: an equivariant layer stays exactly
+    equivariant after it, while the probe sees 4× fewer units (the probes' cost grows with
+    the square of the width).
+
+    Parameters
+    ----------
+    z : tensor of shape (batch, ..., H, W)
+        H and W even.
+
+    Returns
+    -------
+    tensor of shape (batch, prod(...) * H/2 * W/2)
+    """
+    import torch.nn.functional as F
+
+    n, (h, w) = z.shape[0], z.shape[-2:]
+    pooled = F.avg_pool2d(z.reshape(n, -1, h, w), kernel_size=2)
+    return pooled.reshape(n, -1)
 
 
 def _specs() -> list[_ModelSpec]:
@@ -61,6 +86,7 @@ def _specs() -> list[_ModelSpec]:
             lambda w, s: models.SmallCNN(width=w, seed=s),
             ("conv1", "conv2", "conv3", "fc"),
             augment=False,
+            pooled=("conv1", "conv2"),
         ),
         _ModelSpec(
             "cnn_aug",
@@ -68,6 +94,7 @@ def _specs() -> list[_ModelSpec]:
             lambda w, s: models.SmallCNN(width=w, seed=s),
             ("conv1", "conv2", "conv3", "fc"),
             augment=True,
+            pooled=("conv1", "conv2"),
         ),
         _ModelSpec(
             "p4cnn",
@@ -75,6 +102,7 @@ def _specs() -> list[_ModelSpec]:
             lambda w, s: models.P4CNN(width=w, seed=s),
             ("lift", "gconv1", "pool", "fc"),
             augment=False,
+            pooled=("lift", "gconv1"),
         ),
     ]
 
@@ -155,6 +183,7 @@ def _train_and_record(
         labels=data["y_probe"],
         store=str(store),
         mode="w",
+        reduce=dict.fromkeys(spec.pooled, block_mean_pool2),
         dtype="float32",
         device=device,
     )
@@ -215,44 +244,63 @@ def _load_data(cfg: DemoConfig, seed: int) -> dict[str, Any]:
 
 
 def _comparison_figures(analyses: dict[str, Any], titles: dict[str, str]) -> dict[str, Any]:
-    """Side-by-side figures of the models (one panel per model)."""
+    """Side-by-side figures of the models (one column per model).
+
+    Few figures with several panels each: rendering dominates the demo's fixed cost.
+    """
     from latentgeo import plot
     from latentgeo.pipeline._analyze import ONSET_THRESHOLD
     from latentgeo.plot._style import new_figure
 
     names = list(analyses)
+    ncol = len(names)
     figs: dict[str, Any] = {}
 
-    fig = new_figure((5.2 * len(names), 4.2))
-    axes = fig.subplots(1, len(names), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    fig = new_figure((5.0 * ncol, 4.0))
+    axes = np.atleast_1d(fig.subplots(1, ncol, sharey=True))
+    for ax, name in zip(axes, names):
         plot.equivariance(
             analyses[name].results, ax=ax, onset_threshold=ONSET_THRESHOLD, title=titles[name]
         )
     fig.suptitle("Held-out equivariance R² under C4 rotations (dashed: null level)")
     figs["equivariance"] = fig
 
-    fig = new_figure((5.2 * len(names), 4.2))
-    axes = fig.subplots(1, len(names), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
-        plot.invariance(analyses[name].results, ax=ax, title=titles[name])
-    fig.suptitle("Invariant fraction of orbit variance")
-    figs["invariance"] = fig
+    fig = new_figure((4.6 * (ncol + 1), 3.8))
+    axes = np.atleast_1d(fig.subplots(1, ncol + 1))
+    for color, name in zip(plot.colors(ncol), names):
+        a = analyses[name]
+        r2 = [a.summary["layers"][layer]["r2"] for layer in a.layers]
+        null = [a.summary["layers"][layer].get("null_r2") for layer in a.layers]
+        depth = np.arange(1, len(r2) + 1)
+        axes[0].plot(depth, r2, marker="o", color=color, label=titles[name])
+        if all(v is not None for v in null):
+            axes[0].plot(depth, null, linestyle="--", color=color, linewidth=1)
+    axes[0].set_xticks(np.arange(1, len(analyses[names[0]].layers) + 1))
+    axes[0].set_xlabel("recorded layer (depth)")
+    axes[0].set_ylabel("final held-out R²")
+    axes[0].set_ylim(min(0.0, axes[0].get_ylim()[0]), 1.02)
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    axes[0].set_title("Final R² by depth (dashed: null)")
+    for ax, name in zip(axes[1:], names):
+        plot.invariance(analyses[name].results, ax=ax, title=f"Invariance: {titles[name]}")
+    fig.suptitle("Equivariance by depth and invariance over training")
+    figs["depth_invariance"] = fig
 
-    for depth in range(len(analyses[names[0]].layers)):
-        fig = new_figure((5.6 * len(names), 3.8))
-        axes = fig.subplots(1, len(names))
-        for ax, name in zip(np.atleast_1d(axes), names):
-            layer = analyses[name].layers[depth]
+    depth = len(analyses[names[0]].layers)
+    fig = new_figure((5.6 * ncol, 3.0 * depth))
+    axes = fig.subplots(depth, ncol, squeeze=False)
+    for col, name in enumerate(names):
+        for row, layer in enumerate(analyses[name].layers):
             plot.irrep_spectrum(
-                analyses[name].results, layer, ax=ax, title=f"{titles[name]}: {layer}"
+                analyses[name].results, layer, ax=axes[row, col], title=f"{titles[name]}: {layer}"
             )
-        fig.suptitle(f"C4 irrep spectrum over training, recorded layer {depth + 1}")
-        figs[f"spectrum_{depth + 1}"] = fig
+    fig.suptitle("Share of orbit variance per C4 irrep over training (rows: depth)")
+    figs["spectra"] = fig
 
-    fig = new_figure((5.0 * len(names), 4.4))
-    axes = fig.subplots(1, len(names))
-    for ax, name in zip(np.atleast_1d(axes), names):
+    fig = new_figure((4.8 * ncol, 4.2))
+    axes = np.atleast_1d(fig.subplots(1, ncol))
+    for ax, name in zip(axes, names):
         a = analyses[name]
         layer = a.layers[-2]
         plot.trajectory_embedding(
@@ -263,25 +311,6 @@ def _comparison_figures(analyses: dict[str, Any], titles: dict[str, str]) -> dic
         )
     fig.suptitle("Trajectories of principal subspaces over training")
     figs["trajectories"] = fig
-
-    fig = new_figure((6.0, 4.0))
-    ax = fig.add_subplot()
-    for color, name in zip(plot.colors(len(names)), names):
-        a = analyses[name]
-        r2 = [a.summary["layers"][layer]["r2"] for layer in a.layers]
-        null = [a.summary["layers"][layer].get("null_r2") for layer in a.layers]
-        depth = np.arange(1, len(r2) + 1)
-        ax.plot(depth, r2, marker="o", color=color, label=titles[name])
-        if all(v is not None for v in null):
-            ax.plot(depth, null, linestyle="--", color=color, linewidth=1)
-    ax.set_xticks(np.arange(1, len(analyses[names[0]].layers) + 1))
-    ax.set_xlabel("recorded layer (depth)")
-    ax.set_ylabel("final held-out R²")
-    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    ax.set_title("Equivariance by depth at the end of training (dashed: null)")
-    figs["depth"] = fig
     return figs
 
 
@@ -354,7 +383,9 @@ def demo(
         }
 
     figs = _comparison_figures(analyses, titles)
-    paths = {name: save(fig, out / "figures" / f"{name}.png") for name, fig in figs.items()}
+    paths = {
+        name: save(fig, out / "figures" / f"{name}.png", dpi=100) for name, fig in figs.items()
+    }
     rows = []
     for m in models.values():
         for layer, e in m["layers"].items():
@@ -378,7 +409,6 @@ def demo(
         }
         for m in models.values()
     ]
-    spectra = [k for k in paths if k.startswith("spectrum_")]
     sections = [
         Section(
             "Which layers become equivariant, and when",
@@ -396,17 +426,18 @@ def demo(
         Section("Final checkpoint", table=rows),
         Section("Accuracy and cost", table=acc_rows),
         Section(
-            "Equivariance by depth",
-            figures=[("final R² by depth", paths["depth"]), ("invariance", paths["invariance"])],
-            columns=2,
+            "Equivariance by depth, invariance over training",
+            figures=[("final R² by depth; invariance", paths["depth_invariance"])],
+            columns=1,
         ),
         Section(
             "Which irreps the layers carry",
             text=(
                 "Fraction of each sample's orbit variance in the isotypic component of each "
-                "real irrep of C4 (trivial = invariant part)."
+                "real irrep of C4: A (trivial, the invariant part), B (sign under a quarter "
+                "turn), E1 (the 2-D rotation irrep)."
             ),
-            figures=[(k.replace("_", " layer "), paths[k]) for k in spectra],
+            figures=[("irrep spectra", paths["spectra"])],
             columns=1,
         ),
         Section(

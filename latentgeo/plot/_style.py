@@ -154,6 +154,8 @@ def step_axis(ax: Axes, steps: Sequence[float] | np.ndarray, label: str = "train
     if is_log_spaced(s):
         if np.any(s <= 0):
             ax.set_xscale("symlog", linthresh=1.0, linscale=0.3)
+            # Autoscale margins would open a meaningless negative-step region on symlog.
+            ax.set_xlim(left=float(s.min()), right=float(s.max()) * 1.15)
         else:
             ax.set_xscale("log")
         label = f"{label} (log scale)"

@@ -115,8 +115,12 @@ def equivariance(
             _mark_onset(ax, onset_step(steps, r2.sel(layer=layer).values, onset_threshold), color)
     step_axis(ax, steps)
     ax.set_ylabel("held-out equivariance R²")
-    lo = min(0.0, float(np.nanmin(r2.sel(layer=chosen).values))) if r2.size else 0.0
-    ax.set_ylim(max(lo, -1.0) - 0.02, 1.02)
+    shown = [r2.sel(layer=chosen).values]
+    if has_null:
+        shown.append(mean_r2(results, "null_r2").sel(layer=chosen).values)
+    lo = min(0.0, *(float(np.nanmin(v)) for v in shown if np.isfinite(v).any()))
+    # Held-out R² is unbounded below; a very poor fit should not squash the informative range.
+    ax.set_ylim(max(lo, -1.0) - 0.05, 1.03)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if has_null:
