@@ -529,3 +529,23 @@ def test_pairwise_distances_callable_and_errors(rng):
         geo.pairwise_distances(pts, "manhattan")
     with pytest.raises(ValueError, match="orthonormal"):
         geo.pairwise_distances(torch.ones(3, 4, 2), "grassmann")
+
+
+def test_isotypic_subspace_with_a_real_group(rng):
+    from latentgeo.groups import Dihedral
+
+    G = Dihedral(4)
+    E = next(irrep for irrep in G.irreps if irrep.dim == 2)
+    N, d = 30, 9
+    basis = np.linalg.qr(rng.standard_normal((d, 3)))[0]
+    c = rng.standard_normal((N, 2))
+    a = rng.standard_normal(N)
+    # z(g . x_i) = V rho_E(g) c_i + a_i u: equivariant in span(V), invariant along u.
+    Z = np.einsum("gab,nb->gna", E.matrices, c) @ basis[:, :2].T
+    Z = Z + a[None, :, None] * basis[:, 2]
+    UE = geo.isotypic_subspace(Z, G, E.name, 2)
+    assert geo.grassmann_distance(UE, torch.from_numpy(basis[:, :2])).item() < 1e-10
+    U0 = geo.isotypic_subspace(Z, G, 0, 1)  # irreps[0] is the trivial irrep
+    assert geo.grassmann_distance(U0, torch.from_numpy(basis[:, 2:])).item() < 1e-10
+    U0b = geo.isotypic_subspace(Z, G, G.irreps[0], 1)
+    np.testing.assert_allclose(U0b.numpy(), U0.numpy())
