@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--layers", nargs="+", default=None, help="layers to analyse (default: all)"
     )
+    analyze.add_argument(
+        "--format",
+        nargs="+",
+        default=["png"],
+        choices=["png", "pdf", "svg"],
+        dest="formats",
+        help="figure file formats (default: png; the report always embeds PNG)",
+    )
     analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     info = sub.add_parser(
@@ -109,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
             device=args.device,
             layers=args.layers,
             progress=not args.no_progress,
+            formats=args.formats,
         )
         print(pipeline.format_summary(summary))
         return EXIT_OK

@@ -61,7 +61,7 @@ def p4_analysis(p4_store, tmp_path_factory):
     from latentgeo.pipeline import analyze
 
     out = tmp_path_factory.mktemp("analysis")
-    return analyze(p4_store, out, progress=False), out
+    return analyze(p4_store, out, progress=False, formats=["pdf"]), out
 
 
 # -- HTML report ---------------------------------------------------------------------------
@@ -191,7 +191,8 @@ def test_analyze_outputs(p4_analysis):
     for path in summary["figures"].values():
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert (out / "figures" / "summary.pdf").read_bytes().startswith(b"%PDF")
+    for name in summary["figures"]:  # PDF asked for, PNG always written for the report
+        assert (out / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(summary["figures"])
     for layer, e in summary["layers"].items():

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from latentgeo.pipeline._errors import PipelineError
+from latentgeo.pipeline._errors import PipelineError, UsageError
 from latentgeo.pipeline._store import check_layers, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -218,48 +218,88 @@ def _final_latents(run: Run, layer: str) -> np.ndarray:
     return np.asarray(run.latents(layer).isel(step=-1).values, dtype=np.float64)
 
 
+def _panels(n: int, width: float, height: float, max_cols: int = 4) -> tuple[Any, Any]:
+    from latentgeo.plot._style import new_figure
+
+    ncol = min(n, max_cols)
+    nrow = -(-n // ncol)
+    fig = new_figure((width * ncol, height * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes
+
+
 def write_figures(
-    a: Analysis, out: str | os.PathLike[str], formats: Sequence[str] = ("png",)
+    a: Analysis,
+    out: str | os.PathLike[str],
+    formats: Sequence[str] = ("png",),
+    dpi: int = 100,
 ) -> dict[str, Path]:
-    """Write the figures of one analysis into ``out``; returns {name: path of the PNG}."""
+    """Write the figures of one analysis into ``out``.
+
+    One figure per question, with one panel per layer where it applies: equivariance,
+    invariance, homomorphism error, irrep spectra, checkpoint distances, subspace
+    trajectories, orbits at the last layer, and the one-page summary.
+
+    Parameters
+    ----------
+    a : Analysis
+    out : str or os.PathLike
+        Folder for the files ``<name>.<format>``.
+    formats : sequence of {"png", "pdf", "svg"}, default ("png",)
+        Formats to write; PNG is always written too (the HTML report embeds it).
+    dpi : int, default 100
+
+    Returns
+    -------
+    dict
+        {figure name: path of its PNG}.
+    """
     from latentgeo import plot
 
     out = Path(out)
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        raise UsageError(f"formats must be among 'png', 'pdf', 'svg'; got {list(formats)!r}")
+    formats = ["png", *(f for f in dict.fromkeys(formats) if f != "png")]
     written: dict[str, Path] = {}
 
     def emit(name: str, fig: Any) -> None:
         for fmt in formats:
-            p = plot.save(fig, out / f"{name}.{fmt}")
-            if fmt == "png":
-                written[name] = p
+            p = plot.save(fig, out / f"{name}.{fmt}", dpi=dpi)
+            written.setdefault(name, p)
 
-    r, g = a.results, a.geometry
+    r, g, layers = a.results, a.geometry, a.layers
     emit("equivariance", plot.equivariance(r, onset_threshold=ONSET_THRESHOLD))
     if "invariance" in r:
         emit("invariance", plot.invariance(r))
     if "homomorphism_error" in r:
         emit("homomorphism_error", plot.homomorphism_error(r))
-    for layer in a.layers:
-        if "spectrum" in r:
-            emit(f"spectrum_{layer}", plot.irrep_spectrum(r, layer))
+    if "spectrum" in r:
+        fig, axes = _panels(len(layers), 5.4, 3.4)
+        for ax, layer in zip(axes, layers):
+            plot.irrep_spectrum(r, layer, ax=ax, onset_threshold=ONSET_THRESHOLD)
+        emit("spectra", fig)
+    fig, axes = _panels(len(layers), 4.4, 3.8)
+    for ax, layer in zip(axes, layers):
         gl = g.sel(layer=layer)
-        emit(
-            f"distances_{layer}",
-            plot.distance_matrix(
-                gl["distance"],
-                title=f"Subspace distances, {layer}",
-                label=f"Grassmann distance, top-{int(gl['k'])} subspace (rad)",
-            ),
+        plot.distance_matrix(
+            gl["distance"],
+            ax=ax,
+            title=f"{layer} (top-{int(gl['k'])} subspace)",
+            label="Grassmann distance (rad)",
         )
-        emit(
-            f"embedding_{layer}",
-            plot.trajectory_embedding(
-                gl["embedding"], steps=a.run.steps, title=f"Subspace trajectory of {layer} (MDS)"
-            ),
+    emit("distances", fig)
+    fig, axes = _panels(len(layers), 4.4, 3.8)
+    for ax, layer in zip(axes, layers):
+        plot.trajectory_embedding(
+            g.sel(layer=layer)["embedding"], steps=a.run.steps, ax=ax, title=f"{layer} (MDS)"
         )
-    last = a.layers[-1]
+    emit("trajectories", fig)
+    last = layers[-1]
     emit(
-        f"orbits_{last}",
+        "orbits",
         plot.orbits(
             _final_latents(a.run, last),
             a.run.group,
@@ -296,34 +336,37 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
                 "path length (rad)": e["path_length"],
             }
         )
-    layer_figs = lambda prefix: [  # noqa: E731
-        (layer, figures[f"{prefix}_{layer}"])
-        for layer in a.layers
-        if f"{prefix}_{layer}" in figures
-    ]
+
+    def figs(*names: str) -> list[tuple[str, Path]]:
+        return [(n.replace("_", " "), figures[n]) for n in names if n in figures]
+
     sections = [
         Section(
             "Final checkpoint",
             text=(
                 "Held-out R² of the linear equivariance probe (mean over non-identity group "
-                f"elements), its null level, invariance, homomorphism error, and the onset "
-                f"step (first step from which R² stays ≥ {ONSET_THRESHOLD})."
+                "elements), its null level (re-paired samples), invariance, homomorphism "
+                f"error, and the onset step (first step from which R² stays ≥ "
+                f"{ONSET_THRESHOLD})."
             ),
             table=rows,
         ),
-        Section("One-page summary", figures=[("summary", figures["summary"])], columns=1),
+        Section("One-page summary", figures=figs("summary"), columns=1),
         Section(
             "Equivariance and invariance over training",
-            figures=[
-                (name, figures[name])
-                for name in ("equivariance", "invariance", "homomorphism_error")
-                if name in figures
-            ],
+            figures=figs("equivariance", "invariance", "homomorphism_error"),
         ),
-        Section("Irrep spectra", figures=layer_figs("spectrum"), columns=2),
-        Section("Subspace distances between checkpoints", figures=layer_figs("distances")),
-        Section("Subspace trajectories (MDS)", figures=layer_figs("embedding")),
-        Section("Orbits", figures=[(k, v) for k, v in figures.items() if k.startswith("orbits_")]),
+        Section("Irrep spectra", figures=figs("spectra"), columns=1),
+        Section(
+            "Geometry: principal subspaces over training",
+            text=(
+                "Grassmann distances (arc length, radians) between the top-k principal "
+                "subspaces of the checkpoints, and the trajectory embedded by classical MDS."
+            ),
+            figures=figs("distances", "trajectories"),
+            columns=1,
+        ),
+        Section("Orbits", figures=figs("orbits"), columns=1),
     ]
     return [s for s in sections if s.figures or s.table]
 
@@ -334,6 +377,7 @@ def analyze(
     device: str = "cpu",
     layers: Sequence[str] | None = None,
     progress: bool = True,
+    formats: Sequence[str] = ("png",),
 ) -> dict[str, Any]:
     """Probes, geometry, figures and an HTML report for one run store.
 
@@ -342,14 +386,15 @@ def analyze(
     store : str or os.PathLike
         Path or URL of a run store written by :class:`latentgeo.LatentRecorder`.
     out : str or os.PathLike
-        Output folder: ``figures/*.png`` (+ ``summary.pdf``), ``summary.json``,
-        ``report.html``.
+        Output folder: ``figures/<name>.<format>``, ``summary.json``, ``report.html``.
     device : str, default "cpu"
         Torch device for the probes.
     layers : sequence of str, optional
         Layers to analyse (default: all).
     progress : bool, default True
         Show progress bars.
+    formats : sequence of {"png", "pdf", "svg"}, default ("png",)
+        Formats of the figure files (PNG always: the report embeds it).
 
     Returns
     -------
@@ -372,13 +417,7 @@ def analyze(
     run = open_store(store)
     a = analyze_run(run, layers=layers, device=device, progress=progress)
     out = Path(out)
-    figures = write_figures(a, out / "figures")
-    from latentgeo import plot
-
-    plot.save(
-        plot.summary(a.results, metrics=run.metrics, embedding=a.geometry["embedding"][-1]),
-        out / "figures" / "summary.pdf",
-    )
+    figures = write_figures(a, out / "figures", formats=formats)
     report = write_report(
         out / "report.html",
         f"latentgeo analysis of {Path(str(run.path)).name}",
