@@ -104,6 +104,10 @@ def test_trajectory_rejects_bad_input(rng):
         Trajectory(pts, [0, 1], "sphere")
     with pytest.raises(ValueError, match="metric must be one of"):
         Trajectory(pts, None, "hyperbolic")
+    with pytest.raises(ValueError, match="convention"):
+        Trajectory(torch.stack([_basis(rng, 4, 2)] * 2), None, "grassmann", convention="x")
+    with pytest.raises(ValueError, match="orthonormal"):
+        Trajectory(torch.ones(2, 4, 2), None, "grassmann")
     traj = Trajectory(pts, None, "sphere")
     with pytest.raises(ValueError, match="method must be one of"):
         traj.embed("umap")

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo.geometry import METRICS, pairwise_distances
+from latentgeo.geometry import METRICS, distance, pairwise_distances
 from latentgeo.geometry._common import as_tensor
-from latentgeo.geometry._pairwise import _resolve
+from latentgeo.geometry._pairwise import _resolve, _validate_points
 from trajectories._embed import classical_mds
 from trajectories._onset import change_points as _change_points
 from trajectories._onset import onset as _onset
@@ -79,6 +79,10 @@ class Trajectory:
             raise ValueError(f"steps must be strictly increasing, got {steps.tolist()!r}")
         self.steps = steps
         self.name = name
+        if not callable(metric):
+            # Fail now, not at the first distance: points off the manifold, unknown options.
+            _validate_points(self.points, "points", metric)
+            distance(self.points[:1], self.points[:1], metric, **self.metric_options)
         self._distances: np.ndarray | None = None
 
     def __len__(self) -> int:

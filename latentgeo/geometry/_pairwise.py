@@ -8,11 +8,15 @@ from typing import Any
 
 import torch
 
-from latentgeo.geometry._common import as_tensor, check_finite, check_orthonormal
+from latentgeo.geometry._common import as_tensor, check_choice, check_finite, check_orthonormal
 from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
 from latentgeo.geometry._shape import cka_distance, procrustes_distance
 from latentgeo.geometry._spd import _check_spd_input, _sym_function, spd_distance
-from latentgeo.geometry._subspace import _angles_unchecked, _grassmann_from_angles
+from latentgeo.geometry._subspace import (
+    GRASSMANN_CONVENTIONS,
+    _angles_unchecked,
+    _grassmann_from_angles,
+)
 
 
 def _grassmann(a: torch.Tensor, b: torch.Tensor, convention: str = "arc") -> torch.Tensor:
@@ -72,7 +76,12 @@ def _validate_points(P: torch.Tensor, name: str, metric: str) -> torch.Tensor:
 
 def _pair_function(metric: str, options: dict[str, Any]) -> Callable:
     if metric == "grassmann":
-        return partial(_grassmann, **options)
+        unknown = set(options) - {"convention"}
+        if unknown:
+            raise TypeError(f"unknown options {sorted(unknown)!r} for metric 'grassmann'")
+        convention = options.get("convention", "arc")
+        check_choice(convention, "convention", GRASSMANN_CONVENTIONS)
+        return partial(_grassmann, convention=convention)
     if metric in ("spd_affine", "bures_wasserstein"):
         return partial(spd_distance, metric=metric.removeprefix("spd_"))
     if metric == "orthogonal":
