@@ -106,6 +106,7 @@ def test_covariance_trajectory_in_a_fixed_basis(store):
     np.testing.assert_allclose(traj.distance_matrix().values, D.numpy(), **F64)
     first = trajectories.covariance(run, "fc", 2, basis="first")
     assert first.metric == "spd_affine"
+    assert trajectories.covariance(run, "fc", 2, "spd_affine").metric == "spd_affine"
     at_step = trajectories.covariance(run, "fc", 2, basis=0)
     np.testing.assert_allclose(at_step.points.numpy(), first.points.numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="basis step 7"):

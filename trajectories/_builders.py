@@ -152,7 +152,8 @@ def covariance(
     layer : str
     k : int
     metric : {"affine", "log_euclidean", "bures_wasserstein"}
-        SPD metric of the trajectory.
+        SPD metric of the trajectory (the trajectory names ``"spd_affine"``,
+        ``"spd_log_euclidean"`` are accepted too).
     basis : {"final", "first"}, int or array of shape (n_units, k)
         The fixed basis: the top-``k`` principal subspace of the final or first checkpoint, of
         the checkpoint at a given training step, or an orthonormal basis given directly.
@@ -165,6 +166,10 @@ def covariance(
         Points of shape (T, k, k); the basis is kept in ``trajectory.basis``.
     """
     k = check_positive_int(k, "k")
+    # Accept the trajectory metric names too ("spd_affine", ...), as Trajectory does.
+    metric = {v: k_ for k_, v in _COV_METRICS.items()}.get(metric, metric)
+    if metric == "spd_bures_wasserstein":
+        metric = "bures_wasserstein"
     if metric not in _COV_METRICS:
         raise ValueError(f"metric must be one of {tuple(_COV_METRICS)!r}, got {metric!r}")
     run = _open(run)
