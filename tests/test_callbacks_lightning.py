@@ -28,6 +28,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*LeafSpec"),
     pytest.mark.filterwarnings("ignore:You defined a `validation_step`"),
     pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty"),
+    pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`"),
 ]
 
 N_TRAIN, BATCH, ACCUM = 16, 2, 2  # 8 batches an epoch -> 4 optimizer steps an epoch
@@ -294,6 +295,36 @@ def test_resume_from_checkpoint_continues_same_store(tmp_path, probe, action):
     for layer in LAYERS:
         # Same weights at every step, same recorder code: bit-identical latents.
         np.testing.assert_array_equal(run.latents(layer).values, ref.latents(layer).values)
+
+
+def test_resume_trusts_the_store_over_the_checkpoint(tmp_path, probe, action):
+    """A checkpoint claiming steps the store never committed must not leave holes."""
+    store, ckpt_dir = tmp_path / "run.zarr", tmp_path / "ckpt"
+    torch.manual_seed(0)
+    first = LightningRecorder(LAYERS, action, probe, store, schedule=EveryN(1))
+    saver = pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    _fit(
+        _trainer(max_epochs=1, callbacks=[first, saver], enable_checkpointing=True),
+        Module(dropout=0.0),
+        train_dataloaders=_loader(),
+    )
+    # As if the process died after saving the checkpoint at step 4 but with a checkpoint
+    # state two steps ahead of what the writer committed.
+    path = ckpt_dir / "last.ckpt"
+    saved = torch.load(path, weights_only=True)
+    assert saved["global_step"] == 4
+    saved["callbacks"][first.state_key]["last_step"] = 6
+    torch.save(saved, path)
+
+    second = LightningRecorder(LAYERS, action, probe, store, schedule=EveryN(1))
+    with pytest.warns(UserWarning, match="holds steps only up to 4"):
+        _fit(
+            _trainer(max_epochs=2, callbacks=[second]),
+            Module(dropout=0.0),
+            train_dataloaders=_loader(),
+            ckpt_path=path,
+        )
+    np.testing.assert_array_equal(latentgeo.open_run(store).steps, np.arange(9))
 
 
 def test_offline_from_lightning_checkpoints_equals_live(tmp_path, probe, action):

@@ -208,7 +208,13 @@ class RecordingSession:
 
     # -- state carried in framework checkpoints ---------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The state a resumed run needs: last recorded step and the store path."""
+        """The state a resumed run needs: last recorded step and the store path.
+
+        Waits for the writer first, so a framework checkpoint never claims a step that is not
+        yet committed in the store.
+        """
+        if self.recorder is not None:
+            self.recorder.flush()
         return {
             "last_step": self.last_step,
             "store": self.store,
@@ -270,11 +276,20 @@ class RecordingSession:
             **kwargs,
         )
         self.started = True
+        # The store is the truth about what was recorded. A run that died after saving a
+        # framework checkpoint but before the writer committed may have lost steps; the step of
+        # the checkpoint itself is recorded again at train start. A store holding steps past
+        # the checkpoint (the run went on after saving it) keeps them and is not rewritten.
         committed = self.recorder.last_step
-        if committed is not None:
-            # A resumed store may hold steps past the framework checkpoint (the run went on
-            # after it was saved); those are never rewritten.
-            self.last_step = committed if self.last_step is None else max(self.last_step, committed)
+        if self.last_step is not None and (committed is None or committed < self.last_step):
+            warnings.warn(
+                f"the training checkpoint says step {self.last_step} was recorded, but the run "
+                f"store {self.store!r} holds steps only up to {committed}; the missing steps "
+                f"are recorded again when training passes them",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.last_step = committed
 
     def is_due(self, step: int) -> bool:
         """Whether ``step`` is new (after ``last_step``) and in the recorder's schedule."""
