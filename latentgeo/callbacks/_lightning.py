@@ -46,14 +46,19 @@ class LightningRecorder(pl.Callback):
     Notes
     -----
     Metrics are the scalars of ``trainer.callback_metrics`` at the recorded step (tensors
-    converted to floats). The callback's ``state_dict`` holds the last recorded step and the
-    store path: a ``Trainer`` resumed with ``ckpt_path=`` continues the same store in mode
-    ``"a"`` and never writes a step twice (steps the store already holds, e.g. recorded after
-    the checkpoint was saved, are kept, not rewritten).
+    converted to floats, ``/`` in names turned into ``_``). Lightning keeps epoch-level
+    metrics (e.g. ``val_loss``) in ``callback_metrics`` until they are next logged, so they
+    describe the last validation, not necessarily the recorded step.
 
-    Under DDP every rank calls the recorder, which detects ``torch.distributed`` and follows
-    its own protocol (only the writing rank touches the store). The store is closed at the end
-    of ``fit``, at ``teardown`` and when training raises.
+    The callback's ``state_dict`` holds the last recorded step and the store path (the writer
+    is flushed first, so a checkpoint never claims an uncommitted step): a ``Trainer`` resumed
+    with ``ckpt_path=`` continues the same store in mode ``"a"``. The store's committed steps
+    decide what is recorded next, so no step is written twice; steps the store holds past the
+    checkpoint (the first run went on after saving it) are kept, not rewritten.
+
+    Under DDP every rank calls the recorder, which writes from rank 0 only and calls no
+    collective. The store is closed at the end of ``fit``, at ``teardown`` and when training
+    raises (``on_exception``; a writer error then is logged, not raised over the original).
 
     Examples
     --------
