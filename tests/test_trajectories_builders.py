@@ -216,3 +216,57 @@ def test_compare_runs_from_stores(tmp_path):
     np.testing.assert_allclose(ds["path_length"].values, [0.3, 0.9], **F64)
     with pytest.raises(ValueError, match="summary must be one of"):
         trajectories.compare([a, b], layer="fc")
+
+
+class _CountingArray:
+    """Array-like that records every block read from it (to check streaming)."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads = []
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        if out.size:  # dask also takes empty slices to learn the dtype
+            self.reads.append(key)
+        return out
+
+
+def test_builders_stream_one_checkpoint_at_a_time(store, monkeypatch):
+    import dask.array as da
+
+    from trajectories import _builders
+
+    run = open_run(store)
+    source = _CountingArray(np.asarray(run.latents("fc").values))
+
+    class _Run:
+        layers = run.layers
+        steps = run.steps
+        group = run.group
+
+        def latents(self, layer):
+            lazy = da.from_array(source, chunks=(1, 4, N, 8))
+            return xr.DataArray(
+                lazy,
+                dims=("step", "element", "sample", "unit"),
+                coords={"step": run.steps, "element": ELEMENTS},
+            )
+
+    # Record how many checkpoints had been read when each summary was computed.
+    reads_at_summary = []
+    original = _builders.principal_subspace
+
+    def spy(Z, k, **kw):
+        reads_at_summary.append(len(source.reads))
+        return original(Z, k, **kw)
+
+    monkeypatch.setattr(_builders, "principal_subspace", spy)
+    traj = trajectories.subspace(_Run(), "fc", 2)
+    assert reads_at_summary == [1, 2, 3, 4]
+    np.testing.assert_allclose(
+        traj.distance_matrix().values,
+        trajectories.subspace(run, "fc", 2).distance_matrix(),
+        rtol=1e-12,
+        atol=1e-14,
+    )
