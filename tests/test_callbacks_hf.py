@@ -222,6 +222,14 @@ def test_only_world_process_zero_records(tmp_path, probe, action):
     assert rec.last_step is None
 
 
+def test_epoch_index_of_fractional_epoch():
+    from latentgeo.callbacks._base import hf_epoch_index
+
+    # state.epoch = epoch + (batch + 1) / batches: the last step of epoch 0 reads 1.0.
+    assert [hf_epoch_index(e) for e in (0.0, 0.25, 1.0, 1.25, 2.0)] == [0, 0, 0, 1, 1]
+    assert hf_epoch_index(None) is None
+
+
 def test_bad_arguments(tmp_path, probe, action):
     with pytest.raises(TypeError, match="store"):
         HFRecorder(LAYERS, action, probe, None)

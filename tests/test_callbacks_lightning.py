@@ -59,8 +59,10 @@ class Module(pl.LightningModule):
         if self.fail_at_step is not None and self.trainer.global_step >= self.fail_at_step:
             raise RuntimeError("planted failure")
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
         self.log("train_loss", loss)
+        self.log("train/acc", (logits.argmax(1) == y).float().mean())
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -214,7 +216,31 @@ def test_records_global_steps_once_under_accumulation(tmp_path, probe, action):
     metrics = run.metrics
     assert "train_loss" in metrics
     loss = np.asarray(metrics["train_loss"].values, dtype=np.float64)
+    assert np.isnan(loss[0])  # nothing logged before the first step
     assert np.isfinite(loss[1:]).all()
+    acc = np.asarray(metrics["train_acc"].values[1:])  # "train/acc" cannot name a zarr array
+    assert ((acc >= 0) & (acc <= 1)).all()
+    np.testing.assert_array_equal(metrics["epoch"].values, [0 if s <= 4 else 1 for s in expected])
+
+
+def test_storable_metrics():
+    from latentgeo.callbacks._base import storable_metrics
+
+    got = storable_metrics(
+        {
+            "loss": torch.tensor(0.5),
+            "acc": np.float32(0.25),
+            "n": 3,
+            "train/loss": torch.tensor([1.5]),
+            "vector": torch.ones(3),
+            "note": "text",
+            "epoch": 1.5,  # reserved by the store (HF logs a fractional epoch)
+            "fc": 1.0,  # collides with a recorded layer
+        },
+        layers=["fc"],
+    )
+    assert got == {"loss": 0.5, "acc": 0.25, "n": 3.0, "train_loss": 1.5}
+    assert all(type(v) is float for v in got.values())
 
 
 def test_fast_dev_run_records_nothing(tmp_path, probe, action):
