@@ -137,7 +137,7 @@ class _Manifold:
     def _points(self, x: Any, name: str, *, batch: bool | None = None) -> torch.Tensor:
         P = as_tensor(x, name, dtype=torch.float64)
         shape = self.point_shape
-        if tuple(P.shape[P.ndim - len(shape) :]) != shape or P.ndim < len(shape):
+        if P.ndim < len(shape) or tuple(P.shape[P.ndim - len(shape) :]) != shape:
             raise ValueError(f"{name} must have shape (..., {shape!r}), got {tuple(P.shape)!r}")
         if batch is True and P.ndim != len(shape) + 1:
             raise ValueError(f"{name} must have shape (n, *{shape!r}), got {tuple(P.shape)!r}")
