@@ -551,3 +551,26 @@ def test_isotypic_subspace_with_a_real_group(rng):
     assert geo.grassmann_distance(U0, torch.from_numpy(basis[:, 2:])).item() < 1e-10
     U0b = geo.isotypic_subspace(Z, G, G.irreps[0], 1)
     np.testing.assert_allclose(U0b.numpy(), U0.numpy())
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "grassmann",
+        "spd_affine",
+        "spd_log_euclidean",
+        "bures_wasserstein",
+        "orthogonal",
+        "sphere",
+        "procrustes",
+        "cka",
+    ],
+)
+def test_float32_inputs_stay_float32_and_agree(rng, metric):
+    pts = torch.stack(_points(metric, rng, 4))
+    if metric in ("procrustes", "cka"):
+        pts = torch.from_numpy(rng.standard_normal((4, 12, 4)))  # well separated shapes
+    D64 = geo.pairwise_distances(pts, metric)
+    D32 = geo.pairwise_distances(pts.float(), metric)
+    assert D32.dtype == torch.float32
+    np.testing.assert_allclose(D32.numpy(), D64.numpy(), rtol=1e-4, atol=1e-5)
