@@ -13,7 +13,13 @@ from latentgeo.pipeline._analyze import (
     format_summary,
     write_figures,
 )
-from latentgeo.pipeline._demo import DemoConfig, checkpoint_steps, demo, format_demo_summary
+from latentgeo.pipeline._demo import (
+    DemoConfig,
+    block_mean_pool2,
+    checkpoint_steps,
+    demo,
+    format_demo_summary,
+)
 from latentgeo.pipeline._errors import CorruptStoreError, PipelineError, StoreBusyError, UsageError
 from latentgeo.pipeline._store import check_layers, format_info, info, open_store
 
@@ -26,6 +32,7 @@ __all__ = [
     "UsageError",
     "analyze",
     "analyze_run",
+    "block_mean_pool2",
     "check_layers",
     "checkpoint_steps",
     "demo",

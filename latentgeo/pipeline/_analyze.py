@@ -88,7 +88,7 @@ def _geometry(run: Run, layers: list[str], device: str, progress: bool) -> xr.Da
         and np.array_equal(np.asarray(cached["step"].values), steps)
     ):
         return cached.sel(layer=layers).load()
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     per_layer = []
     for layer in tqdm(layers, desc="geometry", unit="layer", disable=not progress, leave=False):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoConfig", "demo", "format_demo_summary"]
+__all__ = ["DemoConfig", "block_mean_pool2", "checkpoint_steps", "demo", "format_demo_summary"]
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _train_and_record(
     progress: bool,
 ) -> dict[str, Any]:
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from latentgeo import LatentRecorder
     from latentgeo.actions import ImageRotations
