@@ -61,7 +61,12 @@ def trained(tmp_path_factory, action, probe):
                 state = {k: v.clone() for k, v in model.state_dict().items()}
                 snapshots[step] = state
                 suffix = ".pt" if step % 2 else ".pth"
-                torch.save(state, plain / f"ckpt_step_{step}{suffix}")
+                # Step 3 in torch's legacy (non-zip) format, which cannot be memory-mapped.
+                torch.save(
+                    state,
+                    plain / f"ckpt_step_{step}{suffix}",
+                    _use_new_zipfile_serialization=step != 3,
+                )
                 torch.save(
                     {
                         "epoch": step // 4,

@@ -151,7 +151,14 @@ def _load(source: Any, map_location: Any) -> tuple[Any, str]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            try:
+                # Memory-map: a training checkpoint's optimizer state is never read from disk.
+                obj = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+            except RuntimeError as exc:
+                if "mmap" not in str(exc):
+                    raise
+                # Files in torch's legacy (non-zip) format cannot be memory-mapped.
+                obj = torch.load(path, map_location=map_location, weights_only=True)
         except FileNotFoundError:
             raise
         except Exception as exc:
