@@ -1,0 +1,151 @@
+"""Assertion helpers for users' own tests (in the spirit of ``xarray.testing``).
+
+:func:`assert_equivariant` checks a model or function against a group action on a batch,
+element by element, and reports the worst element when the check fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["assert_equivariant", "default_tolerance"]
+
+#: (rtol, atol) per floating dtype, after scikit-learn's and torch.testing's conventions.
+_TOLERANCES = {
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1.6e-2, 1e-2),
+    "float32": (1e-4, 1e-5),
+    "float64": (1e-7, 1e-10),
+}
+
+
+def default_tolerance(dtype: Any) -> tuple[float, float]:
+    """``(rtol, atol)`` used by :func:`assert_equivariant` for outputs of ``dtype``.
+
+    Parameters
+    ----------
+    dtype : torch.dtype or numpy dtype
+
+    Returns
+    -------
+    tuple of float
+    """
+    name = str(dtype).removeprefix("torch.")
+    if name not in _TOLERANCES:
+        raise TypeError(
+            f"no default tolerance for dtype {dtype!r}; outputs must be floating point "
+            f"({sorted(_TOLERANCES)!r}) or pass rtol and atol"
+        )
+    return _TOLERANCES[name]
+
+
+def assert_equivariant(
+    model_or_fn: Callable[[Any], Any],
+    action: Any,
+    x: Any,
+    atol: float | None = None,
+    rtol: float | None = None,
+    out_action: Any = None,
+) -> None:
+    """Assert ``f(g·x) == out_action(g, f(x))`` for every element ``g`` of the action's group.
+
+    With ``out_action`` None or ``"invariant"`` the check is invariance, ``f(g·x) == f(x)``.
+    A ``torch.nn.Module`` is evaluated in ``eval()`` mode (dropout and batch statistics would
+    break any symmetry) under ``torch.no_grad()``; its previous mode is restored.
+
+    Parameters
+    ----------
+    model_or_fn : callable
+        A model or function of a batch of inputs.
+    action : latentgeo.actions.Action
+        ``action(g, x)`` acts on inputs; ``action.group`` lists the elements.
+    x : Tensor
+        A batch of inputs.
+    atol, rtol : float, optional
+        Tolerances of ``|f(g·x) − expected| <= atol + rtol |expected|``.  Default from the
+        output dtype: float32 ``(rtol, atol) = (1e-4, 1e-5)``, float64 ``(1e-7, 1e-10)``.
+    out_action : Action or callable ``(g, y) -> y``, or "invariant", optional
+        How the group acts on outputs.
+
+    Raises
+    ------
+    AssertionError
+        Naming the worst element, its largest absolute error, the tolerance at that entry and
+        the number of entries out of tolerance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from latentgeo.actions import ImageRotations
+    >>> from latentgeo.groups import Cyclic
+    >>> from latentgeo.testing import assert_equivariant
+    >>> x = torch.randn(4, 1, 6, 6, dtype=torch.float64)
+    >>> assert_equivariant(lambda t: t.sum(dim=(-2, -1)), ImageRotations(Cyclic(4)), x)
+    """
+    import torch
+
+    if not callable(model_or_fn):
+        raise TypeError(f"model_or_fn must be callable, got {model_or_fn!r}")
+    group = getattr(action, "group", None)
+    if group is None or not callable(action):
+        raise TypeError(f"action must be a latentgeo Action with a group, got {action!r}")
+    if out_action == "invariant":
+        out_action = None
+    elif out_action is not None and not callable(out_action):
+        raise TypeError(
+            f"out_action must be an Action, a callable (g, y) -> y or 'invariant', got "
+            f"{out_action!r}"
+        )
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative float, got {value!r}")
+
+    module = model_or_fn if isinstance(model_or_fn, torch.nn.Module) else None
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    try:
+        with torch.no_grad():
+            y = torch.as_tensor(model_or_fn(x))
+            if not y.is_floating_point():
+                raise TypeError(f"outputs must be floating point, got dtype {y.dtype}")
+            d_rtol, d_atol = default_tolerance(y.dtype)
+            rtol = d_rtol if rtol is None else float(rtol)
+            atol = d_atol if atol is None else float(atol)
+            names = list(getattr(group, "elements", range(group.order)))
+            worst = None  # (excess, element, max error, tolerance there, n bad)
+            for g in range(group.order):
+                got = torch.as_tensor(model_or_fn(action(g, x)))
+                want = y if out_action is None else torch.as_tensor(out_action(g, y))
+                if got.shape != want.shape:
+                    raise AssertionError(
+                        f"element {names[g]!r}: output shape {tuple(got.shape)} differs from "
+                        f"the expected {tuple(want.shape)}"
+                    )
+                err = (got - want).abs().to(torch.float64)
+                tol = atol + rtol * want.abs().to(torch.float64)
+                bad = ~(err <= tol)  # NaN counts as a failure
+                if bool(bad.any()):
+                    excess = torch.where(bad, err - tol, torch.zeros_like(err))
+                    excess = torch.nan_to_num(excess, nan=float("inf"))
+                    i = int(torch.argmax(excess.flatten()))
+                    item = (
+                        float(excess.flatten()[i]),
+                        names[g],
+                        float(err.flatten()[i]),
+                        float(tol.flatten()[i]),
+                        int(bad.sum()),
+                    )
+                    if worst is None or item[0] > worst[0]:
+                        worst = item
+    finally:
+        if module is not None:
+            module.train(was_training)
+    if worst is not None:
+        kind = "invariant" if out_action is None else "equivariant"
+        raise AssertionError(
+            f"not {kind}: worst element {worst[1]!r} has absolute error {worst[2]:.3e} where "
+            f"the tolerance is {worst[3]:.3e} (atol={atol:g}, rtol={rtol:g}); "
+            f"{worst[4]} entries out of tolerance for that element"
+        )
