@@ -121,6 +121,10 @@ def test_trajectory_embedding_colours_by_step():
     np.testing.assert_array_equal(sc.get_array(), LOG_STEPS + 1)
     np.testing.assert_allclose(sc.get_offsets(), emb.values)
     assert type(sc.norm).__name__ == "LogNorm"
+    with_zero = plot.trajectory_embedding(emb.values, steps=LOG_STEPS)
+    assert type(with_zero.axes[0].collections[0].norm).__name__ == "SymLogNorm"
+    even = plot.trajectory_embedding(emb.values, steps=np.arange(len(LOG_STEPS)) * 10)
+    assert type(even.axes[0].collections[0].norm).__name__ == "Normalize"
 
 
 def test_distance_matrix_shows_matrix():

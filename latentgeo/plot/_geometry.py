@@ -35,10 +35,13 @@ def _steps_of(obj: Any, steps: Any, n: int) -> np.ndarray:
 
 
 def _step_norm(steps: np.ndarray) -> Any:
-    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.colors import LogNorm, Normalize, SymLogNorm
 
-    if is_log_spaced(steps) and np.all(steps > 0):
-        return LogNorm(vmin=steps.min(), vmax=steps.max())
+    if is_log_spaced(steps):
+        if np.all(steps > 0):
+            return LogNorm(vmin=steps.min(), vmax=steps.max())
+        # Step 0 present: linear below 1, logarithmic above, like the symlog step axes.
+        return SymLogNorm(linthresh=1.0, linscale=0.3, vmin=steps.min(), vmax=steps.max())
     return Normalize(vmin=steps.min(), vmax=max(steps.max(), steps.min() + 1e-12))
 
 
