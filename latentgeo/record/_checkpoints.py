@@ -351,6 +351,7 @@ def record_checkpoints(
             except RuntimeError as exc:  # e.g. size mismatch: name the file that caused it
                 raise ValueError(f"checkpoint {where} does not fit the model: {exc}") from exc
             recorder.record(step, epoch=epoch)
+            logger.info("recorded step %d from checkpoint %s", step, where)
         recorder.close()
     except BaseException:
         try:
