@@ -78,6 +78,8 @@ def as_orbit_tensor(
         arr = np.asarray(Z)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype!r}")
+        if not arr.flags.writeable:  # torch refuses to wrap read-only memory silently
+            arr = arr.copy()
         t = torch.as_tensor(arr).to(device=device, dtype=dtype)
     if t.ndim != 3:
         raise ValueError(
