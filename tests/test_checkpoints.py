@@ -240,6 +240,18 @@ def test_errors(tmp_path, trained, action, probe):
     with pytest.raises(ValueError, match="does not match the model"):
         latentgeo.record_checkpoints(Net(), other, LAYERS, action, probe, tmp_path / "e7.zarr")
 
+    two = tmp_path / "two"
+    two.mkdir()
+    torch.save(
+        {
+            **{f"teacher.{k}": v for k, v in snap.items()},
+            **{f"student.{k}": v for k, v in snap.items()},
+        },
+        two / "step_1.pt",
+    )
+    with pytest.raises(ValueError, match=r"several prefixes \['student\.', 'teacher\.'\]"):
+        latentgeo.record_checkpoints(Net(), two, LAYERS, action, probe, tmp_path / "e9.zarr")
+
     wrong_shape = dict(snap)
     wrong_shape["fc.bias"] = torch.zeros(4)
     shaped = tmp_path / "shaped"

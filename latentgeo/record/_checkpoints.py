@@ -124,19 +124,30 @@ def _match_keys(
 ) -> dict[str, torch.Tensor]:
     """Map a checkpoint's keys onto the model's, stripping one common prefix if needed."""
     keys = set(state)
-    if expected <= keys and not (keys - expected):
+    if keys == expected:
         return dict(state)
     # Candidate prefixes: whatever precedes a model key in the checkpoint ("model.",
-    # "module.", "net._orig_mod.", ...). Choose the one under which the keys match exactly;
-    # other keys outside that prefix (a Lightning module's loss buffers, metrics) are ignored.
+    # "module.", "net._orig_mod.", ...). Keys under the prefix must match the model's exactly;
+    # keys outside it (a Lightning module's loss buffers, metrics) are ignored.
     probe = min(expected, key=len) if expected else ""
     candidates = sorted(
-        {k[: len(k) - len(probe)] for k in keys if k.endswith("." + probe)}, key=len
+        {k[: len(k) - len(probe)] for k in keys if k.endswith("." + probe)},
+        key=lambda p: (len(p), p),
     )
+    matches = []
     for prefix in candidates:
         sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if set(sub) == expected:
-            return sub
+            matches.append((prefix, sub))
+    if len(matches) == 1:
+        return matches[0][1]
+    if len(matches) > 1:
+        # e.g. a teacher and a student of one architecture: guessing would be wrong half the
+        # time, so the caller chooses.
+        raise ValueError(
+            f"checkpoint {source} holds the model's parameters under several prefixes "
+            f"{[p for p, _ in matches]!r}; pass the state dicts of the one to record instead"
+        )
     missing = sorted(expected - keys)
     unexpected = sorted(keys - expected)
     raise ValueError(
