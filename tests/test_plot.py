@@ -213,3 +213,59 @@ def test_errors_name_offending_value(results, tmp_path):
         plot.irrep_spectrum(results.drop_vars("spectrum"), "pool")
     with pytest.raises(TypeError, match="layer"):
         plot.irrep_spectrum(results, ["pool"])
+
+
+def test_every_figure_from_a_small_store(tmp_path):
+    """Record a tiny run with the real recorder, probe it, and render every figure of the
+    module from it to PNG, SVG and PDF."""
+    torch = pytest.importorskip("torch")
+    import latentgeo
+    import probes
+    import trajectories
+    from latentgeo.actions import ImageRotations
+    from latentgeo.groups import Cyclic
+    from latentgeo.models import SmallCNN
+
+    gen = torch.Generator().manual_seed(0)
+    model = SmallCNN(width=2, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.rand(24, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 10, (24,), generator=gen)
+    with latentgeo.LatentRecorder(
+        model,
+        layers=["conv3", "fc"],
+        action=ImageRotations(Cyclic(4)),
+        probe_inputs=x,
+        store=str(tmp_path / "run.zarr"),
+        mode="w",
+    ) as rec:
+        for step in range(9):
+            if step in (0, 1, 2, 4, 8):
+                rec.record(step, metrics={"loss": 1.0 / (1 + step)})
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    run = latentgeo.open_run(tmp_path / "run.zarr")
+    results = probes.run(run, progress=False, cache=False)
+    traj = trajectories.subspace(run, "fc", k=3)
+    Z = run.latents("fc").isel(step=-1).values
+    rho = probes.LinearProbe(n_null=0, n_bootstrap=0).fit(Z).rho_
+    figures = {
+        "equivariance": plot.equivariance(results),
+        "invariance": plot.invariance(results),
+        "homomorphism": plot.homomorphism_error(results),
+        "spectrum": plot.irrep_spectrum(results, "fc"),
+        "embedding": plot.trajectory_embedding(traj.embed()),
+        "distances": plot.distance_matrix(traj.distance_matrix()),
+        "orbits": plot.orbits(Z, run.group),
+        "rho": plot.rho_heatmaps(rho, run.group),
+        "summary": plot.summary(results, metrics=run.metrics, distances=traj.distance_matrix()),
+    }
+    formats = [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")]
+    # Every figure is rendered; the formats rotate over them (each backend is exercised
+    # three times) to keep the test fast, and the summary page goes to all three.
+    for i, (name, fig) in enumerate(figures.items()):
+        for suffix, magic in formats if name == "summary" else [formats[i % 3]]:
+            path = plot.save(fig, tmp_path / f"{name}{suffix}")
+            assert path.read_bytes().startswith(magic), (name, suffix)

@@ -240,7 +240,8 @@ def write_figures(
 
     One figure per question, with one panel per layer where it applies: equivariance,
     invariance, homomorphism error, irrep spectra, checkpoint distances, subspace
-    trajectories, orbits at the last layer, and the one-page summary.
+    trajectories, orbits and fitted rho(g) (when at most 64 units) at the last layer, and the
+    one-page summary.
 
     Parameters
     ----------
@@ -307,6 +308,17 @@ def write_figures(
             title=f"Orbits at {last}, step {int(a.run.steps[-1])}",
         ),
     )
+    Z = _final_latents(a.run, last)
+    if Z.shape[-1] <= 64:  # a d×d heat map is readable only for narrow layers
+        import probes
+
+        rho = probes.LinearProbe(n_null=0, n_bootstrap=0).fit(Z).rho_
+        emit(
+            "rho",
+            plot.rho_heatmaps(
+                rho, a.run.group, title=f"Fitted rho(g) at {last}, step {int(a.run.steps[-1])}"
+            ),
+        )
     emit(
         "summary",
         plot.summary(
@@ -366,7 +378,7 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
             figures=figs("distances", "trajectories"),
             columns=1,
         ),
-        Section("Orbits", figures=figs("orbits"), columns=1),
+        Section("Orbits and fitted maps", figures=figs("orbits", "rho"), columns=2),
     ]
     return [s for s in sections if s.figures or s.table]
 
