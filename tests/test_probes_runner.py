@@ -1,0 +1,180 @@
+"""probes.run over real run stores: results, cache reuse, streaming, clients, bad names."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+import probes
+import probes._runner as runner
+from latentgeo.actions import ImageRotations
+from latentgeo.datasets.planted import planted_latents
+from latentgeo.groups import Cyclic, Dihedral
+from latentgeo.store import RunWriter, open_run
+
+G = Dihedral(3)
+STEPS = [0, 5, 10]
+NOISE = [0.0, 0.1, 0.3]
+
+
+@pytest.fixture
+def planted_store(tmp_path):
+    """A store written by the store's writer whose latents have planted structure per step."""
+    path = tmp_path / "planted.zarr"
+    meta = {"elements": list(G.elements), "group": G.spec, "probe": {"n_samples": 600}}
+    truth = {}
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers(
+            {
+                "enc": {"feature_shape": [6], "n_units": 6, "dtype": "float64"},
+                "head": {"feature_shape": [4], "n_units": 4, "dtype": "float64"},
+            }
+        )
+        for step, noise in zip(STEPS, NOISE):
+            a = planted_latents(G, {"A1": 1, "A2": 1, "E1": 2}, 600, noise, seed=step)
+            b = planted_latents(G, {"A1": 2, "E1": 1}, 600, noise / 2, seed=step + 1)
+            w.append(step, {"enc": a.Z, "head": b.Z})
+            truth[step] = (a, b)
+    return path, truth
+
+
+def test_run_recovers_planted_structure(planted_store):
+    path, truth = planted_store
+    ds = probes.run(
+        path,
+        probes=("linear", "spectrum", "invariance", "homomorphism", "characters", "rho"),
+        progress=False,
+        cache=False,
+    )
+    assert ds.sizes == {
+        "layer": 2,
+        "step": 3,
+        "element": 6,
+        "irrep": 3,
+        "unit_out": 6,
+        "unit_in": 6,
+    }
+    assert list(ds.layer.values) == ["enc", "head"] and list(ds.step.values) == STEPS
+    assert list(ds.element.values) == list(G.elements)
+    for step, (a, b) in truth.items():
+        for layer, p in (("enc", a), ("head", b)):
+            sel = ds.sel(layer=layer, step=step)
+            np.testing.assert_allclose(sel.spectrum.values, p.spectrum.values, atol=0.02)
+            np.testing.assert_allclose(sel.invariance, sel.spectrum.sel(irrep="A1"), atol=1e-12)
+            np.testing.assert_allclose(sel.r2.values, p.r2, atol=0.03)
+            assert bool((sel.r2_low <= sel.r2_high).all())
+        if step == 0:
+            assert float(ds.homomorphism_error.sel(layer="enc", step=0)) < 1e-6
+            np.testing.assert_allclose(
+                ds.multiplicity.sel(layer="enc", step=0).values, a.multiplicities, atol=1e-6
+            )
+            np.testing.assert_allclose(ds.rho.sel(layer="enc", step=0).values, a.rho, atol=1e-6)
+    # The narrower layer's maps are padded with NaN to the widest layer.
+    assert np.isnan(ds.rho.sel(layer="head").values[..., 4:, :]).all()
+
+
+def test_cache_reuse_and_incremental(planted_store, monkeypatch):
+    path, _ = planted_store
+    calls = []
+    real = runner.probe_orbit
+
+    def counting(Z, *args, **kwargs):
+        calls.append(Z.shape)
+        return real(Z, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "probe_orbit", counting)
+    first = probes.run(path, steps=[0, 5], progress=False)
+    assert len(calls) == 4
+    again = probes.run(path, steps=[0, 5], progress=False)
+    assert len(calls) == 4  # nothing recomputed
+    np.testing.assert_array_equal(again.r2.values, first.r2.values)
+    # A new step computes only the missing (layer, step)s and keeps the cached ones.
+    more = probes.run(path, progress=False)
+    assert len(calls) == 6
+    np.testing.assert_array_equal(more.r2.sel(step=[0, 5]).values, first.r2.values)
+    # Other settings are another cache key: recomputed.
+    probes.run(path, steps=[0], progress=False, linear={"test_size": 0.5})
+    assert len(calls) == 8
+    # The cache is in the store, readable by a fresh Run.
+    cached = open_run(path).load_analysis("probes")
+    assert cached.attrs["cache_key"]
+    assert probes.run(path, steps=[0], progress=False, linear={"test_size": 0.5}) is not None
+    assert len(calls) == 8
+
+
+def test_executor_client_matches_serial(planted_store):
+    path, _ = planted_store
+    serial = probes.run(path, progress=False, cache=False)
+    with ThreadPoolExecutor(2) as pool:
+        mapped = probes.run(path, progress=False, cache=False, client=pool)
+    np.testing.assert_allclose(mapped.r2.values, serial.r2.values, rtol=1e-12)
+    np.testing.assert_allclose(mapped.spectrum.values, serial.spectrum.values, rtol=1e-12)
+
+
+def test_distributed_missing_is_named(planted_store, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(ImportError, match=r"distributed.*latentgeo\[distributed\]"):
+        probes.run(planted_store[0], progress=False, cache=False, client="tcp://127.0.0.1:1")
+    with pytest.raises(TypeError, match="client"):
+        probes.run(planted_store[0], progress=False, cache=False, client=object())
+
+
+def test_bad_names(planted_store):
+    path, _ = planted_store
+    with pytest.raises(ValueError, match=r"unknown layers? \['dec'\].*'enc', 'head'"):
+        probes.run(path, layers=["dec"], progress=False)
+    with pytest.raises(ValueError, match=r"unknown steps? \[7\].*\[0, 5, 10\]"):
+        probes.run(path, steps=[7], progress=False)
+    with pytest.raises(ValueError, match="unknown probes"):
+        probes.run(path, probes=("lienar",), progress=False)
+    with pytest.raises(ValueError, match="LinearProbe settings"):
+        probes.run(path, progress=False, linear={"alpha": 1.0})
+    with pytest.raises(TypeError, match="run store path or a latentgeo Run"):
+        probes.run(42, progress=False)
+
+
+def test_wrong_group_for_store(planted_store):
+    with pytest.raises(ValueError, match="order"):
+        probes.run(planted_store[0], progress=False, cache=False, group=Dihedral(4))
+
+
+def test_run_on_recorded_equivariant_model(tmp_path):
+    # End to end with the real recorder: an exactly C4-equivariant model recorded at two
+    # "training" steps; every layer is linearly equivariant.
+    from latentgeo.record import LatentRecorder
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+            self.register_buffer(
+                "w", torch.cat([torch.rot90(w, k, dims=(-2, -1)) for k in range(4)])
+            )
+            self.conv = torch.nn.Identity()
+            self.pool = torch.nn.Identity()
+
+        def forward(self, x):
+            h = self.conv(torch.relu(torch.nn.functional.conv2d(x, self.w.to(x.dtype), padding=1)))
+            return self.pool(h.mean(dim=(-2, -1)))
+
+    x = torch.randn(300, 1, 5, 5, generator=torch.Generator().manual_seed(1))
+    action = ImageRotations(Cyclic(4))
+    rec = LatentRecorder(Net(), ["conv", "pool"], action, x, tmp_path / "net.zarr", dtype="float32")
+    for step in (0, 1):
+        rec.record(step)
+    rec.close()
+    ds = probes.run(tmp_path / "net.zarr", progress=False)
+    assert set(ds.layer.values) == {"conv", "pool"}
+    assert float(ds.r2.min()) > 0.999
+    assert float(ds.null_r2.max()) < 0.05
+    assert float(ds.homomorphism_error.max()) < 1e-2  # float32 latents, ridge-shrunk maps
