@@ -209,6 +209,17 @@ def _steps_text(steps: list[int]) -> str:
     return f"{head}, ..., {tail}"
 
 
+def _reducer_text(spec: Any) -> str:
+    """Reducer spec as text, e.g. ``random_projection(k=64, seed=0)``."""
+    if not isinstance(spec, dict):
+        return str(spec)
+    if spec.get("name") == "callable" and "callable" in spec:
+        return str(spec["callable"])
+    params = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "name")
+    name = spec.get("name", "?")
+    return f"{name}({params})" if params else str(name)
+
+
 def format_info(d: dict[str, Any]) -> str:
     """Human-readable text of :func:`info`'s dict."""
     lines = [
@@ -226,6 +237,6 @@ def format_info(d: dict[str, Any]) -> str:
     for name, meta in d["layers"].items():
         shape = " x ".join(f"{k}={v}" for k, v in meta["shape"].items())
         feature = "x".join(map(str, meta["feature_shape"])) or "?"
-        reducer = f", reducer {meta['reducer']}" if meta["reducer"] else ""
+        reducer = f", reducer {_reducer_text(meta['reducer'])}" if meta["reducer"] else ""
         lines.append(f"  {name:<{width}}  ({shape})  {meta['dtype']}, features {feature}{reducer}")
     return "\n".join(lines)
