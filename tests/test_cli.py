@@ -128,7 +128,7 @@ def test_demo_quick(tmp_path, capsys):
 
     html = (tmp_path / "report.html").read_text()
     images = re.findall(r'<img[^>]+src="([^"]+)"', html)
-    assert len(images) >= 5 and all(s.startswith("data:image/png;base64,") for s in images)
+    assert len(images) >= 4 and all(s.startswith("data:image/png;base64,") for s in images)
     summary = json.loads((tmp_path / "summary.json").read_text())
     models = summary["models"]
     assert set(models) == {"cnn", "cnn_aug", "p4cnn"}
