@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(pipeline.format_demo_summary(summary))
         return EXIT_OK
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects others
+    raise RuntimeError(f"unhandled command {args.command!r}")  # argparse rejects others
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -266,7 +266,8 @@ def irrep_spectrum(
             label=f"onset (R² ≥ {onset_threshold:g})",
         )
     step_axis(ax, steps)
-    ax.set_xlim(steps.min(), steps.max())
+    if steps.size > 1:  # a stack fills the panel edge to edge
+        ax.set_xlim(steps.min(), steps.max())
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("fraction of orbit variance")
     # Many irreps (C_p for modular arithmetic) make a long legend: put it outside in columns.
