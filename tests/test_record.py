@@ -175,7 +175,7 @@ class Exploding(nn.Module):
         self.b = nn.Linear(4, 2)
 
     def forward(self, x):
-        h = self.b(self.a(x.flatten(1)))
+        self.b(self.a(x.flatten(1)))
         raise RuntimeError("boom in forward")
 
 
@@ -314,7 +314,7 @@ def test_bad_reducer_output_and_bad_arguments(tmp_path):
         LatentRecorder(model, "fc", action, x, tmp_path / "c.zarr", dtype="bfloat16")
     with pytest.raises(ValueError, match="batch_size"):
         LatentRecorder(model, "fc", action, x, tmp_path / "d.zarr", batch_size=0)
-    with pytest.raises(TypeError, match="latentgeo.actions.Action"):
+    with pytest.raises(TypeError, match=r"latentgeo\.actions\.Action"):
         LatentRecorder(model, "fc", object(), x, tmp_path / "e.zarr")
     with pytest.raises(ValueError, match="unknown reducer 'pca'"):
         LatentRecorder(model, "fc", action, x, tmp_path / "f.zarr", reduce="pca")
