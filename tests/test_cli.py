@@ -79,6 +79,14 @@ def test_unknown_layer(store, tmp_path, capsys):
     assert "'conv9'" in err and "'conv1'" in err and "Traceback" not in err
 
 
+def test_bad_device(store, tmp_path, capsys):
+    assert main(["analyze", str(store), "--out", str(tmp_path), "--device", "gpu7"]) == 2
+    assert "invalid device 'gpu7'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["demo", "--quick", "--out", str(tmp_path), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
 def test_store_being_written(tmp_path, capsys):
     import latentgeo
     from latentgeo.actions import ImageRotations

@@ -21,7 +21,7 @@ from latentgeo.pipeline._demo import (
     format_demo_summary,
 )
 from latentgeo.pipeline._errors import CorruptStoreError, PipelineError, StoreBusyError, UsageError
-from latentgeo.pipeline._store import check_layers, format_info, info, open_store
+from latentgeo.pipeline._store import check_device, check_layers, format_info, info, open_store
 
 __all__ = [
     "Analysis",
@@ -33,6 +33,7 @@ __all__ = [
     "analyze",
     "analyze_run",
     "block_mean_pool2",
+    "check_device",
     "check_layers",
     "checkpoint_steps",
     "demo",

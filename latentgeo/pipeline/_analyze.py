@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latentgeo.pipeline._errors import PipelineError, UsageError
-from latentgeo.pipeline._store import check_layers, open_store
+from latentgeo.pipeline._store import check_device, check_layers, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -160,6 +160,7 @@ def analyze_run(
     """
     import probes
 
+    device = check_device(device)
     layers = check_layers(run, layers)
     if len(run.steps) == 0:
         raise PipelineError(f"the store {str(run.path)!r} has no committed checkpoint yet")

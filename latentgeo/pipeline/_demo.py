@@ -348,11 +348,12 @@ def demo(
 
     from latentgeo._report import Section, write_report
     from latentgeo.pipeline._analyze import ONSET_THRESHOLD, analyze_run
-    from latentgeo.pipeline._store import open_store
+    from latentgeo.pipeline._store import check_device, open_store
     from latentgeo.plot import save
 
     t0 = time.perf_counter()
     cfg = config or (QUICK if quick else FULL)
+    device = check_device(device)
     dev = torch.device(device)
     out = Path(out)
     (out / "stores").mkdir(parents=True, exist_ok=True)

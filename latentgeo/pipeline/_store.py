@@ -12,7 +12,36 @@ from latentgeo.pipeline._errors import CorruptStoreError, StoreBusyError, UsageE
 if TYPE_CHECKING:  # pragma: no cover
     from latentgeo.store import Run
 
-__all__ = ["check_layers", "format_info", "info", "open_store"]
+__all__ = ["check_device", "check_layers", "format_info", "info", "open_store"]
+
+
+def check_device(device: Any) -> str:
+    """Validate a torch device name before any work starts; returns it as a string.
+
+    Raises
+    ------
+    UsageError
+        For a malformed name, or a CUDA/MPS device this machine does not have.
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(
+            f"invalid device {device!r}: expected e.g. 'cpu', 'cuda', 'cuda:1'"
+        ) from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {device!r} requested but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {device!r} requested but MPS is not available here")
+    return str(dev)
 
 
 def _is_url(path: str) -> bool:
