@@ -187,22 +187,34 @@ def _relative_loss(L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.
 def _refine(
     L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, max_iter: int
 ) -> tuple[torch.Tensor, float]:
-    param = L.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [param], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-12
+    """L-BFGS on the relative loss, gradients by autograd through ``matrix_exp``.
+
+    scipy's L-BFGS drives the iteration: ``torch.optim`` would import ``torch._dynamo`` on
+    first use, which costs seconds, and a d² problem gains nothing from torch's optimiser.
+    """
+    from scipy.optimize import minimize
+
+    shape = L.shape
+
+    def value_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        param = torch.as_tensor(flat, dtype=L.dtype, device=L.device).reshape(shape)
+        param.requires_grad_(True)
+        with torch.enable_grad():
+            loss = _relative_loss(param, th, X, Y)
+            (grad,) = torch.autograd.grad(loss, param)
+        return float(loss.detach()), grad.detach().cpu().numpy().ravel().astype(np.float64)
+
+    res = minimize(
+        value_and_grad,
+        L.detach().cpu().numpy().ravel().astype(np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": 1e-12, "ftol": 1e-15},
     )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = _relative_loss(param, th, X, Y)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    best = torch.as_tensor(res.x, dtype=L.dtype, device=L.device).reshape(shape)
     with torch.no_grad():
-        loss = float(_relative_loss(param, th, X, Y))
-    return param.detach(), loss
+        loss = float(_relative_loss(best, th, X, Y))
+    return best, loss
 
 
 def lie_derivative(

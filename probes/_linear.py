@@ -163,23 +163,27 @@ class LinearProbe:
         tr = torch.as_tensor(train, device=Z.device)
         te = torch.as_tensor(test, device=Z.device)
 
+        # Sample-major view (n, G, d): gathering samples gives one contiguous block whose
+        # reshape to (n, G·d) is free, so every element is regressed by the same GEMM.
+        Zs = Z.permute(1, 0, 2)
         design = fit_design(Z[self.identity, tr])
         alphas = self._alpha_grid(design)
-        W, bias, alpha_idx, scores = self._fit_targets(design, Z[:, tr], alphas)
+        W, bias, alpha_idx, scores = self._fit_targets(design, Zs[tr], alphas)
+        X_test = Z[self.identity, te]
         Y_test = Z[:, te]
-        Y_hat = self._predict(Z[self.identity, te], W, bias)
+        Y_hat = self._predict(X_test, W, bias)
         r2 = variance_weighted_r2(Y_test, Y_hat)
         ci = bootstrap_r2(Y_test, Y_hat, self.n_bootstrap, self.confidence, rng)
+        del Y_hat
 
         null = []
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the SVD) are unchanged; only the targets move.
             perm = torch.as_tensor(rng.permutation(n), device=Z.device)
-            Zp = Z[:, perm]
-            Wp, bp, _, _ = self._fit_targets(design, Zp[:, tr], alphas)
-            Yp_hat = self._predict(Z[self.identity, te], Wp, bp)
-            null.append(variance_weighted_r2(Zp[:, te], Yp_hat))
+            Wp, bp, _, _ = self._fit_targets(design, Zs[perm[tr]], alphas)
+            Yp = Z[:, perm[te]]
+            null.append(variance_weighted_r2(Yp, self._predict(X_test, Wp, bp)))
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
@@ -202,14 +206,13 @@ class LinearProbe:
     def _fit_targets(
         self, design: Design, Y: torch.Tensor, alphas: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Ridge maps for targets ``Y`` (G, n_train, d) on the shared design."""
-        G, n, d = Y.shape
-        y_mean = Y.mean(dim=1)
-        Yc = Y - y_mean[:, None, :]
+        """Ridge maps for targets ``Y`` of shape (n_train, G, d), a fresh copy (centred here)."""
+        n, G, d = Y.shape
+        y_mean = Y.mean(dim=0)  # (G, d)
+        Y -= y_mean  # in place: Y is the caller's gathered copy
         # One GEMM for all elements: (rank, n) @ (n, G·d).
-        B = (design.U.T @ Yc.permute(1, 0, 2).reshape(n, G * d)).reshape(-1, G, d)
-        B = B.permute(1, 0, 2).contiguous()  # (G, rank, d)
-        best, scores = select_alpha(design, Yc, B, alphas, self.criterion)
+        B = (design.U.T @ Y.reshape(n, G * d)).reshape(-1, G, d).permute(1, 0, 2)
+        best, scores = select_alpha(design, Y.permute(1, 0, 2), B, alphas, self.criterion)
         W = ridge_weights(design, B, alphas[best])  # (G, d_in, d_out)
         bias = y_mean - torch.einsum("d,gde->ge", design.mean, W)
         return W, bias, best, scores

@@ -107,8 +107,10 @@ def select_alpha(
         perp = _perp_norms(design, Yc, B)  # (G,)
         rss = perp[:, None] + (b2[:, None, :] * shrink[None] ** 2).sum(dim=2)  # (G, n_alphas)
         dof_left = shrink.sum(dim=1) + (n - 1 - s2.numel())  # n − tr H(α)
-        denom = (dof_left / n) ** 2
-        scores = torch.where(denom > 0, rss / n / denom, torch.full_like(rss, torch.inf))
+        # No residual degrees of freedom left (interpolation): GCV is undefined, never chosen.
+        ok = (dof_left > 0)[None, :]
+        denom = torch.where(ok, (dof_left / n) ** 2, torch.ones_like(dof_left))
+        scores = torch.where(ok, rss / n / denom, torch.full_like(rss, torch.inf))
     elif criterion == "loo":
         G = B.shape[0]
         perp = Yc - torch.einsum("nr,grd->gnd", design.U, B)  # (G, n, d)
@@ -133,8 +135,9 @@ def _perp_norms(design: Design, Yc: torch.Tensor, B: torch.Tensor) -> torch.Tens
     ``eps · ‖Yc‖²``, so it is kept when the result is above ``1e-6 ‖Yc‖²`` (relative error
     below ~1e-10) and recomputed from the residual otherwise.
     """
-    tss = (Yc**2).sum(dim=(1, 2))
-    out = tss - (B**2).sum(dim=(1, 2))
+    # vector_norm reduces without materialising Yc² (an (n, d) temporary per element).
+    tss = torch.linalg.vector_norm(Yc, dim=(1, 2)) ** 2
+    out = tss - torch.linalg.vector_norm(B, dim=(1, 2)) ** 2
     threshold = torch.finfo(Yc.dtype).eps ** 0.5
     for g in torch.nonzero(out <= threshold * tss).flatten().tolist():
         out[g] = ((Yc[g] - design.U @ B[g]) ** 2).sum()

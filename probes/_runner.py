@@ -268,12 +268,11 @@ def run(
     all_layers = list(r.layers)
     layer_list = as_index_list(layers, all_layers, "layer")
     run_steps = np.asarray(r.steps, dtype=np.int64)
-    step_req = None if steps is None else np.atleast_1d(np.asarray(list(np.atleast_1d(steps))))
-    step_list = as_index_list(
-        None if step_req is None else [int(s) for s in step_req],
-        [int(s) for s in run_steps],
-        "step",
-    )
+    if steps is None or isinstance(steps, (int, np.integer)):
+        step_req = steps
+    else:
+        step_req = [int(s) for s in steps]
+    step_list = as_index_list(step_req, [int(s) for s in run_steps], "step")
     circle = is_circle_group(group)
     if circle:
         finite_only = sorted(set(settings["probes"]) & _NEEDS_FINITE)
