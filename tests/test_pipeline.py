@@ -61,7 +61,7 @@ def p4_analysis(p4_store, tmp_path_factory):
     from latentgeo.pipeline import analyze
 
     out = tmp_path_factory.mktemp("analysis")
-    return analyze(p4_store, out, progress=False, formats=["pdf"]), out
+    return analyze(p4_store, out, progress=False), out
 
 
 # -- HTML report ---------------------------------------------------------------------------
@@ -191,8 +191,6 @@ def test_analyze_outputs(p4_analysis):
     for path in summary["figures"].values():
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    for name in summary["figures"]:  # PDF asked for, PNG always written for the report
-        assert (out / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(summary["figures"])
     for layer, e in summary["layers"].items():
@@ -226,9 +224,9 @@ def test_analyze_summary_matches_probe_results(p4_store, p4_analysis):
         np.testing.assert_allclose(e["r2"], float(final.sel(layer=layer)), rtol=1e-12)
 
 
-def test_analyze_reuses_cached_geometry(p4_store, p4_analysis, tmp_path, monkeypatch):
+def test_analyze_reuses_cached_geometry(p4_store, p4_analysis, monkeypatch):
     import trajectories
-    from latentgeo.pipeline import analyze
+    from latentgeo.pipeline import analyze_run, open_store
 
     summary, _ = p4_analysis
 
@@ -236,10 +234,20 @@ def test_analyze_reuses_cached_geometry(p4_store, p4_analysis, tmp_path, monkeyp
         raise AssertionError("geometry recomputed although cached in the store")
 
     monkeypatch.setattr(trajectories, "subspace", boom)
-    again = analyze(p4_store, tmp_path / "again", progress=False, layers=["fc", "lift"])
-    assert list(again["layers"]) == ["fc", "lift"]
+    again = analyze_run(open_store(p4_store), progress=False, layers=["fc", "lift"])
+    assert again.layers == ["fc", "lift"]
+    assert list(again.geometry["layer"].values) == ["fc", "lift"]
     for layer in ("fc", "lift"):
-        assert again["layers"][layer]["path_length"] == summary["layers"][layer]["path_length"]
+        assert again.summary["layers"][layer] == summary["layers"][layer]
+
+
+def test_figure_formats_checked_before_work(p4_store, tmp_path, monkeypatch):
+    import probes
+    from latentgeo.pipeline import UsageError, analyze
+
+    monkeypatch.setattr(probes, "run", lambda *a, **k: pytest.fail("probed before the check"))
+    with pytest.raises(UsageError, match="'jpg'"):
+        analyze(p4_store, tmp_path, formats=["png", "jpg"], progress=False)
 
 
 def test_analyze_unknown_layer(p4_store, tmp_path):

@@ -239,8 +239,8 @@ def test_every_figure_from_a_small_store(tmp_path):
         store=str(tmp_path / "run.zarr"),
         mode="w",
     ) as rec:
-        for step in range(9):
-            if step in (0, 1, 2, 4, 8):
+        for step in range(5):
+            if step in (0, 1, 4):
                 rec.record(step, metrics={"loss": 1.0 / (1 + step)})
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()

@@ -219,6 +219,16 @@ def _final_latents(run: Run, layer: str) -> np.ndarray:
     return np.asarray(run.latents(layer).isel(step=-1).values, dtype=np.float64)
 
 
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    """Validated figure formats, PNG first (always written: the report embeds it)."""
+    if isinstance(formats, str):
+        formats = [formats]
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad:
+        raise UsageError(f"unknown figure format(s) {bad!r}; choose among 'png', 'pdf', 'svg'")
+    return ["png", *(f for f in dict.fromkeys(formats) if f != "png")]
+
+
 def _panels(n: int, width: float, height: float, max_cols: int = 4) -> tuple[Any, Any]:
     from latentgeo.plot._style import new_figure
 
@@ -261,10 +271,7 @@ def write_figures(
     from latentgeo import plot
 
     out = Path(out)
-    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
-    if bad or not formats:
-        raise UsageError(f"formats must be among 'png', 'pdf', 'svg'; got {list(formats)!r}")
-    formats = ["png", *(f for f in dict.fromkeys(formats) if f != "png")]
+    formats = _check_formats(formats)
     written: dict[str, Path] = {}
 
     def emit(name: str, fig: Any) -> None:
@@ -427,6 +434,7 @@ def analyze(
     from latentgeo._report import write_report
 
     t0 = time.perf_counter()
+    formats = _check_formats(formats)
     run = open_store(store)
     a = analyze_run(run, layers=layers, device=device, progress=progress)
     out = Path(out)
