@@ -6,6 +6,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -85,7 +86,12 @@ def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None
     dtype = getattr(torch, settings["dtype"])
     wanted = set(settings["probes"])
     Zt = torch.as_tensor(np.asarray(Z)).to(device=device, dtype=dtype)
-    out: dict[str, np.ndarray] = {}
+    # A diverged checkpoint (NaN/Inf latents) must not stop the analysis of the others: its
+    # results stay NaN and the count of non-finite values is reported instead.
+    bad = int((~torch.isfinite(Zt)).sum())
+    out: dict[str, np.ndarray] = {"nonfinite": np.asarray(bad)}
+    if bad:
+        return out
     if "invariance" in wanted:
         out["invariance"] = np.asarray(invariance(Zt, dtype=dtype))
     if "spectrum" in wanted:
@@ -189,7 +195,9 @@ def _empty(
         shapes["multiplicity"] = (("layer", "step", "irrep"), (L, S, Ir))
     if "consistent" in wanted:
         shapes["consistent_r2"] = (("layer", "step", "element"), (L, S, G))
-    return {k: (dims, np.full(shape, np.nan)) for k, (dims, shape) in shapes.items()}
+    out = {k: (dims, np.full(shape, np.nan)) for k, (dims, shape) in shapes.items()}
+    out["nonfinite"] = (("layer", "step"), np.zeros((L, S), dtype=np.int64))
+    return out
 
 
 def run(
@@ -240,6 +248,13 @@ def run(
     linear : dict, optional
         Settings of :class:`LinearProbe` (``alphas``, ``test_size``, ``random_state``,
         ``n_null``, ``n_bootstrap``, ``criterion``); part of the cache key.
+
+    Notes
+    -----
+    Non-finite latents (a diverged checkpoint) do not stop the run: that (layer, step) gets
+    NaN results, its count of non-finite values is in the ``nonfinite`` variable, and a
+    ``RuntimeWarning`` says how many (layer, step)s were affected.  The array-level probes,
+    by contrast, raise ``ValueError`` on non-finite input.
     dtype : torch.dtype
         Computation dtype; part of the cache key.
     group : FiniteGroup, optional
@@ -368,7 +383,16 @@ def run(
         # Cached values fill the (layer, step)s that were not recomputed.
         fresh = fresh.where(fresh["computed"]).combine_first(cached)
         fresh["computed"] = fresh["computed"].fillna(False).astype(bool)
+        fresh["nonfinite"] = fresh["nonfinite"].fillna(0).astype(np.int64)
         fresh.attrs = {"cache_key": key, "settings": json.dumps(settings, sort_keys=True)}
+    n_bad = int((fresh["nonfinite"] > 0).sum())
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} (layer, step)s hold non-finite latents; their results are NaN and the "
+            "counts are in the 'nonfinite' variable",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if cache and todo:
         r.save_analysis(CACHE_NAME, fresh)
     out = fresh.sel(layer=layer_list, step=steps_arr)

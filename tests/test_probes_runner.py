@@ -143,6 +143,23 @@ def test_bad_names(planted_store):
         probes.run(42, progress=False)
 
 
+def test_nonfinite_step_is_masked_and_counted(tmp_path):
+    path = tmp_path / "diverged.zarr"
+    meta = {"elements": list(G.elements), "group": G.spec, "probe": {"n_samples": 100}}
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers({"fc": {"feature_shape": [4], "n_units": 4, "dtype": "float32"}})
+        p = planted_latents(G, {"A1": 2, "E1": 1}, 100)
+        w.append(0, {"fc": p.Z.astype(np.float32)})
+        bad = p.Z.astype(np.float32)
+        bad[2, :3, 1] = np.nan
+        w.append(1, {"fc": bad})
+    with pytest.warns(RuntimeWarning, match="1 \\(layer, step\\)s hold non-finite"):
+        ds = probes.run(path, progress=False)
+    assert ds.nonfinite.sel(layer="fc").values.tolist() == [0, 3]
+    assert np.isnan(ds.r2.sel(step=1)).all() and np.isnan(ds.invariance.sel(step=1)).all()
+    assert float(ds.r2.sel(step=0).min()) > 0.999
+
+
 def test_wrong_group_for_store(planted_store):
     with pytest.raises(ValueError, match="order"):
         probes.run(planted_store[0], progress=False, cache=False, group=Dihedral(4))
