@@ -81,6 +81,24 @@ def test_log_scale_detected_for_log_spaced_steps(results):
     assert plot.equivariance(even).axes[0].get_xscale() == "linear"
 
 
+def test_xscale_override_and_validation(results):
+    assert plot.equivariance(results, xscale="linear").axes[0].get_xscale() == "linear"
+    assert plot.irrep_spectrum(results, "pool", xscale="linear").axes[0].get_xscale() == "linear"
+    even = synthetic_results(steps=np.arange(1, 551, 50))
+    assert plot.invariance(even, xscale="log").axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="'logit'"):
+        plot.equivariance(results, xscale="logit")
+
+
+def test_colors_distinct_and_cvd_palette():
+    assert plot.colors(3) == list(plot.OKABE_ITO[:3])
+    many = plot.colors(12)
+    assert len({tuple(c) for c in many}) == 12
+    # Interleaved ramp: neighbours differ in lightness by at least a third of the ramp.
+    lum = np.array([0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] for c in many])
+    assert np.all(np.abs(np.diff(lum)) > 0.15)
+
+
 def test_irrep_spectrum_stacks_fractions_to_one(results):
     fig = plot.irrep_spectrum(results, "pool")
     ax = fig.axes[0]

@@ -41,7 +41,10 @@ _SAVE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 
 def colors(n: int) -> list[Any]:
-    """``n`` colour-blind-safe colours: Okabe–Ito up to 7, sampled viridis beyond.
+    """``n`` colour-blind-safe colours: Okabe–Ito up to 7, viridis samples beyond.
+
+    Beyond seven, the viridis samples are interleaved (dark, light, dark, ...) so that
+    neighbouring series (adjacent bands of a stacked plot) differ strongly in lightness.
 
     Parameters
     ----------
@@ -58,7 +61,10 @@ def colors(n: int) -> list[Any]:
     from matplotlib import colormaps
 
     cmap = colormaps[SEQUENTIAL_CMAP]
-    return [cmap(v) for v in np.linspace(0.0, 0.95, n)]
+    ramp = [cmap(v) for v in np.linspace(0.0, 0.95, n)]
+    half = (n + 1) // 2
+    order = [i // 2 if i % 2 == 0 else half + i // 2 for i in range(n)]
+    return [ramp[j] for j in order]
 
 
 def new_figure(figsize: tuple[float, float] = (6.0, 4.0), **kwargs: Any) -> Figure:
@@ -145,13 +151,31 @@ def is_log_spaced(steps: Sequence[float] | np.ndarray) -> bool:
     return bool(np.median(gaps[-q:]) >= 8.0 * np.median(gaps[:q]))
 
 
-def step_axis(ax: Axes, steps: Sequence[float] | np.ndarray, label: str = "training step") -> None:
+_XSCALES = ("auto", "linear", "log")
+
+
+def step_axis(
+    ax: Axes,
+    steps: Sequence[float] | np.ndarray,
+    label: str = "training step",
+    xscale: str = "auto",
+) -> None:
     """Label the x axis as training steps, log-scaled when the schedule is log-spaced.
 
-    A ``symlog`` scale (linear below 1) keeps step 0, which a log axis cannot show.
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    steps : array of shape (n_steps,)
+    label : str
+    xscale : {"auto", "linear", "log"}
+        "auto" picks "log" for log-spaced schedules (:func:`is_log_spaced`). A log axis
+        with step 0 present is ``symlog`` (linear below 1), which can show step 0.
     """
+    if xscale not in _XSCALES:
+        raise ValueError(f"xscale must be one of {_XSCALES!r}, got {xscale!r}")
     s = np.asarray(steps, dtype=np.float64)
-    if is_log_spaced(s):
+    log = is_log_spaced(s) if xscale == "auto" else xscale == "log"
+    if log:
         if np.any(s <= 0):
             ax.set_xscale("symlog", linthresh=1.0, linscale=0.3)
             # Autoscale margins would open a meaningless negative-step region on symlog.

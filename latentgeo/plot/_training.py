@@ -69,6 +69,7 @@ def equivariance(
     ax: Axes | None = None,
     onset_threshold: float | None = 0.9,
     title: str | None = None,
+    xscale: str = "auto",
 ) -> Figure:
     """Held-out equivariance R² over training, one line per layer.
 
@@ -90,6 +91,8 @@ def equivariance(
     onset_threshold : float or None, default 0.9
         R² level defining the onset; None draws no onset markers.
     title : str, optional
+    xscale : {"auto", "linear", "log"}, default "auto"
+        Step axis scale; "auto" is log for log-spaced checkpoint schedules.
 
     Returns
     -------
@@ -113,7 +116,7 @@ def equivariance(
             ax.plot(steps, null, color=color, linestyle="--", linewidth=1, alpha=0.8)
         if onset_threshold is not None:
             _mark_onset(ax, onset_step(steps, r2.sel(layer=layer).values, onset_threshold), color)
-    step_axis(ax, steps)
+    step_axis(ax, steps, xscale=xscale)
     ax.set_ylabel("held-out equivariance R²")
     shown = [r2.sel(layer=chosen).values]
     if has_null:
@@ -143,6 +146,7 @@ def invariance(
     layers: Sequence[str] | str | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    xscale: str = "auto",
 ) -> Figure:
     """Fraction of centred orbit variance that is invariant, over training, per layer.
 
@@ -153,6 +157,8 @@ def invariance(
     layers : str or sequence of str, optional
     ax : matplotlib Axes, optional
     title : str, optional
+    xscale : {"auto", "linear", "log"}, default "auto"
+        Step axis scale; "auto" is log for log-spaced checkpoint schedules.
 
     Returns
     -------
@@ -171,7 +177,7 @@ def invariance(
             ms=3,
             label=layer,
         )
-    step_axis(ax, steps)
+    step_axis(ax, steps, xscale=xscale)
     ax.set_ylabel("invariant fraction of variance")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -185,6 +191,7 @@ def homomorphism_error(
     layers: Sequence[str] | str | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    xscale: str = "auto",
 ) -> Figure:
     """Mean homomorphism error ``‖rho(g)rho(h) − rho(gh)‖ / ‖rho(gh)‖`` over training.
 
@@ -195,6 +202,8 @@ def homomorphism_error(
     layers : str or sequence of str, optional
     ax : matplotlib Axes, optional
     title : str, optional
+    xscale : {"auto", "linear", "log"}, default "auto"
+        Step axis scale; "auto" is log for log-spaced checkpoint schedules.
 
     Returns
     -------
@@ -207,7 +216,7 @@ def homomorphism_error(
     for color, layer in zip(colors(len(chosen)), chosen):
         err = results["homomorphism_error"].sel(layer=layer).values
         ax.plot(steps, err, color=color, marker="o", ms=3, label=layer)
-    step_axis(ax, steps)
+    step_axis(ax, steps, xscale=xscale)
     values = results["homomorphism_error"].sel(layer=chosen).values
     if np.all(np.isfinite(values)) and np.all(values > 0):
         ax.set_yscale("log")
@@ -224,6 +233,7 @@ def irrep_spectrum(
     ax: Axes | None = None,
     onset_threshold: float | None = 0.9,
     title: str | None = None,
+    xscale: str = "auto",
 ) -> Figure:
     """Stacked fractions of orbit variance per irrep of the group, over training.
 
@@ -241,6 +251,8 @@ def irrep_spectrum(
     ax : matplotlib Axes, optional
     onset_threshold : float or None, default 0.9
     title : str, optional
+    xscale : {"auto", "linear", "log"}, default "auto"
+        Step axis scale; "auto" is log for log-spaced checkpoint schedules.
 
     Returns
     -------
@@ -265,7 +277,7 @@ def irrep_spectrum(
             "black",
             label=f"onset (R² ≥ {onset_threshold:g})",
         )
-    step_axis(ax, steps)
+    step_axis(ax, steps, xscale=xscale)
     if steps.size > 1:  # a stack fills the panel edge to edge
         ax.set_xlim(steps.min(), steps.max())
     ax.set_ylim(0.0, 1.0)
