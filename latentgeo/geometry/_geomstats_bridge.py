@@ -35,7 +35,7 @@ from latentgeo.geometry._common import (
     check_positive_int,
 )
 from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
-from latentgeo.geometry._spd import SPD_METRICS, _check_spd_input, spd_distance
+from latentgeo.geometry._spd import SPD_METRICS, _check_spd_input, _sym_function, spd_distance
 from latentgeo.geometry._subspace import grassmann_distance
 
 __all__ = ["SO", "SPD", "Grassmann", "Sphere"]
@@ -160,32 +160,60 @@ class _Manifold:
         """
         return self._dist(self._points(a, "a"), self._points(b, "b"))
 
-    def frechet_mean(self, points: Any, weights: Any = None) -> torch.Tensor:
-        """Frechet (Karcher) mean by geomstats' ``FrechetMean``.
+    def frechet_mean(
+        self, points: Any, weights: Any = None, *, tol: float = 1e-8, max_iter: int = 256
+    ) -> torch.Tensor:
+        """Frechet (Karcher) mean by geomstats' ``FrechetMean`` gradient descent.
+
+        geomstats stops when the squared norm of the mean log is below ``epsilon * dim``; its
+        default ``epsilon = 1e-4`` is loose on high-dimensional manifolds (a gradient norm of
+        0.55 on Gr(392, 8)), so we set ``epsilon = tol**2 / dim``: the returned point has a
+        gradient norm below ``tol``. The descent starts from a closed-form guess where one
+        exists (extrinsic mean on the Grassmannian, log-Euclidean mean on SPD).
 
         Parameters
         ----------
         points : array of shape (n, *point_shape)
         weights : array of shape (n,), optional
+        tol : float
+            Target norm of the Riemannian gradient (the mean of the logs) at the mean.
+        max_iter : int
+            geomstats warns if it stops there.
 
         Returns
         -------
         mean : tensor of shape point_shape
         """
-        from geomstats.learning.frechet_mean import FrechetMean
-
         P = self._points(points, "points", batch=True)
         w = None
         if weights is not None:
             w = as_tensor(weights, "weights", dtype=torch.float64)
-            if w.shape != (P.shape[0],) or bool((w < 0).any()):
+            if w.shape != (P.shape[0],) or bool((w < 0).any()) or not float(w.sum()) > 0:
                 raise ValueError(
-                    f"weights must be {P.shape[0]} non-negative numbers, got shape "
-                    f"{tuple(w.shape)!r}"
+                    f"weights must be {P.shape[0]} non-negative numbers with a positive sum, "
+                    f"got {weights!r}"
                 )
-            w = _to_gs(w)
+        if not tol > 0:
+            raise ValueError(f"tol must be > 0, got {tol!r}")
+        max_iter = check_positive_int(max_iter, "max_iter")
+        return self._frechet_mean(P, w, float(tol), max_iter)
+
+    def _initial_mean(self, P: torch.Tensor) -> torch.Tensor | None:
+        return None  # geomstats' default: the first point
+
+    def _frechet_mean(
+        self, P: torch.Tensor, w: torch.Tensor | None, tol: float, max_iter: int
+    ) -> torch.Tensor:
+        from geomstats.learning.frechet_mean import FrechetMean
+
+        init = self._initial_mean(P)
         with _geomstats_call():
-            est = FrechetMean(self.space).fit(_to_gs(self._to_gs_point(P)), weights=w)
+            est = FrechetMean(self.space)
+            if hasattr(est, "optimizer"):  # closed-form estimators (circle) have none
+                est.set(max_iter=max_iter, epsilon=tol**2 / max(self.space.dim, 1))
+                if init is not None:
+                    est.set(init_point=_to_gs(self._to_gs_point(init)))
+            est.fit(_to_gs(self._to_gs_point(P)), weights=None if w is None else _to_gs(w))
         return self._from_gs_point(_from_gs(est.estimate_, P.device))
 
     def exp(self, tangent: Any, base: Any) -> torch.Tensor:
@@ -202,6 +230,9 @@ class _Manifold:
         """
         B = self._points(base, "base")
         V = as_tensor(tangent, "tangent", dtype=torch.float64, device=B.device)
+        return self._exp(V, B)
+
+    def _exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         with _geomstats_call():
             out = self.space.metric.exp(
                 _to_gs(self._to_gs_tangent(V, B)), _to_gs(self._to_gs_point(B))
@@ -219,8 +250,9 @@ class _Manifold:
         -------
         tangent : tensor of shape (..., *tangent_shape)
         """
-        P = self._points(point, "point")
-        B = self._points(base, "base")
+        return self._log(self._points(point, "point"), self._points(base, "base"))
+
+    def _log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         with _geomstats_call():
             out = self.space.metric.log(_to_gs(self._to_gs_point(P)), _to_gs(self._to_gs_point(B)))
         return self._from_gs_tangent(_from_gs(out, B.device), B)
@@ -241,6 +273,9 @@ class _Manifold:
         A = self._points(a, "a", batch=False)
         B = self._points(b, "b", batch=False)
         times = as_tensor(t, "t", dtype=torch.float64).reshape(-1)
+        return self._geodesic(A, B, times)
+
+    def _geodesic(self, A: torch.Tensor, B: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         with _geomstats_call():
             curve = self.space.metric.geodesic(
                 initial_point=_to_gs(self._to_gs_point(A)), end_point=_to_gs(self._to_gs_point(B))
@@ -252,31 +287,55 @@ class _Manifold:
     def _gs_point_shape(self) -> tuple[int, ...]:
         return self.point_shape
 
-    def tangent_pca(self, points: Any, n_components: int = 2) -> torch.Tensor:
-        """Tangent PCA (geomstats' ``TangentPCA``) at the Frechet mean of the points.
+    def tangent_pca(self, points: Any, n_components: int = 2, *, base: Any = None) -> torch.Tensor:
+        """Principal components of the points' logs at their Frechet mean, in metric units.
+
+        The logs ``v_i = log_base(p_i)`` and their inner products ``<v_i, v_j>_base`` come
+        from geomstats; the components are those of the centred Gram matrix (PCA in an
+        orthonormal frame of the tangent space). Unlike geomstats' ``TangentPCA``, which
+        flattens symmetric tangent matrices by their upper triangle (not an isometry, so its
+        coordinates depend on the ambient basis), distances between the coordinates here are
+        the metric's tangent-space distances.
 
         Parameters
         ----------
         points : array of shape (n, *point_shape)
         n_components : int
+        base : array of shape point_shape, optional
+            Base point of the tangent space; the Frechet mean by default.
 
         Returns
         -------
         coords : tensor of shape (n, n_components)
-            Coordinates of ``log_mean(point)`` on the leading principal axes.
+            Leading principal coordinates (zero beyond the rank of the logs).
         """
-        from geomstats.learning.pca import TangentPCA
-
         n_components = check_positive_int(n_components, "n_components")
         P = self._points(points, "points", batch=True)
-        if n_components > P.shape[0]:
-            raise ValueError(
-                f"n_components={n_components!r} exceeds the number of points {P.shape[0]}"
-            )
+        B = self.frechet_mean(P) if base is None else self._points(base, "base", batch=False)
+        return self._tangent_pca(P, B, n_components)
+
+    def _tangent_pca(self, P: torch.Tensor, B: torch.Tensor, n_components: int) -> torch.Tensor:
         with _geomstats_call():
-            pca = TangentPCA(self.space, n_components=n_components)
-            coords = pca.fit_transform(_to_gs(self._to_gs_point(P)))
-        return _from_gs(coords, P.device)
+            gs_base = _to_gs(self._to_gs_point(B))
+            metric = self.space.metric
+            logs = metric.log(_to_gs(self._to_gs_point(P)), gs_base)
+            gram = np.stack(
+                [
+                    _from_gs(metric.inner_product(logs[i], logs, gs_base), "cpu").numpy()
+                    for i in range(P.shape[0])
+                ]
+            )
+        n = gram.shape[0]
+        J = np.eye(n) - 1.0 / n
+        K = J @ (0.5 * (gram + gram.T)) @ J
+        w, V = np.linalg.eigh(K)
+        order = np.argsort(w)[::-1][:n_components]
+        coords = V[:, order] * np.sqrt(np.clip(w[order], 0.0, None))
+        if coords.shape[1] < n_components:
+            coords = np.pad(coords, ((0, 0), (0, n_components - coords.shape[1])))
+        # Deterministic orientation: the largest-magnitude coordinate of each axis is positive.
+        signs = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(n_components)])
+        return torch.from_numpy(coords * np.where(signs == 0, 1.0, signs)).to(P.device)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}{self._repr_args()}"
@@ -352,6 +411,71 @@ class Grassmann(_Manifold):
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return grassmann_distance(a, b, convention="geomstats", check=False)
 
+    # geomstats works on d x d projectors, so every operation costs O(d^3) whatever k is. The
+    # subspaces involved in one call span a space W of dimension r <= (number of bases) * k,
+    # and Gr(W, k) is a totally geodesic, isometrically embedded copy of Gr(r, k): geodesics,
+    # logs, exps and Frechet means of subspaces of W stay in W. So we run geomstats on
+    # Gr(r, k) in an orthonormal basis Q of W and map back with Q (exact, not an
+    # approximation), e.g. a log on Gr(392, 8) becomes one on Gr(16, 8).
+    def _reduce(self, *tensors: torch.Tensor) -> tuple[Grassmann, torch.Tensor | None]:
+        cols = torch.cat(
+            [
+                t.reshape(-1, self.d, t.shape[-1]).permute(1, 0, 2).reshape(self.d, -1)
+                for t in tensors
+            ],
+            dim=1,
+        )
+        if cols.shape[1] >= self.d - 1:
+            return self, None
+        U, S, _ = torch.linalg.svd(cols, full_matrices=True)
+        tol = float(S[0]) * self.d * float(torch.finfo(S.dtype).eps)
+        # At least k + 1 dims, so that the reduced Grassmannian is not a single point.
+        r = max(int((S > tol).sum()), self.k + 1)
+        if r >= self.d:
+            return self, None
+        return Grassmann(r, self.k), U[:, :r]
+
+    def _initial_mean(self, P: torch.Tensor) -> torch.Tensor:
+        # Extrinsic mean: the top-k eigenvectors of the average projector.
+        return self._from_gs_point((P @ P.mT).mean(dim=0))
+
+    def _frechet_mean(
+        self, P: torch.Tensor, w: torch.Tensor | None, tol: float, max_iter: int
+    ) -> torch.Tensor:
+        sub, Q = self._reduce(P)
+        if Q is None:
+            return super()._frechet_mean(P, w, tol, max_iter)
+        return Q @ sub._frechet_mean(Q.mT @ P, w, tol, max_iter)
+
+    def _tangent_pca(self, P: torch.Tensor, B: torch.Tensor, n_components: int) -> torch.Tensor:
+        sub, Q = self._reduce(P, B)
+        if Q is None:
+            return super()._tangent_pca(P, B, n_components)
+        return sub._tangent_pca(Q.mT @ P, Q.mT @ B, n_components)
+
+    def _log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        sub, Q = self._reduce(P, B)
+        if Q is None:
+            return super()._log(P, B)
+        return Q @ sub._log(Q.mT @ P, Q.mT @ B)
+
+    def _exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        if V.shape[-2:] != (self.d, self.k):
+            raise ValueError(
+                f"tangent must have shape (..., {self.d}, {self.k}), got {tuple(V.shape)!r}"
+            )
+        V = V - B @ (B.mT @ V)  # the horizontal part
+        sub, Q = self._reduce(B, V)
+        if Q is None:
+            return super()._exp(V, B)
+        return Q @ sub._exp(Q.mT @ V, Q.mT @ B)
+
+    def _geodesic(self, A: torch.Tensor, B: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        sub, Q = self._reduce(A, B)
+        if Q is None:
+            return super()._geodesic(A, B, times)
+        return Q @ sub._geodesic(Q.mT @ A, Q.mT @ B, times)
+
 
 class SPD(_Manifold):
     """Symmetric positive-definite k x k matrices with one of three metrics.
@@ -392,6 +516,14 @@ class SPD(_Manifold):
 
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return spd_distance(a, b, metric=self.metric)
+
+    def _initial_mean(self, P: torch.Tensor) -> torch.Tensor | None:
+        if self.metric == "bures_wasserstein":
+            return None
+        # The log-Euclidean mean: exact for that metric, a close start for the affine one.
+        L = _sym_function(P, torch.log, "points").mean(dim=0)
+        w, V = torch.linalg.eigh(0.5 * (L + L.mT))
+        return (V * torch.exp(w)) @ V.mT
 
 
 class SO(_Manifold):
