@@ -305,3 +305,38 @@ def test_open_run_errors(tmp_path):
     run = open_run(_write(tmp_path / "run.zarr", [0]))
     with pytest.raises(KeyError, match="'nope'"):
         run.latents("nope")
+
+
+@pytest.mark.parametrize("compressors", [None, "auto"])
+def test_chunk_layout_and_both_write_paths(tmp_path, monkeypatch, compressors):
+    # Small chunks: 2 samples of 18 float32 units per chunk, so 5 samples leave an edge chunk
+    # that must be padded exactly as zarr pads it.  None takes the raw path, "auto" zarr's.
+    import latentgeo.store._writer as writer_module
+
+    monkeypatch.setattr(writer_module, "_CHUNK_BYTES", 2 * 18 * 4)
+    path = tmp_path / f"run-{compressors}.zarr"
+    with RunWriter(path, meta=META, compressors=compressors) as w:
+        w.ensure_layers(SPECS)
+        for s in (0, 1):
+            w.append(s, _latents(s), metrics={"loss": s + 0.5})
+    g = zarr.open_group(path, mode="r")
+    assert g["conv"].chunks == (1, 1, 2, 18)
+    assert g["conv"].nchunks_initialized == 2 * 4 * 3
+    for s in (0, 1):  # read back through zarr itself, not latentgeo
+        np.testing.assert_array_equal(g["conv"][s], _latents(s)["conv"])
+        np.testing.assert_array_equal(g["fc"][s], _latents(s)["fc"])
+    np.testing.assert_array_equal(g["loss"][:], [0.5, 1.5])
+    np.testing.assert_array_equal(g["step"][:], [0, 1])
+
+
+def test_count_nonfinite():
+    from latentgeo.store._writer import count_nonfinite
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    assert count_nonfinite(x) == 0
+    x[0, 1, 2], x[2, 3, 4], x[1, 0, 0] = np.nan, np.inf, -np.inf
+    assert count_nonfinite(x) == 3
+    big = np.full(10, np.finfo(np.float64).max)  # the sum overflows, the entries are finite
+    assert count_nonfinite(big) == 0
+    assert count_nonfinite(np.arange(4)) == 0

@@ -60,15 +60,16 @@ from latentgeo.store._schema import (
     validate_node_name,
 )
 
-__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate"]
+__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate", "count_nonfinite"]
 
 log = logging.getLogger(__name__)
 
 #: Storage dtypes allowed for latents (numpy has no bfloat16).
 LATENT_DTYPES = ("float16", "float32", "float64")
 _MODES = ("w-", "w", "a")
-#: Target size of one latent chunk; a chunk holds one step, all elements and units, and as
-#: many samples as fit, so readers stream one (layer, step) in a few large reads.
+#: Largest size of one latent chunk.  A chunk holds one step, one element, all units and as
+#: many samples as fit: ``latents[e, s0:s1, :]`` is then a contiguous block of the array the
+#: recorder hands over, written to the store as it is (no copy, see ``_raw_chunks``).
 _CHUNK_BYTES = 32 * 2**20
 #: Metadata that must agree between a resumed store and the writer resuming it.
 _IDENTITY_KEYS = ("group", "elements", "action", "probe")
@@ -320,6 +321,7 @@ class RunWriter:
             chunks=(1,),
             dtype=dtype,
             fill_value=fill,
+            compressors=None,  # 8-byte chunks: compression only costs time
             dimension_names=("step",),
             overwrite=True,
         )
@@ -389,12 +391,12 @@ class RunWriter:
         self._layer_arrays = {}
         for name, spec in specs.items():
             itemsize = np.dtype(spec["dtype"]).itemsize
-            per_sample = n_el * spec["n_units"] * itemsize
+            per_sample = spec["n_units"] * itemsize
             sample_chunk = max(1, min(n_samples, _CHUNK_BYTES // max(per_sample, 1)))
             self._layer_arrays[name] = self._group.create_array(
                 name,
                 shape=(0, n_el, n_samples, spec["n_units"]),
-                chunks=(1, n_el, sample_chunk, spec["n_units"]),
+                chunks=(1, 1, sample_chunk, spec["n_units"]),
                 dtype=spec["dtype"],
                 fill_value=np.nan,
                 compressors=self._compressors,
@@ -494,20 +496,13 @@ class RunWriter:
         nonfinite = dict(nonfinite or {})
         for name, arr in arrays.items():
             if name not in nonfinite:
-                nonfinite[name] = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                nonfinite[name] = count_nonfinite(arr)
 
         i = len(self._steps)
         # Phase 0: arrays for metrics seen for the first time (NaN at earlier steps).
         for key in scalars:
             if key not in self._per_step_arrays:
                 self._per_step_arrays[key] = self._new_per_step(key, "float64", np.nan, i)
-        # Phase 1: grow everything by one step.
-        for arr in (*self._layer_arrays.values(), *self._per_step_arrays.values()):
-            arr.resize((i + 1, *arr.shape[1:]))
-        # Phase 2: write every entry of the new step, explicitly (a missing metric is written
-        # as NaN rather than left to the fill value, so no stale chunk can ever show through).
-        for name, arr in arrays.items():
-            self._layer_arrays[name][i] = arr
         values: dict[str, Any] = {
             "step": step,
             "epoch": -1 if epoch is None else int(epoch),
@@ -515,12 +510,44 @@ class RunWriter:
         }
         for name in layers:
             values[nonfinite_name(name)] = int(nonfinite[name])
-        for key, arr in self._per_step_arrays.items():
-            arr[i : i + 1] = np.asarray([values.get(key, scalars.get(key, math.nan))], arr.dtype)
+        per_step = {
+            key: np.asarray([values.get(key, scalars.get(key, math.nan))], arr.dtype)
+            for key, arr in self._per_step_arrays.items()
+        }
+        targets = [
+            *((self._layer_arrays[name], arrays[name]) for name in layers),
+            *((self._per_step_arrays[key], value) for key, value in per_step.items()),
+        ]
+        # Phases 1 and 2, each as one batch of concurrent store operations.  A missing metric
+        # is written as NaN rather than left to the fill value, so no stale chunk can ever
+        # show through.
+        from zarr.core.sync import sync
+
+        sync(self._grow_and_write(i, targets))
         # Phase 3: commit.
         self._meta["committed_steps"] = i + 1
         self._write_meta()
         self._steps.append(step)
+
+    async def _grow_and_write(self, i: int, targets: list[tuple[Any, np.ndarray]]) -> None:
+        import asyncio
+
+        # Phase 1: grow every per-step array by one step (metadata writes only).
+        await asyncio.gather(
+            *(arr.async_array.resize((i + 1, *arr.shape[1:])) for arr, _ in targets)
+        )
+        # Phase 2: write every entry of the new step.
+        writes = []
+        slow = []
+        for arr, value in targets:
+            chunks = _raw_chunks(arr, i, value)
+            if chunks is None:
+                slow.append((arr, value))
+            else:
+                writes.extend((arr.async_array.store_path / key).set(buf) for key, buf in chunks)
+        await asyncio.gather(*writes)
+        for arr, value in slow:
+            await arr.async_array.setitem(i, value)
 
     # -- closing --------------------------------------------------------------------------
     def close(self, consolidate_metadata: bool = True) -> None:
@@ -560,3 +587,77 @@ class RunWriter:
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.release()
+
+
+def count_nonfinite(arr: np.ndarray) -> int:
+    """Number of NaN/inf entries of ``arr``.
+
+    One summation pass answers the common case (all finite) without allocating a mask; only
+    a non-finite (or overflowing) sum pays for the exact count.
+    """
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(arr, axis=None, dtype=np.float64)
+    if np.isfinite(total):
+        return 0
+    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+
+def _raw_chunks(arr: Any, i: int, value: np.ndarray) -> list[tuple[str, Any]] | None:
+    """Encoded chunks of step ``i`` of ``arr`` as ``(key, Buffer)``, or None to let zarr encode.
+
+    With no compressor and no filter, zarr v3's only codec is ``bytes`` (little-endian): a
+    chunk is the C-ordered bytes of its block, padded to the full chunk shape at the edge.
+    The latent chunks are laid out so that every block ``value[e, s0:s1]`` is contiguous in
+    the array handed over, so the writer passes it to the store without the copies zarr's
+    indexing machinery would make.  Anything else takes zarr's own path.
+    """
+    import sys
+
+    from zarr.codecs import BytesCodec
+    from zarr.core.buffer import default_buffer_prototype
+
+    meta = arr.metadata
+    codecs = getattr(meta, "codecs", ())
+    if (
+        len(codecs) != 1
+        or not isinstance(codecs[0], BytesCodec)
+        or sys.byteorder != "little"
+        or getattr(codecs[0].endian, "value", codecs[0].endian) not in (None, "little")
+    ):
+        return None
+    chunks = meta.chunk_grid.chunk_shape
+    if chunks[0] != 1 or any(c != s for c, s in zip(chunks[3:], arr.shape[3:])):
+        return None
+    dtype = np.dtype(arr.dtype)
+    value = np.asarray(value)
+    if value.dtype != dtype or value.shape != arr.shape[1:]:
+        value = value.astype(dtype, copy=False).reshape(arr.shape[1:])
+    value = value.astype(dtype.newbyteorder("<"), copy=False)
+    prototype = default_buffer_prototype()
+    out = []
+    if value.ndim == 0 or len(chunks) == 1:
+        block = np.ascontiguousarray(value).reshape(-1)
+        return [
+            (meta.encode_chunk_key((i,)), prototype.buffer.from_array_like(block.view(np.uint8)))
+        ]
+    if len(chunks) != 4 or chunks[1] != 1:
+        return None
+    sc = chunks[2]
+    n = value.shape[1]
+    for e in range(value.shape[0]):
+        for j, s0 in enumerate(range(0, n, sc)):
+            block = value[e, s0 : s0 + sc]
+            if block.shape[0] < sc:  # edge chunk: zarr stores it padded to the full shape
+                full = np.full((sc, *block.shape[1:]), meta.fill_value, dtype=dtype)
+                full[: block.shape[0]] = block
+                block = full
+            block = np.ascontiguousarray(block)
+            out.append(
+                (
+                    meta.encode_chunk_key((i, e, j, 0)),
+                    prototype.buffer.from_array_like(block.reshape(-1).view(np.uint8)),
+                )
+            )
+    return out
