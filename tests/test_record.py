@@ -408,3 +408,13 @@ def test_store_inputs_and_labels_options(tmp_path):
     assert run.inputs is None and run.labels.values.tolist() == list(range(7))
     with pytest.raises(ValueError, match=r"labels must have shape \(n_samples=7"):
         LatentRecorder(model, "fc", action, x, tmp_path / "s.zarr", labels=np.arange(3))
+
+
+def test_record_checkpoints_is_exported_lazily():
+    import latentgeo.record
+
+    assert "record_checkpoints" in latentgeo.record.__all__
+    assert callable(latentgeo.record.record_checkpoints)
+    assert latentgeo.record_checkpoints is latentgeo.record.record_checkpoints
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        latentgeo.record.nope  # noqa: B018

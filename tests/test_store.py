@@ -340,3 +340,12 @@ def test_count_nonfinite():
     big = np.full(10, np.finfo(np.float64).max)  # the sum overflows, the entries are finite
     assert count_nonfinite(big) == 0
     assert count_nonfinite(np.arange(4)) == 0
+
+
+def test_store_import_is_light():
+    code = (
+        "import sys, latentgeo.store, latentgeo.schedules\n"
+        "heavy = [m for m in ('zarr', 'xarray', 'dask', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
