@@ -8,7 +8,8 @@
    temporary folder, deleted afterwards), measured in a fresh subprocess with
    ``resource.getrusage``.
 
-Run: ``python benchmarks/probes.py`` (``--quick`` for a small smoke run).
+Run: ``python benchmarks/probes.py`` (``--quick`` for a small smoke run, ``--only ridge`` or
+``--only memory`` for one part).
 """
 
 from __future__ import annotations
@@ -74,11 +75,22 @@ _CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import probes
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water_kib():
+    # VmHWM is this process's own peak RSS; getrusage's ru_maxrss survives exec and can
+    # report the parent's peak instead, so it is only the fallback off Linux.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = high_water_kib()
 t = time.perf_counter()
 ds = probes.run({path!r}, progress=False, cache=False)
 secs = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kib()
 print(json.dumps({{"base_kib": base, "peak_kib": peak, "seconds": secs,
                   "tasks": int(ds.sizes["layer"] * ds.sizes["step"]),
                   "min_r2": float(ds.r2.min())}}))
@@ -131,14 +143,16 @@ def bench_memory(G: int, n: int, d: int, n_steps: int, n_layers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--only", choices=("ridge", "memory"), help="run one part")
     args = parser.parse_args()
-    if args.quick:
-        bench_ridge(8, 512, 64)
-        bench_memory(8, 256, 64, n_steps=4, n_layers=2)
-    else:
-        bench_ridge(8, 4096, 512)
-        # 2 layers x 33 steps x 8 x 2048 x 512 x 4 bytes = 2.06 GiB.
-        bench_memory(8, 2048, 512, n_steps=33, n_layers=2)
+    if args.only != "memory":
+        bench_ridge(*((8, 512, 64) if args.quick else (8, 4096, 512)))
+    if args.only != "ridge":
+        if args.quick:
+            bench_memory(8, 256, 64, n_steps=4, n_layers=2)
+        else:
+            # 2 layers x 33 steps x 8 x 2048 x 512 x 4 bytes = 2.06 GiB.
+            bench_memory(8, 2048, 512, n_steps=33, n_layers=2)
 
 
 if __name__ == "__main__":

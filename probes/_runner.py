@@ -16,7 +16,7 @@ import torch
 from probes._characters import character_multiplicities
 from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
-from probes._spectrum import invariance, is_circle_group, orbit_spectrum
+from probes._spectrum import invariance_of_centred, is_circle_group, spectrum_of_centred
 from probes._validation import as_index_list
 
 __all__ = ["PROBES", "run"]
@@ -85,17 +85,20 @@ def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None
     """
     dtype = getattr(torch, settings["dtype"])
     wanted = set(settings["probes"])
-    Zt = torch.as_tensor(np.asarray(Z)).to(device=device, dtype=dtype)
+    # A private copy, centred in place by its grand mean: the fit-free probes centre anyway
+    # and the ridge fits are affine, so no result changes, and no second copy is made.
+    Zt = torch.tensor(np.asarray(Z), dtype=dtype, device=device)
     # A diverged checkpoint (NaN/Inf latents) must not stop the analysis of the others: its
     # results stay NaN and the count of non-finite values is reported instead.
     bad = int((~torch.isfinite(Zt)).sum())
     out: dict[str, np.ndarray] = {"nonfinite": np.asarray(bad)}
     if bad:
         return out
+    Zt -= Zt.mean(dim=(0, 1))
     if "invariance" in wanted:
-        out["invariance"] = np.asarray(invariance(Zt, dtype=dtype))
+        out["invariance"] = np.asarray(invariance_of_centred(Zt))
     if "spectrum" in wanted:
-        out["spectrum"] = orbit_spectrum(Zt, group, dtype=dtype).values
+        out["spectrum"] = spectrum_of_centred(Zt, group)[1].cpu().numpy()
     lin = None
     if "linear" in wanted or wanted & _NEEDS_LINEAR:
         lin = LinearProbe(device=device, dtype=dtype, **settings["linear"]).fit(Zt)

@@ -33,8 +33,9 @@ def variance_weighted_r2(Y: torch.Tensor, Y_hat: torch.Tensor) -> torch.Tensor:
     -------
     Tensor of shape (n_elements,)
     """
-    ss_res = ((Y - Y_hat) ** 2).sum(dim=(1, 2))
-    ss_tot = ((Y - Y.mean(dim=1, keepdim=True)) ** 2).sum(dim=(1, 2))
+    # vector_norm reduces without materialising the squares (one temporary at a time).
+    ss_res = torch.linalg.vector_norm(Y - Y_hat, dim=(1, 2)) ** 2
+    ss_tot = torch.linalg.vector_norm(Y - Y.mean(dim=1, keepdim=True), dim=(1, 2)) ** 2
     return r2_from_sums(ss_res, ss_tot)
 
 

@@ -49,11 +49,16 @@ def invariance(Z: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
     >>> round(invariance(np.stack([z, -z])), 12)
     0.0
     """
-    Zc = _centred(as_orbit_tensor(Z, dtype=dtype, device=device))
-    total = (Zc**2).sum()
+    return invariance_of_centred(_centred(as_orbit_tensor(Z, dtype=dtype, device=device)))
+
+
+def invariance_of_centred(Zc: torch.Tensor) -> float:
+    """:func:`invariance` of latents already centred by their grand mean (no copy made)."""
+    # vector_norm reduces without a second (n_elements, n_samples, n_units) temporary.
+    total = torch.linalg.vector_norm(Zc) ** 2
     if total <= 0:
         return 1.0
-    inv = Zc.shape[0] * (Zc.mean(dim=0) ** 2).sum()
+    inv = Zc.shape[0] * torch.linalg.vector_norm(Zc.mean(dim=0)) ** 2
     return float((inv / total).clamp(0.0, 1.0))
 
 
@@ -98,11 +103,9 @@ def orbit_spectrum(
     import xarray as xr
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
-    if is_circle_group(group):
-        names, fractions = _circle_spectrum(Zt)
-    else:
+    if not is_circle_group(group):
         check_group_order(Zt.shape[0], group)
-        names, fractions = _finite_spectrum(Zt, group)
+    names, fractions = spectrum_of_centred(_centred(Zt), group)
     return xr.DataArray(
         fractions.cpu().numpy(),
         dims=("irrep",),
@@ -128,9 +131,16 @@ def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[s
     return names, torch.as_tensor(P, dtype=dtype, device=device)
 
 
-def _finite_spectrum(Z: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    names, P = projector_stack(group, Z.dtype, Z.device)
-    Zc = _centred(Z)
+def spectrum_of_centred(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
+    """Irrep names and spectrum of latents already centred by their grand mean."""
+    if is_circle_group(group):
+        return _circle_spectrum(Zc)
+    check_group_order(Zc.shape[0], group)
+    return _finite_spectrum(Zc, group)
+
+
+def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
+    names, P = projector_stack(group, Zc.dtype, Zc.device)
     flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
     # ‖P f‖² = fᵀ P f for an orthogonal projector; the Gram matrix over the element axis is
     # all that is needed, so the cost is |G|² n d once, then |G|² per irrep.
@@ -139,15 +149,14 @@ def _finite_spectrum(Z: torch.Tensor, group: Any) -> tuple[list[str], torch.Tens
     total = torch.trace(gram)
     if total <= 0:
         # No variance: everything is (trivially) invariant.
-        out = torch.zeros(len(names), dtype=Z.dtype, device=Z.device)
+        out = torch.zeros(len(names), dtype=Zc.dtype, device=Zc.device)
         out[0] = 1.0
         return names, out
     return names, (energy / total).clamp_min(0.0)
 
 
-def _circle_spectrum(Z: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-    n = Z.shape[0]
-    Zc = _centred(Z)
+def _circle_spectrum(Zc: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    n = Zc.shape[0]
     F = torch.fft.rfft(Zc, dim=0)  # (n // 2 + 1, samples, units)
     power = (F.abs() ** 2).sum(dim=(1, 2))
     # Parseval for the real FFT: interior frequencies stand for k and n − k.
