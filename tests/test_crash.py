@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-N_STEPS = 6
+N_STEPS = 8
 
 
 def _worker(store: str, n_steps: int, mode: str, ready: Any, midwrite: Any) -> None:
@@ -34,10 +34,13 @@ def _worker(store: str, n_steps: int, mode: str, ready: Any, midwrite: Any) -> N
 
     torch.set_num_threads(1)
     if mode in ("slow", "midwrite"):
+        import threading
+
         import zarr.storage._local as local
 
         put = local._put
         state = {"announced": False}
+        serial = threading.Lock()  # zarr writes concurrently: serialise so the delays add up
 
         def slow_put(path, value, exclusive=False):
             # Make every file write slow, so that random kills mostly land inside writes.
@@ -52,8 +55,9 @@ def _worker(store: str, n_steps: int, mode: str, ready: Any, midwrite: Any) -> N
                 midwrite.set()
                 time.sleep(5)
                 return n
-            time.sleep(0.005)
-            return put(path, value, exclusive)
+            with serial:
+                time.sleep(0.01)
+                return put(path, value, exclusive)
 
         local._put = slow_put
 
@@ -153,7 +157,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             while not midwrite.wait(timeout=0.05) and proc.is_alive():
                 pass
         else:
-            time.sleep(rnd.uniform(0.0, 0.6))
+            time.sleep(rnd.uniform(0.0, 1.0))
         if not proc.is_alive():
             proc.join()
             assert proc.exitcode == 0, f"worker failed with exit code {proc.exitcode}"
@@ -179,10 +183,11 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         assert not list(store.rglob("*.partial"))  # cleaned on open (no live writer)
         progress.append(len(got["steps"]))
 
-    assert kills >= 5, f"only {kills} kills landed in {attempts} attempts"
+    assert kills >= 5, f"only {kills} kills landed in {attempts} attempts ({progress})"
     assert midwrite_kills >= 2 and torn_seen >= 2, (midwrite_kills, torn_seen)
     _run_to_end(store)  # resume to the end
     final = _snapshot(store)
     _assert_prefix_of(final, ref)
     assert final["steps"] == ref["steps"]
-    assert progress == sorted(progress)  # never lost committed checkpoints
+    assert progress == sorted(progress), progress  # never lost committed checkpoints
+    print("committed checkpoints after each kill:", progress)
