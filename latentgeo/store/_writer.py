@@ -28,6 +28,16 @@ them when it opens a store, and :func:`open_run` does too when no writer holds t
 
 Only one writer may hold a store: local stores are locked with ``flock`` on the store folder
 (released by the kernel if the writer dies).
+
+Chunk layout and speed
+----------------------
+A latent chunk holds one step, one element, a block of samples (up to 32 MiB) and all units,
+so the block ``latents[e, s0:s1, :]`` of the array the recorder hands over is contiguous.
+Latents are stored uncompressed by default (activations compress poorly), so a chunk's
+encoding is just its bytes: the writer hands those bytes to the zarr store directly, all
+chunks of a checkpoint concurrently, instead of going through zarr's indexing (which copies).
+Compressed arrays take zarr's own path.  Per-step arrays (``step``, metrics…) have chunks of
+one entry, so an append never rewrites an earlier chunk.
 """
 
 from __future__ import annotations
