@@ -210,11 +210,13 @@ def test_stale_partial_files_are_cleaned_but_not_under_a_live_writer(tmp_path):
 def test_single_writer_lock(tmp_path):
     path = tmp_path / "run.zarr"
     with RunWriter(path, meta=META):
+        assert open_run(path).writer_active
         with pytest.raises(StoreLockedError, match="another writer"):
             RunWriter(path, "a", meta=META, lock_timeout=0.0)
         with pytest.raises(StoreLockedError):
             RunWriter(path, "w", meta=META, lock_timeout=0.0)
     RunWriter(path, "a", meta=META).close()  # released on close
+    assert not open_run(path).writer_active
 
 
 def test_reader_sees_consistent_prefix_while_writer_appends(tmp_path):

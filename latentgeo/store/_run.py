@@ -123,6 +123,18 @@ class Run:
         return copy.deepcopy(self._meta)
 
     @property
+    def writer_active(self) -> bool:
+        """Whether a writer holds the store right now (local stores; False for URLs).
+
+        The writer's ``flock`` is dropped by the kernel if the writer dies, so a killed run
+        does not count as active.
+        """
+        if self._local is None:
+            return False
+        with WriterLock(self._local).try_hold() as free:
+            return not free
+
+    @property
     def committed_steps(self) -> int:
         """Number of committed checkpoints seen by this view."""
         return self._committed
