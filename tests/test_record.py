@@ -317,6 +317,14 @@ def test_bad_reducer_output_and_bad_arguments(tmp_path):
         LatentRecorder(model, "fc", action, x, tmp_path / "d.zarr", batch_size=0)
     with pytest.raises(TypeError, match=r"latentgeo\.actions\.Action"):
         LatentRecorder(model, "fc", object(), x, tmp_path / "e.zarr")
+    with LatentRecorder(model, "fc", action, x, tmp_path / "g.zarr") as rec:
+        with pytest.raises(ValueError, match="'loss/train'"):
+            rec.record(0, metrics={"loss/train": 1.0})
+        with pytest.raises(ValueError, match="collides"):
+            rec.record(0, metrics={"fc": 1.0})
+        with pytest.raises(TypeError, match="real scalar"):
+            rec.record(0, metrics={"loss": "high"})
+        assert rec.record(0, metrics={"loss": 1.0})
     with pytest.raises(ValueError, match="unknown reducer 'pca'"):
         LatentRecorder(model, "fc", action, x, tmp_path / "f.zarr", reduce="pca")
 

@@ -323,8 +323,12 @@ class LatentRecorder:
             isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral)
         ):
             raise TypeError(f"epoch must be an int, got {epoch!r}")
+        from latentgeo.store._schema import validate_metric_name
+
         scalars = {}
         for key, value in (metrics or {}).items():
+            # Checked here, not in the writer thread, so a bad name fails this call only.
+            validate_metric_name(key, self.layers)
             try:
                 scalars[str(key)] = float(value)
             except (TypeError, ValueError) as err:
