@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -426,3 +427,26 @@ def test_record_checkpoints_is_exported_lazily():
     assert latentgeo.record_checkpoints is latentgeo.record.record_checkpoints
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         latentgeo.record.nope  # noqa: B018
+
+
+def test_queued_checkpoints_are_written_at_exit_without_close(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.zarr"
+    code = (
+        "import torch\n"
+        "from latentgeo.actions import ImageRotations\n"
+        "from latentgeo.groups import Cyclic\n"
+        "from latentgeo.record import LatentRecorder\n"
+        "m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))\n"
+        "x = torch.randn(5, 6, 6)\n"
+        f"rec = LatentRecorder(m, '1', ImageRotations(Cyclic(4)), x, {str(path)!r})\n"
+        "for s in range(4):\n"
+        "    rec.record(s)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {"OMP_NUM_THREADS": "1", "PATH": "", "PYTHONPATH": str(repo)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=repo)
+    run = latentgeo.open_run(path)
+    assert run.steps.tolist() == [0, 1, 2, 3] and not run.writer_active

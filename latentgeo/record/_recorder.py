@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import numbers
@@ -10,6 +11,7 @@ import queue
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,6 +65,26 @@ def _probe_digest(x: np.ndarray) -> str:
     h.update(repr((x.shape, str(x.dtype))).encode())
     h.update(np.ascontiguousarray(x).data)
     return h.hexdigest()
+
+
+def _close_at_exit(recorder: LatentRecorder) -> None:
+    """Close ``recorder`` at interpreter exit if the script forgot to, so the checkpoints
+    still queued are written.
+
+    ``atexit`` runs too late: by then ``concurrent.futures`` refuses new work, and zarr's
+    writes need its thread pool.  ``threading._register_atexit`` (what ``concurrent.futures``
+    itself uses) runs callbacks in reverse order of registration, so ours runs before the
+    thread pools shut down.  A weak reference keeps the model and buffers collectable.
+    """
+    ref = weakref.ref(recorder)
+
+    def close() -> None:
+        rec = ref()
+        if rec is not None and not rec._closed:
+            rec.close()
+
+    register = getattr(threading, "_register_atexit", None)
+    (register or atexit.register)(close)
 
 
 class LatentRecorder:
@@ -247,6 +269,7 @@ class LatentRecorder:
                 target=self._write_loop, name="latentgeo-writer", daemon=True
             )
             self._thread.start()
+            _close_at_exit(self)
         elif mode == "a":
             # Non-zero ranks only learn which steps are already there, to answer like rank 0.
             try:
