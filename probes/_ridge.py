@@ -52,7 +52,15 @@ def fit_design(X: torch.Tensor) -> Design:
     """Centre ``X`` (n_train, n_units) and keep its numerically non-zero singular triplets."""
     mean = X.mean(dim=0)
     Xc = X - mean
-    U, s, Vt = torch.linalg.svd(Xc, full_matrices=False)
+    if Xc.shape[0] > Xc.shape[1]:
+        # Tall: Householder QR, then the SVD of the small triangle.  As accurate as a direct
+        # SVD (both backward stable) and the divide-and-conquer workspace is d × d, not n × d.
+        Q, R = torch.linalg.qr(Xc)
+        Ur, s, Vt = torch.linalg.svd(R)
+        U = Q @ Ur
+        del Q, R, Ur
+    else:
+        U, s, Vt = torch.linalg.svd(Xc, full_matrices=False)
     # Same threshold as numpy.linalg.matrix_rank: directions below it are round-off (centring
     # alone removes one), and keeping them would divide by ~0 in the penalised inverse.
     tol = s.max() * max(Xc.shape) * torch.finfo(X.dtype).eps if s.numel() else 0.0
@@ -101,7 +109,7 @@ def select_alpha(
     n = design.n
     shrink = alphas[:, None] / (s2[None, :] + alphas[:, None])  # (n_alphas, rank): α/(s²+α)
     if criterion == "gcv":
-        b2 = (B**2).sum(dim=2)  # (G, rank)
+        b2 = torch.linalg.vector_norm(B, dim=2) ** 2  # (G, rank), without a B² temporary
         # ‖P⊥Yc‖² computed directly rather than as ‖Yc‖² − ‖B‖², which cancels catastrophically
         # when the fit is nearly exact (exactly the regime where small penalties win).
         perp = _perp_norms(design, Yc, B)  # (G,)

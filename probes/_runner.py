@@ -87,10 +87,14 @@ def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None
     wanted = set(settings["probes"])
     # A private copy, centred in place by its grand mean: the fit-free probes centre anyway
     # and the ridge fits are affine, so no result changes, and no second copy is made.
-    Zt = torch.tensor(np.asarray(Z), dtype=dtype, device=device)
+    src = torch.as_tensor(np.asarray(Z))  # shares memory with the loaded block
+    Zt = torch.empty(src.shape, dtype=dtype, device=device)
+    Zt.copy_(src)  # converts without an intermediate copy
+    del src
     # A diverged checkpoint (NaN/Inf latents) must not stop the analysis of the others: its
-    # results stay NaN and the count of non-finite values is reported instead.
-    bad = int((~torch.isfinite(Zt)).sum())
+    # results stay NaN and the count of non-finite values is reported instead.  (A finite
+    # sum proves every value finite without an element-wise mask.)
+    bad = 0 if bool(torch.isfinite(Zt.sum())) else int((~torch.isfinite(Zt)).sum())
     out: dict[str, np.ndarray] = {"nonfinite": np.asarray(bad)}
     if bad:
         return out
