@@ -341,6 +341,13 @@ def test_count_nonfinite():
     assert count_nonfinite(x) == 3
     big = np.full(10, np.finfo(np.float64).max)  # the sum overflows, the entries are finite
     assert count_nonfinite(big) == 0
+    y = np.ones((2, 3), np.float64)
+    y[1, 0], y[1, 2] = np.inf, -np.inf  # the row sum is NaN, the count is exact
+    assert count_nonfinite(y) == 2
+    half = np.ones(7, np.float16)
+    half[3] = np.nan
+    assert count_nonfinite(half) == 1
+    assert count_nonfinite(np.float32(np.nan).reshape(())) == 1
     assert count_nonfinite(np.arange(4)) == 0
 
 

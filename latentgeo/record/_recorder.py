@@ -21,6 +21,7 @@ import torch
 from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
+from latentgeo.store._writer import count_nonfinite
 
 __all__ = ["LatentRecorder", "NonFiniteLatentsWarning", "WriterError"]
 
@@ -253,6 +254,9 @@ class LatentRecorder:
         self._lock = threading.Lock()
         self._closed = False
         self._orbit_batches: list[torch.Tensor] | None = None
+        # Host buffers the writer has finished with, reused by later recordings: fresh
+        # allocations of this size cost more in page faults than the copy into them.
+        self._free_host: dict[str, list[torch.Tensor]] = {}
         self._layers_defined = False
         self._feature_shapes: dict[str, tuple[int, ...]] = {}
         committed: list[int] = []
@@ -442,7 +446,11 @@ class LatentRecorder:
                     f"shape (batch={out.shape[0]}, n_units), got {getattr(red, 'shape', red)!r}"
                 )
             if name not in buffers:
-                buffers[name] = torch.empty((order, n, red.shape[1]), dtype=target, device=dev)
+                shape = (order, n, red.shape[1])
+                if dev.type == "cpu":
+                    buffers[name] = self._host_buffer(name, shape, target, pinned=False)
+                else:
+                    buffers[name] = torch.empty(shape, dtype=target, device=dev)
             s0 = state["s0"]
             buffers[name][:, s0 : s0 + b] = red.reshape(order, b, -1).to(target)
 
@@ -481,7 +489,7 @@ class LatentRecorder:
             host = {}
             for name, buf in buffers.items():
                 counts[name] = (~torch.isfinite(buf)).sum().to("cpu", non_blocking=True)
-                host[name] = torch.empty(buf.shape, dtype=buf.dtype, pin_memory=True)
+                host[name] = self._host_buffer(name, tuple(buf.shape), buf.dtype, pinned=True)
                 host[name].copy_(buf, non_blocking=True)
             event = torch.cuda.Event()
             event.record(torch.cuda.current_stream(dev))
@@ -491,6 +499,17 @@ class LatentRecorder:
             counts,
             None,
         )
+
+    def _host_buffer(
+        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, *, pinned: bool
+    ) -> torch.Tensor:
+        with self._lock:
+            free = self._free_host.get(name, [])
+            while free:
+                buf = free.pop()
+                if tuple(buf.shape) == shape and buf.dtype == dtype:
+                    return buf
+        return torch.empty(shape, dtype=dtype, pin_memory=pinned)
 
     # -- the writer thread ---------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -508,10 +527,16 @@ class LatentRecorder:
                 nonfinite = {k: int(v) for k, v in counts.items()}
                 for name, arr in arrays.items():
                     if name not in nonfinite:
-                        nonfinite[name] = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                        nonfinite[name] = count_nonfinite(arr)
                 self._writer.append(
                     step, arrays, epoch=epoch, wall_time=wall, metrics=scalars, nonfinite=nonfinite
                 )
+                # append() returns once the store holds the data: the buffers are free.
+                with self._lock:
+                    for name, buf in latents.items():
+                        free = self._free_host.setdefault(name, [])
+                        if len(free) < 2:
+                            free.append(buf)
                 bad = {k: v for k, v in nonfinite.items() if v}
                 if bad:
                     with self._lock:
