@@ -17,7 +17,7 @@ from probes._characters import character_multiplicities
 from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
 from probes._spectrum import invariance_of_centred, is_circle_group, spectrum_of_centred
-from probes._validation import as_index_list
+from probes._validation import as_index_list, check_group_order
 
 __all__ = ["PROBES", "run"]
 
@@ -306,6 +306,7 @@ def run(
     if circle:
         irreps = [f"k{k}" for k in range(len(elements) // 2 + 1)]
     else:
+        check_group_order(len(elements), group, name=f"run {r!r}")
         irreps = [irrep.name for irrep in group.irreps]
 
     cached = r.load_analysis(CACHE_NAME) if cache else None
