@@ -265,10 +265,14 @@ class LatentRecorder:
             committed = self._writer.steps
             if store_inputs == "auto":
                 store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
-            if store_inputs and x_host.dtype.kind in "biuf":
-                self._writer.write_probe(x_host, labels)
-            elif labels is not None and labels.dtype.kind in "biuf":
-                self._writer.write_probe(None, labels)
+            try:
+                if store_inputs and x_host.dtype.kind in "biuf":
+                    self._writer.write_probe(x_host, labels)
+                elif labels is not None and labels.dtype.kind in "biuf":
+                    self._writer.write_probe(None, labels)
+            except BaseException:
+                self._writer.close(consolidate_metadata=False)  # release the store's lock
+                raise
             self._thread = threading.Thread(
                 target=self._write_loop, name="latentgeo-writer", daemon=True
             )
