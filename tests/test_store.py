@@ -285,7 +285,12 @@ def test_analysis_cache(tmp_path):
     assert [str(v) for v in back["irrep"].values] == ["A", "E"]
     run.save_analysis("probes", ds * 2)  # overwrite
     xr.testing.assert_equal(run.load_analysis("probes"), ds * 2)
-    assert open_run(path).analyses() == ["probes"]
+    loaded = xr.open_zarr(path, group="analysis/probes")  # carries zarr encodings
+    encoding = dict(loaded["r2"].encoding)
+    run.save_analysis("copy", loaded)
+    assert loaded["r2"].encoding == encoding  # the caller's dataset is left alone
+    xr.testing.assert_equal(run.load_analysis("copy"), ds * 2)
+    assert open_run(path).analyses() == ["copy", "probes"]
     # consolidated metadata stays in sync: plain zarr sees the cached group
     assert "analysis" in dict(zarr.open_group(path, mode="r").groups())
     xr.open_zarr(path)  # the root dataset still opens

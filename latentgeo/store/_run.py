@@ -323,17 +323,18 @@ class Run:
         if not isinstance(ds, xr.Dataset):
             raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
         group = self._analysis_group(name)
-        ds = ds.copy()
+        ds = ds.copy()  # shallow: new Variable objects, so the caller's encodings stay
         for key in list(ds.variables):
             var = ds.variables[key]
             if var.dtype.kind == "U":
-                ds = (
-                    ds.assign_coords({key: var.astype(object)})
-                    if key in ds.coords
-                    else (ds.assign({key: var.astype(object)}))
-                )
+                as_object = var.astype(object)
+                if key in ds.coords:
+                    ds = ds.assign_coords({key: as_object})
+                else:
+                    ds = ds.assign({key: as_object})
+        for var in ds.variables.values():
             # Encodings inherited from another store (chunks, compressors) do not apply here.
-            ds[key].encoding = {}
+            var.encoding = {}
         writable = open_zarr_store(self.path, read_only=False)
         ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
         self._reconsolidate(writable)
