@@ -129,13 +129,33 @@ def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None
     return out
 
 
+def load_block(r: Any, layer: str, index: int) -> np.ndarray:
+    """Latents of ``layer`` at step index ``index``: array of shape (elements, samples, units).
+
+    Read straight from the zarr array named ``layer`` (the store schema) when the run has a
+    path: one chunk, one copy.  Going through the lazy dask-backed ``run.latents`` costs about
+    three copies of the block at peak, which is most of the runner's memory on wide layers.
+    Runs without a path (or other layouts) are read through ``run.latents``.
+    """
+    path = getattr(r, "path", None)
+    if path is not None:
+        import zarr
+
+        try:
+            arr = zarr.open_array(str(path), path=layer, mode="r")
+        except (OSError, KeyError, ValueError):
+            arr = None
+        if arr is not None and arr.ndim == 4 and index < len(r.steps):
+            return np.asarray(arr[index])
+    return r.latents(layer).isel(step=index).values
+
+
 def _task(path: str, layer: str, index: int, settings: dict, device: Any) -> tuple:
     """Worker-side task for a distributed client: open the store, probe one (layer, step)."""
     from latentgeo.store import open_run
 
     r = open_run(path)
-    Z = r.latents(layer).isel(step=index).values
-    return layer, index, probe_orbit(Z, r.group, settings, device)
+    return layer, index, probe_orbit(load_block(r, layer, index), r.group, settings, device)
 
 
 def _executor(client: Any) -> tuple[Any, Any]:
@@ -346,8 +366,9 @@ def run(
     try:
         if client is None:
             for li, si in todo:
-                block = r.latents(layer_list[li]).isel(step=index_of_step[int(steps_arr[si])])
-                store(li, si, probe_orbit(block.values, group, settings, device))
+                block = load_block(r, layer_list[li], index_of_step[int(steps_arr[si])])
+                store(li, si, probe_orbit(block, group, settings, device))
+                del block
                 bar.update()
         else:
             path = getattr(r, "path", None)

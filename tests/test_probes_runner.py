@@ -103,6 +103,16 @@ def test_cache_reuse_and_incremental(planted_store, monkeypatch):
     assert len(calls) == 8
 
 
+def test_direct_block_read_matches_lazy_view(planted_store):
+    path, _ = planted_store
+    r = open_run(path)
+    for layer in r.layers:
+        for i in range(len(r.steps)):
+            np.testing.assert_array_equal(
+                runner.load_block(r, layer, i), r.latents(layer).isel(step=i).values
+            )
+
+
 def test_executor_client_matches_serial(planted_store):
     path, _ = planted_store
     serial = probes.run(path, progress=False, cache=False)
