@@ -67,12 +67,21 @@ def _cache_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tensor:
+    """A fresh tensor copy of ``Z`` in ``dtype`` on ``device``, converted without temporaries."""
+    src = torch.as_tensor(np.asarray(Z))  # shares memory with the loaded block
+    Zt = torch.empty(src.shape, dtype=dtype, device=device)
+    Zt.copy_(src)
+    return Zt
+
+
 def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None) -> dict:
     """All requested probes for one (layer, step).
 
     Parameters
     ----------
     Z : array of shape (n_elements, n_samples, n_units)
+        Copied; see :func:`probe_private` to hand over a tensor without a copy.
     group : FiniteGroup or SO2
     settings : dict
         From :func:`_settings`.
@@ -84,13 +93,15 @@ def probe_orbit(Z: Any, group: Any, settings: dict[str, Any], device: Any = None
         One entry per result variable (without the layer and step axes).
     """
     dtype = getattr(torch, settings["dtype"])
+    return probe_private(private_tensor(Z, dtype, device), group, settings, device)
+
+
+def probe_private(Zt: torch.Tensor, group: Any, settings: dict[str, Any], device: Any) -> dict:
+    """:func:`probe_orbit` on a tensor the caller hands over: it is centred in place."""
+    dtype = getattr(torch, settings["dtype"])
     wanted = set(settings["probes"])
-    # A private copy, centred in place by its grand mean: the fit-free probes centre anyway
-    # and the ridge fits are affine, so no result changes, and no second copy is made.
-    src = torch.as_tensor(np.asarray(Z))  # shares memory with the loaded block
-    Zt = torch.empty(src.shape, dtype=dtype, device=device)
-    Zt.copy_(src)  # converts without an intermediate copy
-    del src
+    # Centred in place by its grand mean: the fit-free probes centre anyway and the ridge
+    # fits are affine, so no result changes, and no second copy is made.
     # A diverged checkpoint (NaN/Inf latents) must not stop the analysis of the others: its
     # results stay NaN and the count of non-finite values is reported instead.  (A finite
     # sum proves every value finite without an element-wise mask.)
@@ -148,6 +159,20 @@ def load_block(r: Any, layer: str, index: int) -> np.ndarray:
         if arr is not None and arr.ndim == 4 and index < len(r.steps):
             return np.asarray(arr[index])
     return r.latents(layer).isel(step=index).values
+
+
+def _trim_memory() -> None:
+    """Give freed heap pages back to the OS between tasks (glibc only; no-op elsewhere).
+
+    Blocks of a few MB freed by one task land in glibc's heap and fragment it, so without this
+    the resident size creeps up task after task; dask.distributed trims its workers the same way.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _task(path: str, layer: str, index: int, settings: dict, device: Any) -> tuple:
@@ -367,8 +392,11 @@ def run(
         if client is None:
             for li, si in todo:
                 block = load_block(r, layer_list[li], index_of_step[int(steps_arr[si])])
-                store(li, si, probe_orbit(block, group, settings, device))
-                del block
+                Zt = private_tensor(block, dtype, device)
+                del block  # the float64 copy is all the probes need from here on
+                store(li, si, probe_private(Zt, group, settings, device))
+                del Zt
+                _trim_memory()
                 bar.update()
         else:
             path = getattr(r, "path", None)

@@ -77,13 +77,13 @@ def test_run_recovers_planted_structure(planted_store):
 def test_cache_reuse_and_incremental(planted_store, monkeypatch):
     path, _ = planted_store
     calls = []
-    real = runner.probe_orbit
+    real = runner.probe_private
 
     def counting(Z, *args, **kwargs):
         calls.append(Z.shape)
         return real(Z, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "probe_orbit", counting)
+    monkeypatch.setattr(runner, "probe_private", counting)
     first = probes.run(path, steps=[0, 5], progress=False)
     assert len(calls) == 4
     again = probes.run(path, steps=[0, 5], progress=False)
