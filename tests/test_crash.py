@@ -177,7 +177,9 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             if (a.metadata.dimension_names or ("",))[0] == "step"
         }
         partial = list(store.rglob("*.partial"))
-        torn_seen += bool(partial) or lengths != {committed}
+        orphans = [store / layer / "c" / str(committed) for layer in ("conv", "fc")]
+        orphaned = any(f.is_file() for d in orphans for f in d.rglob("*"))
+        torn_seen += bool(partial) or lengths != {committed} or orphaned
         got = _snapshot(store)  # a reader sees exactly the committed, correct prefix
         _assert_prefix_of(got, ref)
         assert not list(store.rglob("*.partial"))  # cleaned on open (no live writer)

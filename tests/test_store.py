@@ -188,6 +188,29 @@ def test_uncommitted_tail_is_invisible_and_discarded_on_resume(tmp_path):
     assert xr.open_zarr(path)["fc"].sizes["step"] == 3
 
 
+def test_orphan_chunks_past_the_shape_are_removed_on_resume(tmp_path):
+    # A writer killed after writing chunks of step 2 but before growing the arrays.
+    path = _write(tmp_path / "run.zarr", [0, 5])
+    g = zarr.open_group(path, mode="r+", use_consolidated=False)
+    g["fc"].resize((3, 4, N, 3))
+    g["fc"][2] = np.full((4, N, 3), 7.0)
+    g["step"].resize((3,))
+    g["step"][2] = 9
+    g["fc"].resize((2, 4, N, 3))  # as if the grow never landed: put chunks back by hand
+    g["step"].resize((2,))
+    (path / "fc" / "c" / "2" / "0" / "0").mkdir(parents=True, exist_ok=True)
+    (path / "fc" / "c" / "2" / "0" / "0" / "0").write_bytes(b"\0" * 8)
+    (path / "step" / "c" / "2").write_bytes(b"\0" * 8)
+    _check_contents(open_run(path), [0, 5])
+    with RunWriter(path, "a", meta=META) as w:
+        assert not [p for p in (path / "fc" / "c" / "2").rglob("*") if p.is_file()]
+        assert not (path / "step" / "c" / "2").exists()
+        assert (path / "fc" / "c" / "1").exists()
+        w.ensure_layers(SPECS)
+        w.append(6, _latents(6))
+    _check_contents(open_run(path), [0, 5, 6])
+
+
 def test_stale_partial_files_are_cleaned_but_not_under_a_live_writer(tmp_path):
     path = _write(tmp_path / "run.zarr", [0])
     stale = [path / "zarr.0123abcd.partial", path / "fc" / "c" / "1.deadbeef.partial"]

@@ -304,6 +304,10 @@ class RunWriter:
                 # Discard a half-written checkpoint; zarr deletes the chunks past the new shape.
                 log.info("discarding %d uncommitted steps of %r", arr.shape[0] - committed, name)
                 arr.resize((committed, *arr.shape[1:]))
+            # Chunks of a checkpoint whose array had not grown yet when the writer died lie
+            # past the shape: invisible, and overwritten by the next append, but removed here
+            # so a resumed store holds no stale bytes.
+            _delete_chunks_from(arr, committed)
             if name in self._meta["layers"]:
                 self._layer_arrays[name] = arr
             elif len(dims) == 1:
@@ -528,9 +532,8 @@ class RunWriter:
             *((self._layer_arrays[name], arrays[name]) for name in layers),
             *((self._per_step_arrays[key], value) for key, value in per_step.items()),
         ]
-        # Phases 1 and 2, each as one batch of concurrent store operations.  A missing metric
-        # is written as NaN rather than left to the fill value, so no stale chunk can ever
-        # show through.
+        # Phases 1 and 2 as one batch of concurrent store operations.  A missing metric is
+        # written as NaN rather than left to the fill value, so no stale chunk can show through.
         from zarr.core.sync import sync
 
         sync(self._grow_and_write(i, targets))
@@ -540,24 +543,32 @@ class RunWriter:
         self._steps.append(step)
 
     async def _grow_and_write(self, i: int, targets: list[tuple[Any, np.ndarray]]) -> None:
+        """Phases 1 and 2 of the commit protocol as one batch of concurrent store operations.
+
+        Growing an array (a metadata write) and writing its raw chunks for step ``i`` may
+        land in any order: a chunk past an array's shape is invisible, nothing is visible
+        to readers before the commit, and every append writes *every* chunk of its step, so
+        a chunk orphaned by a crash before its array grew is overwritten by the next append
+        of that step.  Arrays that go through zarr's encoding grow first, then write.
+        """
         import asyncio
 
-        # Phase 1: grow every per-step array by one step (metadata writes only).
-        await asyncio.gather(
-            *(arr.async_array.resize((i + 1, *arr.shape[1:])) for arr, _ in targets)
-        )
-        # Phase 2: write every entry of the new step.
-        writes = []
-        slow = []
+        async def grow(arr: Any) -> None:
+            await arr.async_array.resize((i + 1, *arr.shape[1:]))
+
+        async def grow_then_set(arr: Any, value: np.ndarray) -> None:
+            await grow(arr)
+            await arr.async_array.setitem(i, value)
+
+        ops = []
         for arr, value in targets:
             chunks = _raw_chunks(arr, i, value)
             if chunks is None:
-                slow.append((arr, value))
+                ops.append(grow_then_set(arr, value))
             else:
-                writes.extend((arr.async_array.store_path / key).set(buf) for key, buf in chunks)
-        await asyncio.gather(*writes)
-        for arr, value in slow:
-            await arr.async_array.setitem(i, value)
+                ops.append(grow(arr))
+                ops.extend((arr.async_array.store_path / key).set(buf) for key, buf in chunks)
+        await asyncio.gather(*ops)
 
     # -- closing --------------------------------------------------------------------------
     def close(self, consolidate_metadata: bool = True) -> None:
@@ -675,3 +686,21 @@ def _raw_chunks(arr: Any, i: int, value: np.ndarray) -> list[tuple[str, Any]] | 
                 )
             )
     return out
+
+
+def _delete_chunks_from(arr: Any, first_step: int) -> None:
+    """Delete every stored chunk of ``arr`` at step index >= ``first_step``."""
+    from zarr.core.sync import sync
+
+    store = arr.async_array.store_path.store
+    prefix = f"{arr.async_array.store_path.path}/c"
+
+    async def run() -> None:
+        stale = [k async for k in store.list_dir(prefix) if k.isdigit() and int(k) >= first_step]
+        for k in stale:
+            if arr.ndim == 1:
+                await store.delete(f"{prefix}/{k}")
+            else:
+                await store.delete_dir(f"{prefix}/{k}")
+
+    sync(run())
