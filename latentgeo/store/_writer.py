@@ -11,10 +11,14 @@ array grows separately.  A checkpoint (one training step) is therefore written i
    chunk is ever rewritten);
 3. only then bump ``committed_steps`` in the root attribute ``"latentgeo"``.
 
+Phases 1 and 2 run as one concurrent batch (see ``RunWriter._grow_and_write`` for why the
+order within it does not matter); phase 3 starts only when all of it has landed.
+
 Readers (:func:`latentgeo.open_run`) read ``committed_steps`` first and look only at that
 prefix.  A writer resuming a store (mode ``"a"``) shrinks every per-step array back to
 ``committed_steps``, which deletes the chunks of a half-written checkpoint, so a step is never
-written twice and no reader ever sees a torn one.
+written twice and no reader ever sees a torn one; chunks a killed writer left past an
+array's shape are deleted too.
 
 Where the committed state lives
 -------------------------------
