@@ -39,28 +39,36 @@ def _orbit(G: int, n: int, d: int, seed: int = 0) -> np.ndarray:
     return np.stack(Z)
 
 
-def bench_ridge(G: int, n: int, d: int) -> None:
+def bench_ridge(G: int, n: int, d: int, repeats: int = 3) -> None:
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
 
     from probes import LinearProbe
 
     Z = _orbit(G, n, d)
-    print(f"ridge probes: |G|={G}, n={n}, d={d} (float64, test_size=0.25)")
-    fits = {}
-    for criterion in ("gcv", "loo"):
+    print(
+        f"ridge probes: |G|={G}, n={n}, d={d} (float64, test_size=0.25); best of {repeats} "
+        "interleaved runs each (single timings are noisy on a shared machine)"
+    )
+    fits: dict[str, tuple[float, object]] = {"gcv": (np.inf, None), "loo": (np.inf, None)}
+    t_ref = np.inf
+    for _ in range(repeats):
+        for criterion in ("gcv", "loo"):
+            t = time.perf_counter()
+            probe = LinearProbe(criterion=criterion, n_null=0, n_bootstrap=0).fit(Z)
+            secs = time.perf_counter() - t
+            if secs < fits[criterion][0]:
+                fits[criterion] = (secs, probe)
+        probe = fits["gcv"][1]
+        tr, te = probe.train_index_, probe.test_index_
         t = time.perf_counter()
-        probe = LinearProbe(criterion=criterion, n_null=0, n_bootstrap=0).fit(Z)
-        fits[criterion] = (time.perf_counter() - t, probe)
-    probe = fits["gcv"][1]
-    tr, te = probe.train_index_, probe.test_index_
-    t = time.perf_counter()
-    ref_r2, ref_alpha = [], []
-    for g in range(G):
-        model = RidgeCV(alphas=probe.alphas_).fit(Z[0, tr], Z[g, tr])
-        ref_alpha.append(model.alpha_)
-        ref_r2.append(r2_score(Z[g, te], model.predict(Z[0, te]), multioutput="variance_weighted"))
-    t_ref = time.perf_counter() - t
+        ref_r2, ref_alpha = [], []
+        for g in range(G):
+            model = RidgeCV(alphas=probe.alphas_).fit(Z[0, tr], Z[g, tr])
+            ref_alpha.append(model.alpha_)
+            pred = model.predict(Z[0, te])
+            ref_r2.append(r2_score(Z[g, te], pred, multioutput="variance_weighted"))
+        t_ref = min(t_ref, time.perf_counter() - t)
     print(f"  sklearn RidgeCV x {G} elements ({len(probe.alphas_)} alphas): {t_ref:8.2f} s")
     for criterion, (secs, p) in fits.items():
         same = int(np.sum(p.alpha_[1:] == np.asarray(ref_alpha)[1:]))
