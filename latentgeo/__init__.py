@@ -39,8 +39,8 @@ _ATTRIBUTES = {
 __all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from latentgeo.record import LatentRecorder, record_checkpoints
-    from latentgeo.store import Run, open_run
+    from latentgeo.record import LatentRecorder, record_checkpoints  # noqa: F401
+    from latentgeo.store import Run, open_run  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
