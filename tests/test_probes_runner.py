@@ -122,6 +122,18 @@ def test_executor_client_matches_serial(planted_store):
     np.testing.assert_allclose(mapped.spectrum.values, serial.spectrum.values, rtol=1e-12)
 
 
+def test_dask_distributed_client_matches_serial(planted_store):
+    distributed = pytest.importorskip("distributed")
+    path, _ = planted_store
+    serial = probes.run(path, progress=False, cache=False)
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
+        mapped = probes.run(path, progress=False, cache=False, client=client)
+    np.testing.assert_allclose(mapped.r2.values, serial.r2.values, rtol=1e-12)
+    np.testing.assert_allclose(mapped.spectrum.values, serial.spectrum.values, rtol=1e-12)
+
+
 def test_distributed_missing_is_named(planted_store, monkeypatch):
     import builtins
 
