@@ -330,6 +330,31 @@ class RecordingSession:
             logger.exception("closing the latent recorder of %r failed", self.store)
 
 
+class SessionView:
+    """What both framework callbacks expose of their :class:`RecordingSession`.
+
+    A mixin (before the framework's base class) so Lightning and Hugging Face callbacks share
+    one definition of ``store``, ``last_step`` and ``recorder``.
+    """
+
+    _session: RecordingSession
+
+    @property
+    def store(self) -> str:
+        """The run store's path or URL."""
+        return self._session.store
+
+    @property
+    def last_step(self) -> int | None:
+        """The last global step recorded (or found in a resumed store), or None."""
+        return self._session.last_step
+
+    @property
+    def recorder(self) -> Any:
+        """The :class:`latentgeo.LatentRecorder` while training, else None."""
+        return self._session.recorder
+
+
 def hf_epoch_index(epoch: float | None) -> int | None:
     """The 0-based index of the epoch a Hugging Face fractional ``state.epoch`` is in.
 

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from latentgeo.callbacks._base import RecordingSession, hf_epoch_index
+from latentgeo.callbacks._base import RecordingSession, SessionView, hf_epoch_index
 
 __all__ = ["HFRecorder"]
 
 
-class HFRecorder(TrainerCallback):
+class HFRecorder(SessionView, TrainerCallback):
     """A ``transformers.TrainerCallback`` that records latents while a ``Trainer`` trains.
 
     The recorder is built on the Trainer's model in ``on_train_begin`` (the probe inputs go to
@@ -78,21 +78,6 @@ class HFRecorder(TrainerCallback):
         self._metrics_step: int | None = None
         self._pending: int | None = None  # a due step waiting for its own logs
         self._wait_for = "log"  # or "evaluate": the last hook of the step with metrics
-
-    @property
-    def store(self) -> str:
-        """The run store's path or URL."""
-        return self._session.store
-
-    @property
-    def last_step(self) -> int | None:
-        """The last global step recorded (or found in a resumed store), or None."""
-        return self._session.last_step
-
-    @property
-    def recorder(self) -> Any:
-        """The :class:`latentgeo.LatentRecorder` while training, else None."""
-        return self._session.recorder
 
     def close(self) -> None:
         """Close the store (drains the writer); safe to call more than once."""

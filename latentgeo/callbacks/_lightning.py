@@ -10,12 +10,12 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from latentgeo.callbacks._base import RecordingSession
+from latentgeo.callbacks._base import RecordingSession, SessionView
 
 __all__ = ["LightningRecorder"]
 
 
-class LightningRecorder(pl.Callback):
+class LightningRecorder(SessionView, pl.Callback):
     """A Lightning callback that records latents into a run store while a model trains.
 
     The recorder is built on the ``LightningModule`` when fitting starts (the probe inputs go to
@@ -81,21 +81,6 @@ class LightningRecorder(pl.Callback):
         self._session = RecordingSession(
             layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
         )
-
-    @property
-    def store(self) -> str:
-        """The run store's path or URL."""
-        return self._session.store
-
-    @property
-    def last_step(self) -> int | None:
-        """The last global step recorded (or found in a resumed store), or None."""
-        return self._session.last_step
-
-    @property
-    def recorder(self) -> Any:
-        """The :class:`latentgeo.LatentRecorder` while fitting, else None."""
-        return self._session.recorder
 
     @property
     def state_key(self) -> str:

@@ -141,6 +141,28 @@ def equivariance(
     return fig
 
 
+def _layer_lines(
+    results: xr.Dataset,
+    var: str,
+    layers: Sequence[str] | str | None,
+    ax: Axes | None,
+    xscale: str,
+) -> tuple[Figure, Axes, np.ndarray]:
+    """One line per layer of a ``(layer, step)`` variable on a step axis, with grid and
+    legend; returns the figure, the panel and the drawn values ``(layer, step)``."""
+    check_results(results, [var])
+    chosen = select_layers(results, layers)
+    fig, ax = figure_and_axes(ax, (6.4, 4.0))
+    steps = results["step"].values
+    values = results[var].sel(layer=chosen).transpose("layer", "step").values
+    for color, layer, series in zip(colors(len(chosen)), chosen, values):
+        ax.plot(steps, series, color=color, marker="o", ms=3, label=layer)
+    step_axis(ax, steps, xscale=xscale)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig, ax, values
+
+
 def invariance(
     results: xr.Dataset,
     layers: Sequence[str] | str | None = None,
@@ -164,24 +186,9 @@ def invariance(
     -------
     matplotlib.figure.Figure
     """
-    check_results(results, ["invariance"])
-    chosen = select_layers(results, layers)
-    fig, ax = figure_and_axes(ax, (6.4, 4.0))
-    steps = results["step"].values
-    for color, layer in zip(colors(len(chosen)), chosen):
-        ax.plot(
-            steps,
-            results["invariance"].sel(layer=layer).values,
-            color=color,
-            marker="o",
-            ms=3,
-            label=layer,
-        )
-    step_axis(ax, steps, xscale=xscale)
+    fig, ax, _ = _layer_lines(results, "invariance", layers, ax, xscale)
     ax.set_ylabel("invariant fraction of variance")
     ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
     ax.set_title(title or "Invariance over training")
     return fig
 
@@ -209,20 +216,10 @@ def homomorphism_error(
     -------
     matplotlib.figure.Figure
     """
-    check_results(results, ["homomorphism_error"])
-    chosen = select_layers(results, layers)
-    fig, ax = figure_and_axes(ax, (6.4, 4.0))
-    steps = results["step"].values
-    for color, layer in zip(colors(len(chosen)), chosen):
-        err = results["homomorphism_error"].sel(layer=layer).values
-        ax.plot(steps, err, color=color, marker="o", ms=3, label=layer)
-    step_axis(ax, steps, xscale=xscale)
-    values = results["homomorphism_error"].sel(layer=chosen).values
+    fig, ax, values = _layer_lines(results, "homomorphism_error", layers, ax, xscale)
     if np.all(np.isfinite(values)) and np.all(values > 0):
         ax.set_yscale("log")
     ax.set_ylabel("relative homomorphism error")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
     ax.set_title(title or "Homomorphism error of the fitted rho")
     return fig
 
