@@ -2,6 +2,7 @@
 to ``(batch, n_units)`` on the model's device before the copy to the host.
 
 ``Flatten()`` keeps every unit, ``SpatialMeanPool()`` averages conv maps over space,
+``BlockMeanPool(size)`` averages aligned spatial blocks (commutes with rot90/flips),
 ``RandomProjection(k, seed)`` applies a fixed, reproducible Gaussian projection; any callable
 works too.
 """
@@ -9,6 +10,7 @@ works too.
 from __future__ import annotations
 
 from latentgeo.record._reducers import (
+    BlockMeanPool,
     Flatten,
     FunctionReducer,
     RandomProjection,
@@ -18,6 +20,7 @@ from latentgeo.record._reducers import (
 )
 
 __all__ = [
+    "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
     "RandomProjection",

@@ -303,6 +303,48 @@ def test_random_projection_laws():
     torch.testing.assert_close(SpatialMeanPool(channel_dim=-1)(seq), seq.mean(1))
 
 
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_block_mean_pool_commutes_with_the_dihedral_action(size):
+    from latentgeo.reducers import BlockMeanPool, as_reducer
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(5, 3, 6, 6, generator=g, dtype=torch.float64)
+    reducer = BlockMeanPool(size)
+    out = reducer(z)
+    # against an explicit block loop
+    m = 6 // size
+    expected = torch.stack(
+        [
+            z[:, :, i * size : (i + 1) * size, j * size : (j + 1) * size].mean(dim=(-2, -1))
+            for i in range(m)
+            for j in range(m)
+        ],
+        dim=-1,
+    ).reshape(5, -1)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    # pooling a transformed map = transforming the pooled map (as a (C, m, m) map)
+    action = ImageRotations(Dihedral(4))
+    for element in range(action.group.order):
+        lhs = reducer(action(element, z)).reshape(5, 3, m, m)
+        rhs = action(element, out.reshape(5, 3, m, m))
+        torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=1e-12)
+    assert as_reducer("block_mean_pool") == BlockMeanPool(2)
+    assert reducer.to_spec() == {"name": "block_mean_pool", "size": size}
+
+
+def test_block_mean_pool_errors():
+    from latentgeo.reducers import BlockMeanPool
+
+    with pytest.raises(ValueError, match=r"divisible by 2.*\(5, 5\)"):
+        BlockMeanPool(2)(torch.zeros(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="H, W"):
+        BlockMeanPool(2)(torch.zeros(4, 6))
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+        BlockMeanPool(0)
+    with pytest.raises(TypeError, match="size must be an int"):
+        BlockMeanPool(2.0)
+
+
 def test_bad_reducer_output_and_bad_arguments(tmp_path):
     model, x, action = _model(), _probe(), ImageRotations(Cyclic(4))
     with LatentRecorder(

@@ -15,7 +15,6 @@ from latentgeo.pipeline._analyze import (
 )
 from latentgeo.pipeline._demo import (
     DemoConfig,
-    block_mean_pool2,
     checkpoint_steps,
     demo,
     format_demo_summary,
@@ -32,7 +31,6 @@ __all__ = [
     "UsageError",
     "analyze",
     "analyze_run",
-    "block_mean_pool2",
     "check_device",
     "check_layers",
     "checkpoint_steps",

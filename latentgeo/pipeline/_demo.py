@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoConfig", "block_mean_pool2", "checkpoint_steps", "demo", "format_demo_summary"]
+__all__ = ["DemoConfig", "checkpoint_steps", "demo", "format_demo_summary"]
 
 
 @dataclass(frozen=True)
@@ -49,31 +49,7 @@ class _ModelSpec:
     build: Callable[[int, int], Any]  # (width, seed) -> nn.Module
     layers: tuple[str, ...]
     augment: bool
-    pooled: tuple[str, ...]  # layers recorded through block_mean_pool2
-
-
-def block_mean_pool2(z: Any) -> Any:
-    """Reducer: 2×2 block average over the last two (spatial) dims, then flatten.
-
-    On an even-sized square map, rot90 sends aligned 2×2 blocks to aligned 2×2 blocks, so
-    block pooling commutes with the C4 action: an equivariant layer stays exactly
-    equivariant after it, while the probe sees 4× fewer units (the probes' cost grows with
-    the square of the width).
-
-    Parameters
-    ----------
-    z : tensor of shape (batch, ..., H, W)
-        H and W even.
-
-    Returns
-    -------
-    tensor of shape (batch, prod(...) * H/2 * W/2)
-    """
-    import torch.nn.functional as F
-
-    n, (h, w) = z.shape[0], z.shape[-2:]
-    pooled = F.avg_pool2d(z.reshape(n, -1, h, w), kernel_size=2)
-    return pooled.reshape(n, -1)
+    pooled: tuple[str, ...]  # layers recorded through BlockMeanPool(2)
 
 
 def _specs() -> list[_ModelSpec]:
@@ -167,6 +143,7 @@ def _train_and_record(
     from latentgeo import LatentRecorder
     from latentgeo.actions import ImageRotations
     from latentgeo.groups import Cyclic
+    from latentgeo.reducers import BlockMeanPool
 
     t0 = time.perf_counter()
     model = spec.build(cfg.width, seed).to(device)
@@ -183,7 +160,7 @@ def _train_and_record(
         labels=data["y_probe"],
         store=str(store),
         mode="w",
-        reduce=dict.fromkeys(spec.pooled, block_mean_pool2),
+        reduce=dict.fromkeys(spec.pooled, BlockMeanPool(2)),
         dtype="float32",
         device=device,
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from latentgeo.record._layers import resolve_layers, unwrap_model
 from latentgeo.record._recorder import LatentRecorder, NonFiniteLatentsWarning, WriterError
 from latentgeo.record._reducers import (
+    BlockMeanPool,
     Flatten,
     FunctionReducer,
     RandomProjection,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from latentgeo.record._checkpoints import record_checkpoints
 
 __all__ = [
+    "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",

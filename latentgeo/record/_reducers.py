@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
     "RandomProjection",
@@ -163,6 +164,49 @@ class RandomProjection(Reducer):
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class BlockMeanPool(Reducer):
+    """Average non-overlapping ``size × size`` blocks of the last two (spatial) axes, then
+    flatten: ``(B, ..., H, W) -> (B, prod(...) · H/size · W/size)``.
+
+    On a square map whose side is a multiple of ``size``, rot90 and flips send aligned blocks
+    to aligned blocks, so block pooling commutes with the dihedral action on the map: an
+    equivariant layer stays exactly equivariant after it, while the probes see ``size²``
+    times fewer units (their cost grows with the square of the width).
+
+    Parameters
+    ----------
+    size : int
+        Block side, >= 1; H and W must be multiples of it.
+    """
+
+    size: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, numbers.Integral):
+            raise TypeError(f"size must be an int, got {self.size!r}")
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size!r}")
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        z = _check_batched(z, "BlockMeanPool")
+        if z.ndim < 3:
+            raise ValueError(
+                f"BlockMeanPool expects (batch, ..., H, W) maps, got shape {tuple(z.shape)}"
+            )
+        n, (h, w) = z.shape[0], z.shape[-2:]
+        if h % self.size or w % self.size:
+            raise ValueError(
+                f"BlockMeanPool(size={self.size}) needs H and W divisible by {self.size}, "
+                f"got spatial shape {(h, w)}"
+            )
+        pooled = torch.nn.functional.avg_pool2d(z.reshape(n, -1, h, w), kernel_size=self.size)
+        return pooled.reshape(n, -1)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"name": "block_mean_pool", "size": int(self.size)}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class FunctionReducer(Reducer):
     """Any callable ``fn(z) -> (batch, n_units)`` tensor, used as a reducer."""
@@ -182,11 +226,13 @@ _NAMED: dict[str, Callable[[], Reducer]] = {
     "flatten": Flatten,
     "spatial_mean_pool": SpatialMeanPool,
     "mean": SpatialMeanPool,
+    "block_mean_pool": BlockMeanPool,
 }
 
 
 def as_reducer(reduce: Any) -> Reducer:
-    """Turn a name (``"flatten"``, ``"spatial_mean_pool"``/``"mean"``), a :class:`Reducer`
+    """Turn a name (``"flatten"``, ``"spatial_mean_pool"``/``"mean"``, ``"block_mean_pool"``),
+    a :class:`Reducer`
     or any callable into a :class:`Reducer`."""
     if isinstance(reduce, Reducer):
         return reduce
