@@ -50,7 +50,7 @@ def character_multiplicities(rho: Any, group: Any) -> Any:
         raise ValueError(f"rho must hold square matrices, got shape {tuple(R.shape)}")
     traces = R.diagonal(dim1=1, dim2=2).sum(dim=1).cpu().numpy()  # (G,)
     names, values = [], []
-    for irrep in group.irreps:
+    for irrep in group.irreps():
         chi = np.asarray(irrep.character, dtype=np.float64)
         k = irrep_type_dim(irrep)
         names.append(irrep.name)

@@ -349,10 +349,10 @@ def run(
             )
     elements = list(getattr(r, "elements", None) or r.latents(layer_list[0]).element.values)
     if circle:
-        irreps = [f"k{k}" for k in range(len(elements) // 2 + 1)]
+        irreps = list(group.irrep_names(len(elements) // 2))
     else:
         check_group_order(len(elements), group, name=f"run {r!r}")
-        irreps = [irrep.name for irrep in group.irreps]
+        irreps = [irrep.name for irrep in group.irreps()]
 
     cached = r.load_analysis(CACHE_NAME) if cache else None
     if cached is not None and cached.attrs.get("cache_key") != key:

@@ -80,7 +80,7 @@ def orbit_spectrum(
     group : FiniteGroup
         Provides ``irreps`` (names) and ``isotypic_projectors()``.  For ``SO2`` the element
         axis is taken as a uniform grid of angles ``2πk/n`` and the spectrum is over integer
-        frequencies ``0, 1, ..., n // 2`` (named ``"k0"``, ``"k1"``, ...).
+        frequencies ``0, 1, ..., n // 2``, named as the group's irreps (``"A"``, ``"E1"``, ...).
     device : torch.device or str, optional
     dtype : torch.dtype
 
@@ -115,15 +115,17 @@ def orbit_spectrum(
 
 
 def is_circle_group(group: Any) -> bool:
-    """True for SO(2) (a group without a finite order), sampled on a uniform angle grid."""
-    order = getattr(group, "order", None)
-    return type(group).__name__ == "SO2" or order is None or order == float("inf")
+    """True for a continuous group (the protocol's ``is_finite`` is False).
+
+    Its orbit axis is taken as a uniform grid of angles ``2πk/n`` of a one-parameter group.
+    """
+    return not group.is_finite
 
 
 def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[str], torch.Tensor]:
-    """Irrep names (in ``group.irreps`` order) and their isotypic projectors stacked."""
+    """Irrep names (in ``group.irreps()`` order) and their isotypic projectors stacked."""
     projectors = group.isotypic_projectors()
-    names = [irrep.name for irrep in group.irreps]
+    names = [irrep.name for irrep in group.irreps()]
     missing = [name for name in names if name not in projectors]
     if missing:
         raise ValueError(f"group {group!r} gives no isotypic projector for irreps {missing!r}")
@@ -134,7 +136,7 @@ def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[s
 def spectrum_of_centred(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
     """Irrep names and spectrum of latents already centred by their grand mean."""
     if is_circle_group(group):
-        return _circle_spectrum(Zc)
+        return _circle_spectrum(Zc, group)
     check_group_order(Zc.shape[0], group)
     return _finite_spectrum(Zc, group)
 
@@ -155,7 +157,7 @@ def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Ten
     return names, (energy / total).clamp_min(0.0)
 
 
-def _circle_spectrum(Zc: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+def _circle_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
     n = Zc.shape[0]
     F = torch.fft.rfft(Zc, dim=0)  # (n // 2 + 1, samples, units)
     power = (F.abs() ** 2).sum(dim=(1, 2))
@@ -166,7 +168,7 @@ def _circle_spectrum(Zc: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         weight[-1] = 1.0
     power = power * weight
     total = power.sum()
-    names = [f"k{k}" for k in range(power.numel())]
+    names = list(group.irrep_names(power.numel() - 1))
     if total <= 0:
         out = torch.zeros_like(power)
         out[0] = 1.0

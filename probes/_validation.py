@@ -106,9 +106,9 @@ def as_orbit_tensor(
 
 def check_group_order(n_elements: int, group: Any, name: str = "Z") -> None:
     """Raise if the element axis does not match the group's order."""
-    order = getattr(group, "order", None)
-    if order is None:
+    if not group.is_finite:
         raise TypeError(f"group must be a finite group with an `order`, got {group!r}")
+    order = group.order
     if n_elements != order:
         raise ValueError(
             f"{name} has {n_elements} elements along axis 0 but group {group!r} has order "

@@ -537,7 +537,7 @@ def test_isotypic_subspace_with_a_real_group(rng):
     from latentgeo.groups import Dihedral
 
     G = Dihedral(4)
-    E = next(irrep for irrep in G.irreps if irrep.dim == 2)
+    E = next(irrep for irrep in G.irreps() if irrep.dim == 2)
     N, d = 30, 9
     basis = np.linalg.qr(rng.standard_normal((d, 3)))[0]
     c = rng.standard_normal((N, 2))
@@ -549,7 +549,7 @@ def test_isotypic_subspace_with_a_real_group(rng):
     assert geo.grassmann_distance(UE, torch.from_numpy(basis[:, :2])).item() < 1e-10
     U0 = geo.isotypic_subspace(Z, G, 0, 1)  # irreps[0] is the trivial irrep
     assert geo.grassmann_distance(U0, torch.from_numpy(basis[:, 2:])).item() < 1e-10
-    U0b = geo.isotypic_subspace(Z, G, G.irreps[0], 1)
+    U0b = geo.isotypic_subspace(Z, G, G.irreps()[0], 1)
     np.testing.assert_allclose(U0b.numpy(), U0.numpy())
 
 

@@ -93,17 +93,17 @@ def test_groups_and_irreps_are_immutable(G: FiniteGroup) -> None:
         G.foo = 1
     with pytest.raises(ValueError):
         G.cayley_table[0, 0] = 1
-    rho = G.irreps[-1]
+    rho = G.irreps()[-1]
     with pytest.raises(AttributeError):
         rho.name = "X"
     with pytest.raises(ValueError):
         rho.matrices[0, 0, 0] = 2.0
     # the cached irreps are computed once per instance, projectors are fresh copies
-    assert G.irreps is G.irreps
+    assert G.irreps() is G.irreps()
     p = G.isotypic_projectors()
     p[rho.name][:] = 0
     assert G.isotypic_projectors()[rho.name].any()
-    assert G.irreps == parse(repr(G)).irreps
+    assert G.irreps() == parse(repr(G)).irreps()
 
 
 def test_index_by_name_and_errors() -> None:
@@ -217,7 +217,7 @@ def test_so2_exp_and_irreps_are_homomorphisms(a: float, b: float, k: int) -> Non
     rho = G.irrep(k)
     assert_allclose(rho(a) @ rho(b), rho(a + b), atol=ATOL)
     assert_allclose(rho(a), scipy.linalg.expm(a * rho.generator), atol=1e-10)
-    assert_allclose(rho.character(a), np.trace(rho(a)), atol=ATOL)
+    assert_allclose(rho.character_at(a), np.trace(rho(a)), atol=ATOL)
     assert_allclose(np.cos(G.log(G.exp(a)) - a), 1.0, atol=ATOL)
 
 
@@ -238,13 +238,13 @@ def test_so2_structure_and_discretization() -> None:
         assert_allclose(grid, 2 * np.pi * np.arange(n) / n)
         if n > 2:
             assert_allclose(G.exp(grid), C.irrep("E1").matrices, atol=ATOL)
-        for rho in C.irreps:  # every C_n irrep is the restriction of an SO(2) irrep
+        for rho in C.irreps():  # every C_n irrep is the restriction of an SO(2) irrep
             if rho.name.startswith("E"):
                 assert_allclose(G.irrep(int(rho.name[1:]))(grid), rho.matrices, atol=ATOL)
             elif rho.name == "A":
                 assert_allclose(G.irrep(0)(grid), rho.matrices, atol=ATOL)
             else:  # "B" is frequency n/2 on the grid
-                assert_allclose(G.irrep(n // 2).character(grid) / 2, rho.character, atol=ATOL)
+                assert_allclose(G.irrep(n // 2).character_at(grid) / 2, rho.character, atol=ATOL)
     assert [r.name for r in G.irreps(2)] == ["A", "E1", "E2"]
     assert G.irrep(0).dim == 1 and G.irrep(3).dim == 2 and G.irrep(3).type == "complex"
     assert G.irrep(2) == SO2().irrep(2) and hash(G.irrep(2)) == hash(SO2().irrep(2))

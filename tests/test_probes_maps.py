@@ -18,7 +18,7 @@ from latentgeo.groups import Cyclic, Dihedral, DirectProduct, Symmetric
     ids=lambda G: G.spec,
 )
 def test_group_consistent_probe_recovers_planted(G):
-    m = {irrep.name: 2 for irrep in G.irreps}
+    m = {irrep.name: 2 for irrep in G.irreps()}
     p = planted_latents(G, m, 400, seed=3)
     gc = probes.fit_from_generators(p.Z, G, n_bootstrap=0)
     # Only the generators were fitted; every other element is a product along its word.

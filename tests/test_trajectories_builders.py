@@ -76,8 +76,8 @@ def test_subspace_trajectory_follows_the_planted_plane(store):
 
 def test_isotypic_subspace_trajectories(store):
     run = open_run(store)
-    names = [irrep.name for irrep in run.group.irreps]
-    two_dim = next(irrep.name for irrep in run.group.irreps if irrep.dim == 2)
+    names = [irrep.name for irrep in run.group.irreps()]
+    two_dim = next(irrep.name for irrep in run.group.irreps() if irrep.dim == 2)
     moving = trajectories.subspace(run, "fc", 2, irrep=two_dim)
     steps = np.array(STEPS, dtype=float)
     np.testing.assert_allclose(

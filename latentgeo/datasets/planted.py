@@ -62,7 +62,7 @@ class PlantedLatents:
     @property
     def block_slices(self) -> tuple[slice, ...]:
         """Column slice of ``basis`` for every block."""
-        dims = {irrep.name: irrep.dim for irrep in self.group.irreps}
+        dims = {irrep.name: irrep.dim for irrep in self.group.irreps()}
         out, start = [], 0
         for name in self.blocks:
             out.append(slice(start, start + dims[name]))
@@ -71,7 +71,7 @@ class PlantedLatents:
 
 
 def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
-    names = [irrep.name for irrep in group.irreps]
+    names = [irrep.name for irrep in group.irreps()]
     if isinstance(multiplicities, Mapping):
         unknown = [k for k in multiplicities if k not in names]
         if unknown:
@@ -89,7 +89,7 @@ def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
     else:
         raise TypeError(
             f"multiplicities must be a mapping irrep name -> int or a sequence aligned with "
-            f"group.irreps, got {multiplicities!r}"
+            f"group.irreps(), got {multiplicities!r}"
         )
     counts = {}
     for name, m in raw.items():
@@ -102,7 +102,7 @@ def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
 
 
 def _as_fractions(group: Any, counts: dict[str, int], fractions: Any) -> dict[str, float]:
-    dims = {irrep.name: irrep.dim for irrep in group.irreps}
+    dims = {irrep.name: irrep.dim for irrep in group.irreps()}
     if fractions is None:
         # Equal variance per unit: each irrep's share is its number of units.
         total = sum(counts[n] * dims[n] for n in counts)
@@ -142,7 +142,7 @@ def planted_latents(
     ----------
     group : FiniteGroup
         Its real irreps (orthogonal matrices) build the representation.
-    multiplicities : mapping irrep name -> int, or sequence aligned with ``group.irreps``
+    multiplicities : mapping irrep name -> int, or sequence aligned with ``group.irreps()``
         Number of copies of each irrep; ``n_units = Σ m_ρ dim_ρ``.
     n_samples : int
         Number of probe inputs.
@@ -186,7 +186,7 @@ def planted_latents(
         raise ValueError(f"noise must be a float in [0, 1), got {noise!r}")
     noise = float(noise)
     rng = np.random.default_rng(seed)
-    irreps = {irrep.name: irrep for irrep in group.irreps}
+    irreps = {irrep.name: irrep for irrep in group.irreps()}
     blocks = tuple(name for name in irreps for _ in range(counts[name]))
     d = sum(irreps[name].dim for name in blocks)
     G = group.order

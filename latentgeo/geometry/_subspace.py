@@ -181,8 +181,7 @@ def _projector_for(group: Any, irrep: Any) -> Any:
     if isinstance(irrep, int) and not isinstance(irrep, bool):
         if not 0 <= irrep < len(names):
             raise ValueError(f"irrep index {irrep!r} out of range for {len(names)} irreps")
-        irreps = getattr(group, "irreps", None)
-        irrep = irreps[irrep].name if irreps is not None else names[irrep]
+        irrep = group.irreps()[irrep].name if hasattr(group, "irreps") else names[irrep]
     if irrep not in projectors:
         raise ValueError(f"irrep must be one of {names!r}, got {irrep!r}")
     return projectors[irrep]
@@ -204,7 +203,7 @@ def isotypic_subspace(
     group : latentgeo.groups.FiniteGroup
         Any object with ``order`` and ``isotypic_projectors()`` (name -> (order, order) array).
     irrep : str, int or Irrep
-        Irrep name, index into ``group.irreps``, or the irrep itself.
+        Irrep name, index into ``group.irreps()``, or the irrep itself.
     k : int
         Dimension of the subspace.
     center : bool

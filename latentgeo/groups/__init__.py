@@ -12,7 +12,7 @@ Examples
 --------
 >>> from latentgeo.groups import Dihedral, parse
 >>> G = Dihedral(4)
->>> parse(repr(G)) == G, G.spec, [r.name for r in G.irreps]
+>>> parse(repr(G)) == G, G.spec, [r.name for r in G.irreps()]
 (True, 'D4', ['A1', 'A2', 'B1', 'B2', 'E1'])
 """
 
@@ -23,6 +23,7 @@ from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._parse import parse
 from ._product import DirectProduct
+from ._protocol import Group, as_generator
 from ._so2 import SO2, SO2Irrep
 from ._symmetric import Symmetric
 
@@ -33,9 +34,11 @@ __all__ = [
     "Dihedral",
     "DirectProduct",
     "FiniteGroup",
+    "Group",
     "Irrep",
     "SO2Irrep",
     "Symmetric",
+    "as_generator",
     "commutant_dimension",
     "complex_structure",
     "is_irreducible",

@@ -45,7 +45,7 @@ class Cyclic(FiniteGroup):
     >>> G = Cyclic(4)
     >>> G.elements, G.compose("r3", "r2")
     (('e', 'r', 'r2', 'r3'), 1)
-    >>> [(r.name, r.dim, r.type) for r in G.irreps]
+    >>> [(r.name, r.dim, r.type) for r in G.irreps()]
     [('A', 1, 'real'), ('B', 1, 'real'), ('E1', 2, 'complex')]
     """
 

@@ -41,7 +41,7 @@ class Dihedral(FiniteGroup):
     >>> G = Dihedral(4)
     >>> G.order, G.elements[G.compose("s", "r")]
     (8, 'r3s')
-    >>> [r.name for r in G.irreps]
+    >>> [r.name for r in G.irreps()]
     ['A1', 'A2', 'B1', 'B2', 'E1']
     """
 

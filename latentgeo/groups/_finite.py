@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._irreps import Irrep
+from ._protocol import Group, as_generator
 
 __all__ = ["FiniteGroup"]
 
@@ -105,7 +106,7 @@ def _check_names(names: Any, n: int) -> tuple[str, ...]:
     return names
 
 
-class FiniteGroup:
+class FiniteGroup(Group):
     """A finite group given by its Cayley table: an immutable, hashable value object.
 
     Build one with :meth:`from_cayley_table` (validated) or use a named family
@@ -131,7 +132,7 @@ class FiniteGroup:
     Examples
     --------
     >>> G = FiniteGroup.from_cayley_table([[0, 1], [1, 0]], names=["e", "s"])
-    >>> G.order, G.compose("s", "s"), [irrep.name for irrep in G.irreps]
+    >>> G.order, G.compose("s", "s"), [irrep.name for irrep in G.irreps()]
     (2, 0, ['1a', '1b'])
     """
 
@@ -217,9 +218,9 @@ class FiniteGroup:
         return repr(self)
 
     @property
-    def _label(self) -> str:
-        spec = self.spec
-        return spec if len(spec) <= 40 else f"a group of order {self.order}"
+    def is_finite(self) -> bool:
+        """``True``."""
+        return True
 
     # -- elements -----------------------------------------------------------------------
     @property
@@ -274,6 +275,36 @@ class FiniteGroup:
         if not 0 <= i < self.order:
             raise ValueError(f"element index {i!r} out of range(0, {self.order})")
         return i
+
+    def sample(self, n: int, generator: Any = None) -> np.ndarray:
+        """``n`` element indices drawn uniformly (the Haar measure of a finite group).
+
+        Parameters
+        ----------
+        n : int
+        generator : numpy.random.Generator or int, optional
+
+        Returns
+        -------
+        int64 array of shape (n,)
+        """
+        n = check_int(n, "number of elements n", minimum=0)
+        return as_generator(generator).integers(0, self.order, size=n, dtype=np.int64)
+
+    def grid(self, n: int | None = None) -> np.ndarray:
+        """All element indices: the exact quadrature grid of a finite group.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``n`` is given and is not the group's order.
+        """
+        if n is not None and n != self.order:
+            raise NotImplementedError(
+                f"{self._label} has a quadrature grid of its {self.order} elements only, "
+                f"not of {n!r}"
+            )
+        return self.element_values()
 
     def _indices(self, x: Any) -> Any:
         if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer):
@@ -378,14 +409,16 @@ class FiniteGroup:
         return real_irreps_from_table(self._table, self.inverses)
 
     @cached_property
-    def irreps(self) -> tuple[Irrep, ...]:
-        """Real irreducible representations, trivial first (``irreps[0]``)."""
+    def _irreps(self) -> tuple[Irrep, ...]:
         return self._compute_irreps()
 
-    @property
-    def trivial_irrep(self) -> Irrep:
-        """The trivial irrep (``irreps[0]``)."""
-        return self.irreps[0]
+    def irreps(self, max_degree: int | None = None) -> tuple[Irrep, ...]:
+        """Real irreducible representations, trivial first (``irreps()[0]``).
+
+        ``max_degree`` is accepted for the group protocol and ignored: a finite group
+        returns all its irreps.
+        """
+        return self._irreps
 
     def irrep(self, name: str) -> Irrep:
         """The irrep called ``name``.
@@ -395,22 +428,17 @@ class FiniteGroup:
         ValueError
             If no irrep has that name (the message lists the valid ones).
         """
-        for rho in self.irreps:
+        for rho in self._irreps:
             if rho.name == name:
                 return rho
         raise ValueError(
-            f"{self._label} has no irrep {name!r}; irreps are {[r.name for r in self.irreps]}"
+            f"{self._label} has no irrep {name!r}; irreps are {[r.name for r in self._irreps]}"
         )
-
-    @property
-    def irrep_names(self) -> tuple[str, ...]:
-        """Names of :attr:`irreps`, in order."""
-        return tuple(r.name for r in self.irreps)
 
     @cached_property
     def character_table(self) -> np.ndarray:
         """Read-only array of shape (n_irreps, order): real characters of :attr:`irreps`."""
-        chars = np.stack([r.character for r in self.irreps])
+        chars = np.stack([r.character for r in self.irreps()])
         chars.flags.writeable = False
         return chars
 
@@ -435,7 +463,7 @@ class FiniteGroup:
         perm = self._table  # R_g[g∘h, h] = 1  =>  (sum_g chi(g) R_g)[a, h] = chi(a∘h^-1)
         quotient = perm[:, self.inverses]  # quotient[a, h] = a∘h^-1
         out = {}
-        for rho in self.irreps:
+        for rho in self.irreps():
             proj = rho.dim / (rho.commutant_dim * n) * rho.character[quotient]
             proj.flags.writeable = False
             out[rho.name] = proj

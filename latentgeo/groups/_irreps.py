@@ -21,6 +21,15 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _element_indices(elements: Any, order: int) -> Any:
+    idx = np.asarray(elements)
+    if idx.dtype == object or not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"irreps of finite groups take integer element indices, got {elements!r}")
+    if idx.size and (idx.min() < 0 or idx.max() >= order):
+        raise ValueError(f"element indices must lie in range(0, {order}), got {elements!r}")
+    return idx
+
+
 def commutant_dimension(character: np.ndarray) -> int:
     """Dimension of the real commutant of a real irrep, read off its character.
 
@@ -148,6 +157,26 @@ class Irrep:
         if type is None:
             type = _TYPE_OF_K[commutant_dimension(chi)]
         return cls(name, mats.shape[1], mats, chi, type)
+
+    @property
+    def degree(self) -> None:
+        """``None``: irreps of finite groups have no degree (continuous groups' irreps do)."""
+        return None
+
+    def __call__(self, elements: Any) -> np.ndarray:
+        """Matrices at element indices, shape ``elements.shape + (dim, dim)``, float64.
+
+        Raises
+        ------
+        ValueError
+            If an index lies outside ``range(order)``.
+        """
+        idx = _element_indices(elements, self.order)
+        return self.matrices[idx]
+
+    def character_at(self, elements: Any) -> np.ndarray:
+        """Characters at element indices, shape ``elements.shape``, float64."""
+        return self.character[_element_indices(elements, self.order)]
 
     @property
     def order(self) -> int:

@@ -106,8 +106,8 @@ class DirectProduct(FiniteGroup):
             return f"({rho.name})" if isinstance(group, DirectProduct) else rho.name
 
         irreps = []
-        for rho in self.first.irreps:
-            for sigma in self.second.irreps:
+        for rho in self.first.irreps():
+            for sigma in self.second.irreps():
                 name = f"{label(self.first, rho)}x{label(self.second, sigma)}"
                 d = rho.dim * sigma.dim
                 mats = np.einsum("iab,jcd->ijacbd", rho.matrices, sigma.matrices)

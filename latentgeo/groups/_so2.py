@@ -8,6 +8,7 @@ import numpy as np
 
 from ._cyclic import Cyclic, rotation_matrices
 from ._finite import check_int
+from ._protocol import Group, as_generator
 
 __all__ = ["SO2", "SO2Irrep"]
 
@@ -83,13 +84,18 @@ class SO2Irrep:
             return np.ones((*a.shape, 1, 1))
         return rotation_matrices(self.frequency * a)
 
-    def character(self, theta: Any) -> np.ndarray:
+    @property
+    def degree(self) -> int:
+        """The frequency ``k`` (the protocol's degree of a continuous group's irrep)."""
+        return self.frequency
+
+    def character_at(self, theta: Any) -> np.ndarray:
         """Trace at angles ``theta``: 1 for ``k = 0``, else ``2 cos(kθ)``."""
         a = _angles(theta)
         return np.ones_like(a) if self.frequency == 0 else 2 * np.cos(self.frequency * a)
 
 
-class SO2:
+class SO2(Group):
     """The rotation group SO(2), elements given by angles ``θ`` (radians).
 
     ``θ`` acts as the rotation matrix ``exp(θ J)`` with Lie algebra generator
@@ -130,6 +136,11 @@ class SO2:
         return "SO2"
 
     @property
+    def is_finite(self) -> bool:
+        """``False``."""
+        return False
+
+    @property
     def dim(self) -> int:
         """Dimension of the Lie group (1)."""
         return 1
@@ -163,14 +174,43 @@ class SO2:
         """Angle of the inverse, wrapped to ``[0, 2π)``."""
         return np.mod(-_angles(a), 2 * np.pi)
 
-    def irrep(self, k: int) -> SO2Irrep:
-        """The real irrep of frequency ``k >= 0`` (2x2 rotation by ``kθ``; ``k = 0`` trivial)."""
-        return SO2Irrep(k)
+    def irrep(self, name: str | int) -> SO2Irrep:
+        """The real irrep by name (``"A"``, ``"E1"``, ``"E2"``, ...) or frequency ``k >= 0``.
 
-    def irreps(self, max_frequency: int) -> tuple[SO2Irrep, ...]:
-        """Irreps of frequency ``0, 1, ..., max_frequency``."""
-        m = check_int(max_frequency, "max_frequency", minimum=0)
+        Raises
+        ------
+        ValueError
+            If the name is not ``"A"`` or ``"E{k}"`` with ``k >= 1``, or ``k < 0``.
+        """
+        if isinstance(name, str):
+            if name == "A":
+                return SO2Irrep(0)
+            if name.startswith("E") and name[1:].isdigit() and int(name[1:]) >= 1:
+                return SO2Irrep(int(name[1:]))
+            raise ValueError(
+                f"SO2 has no irrep {name!r}; irreps are 'A', 'E1', 'E2', ... (frequency k)"
+            )
+        return SO2Irrep(name)
+
+    def irreps(self, max_degree: int | None = None) -> tuple[SO2Irrep, ...]:
+        """Irreps of frequency ``0, 1, ..., max_degree`` (``"A"``, ``"E1"``, ...).
+
+        Raises
+        ------
+        ValueError
+            If ``max_degree`` is omitted: a continuous group has infinitely many irreps.
+        """
+        if max_degree is None:
+            raise ValueError(
+                "SO2 has infinitely many irreps; pass max_degree (the largest frequency)"
+            )
+        m = check_int(max_degree, "max_degree", minimum=0)
         return tuple(SO2Irrep(k) for k in range(m + 1))
+
+    def sample(self, n: int, generator: Any = None) -> np.ndarray:
+        """``n`` Haar-random angles, uniform on ``[0, 2π)``, float64 array of shape (n,)."""
+        n = check_int(n, "number of elements n", minimum=0)
+        return as_generator(generator).uniform(0.0, 2 * np.pi, size=n)
 
     def grid(self, n: int) -> np.ndarray:
         """``n`` uniform angles ``2πk/n``, ``k = 0..n-1``, shape (n,)."""

@@ -65,7 +65,7 @@ class Symmetric(FiniteGroup):
     >>> G = Symmetric(3)
     >>> G.elements
     ('e', '(1 2)', '(0 1)', '(0 1 2)', '(0 2 1)', '(0 2)')
-    >>> [r.name for r in G.irreps]
+    >>> [r.name for r in G.irreps()]
     ['[3]', '[2,1]', '[1,1,1]']
     """
 
