@@ -386,3 +386,37 @@ def test_store_import_is_light():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
+
+
+def test_element_values_roundtrip_resume_and_legacy(tmp_path):
+    # Finite subset (indices) and continuous values (rotation matrices) both round-trip.
+    rots = np.stack(
+        [np.eye(3)]
+        + [np.linalg.qr(np.random.default_rng(i).normal(size=(3, 3)))[0] for i in range(3)]
+    )
+    for values in (np.array([0, 3, 1, 2]), rots):
+        path = tmp_path / f"ev{values.ndim}.zarr"
+        with RunWriter(path, meta=META) as w:
+            w.write_element_values(values)
+            w.ensure_layers(SPECS)
+            w.append(0, _latents(0))
+        run = open_run(path)
+        np.testing.assert_array_equal(run.element_values, values)
+        assert run.element_values.dtype == (np.int64 if values.ndim == 1 else np.float64)
+        ds = xr.open_zarr(path)  # plain xarray sees it along the element axis
+        np.testing.assert_array_equal(ds["element_values"].values, values)
+        assert ds["element_values"].dims[0] == "element"
+        assert "element_values" in run.dataset
+        # A resumed writer given other element values is refused, the same values accepted.
+        with RunWriter(path, "a", meta=META) as w:
+            w.write_element_values(values)
+            with pytest.raises(ValueError, match="other element values"):
+                w.write_element_values(values[::-1].copy())
+    with RunWriter(tmp_path / "bad.zarr", meta=META) as w:
+        with pytest.raises(ValueError, match="n_elements=4"):
+            w.write_element_values(np.arange(3))
+        with pytest.raises(TypeError, match="numeric"):
+            w.write_element_values(np.array(list("abcd")))
+    # A store written without the array (older writers) reads as the element indices.
+    legacy = _write(tmp_path / "legacy.zarr", [0])
+    np.testing.assert_array_equal(open_run(legacy).element_values, np.arange(4))

@@ -150,13 +150,34 @@ class Action(abc.ABC):
 
     @property
     def order(self) -> int:
-        """Number of group elements (the length of :meth:`orbit`'s first axis)."""
-        return int(self.group.order)
+        """Number of orbit elements (the length of :meth:`orbit`'s first axis).
+
+        The group's order when the orbit runs over the whole finite group (the default).
+        """
+        return len(self.element_values)
 
     @property
     def elements(self) -> tuple[str, ...]:
-        """Element names, in element order."""
+        """Element names along the orbit axis, in element order.
+
+        For an orbit over the whole finite group, the group's element names.
+        """
         return tuple(str(e) for e in self.group.elements)
+
+    @property
+    def element_values(self) -> np.ndarray:
+        """The group elements along the orbit axis, as values the group's irreps accept.
+
+        For an orbit over the whole finite group: ``arange(order)`` (element indices).
+        Actions that act through a subset of a finite group's elements give those indices
+        (identity first); actions of a continuous group give the sampled element values
+        (float64, element 0 the identity).  Stored in the run store (``Run.element_values``).
+
+        Returns
+        -------
+        ndarray of shape (n_elements, ...)
+        """
+        return self.group.element_values()
 
     def element_index(self, element: int | str | tuple[int, ...]) -> int:
         """The index of ``element`` (an index, a name, or for permutation groups a

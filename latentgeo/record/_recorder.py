@@ -266,6 +266,7 @@ class LatentRecorder:
             if store_inputs == "auto":
                 store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
             try:
+                self._writer.write_element_values(action.element_values)
                 if store_inputs and x_host.dtype.kind in "biuf":
                     self._writer.write_probe(x_host, labels)
                 elif labels is not None and labels.dtype.kind in "biuf":

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from latentgeo.store._schema import (
+    ELEMENT_VALUES,
     PER_STEP_FIXED,
     ROOT_KEY,
     SCHEMA_VERSION,
@@ -108,7 +109,15 @@ class Run:
         # committed_steps was read before any of them, so each array has >= committed steps.
         self._group = group
         self._token = uuid.uuid4().hex[:12]
-        for cached in ("steps", "metrics", "dataset", "nonfinite", "inputs", "labels"):
+        for cached in (
+            "steps",
+            "metrics",
+            "dataset",
+            "nonfinite",
+            "inputs",
+            "labels",
+            "element_values",
+        ):
             self.__dict__.pop(cached, None)
 
     def refresh(self) -> Run:
@@ -148,6 +157,22 @@ class Run:
     def elements(self) -> tuple[str, ...]:
         """Names of the group elements, in element order."""
         return tuple(self._meta["elements"])
+
+    @cached_property
+    def element_values(self) -> np.ndarray:
+        """The group elements along the ``element`` axis, read-only.
+
+        int64 element indices for a finite group (``arange(order)`` for a whole orbit, the
+        chosen indices for an orbit over a subset), float64 values (e.g. rotation matrices,
+        shape (n_elements, 3, 3)) for a continuous group.  Stores written before this array
+        existed give ``arange(n_elements)``.
+        """
+        if ELEMENT_VALUES in self._group:
+            values = np.asarray(self._group[ELEMENT_VALUES][...])
+        else:
+            values = np.arange(len(self.elements), dtype=np.int64)
+        values.flags.writeable = False
+        return values
 
     @cached_property
     def group(self) -> Any:
@@ -290,6 +315,9 @@ class Run:
             variables[nf] = xr.Variable(("step",), self.nonfinite.sel(layer=layer).values)
         for name, values in self.metrics.data_vars.items():
             variables[name] = values.variable
+        if ELEMENT_VALUES in self._group:
+            ev = self._probe_array(ELEMENT_VALUES)
+            variables[ELEMENT_VALUES] = ev.variable
         for name in ("inputs", "labels"):
             probe = getattr(self, name)
             if probe is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ELEMENT_VALUES",
     "PER_STEP_FIXED",
     "RESERVED_NAMES",
     "ROOT_KEY",
@@ -38,7 +39,11 @@ ROOT_KEY = "latentgeo"
 #: Per-step arrays every store has, besides the caller's metrics.
 PER_STEP_FIXED = ("step", "epoch", "wall_time")
 #: Names that neither a layer nor a metric may take.
-RESERVED_NAMES = frozenset({*PER_STEP_FIXED, "inputs", "labels", "analysis", "element", "sample"})
+#: The group elements along the ``element`` axis (indices, or values of a continuous group).
+ELEMENT_VALUES = "element_values"
+RESERVED_NAMES = frozenset(
+    {*PER_STEP_FIXED, "inputs", "labels", ELEMENT_VALUES, "analysis", "element", "sample"}
+)
 _NONFINITE_PREFIX = "nonfinite_"
 #: zarr's LocalStore writes ``<name>.<uuid4 hex>.partial`` and renames it into place.
 _PARTIAL_SUFFIX = ".partial"

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from latentgeo.store._schema import (
+    ELEMENT_VALUES,
     PER_STEP_FIXED,
     ROOT_KEY,
     SCHEMA_VERSION,
@@ -455,6 +456,51 @@ class RunWriter:
                 dimension_names=dims,
             )
             z[...] = arr
+
+    def write_element_values(self, values: Any) -> None:
+        """Store the group elements along the ``element`` axis once (array ``element_values``).
+
+        Finite groups give int64 element indices of shape (n_elements,); continuous groups
+        float64 values such as rotation matrices, shape (n_elements, ...).  Plain
+        ``xarray.open_zarr`` readers see it as a variable with dims
+        ``("element", "element_values/dim_1", ...)``.
+
+        Raises
+        ------
+        ValueError
+            If the first axis does not have one entry per element, or the store already holds
+            different values (a resumed run acted through other elements).
+        TypeError
+            If the values are not numeric.
+        """
+        self._check_open()
+        arr = np.asarray(values)
+        n_el = len(self._meta["elements"])
+        if arr.ndim == 0 or arr.shape[0] != n_el:
+            raise ValueError(
+                f"element_values must have shape (n_elements={n_el}, ...), got {arr.shape!r}"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"element_values must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64 if arr.dtype.kind in "biu" else np.float64)
+        if ELEMENT_VALUES in self._group:
+            stored = np.asarray(self._group[ELEMENT_VALUES][...])
+            if stored.shape != arr.shape or not np.array_equal(stored, arr):
+                raise ValueError(
+                    f"cannot resume run store {str(self.store)!r}: it was recorded with other "
+                    f"element values (shape {stored.shape!r}) than the writer was given "
+                    f"(shape {arr.shape!r})"
+                )
+            return
+        dims = ("element", *(f"{ELEMENT_VALUES}/dim_{i}" for i in range(1, arr.ndim)))
+        z = self._group.create_array(
+            ELEMENT_VALUES,
+            shape=arr.shape,
+            chunks=arr.shape,
+            dtype=arr.dtype,
+            dimension_names=dims,
+        )
+        z[...] = arr
 
     # -- appending ------------------------------------------------------------------------
     def append(
