@@ -11,6 +11,7 @@ torch, float64 by default, on any device).
 - :class:`OrthogonalProbe` — whitened Procrustes, ``rho(g) ∈ O(k)``;
 - :func:`character_multiplicities` — soft irrep multiplicities of fitted maps;
 - :class:`GeneratorProbe`, :func:`lie_derivative` — SO(2) generators and Lie derivatives;
+- :func:`subgroup_scan` — invariance and equivariance under every subgroup, from one orbit;
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
@@ -26,6 +27,7 @@ from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
+from probes._subgroups import subgroup_scan
 
 __all__ = [
     "GeneratorProbe",
@@ -40,4 +42,5 @@ __all__ = [
     "lie_derivative",
     "orbit_spectrum",
     "run",
+    "subgroup_scan",
 ]

@@ -25,6 +25,7 @@ from ._parse import parse
 from ._product import DirectProduct
 from ._protocol import Group, as_generator
 from ._so2 import SO2, SO2Irrep
+from ._subgroups import Subgroup, SubgroupLattice
 from ._symmetric import Symmetric
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "Group",
     "Irrep",
     "SO2Irrep",
+    "Subgroup",
+    "SubgroupLattice",
     "Symmetric",
     "as_generator",
     "commutant_dimension",

@@ -402,6 +402,61 @@ class FiniteGroup(Group):
                     break
         return tuple(gens)
 
+    # -- subgroups -----------------------------------------------------------------------
+    @cached_property
+    def _all_subgroups(self) -> tuple[Any, ...]:
+        from ._subgroups import all_subgroups
+
+        return all_subgroups(self)
+
+    def subgroups(self, up_to_conjugacy: bool = True) -> tuple[Any, ...]:
+        """Subgroups of the group, ordered by order (trivial first, the group itself last).
+
+        Parameters
+        ----------
+        up_to_conjugacy : bool
+            One representative (the first in element order) per conjugacy class of
+            subgroups (default), or every subgroup.  A layer's invariance under ``H`` and
+            under a conjugate ``gHg⁻¹`` differ in general (a horizontal and a vertical flip
+            are conjugate in D4), so :func:`probes.subgroup_scan` scans every subgroup.
+
+        Returns
+        -------
+        tuple of Subgroup
+            Each with ``elements`` (indices in this group's order), ``element_names``,
+            ``spec`` (e.g. ``"C2"``, ``"C4"``, ``"D2"``; None where no named group is
+            isomorphic), a unique ``name``, ``conjugacy_class``, ``is_normal``.
+
+        Notes
+        -----
+        Cyclic-extension enumeration (all subgroups are joins of cyclic subgroups); meant for
+        groups of order up to a few hundred.  Isomorphism types are certified by an explicit
+        isomorphism to the named group.
+        """
+        subs = self._all_subgroups
+        if not up_to_conjugacy:
+            return subs
+        seen: set[int] = set()
+        reps = []
+        for h in subs:
+            if h.conjugacy_class not in seen:
+                seen.add(h.conjugacy_class)
+                reps.append(h)
+        return tuple(reps)
+
+    def subgroup_lattice(self, up_to_conjugacy: bool = True) -> Any:
+        """The subgroups (as :meth:`subgroups`) and their covering relations (Hasse diagram).
+
+        Returns
+        -------
+        SubgroupLattice
+            ``subgroups`` and ``covers``: pairs ``(i, j)`` with ``subgroups[i]`` maximal in
+            ``subgroups[j]`` (for conjugacy classes: maximal in a conjugate).
+        """
+        from ._subgroups import lattice
+
+        return lattice(self.subgroups(up_to_conjugacy), up_to_conjugacy)
+
     # -- representations ----------------------------------------------------------------
     def _compute_irreps(self) -> tuple[Irrep, ...]:
         from ._decompose import real_irreps_from_table

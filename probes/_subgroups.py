@@ -1,0 +1,241 @@
+"""Which part of the symmetry a layer respects: invariance and equivariance per subgroup.
+
+From one recorded orbit over a finite group ``G`` (``Z[g] = z(g·x)``) every subgroup ``H`` can
+be measured without recording again:
+
+- *invariance under H*: the right cosets ``H g`` split the orbit into the ``H``-orbits of the
+  inputs ``g·x``; the invariant share is the energy of the coset means over the total centred
+  energy (the trivial-irrep share of ``H`` acting on the recorded orbit).  Since a larger
+  subgroup's cosets are unions of a smaller one's, ``H ⊆ K`` implies
+  ``invariance(H) >= invariance(K)``.
+- *equivariance over H*: the held-out R² of the linear probe pooled over ``H``'s non-identity
+  elements (one ridge fit for all of ``G``, shared by every subgroup).
+
+Intervals are percentile bootstraps over the probe samples.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from probes._linear import LinearProbe
+from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._validation import as_orbit_tensor, check_group_order
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["maximal", "subgroup_scan"]
+
+
+def _check_unit_interval(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise TypeError(f"{name} must be a float in (0, 1), got {value!r}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _invariance_with_ci(
+    Zc: torch.Tensor,
+    cosets: np.ndarray,
+    counts: torch.Tensor | None,
+    confidence: float,
+) -> tuple[float, float, float]:
+    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|)."""
+    h = cosets.shape[1]
+    idx = torch.as_tensor(np.array(cosets), device=Zc.device)
+    means = Zc[idx].mean(dim=1)  # (m, n, d): H-orbit mean of every input g_c·x
+    inv = h * means.pow(2).sum(dim=(0, 2))  # (n,)
+    tot = Zc.pow(2).sum(dim=(0, 2))  # (n,)
+    total = float(tot.sum())
+    if total <= 0:
+        return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
+    value = float(inv.sum()) / total
+    if counts is None:
+        return value, float("nan"), float("nan")
+    boot = (counts @ inv) / (counts @ tot).clamp_min(torch.finfo(Zc.dtype).tiny)
+    lo, hi = np.quantile(boot.cpu().numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
+    return value, float(lo), float(hi)
+
+
+def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:
+    """Which flagged subgroups lie in no strictly larger flagged subgroup.
+
+    Parameters
+    ----------
+    subgroups : sequence of Subgroup
+    flags : bool array of shape (n_subgroups,)
+
+    Returns
+    -------
+    bool array of shape (n_subgroups,)
+    """
+    flags = np.asarray(flags, dtype=bool)
+    out = flags.copy()
+    for i, h in enumerate(subgroups):
+        if not flags[i]:
+            continue
+        for j, k in enumerate(subgroups):
+            if j != i and flags[j] and k.order > h.order and h.issubgroup(k):
+                out[i] = False
+                break
+    return out
+
+
+def subgroup_scan(
+    Z: Any,
+    group: Any,
+    *,
+    subgroups: Any = None,
+    threshold: float = 0.9,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    test_size: float | int = 0.25,
+    random_state: int | None = 0,
+    device: Any = None,
+    dtype: torch.dtype = torch.float64,
+) -> xr.Dataset:
+    """Invariance and held-out equivariance of orbit latents under every subgroup of ``group``.
+
+    Parameters
+    ----------
+    Z : array-like or Tensor of shape (order, n_samples, n_units)
+        Orbit latents over all of ``group``'s elements, in its element order.
+    group : FiniteGroup
+        A finite group (the protocol's ``is_finite``) with ``subgroups()``.
+    subgroups : sequence of Subgroup, optional
+        The subgroups to measure; default every subgroup (``group.subgroups(False)``): a
+        layer can be invariant under a subgroup and not under its conjugates.
+    threshold : float in (0, 1)
+        A subgroup counts as respected when the lower end of the bootstrap interval of its
+        invariance (or R²) is at least this.
+    n_bootstrap : int
+        Resamples of the probe samples (invariance) and held-out samples (R²); 0 disables the
+        intervals, and then the point estimates are compared with ``threshold``.
+    confidence : float in (0, 1)
+        Coverage of the intervals.
+    test_size, random_state, device, dtype
+        As for :class:`probes.LinearProbe` (the one ridge fit shared by all subgroups).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``subgroup`` (coordinate: each subgroup's unique name, e.g. ``"C4"``,
+        ``"C2<s>"``), and ``element`` (the group's element names).  Variables:
+        ``invariance``, ``invariance_low``, ``invariance_high``, ``r2``, ``r2_low``,
+        ``r2_high`` (subgroup); ``order``, ``spec`` (``""`` where none), ``conjugacy_class``
+        (subgroup); ``membership`` (subgroup, element) and ``subgroup_elements`` (element
+        names joined by ``"; "``); ``invariant``, ``equivariant`` (interval above
+        ``threshold``) and ``maximal_invariant``, ``maximal_equivariant`` (the largest such
+        subgroups: in no strictly larger one that also qualifies).
+
+    Raises
+    ------
+    TypeError
+        If ``group`` is not finite.
+    ValueError
+        If ``Z``'s element axis does not match the group, or a parameter is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentgeo.groups import Cyclic
+    >>> z = np.random.default_rng(0).normal(size=(64, 3))
+    >>> scan = subgroup_scan(np.stack([z, -z, z, -z]), Cyclic(4), n_bootstrap=0)
+    >>> [str(s) for s in scan.subgroup.values[scan.maximal_invariant.values]]
+    ['C2']
+    """
+    import xarray as xr
+
+    check_group_order(int(np.shape(Z)[0]), group)
+    threshold = _check_unit_interval(threshold, "threshold")
+    confidence = _check_unit_interval(confidence, "confidence")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer):
+        raise TypeError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+    subs = tuple(group.subgroups(False) if subgroups is None else subgroups)
+    for h in subs:
+        if getattr(h, "group", None) != group:
+            raise ValueError(f"subgroup {h!r} is not a subgroup of {group!r}")
+    Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
+    G, n, d = Zt.shape
+    Zc = Zt - Zt.mean(dim=(0, 1), keepdim=True)
+    rng = np.random.default_rng(random_state)
+
+    counts = None
+    if n_bootstrap:
+        draws = rng.integers(0, n, size=(n_bootstrap, n))
+        c = np.zeros((n_bootstrap, n))
+        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
+
+    probe = LinearProbe(
+        test_size=test_size,
+        random_state=random_state,
+        n_null=0,
+        n_bootstrap=0,
+        device=device,
+        dtype=dtype,
+    ).fit(Zt)
+    te = torch.as_tensor(probe.test_index_, device=Zt.device)
+    Y_hat_all = torch.as_tensor(probe.predict(Zt), dtype=Zt.dtype, device=Zt.device)[:, te]
+    Y_all = Zt[:, te]
+
+    k = len(subs)
+    inv = np.empty((k, 3))
+    r2 = np.empty((k, 3))
+    for i, h in enumerate(subs):
+        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
+        others = [g for g in h.elements if g != group.identity]
+        if not others:
+            r2[i] = 1.0  # the trivial subgroup: the identity map is exact
+            continue
+        idx = torch.as_tensor(others, device=Zt.device)
+        # Pool the non-identity elements as one target: their units side by side.
+        Y = Y_all[idx].permute(1, 0, 2).reshape(1, te.numel(), -1)
+        Y_hat = Y_hat_all[idx].permute(1, 0, 2).reshape(1, te.numel(), -1)
+        value = float(variance_weighted_r2(Y, Y_hat)[0])
+        ci = bootstrap_r2(Y, Y_hat, int(n_bootstrap), confidence, rng)[0].cpu().numpy()
+        r2[i] = (value, ci[0], ci[1])
+
+    lower = (lambda a: a[:, 1]) if n_bootstrap else (lambda a: a[:, 0])
+    invariant = lower(inv) >= threshold
+    equivariant = lower(r2) >= threshold
+    names = group.elements
+    membership = np.stack([h.mask for h in subs])
+    ds = xr.Dataset(
+        {
+            "invariance": ("subgroup", inv[:, 0]),
+            "invariance_low": ("subgroup", inv[:, 1]),
+            "invariance_high": ("subgroup", inv[:, 2]),
+            "r2": ("subgroup", r2[:, 0]),
+            "r2_low": ("subgroup", r2[:, 1]),
+            "r2_high": ("subgroup", r2[:, 2]),
+            "order": ("subgroup", np.array([h.order for h in subs], dtype=np.int64)),
+            "spec": ("subgroup", np.array([h.spec or "" for h in subs], dtype=object)),
+            "conjugacy_class": (
+                "subgroup",
+                np.array([h.conjugacy_class for h in subs], dtype=np.int64),
+            ),
+            "subgroup_elements": (
+                "subgroup",
+                np.array(["; ".join(names[g] for g in h.elements) for h in subs], dtype=object),
+            ),
+            "membership": (("subgroup", "element"), membership),
+            "invariant": ("subgroup", invariant),
+            "equivariant": ("subgroup", equivariant),
+            "maximal_invariant": ("subgroup", maximal(subs, invariant)),
+            "maximal_equivariant": ("subgroup", maximal(subs, equivariant)),
+        },
+        coords={
+            "subgroup": np.array([h.name for h in subs], dtype=object),
+            "element": np.array(names, dtype=object),
+        },
+        attrs={"group": group.spec, "threshold": threshold, "confidence": confidence},
+    )
+    return ds
