@@ -163,7 +163,7 @@ def subgroup_scan(
         if getattr(h, "group", None) != group:
             raise ValueError(f"subgroup {h!r} is not a subgroup of {group!r}")
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
-    G, n, d = Zt.shape
+    n = Zt.shape[1]
     Zc = Zt - Zt.mean(dim=(0, 1), keepdim=True)
     rng = np.random.default_rng(random_state)
 
