@@ -176,3 +176,30 @@ def test_scan_bad_input(rng):
 
     with pytest.raises(TypeError, match="finite"):
         probes.subgroup_scan(Z, SO2())
+
+
+def test_hasse_covers_from_membership_match_the_group_lattice():
+    from latentgeo.plot import _subgroups as plot_subgroups
+
+    for G in (Dihedral(4), Symmetric(4)):
+        lat = G.subgroup_lattice(False)
+        membership = np.stack([h.mask for h in lat.subgroups])
+        assert set(plot_subgroups.hasse_covers(membership)) == set(lat.covers)
+
+
+def test_lattice_figure(rng, tmp_path):
+    from latentgeo import plot
+
+    G, Z = _planted_d4(rng, n=120, noise=0.01)
+    scan = probes.subgroup_scan(Z, G, n_bootstrap=50)
+    for metric in ("invariance", "r2"):
+        fig = plot.subgroup_lattice(scan, metric=metric)
+        ax = fig.axes[0]
+        # one node per subgroup, one line per covering pair
+        assert ax.collections[0].get_offsets().shape == (scan.sizes["subgroup"], 2)
+        assert len(ax.lines) == len(G.subgroup_lattice(False).covers)
+        plot.save(fig, tmp_path / f"lattice_{metric}.png")
+    with pytest.raises(ValueError, match="metric"):
+        plot.subgroup_lattice(scan, metric="spectrum")
+    with pytest.raises(ValueError, match="no subgroup scan"):
+        plot.subgroup_lattice(scan.drop_vars("membership"))

@@ -15,6 +15,7 @@ Examples
 
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._style import OKABE_ITO, colors, is_log_spaced, save
+from latentgeo.plot._subgroups import subgroup_lattice, subgroups_over_training
 from latentgeo.plot._summary import summary
 from latentgeo.plot._training import (
     equivariance,
@@ -39,6 +40,8 @@ __all__ = [
     "orbits",
     "rho_heatmaps",
     "save",
+    "subgroup_lattice",
+    "subgroups_over_training",
     "summary",
     "trajectory_embedding",
 ]
