@@ -113,16 +113,21 @@ def subgroup_lattice(
     """
     names, membership, da, lo, _, sel = _scan_values(results, metric, layer, step)
     values = np.asarray(da.values, dtype=np.float64)
-    fig, ax = figure_and_axes(ax, (7.0, 5.0))
     sizes = membership.sum(axis=1)
     levels = sorted(set(sizes.tolist()))
+    widest = max(int((sizes == s).sum()) for s in levels)
+    fig, ax = figure_and_axes(ax, (max(7.0, 1.5 * widest), max(4.0, 1.1 * len(levels))))
+    covers = hasse_covers(membership)
     pos = np.zeros((len(names), 2))
     for y, size in enumerate(levels):
         idx = np.flatnonzero(sizes == size)
+        if y > 0:  # barycentre ordering: fewer crossings with the row below
+            below = [[pos[i, 0] for i, j in covers if j == k] for k in idx]
+            idx = idx[np.argsort([np.mean(b) if b else 0.0 for b in below], kind="stable")]
         xs = np.linspace(-1, 1, idx.size + 2)[1:-1] if idx.size > 1 else np.zeros(1)
         pos[idx, 0] = xs
         pos[idx, 1] = y
-    for i, j in hasse_covers(membership):
+    for i, j in covers:
         ax.plot(pos[[i, j], 0], pos[[i, j], 1], color="0.6", lw=0.8, zorder=1)
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
