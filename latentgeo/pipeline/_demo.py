@@ -1,11 +1,13 @@
 """``latentgeo demo``: how equivariance develops in a CNN, an augmented CNN and a P4CNN.
 
-Three models learn scikit-learn's 8x8 digits: a plain ``SmallCNN``, the same CNN trained on
-randomly rot90-rotated batches, and a ``P4CNN`` (C4 group convolutions, Cohen & Welling
-2016). Four layers of each are recorded under the C4 rotation orbit of held-out digits on a
+Four models learn scikit-learn's 8x8 digits: a plain ``SmallCNN``, the same CNN trained on
+randomly rot90-rotated batches, the same CNN trained on randomly left-right flipped batches,
+and a ``P4CNN`` (C4 group convolutions, Cohen & Welling 2016). Four layers of each are
+recorded under the C4 rotation orbit of held-out digits (the flip-trained CNN under the
+whole D4 orbit, so that the subgroup scan can tell which part of D4 it learned) on a
 log-spaced schedule, probed (held-out equivariance R² against a null level, invariance,
 irrep spectrum) and followed as geometry (Grassmann trajectories of principal subspaces).
-The report puts the three models side by side.
+The report puts the models side by side.
 
 Everything is seeded with local ``torch.Generator``s and the global RNG is forked (restored
 on exit), so running the demo leaves torch's global state as it found it.
@@ -48,8 +50,9 @@ class _ModelSpec:
     title: str
     build: Callable[[int, int], Any]  # (width, seed) -> nn.Module
     layers: tuple[str, ...]
-    augment: bool
+    augment: str | None  # spec of the group whose random elements augment each batch
     pooled: tuple[str, ...]  # layers recorded through BlockMeanPool(2)
+    group: str = "C4"  # spec of the group whose orbit of the probe set is recorded
 
 
 def _specs() -> list[_ModelSpec]:
@@ -61,7 +64,7 @@ def _specs() -> list[_ModelSpec]:
             "plain CNN",
             lambda w, s: models.SmallCNN(width=w, seed=s),
             ("conv1", "conv2", "conv3", "fc"),
-            augment=False,
+            augment=None,
             pooled=("conv1", "conv2"),
         ),
         _ModelSpec(
@@ -69,15 +72,24 @@ def _specs() -> list[_ModelSpec]:
             "CNN + C4 augmentation",
             lambda w, s: models.SmallCNN(width=w, seed=s),
             ("conv1", "conv2", "conv3", "fc"),
-            augment=True,
+            augment="C4",
             pooled=("conv1", "conv2"),
+        ),
+        _ModelSpec(
+            "cnn_flip",
+            "CNN + flip augmentation (D4 orbit)",
+            lambda w, s: models.SmallCNN(width=w, seed=s),
+            ("conv1", "conv2", "conv3", "fc"),
+            augment="D1",
+            pooled=("conv1", "conv2"),
+            group="D4",
         ),
         _ModelSpec(
             "p4cnn",
             "P4CNN (C4 group conv)",
             lambda w, s: models.P4CNN(width=w, seed=s),
             ("lift", "gconv1", "pool", "fc"),
-            augment=False,
+            augment=None,
             pooled=("lift", "gconv1"),
         ),
     ]
@@ -100,15 +112,6 @@ def _isolated_rng(seed: int, device: Any) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
-
-
-def _rot90_batch(x: Any, gen: Any) -> Any:
-    """Rotate each image of a batch by a random multiple of 90 degrees."""
-    import torch
-
-    k = torch.randint(0, 4, (x.shape[0],), generator=gen, device="cpu").to(x.device)
-    rotated = torch.stack([torch.rot90(x, j, dims=(-2, -1)) for j in range(4)])
-    return rotated[k, torch.arange(x.shape[0], device=x.device)]
 
 
 def _accuracy(model: Any, x: Any, y: Any) -> float:
@@ -142,7 +145,7 @@ def _train_and_record(
 
     from latentgeo import LatentRecorder
     from latentgeo.actions import ImageRotations
-    from latentgeo.groups import Cyclic
+    from latentgeo.groups import parse
     from latentgeo.reducers import BlockMeanPool
 
     t0 = time.perf_counter()
@@ -155,7 +158,7 @@ def _train_and_record(
     rec = LatentRecorder(
         model,
         layers=list(spec.layers),
-        action=ImageRotations(Cyclic(4)),
+        action=ImageRotations(parse(spec.group)),
         probe_inputs=data["x_probe"],
         labels=data["y_probe"],
         store=str(store),
@@ -164,6 +167,7 @@ def _train_and_record(
         dtype="float32",
         device=device,
     )
+    augment = ImageRotations(parse(spec.augment)) if spec.augment else None
     n = x_train.shape[0]
     loss_value, acc_value = float("nan"), float("nan")
     with rec, _isolated_rng(seed, device):
@@ -183,8 +187,8 @@ def _train_and_record(
                 break
             idx = torch.randint(0, n, (cfg.batch_size,), generator=gen).to(device)
             xb, yb = x_train[idx], y_train[idx]
-            if spec.augment:
-                xb = _rot90_batch(xb, gen)
+            if augment is not None:
+                xb, _ = augment.sample(xb, generator=gen)
             model.train()
             logits = model(xb)
             loss = loss_fn(logits, yb)
