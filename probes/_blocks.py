@@ -326,7 +326,8 @@ def _characters(block: Block) -> dict[str, Any]:
 def _consistent(block: Block) -> dict[str, Any]:
     from probes._homomorphism import GroupConsistentProbe
 
-    keys = {"alphas", "test_size", "random_state", "criterion"}
+    # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
+    keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
     kwargs = {k: v for k, v in block.settings["linear"].items() if k in keys}
     gc = GroupConsistentProbe(
         block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs

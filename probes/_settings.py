@@ -31,12 +31,9 @@ _NOT_SETTINGS = frozenset({"device", "dtype", "identity"})
 
 def linear_keys() -> tuple[str, ...]:
     """Names of the :class:`~probes.LinearProbe` parameters a run's ``linear=`` may set."""
-    import inspect
-
     from probes._linear import LinearProbe
 
-    names = [p for p in inspect.signature(LinearProbe.__init__).parameters if p != "self"]
-    return tuple(sorted(set(names) - _NOT_SETTINGS))
+    return tuple(sorted(set(LinearProbe._get_param_names()) - _NOT_SETTINGS))
 
 
 def _jsonable(value: Any) -> Any:
@@ -66,9 +63,10 @@ def make_settings(
     ------
     ValueError
         For an unknown probe kind or LinearProbe parameter (naming the valid ones), an
-        invalid parameter value, or another dtype.
+        invalid parameter value (``InvalidParameterError``, naming it), or another dtype.
     """
     from probes._blocks import expand_kinds
+    from probes._linear import LinearProbe
 
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
@@ -77,6 +75,8 @@ def make_settings(
     bad = sorted(set(linear) - set(valid))
     if bad:
         raise ValueError(f"unknown LinearProbe settings {bad!r}; valid ones are {list(valid)!r}")
+    # The estimator's own declaration validates the values (probes._base), before any work.
+    LinearProbe(**linear)._validate_params()
     linear = {k: _jsonable(v) for k, v in linear.items()}
     return {
         "probes": expand_kinds(kinds),
