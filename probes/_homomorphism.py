@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from probes._base import HasAttributes, RidgeProbeBase
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import (
@@ -132,7 +133,8 @@ def cayley_words(group: Any, generators: Any = None) -> list[tuple[int, int, int
     return steps
 
 
-class GroupConsistentProbe:
+@dataclass(eq=False, repr=False)
+class GroupConsistentProbe(RidgeProbeBase):
     """Fit affine maps on the generators only and build every element along Cayley words.
 
     The ridge maps ``z(s·x) ≈ rho(s) z(x) + b(s)`` are fitted for the generators ``s`` alone
@@ -145,10 +147,11 @@ class GroupConsistentProbe:
     Parameters
     ----------
     group : FiniteGroup
+        The only positional parameter.
     generators : sequence of int or str, optional
         Defaults to ``group.generators``.
-    alphas, test_size, random_state, device, dtype, n_bootstrap, criterion, confidence :
-        As for :class:`LinearProbe` (no null fits here).
+    alphas, criterion, test_size, random_state, device, dtype, n_bootstrap, confidence :
+        Keyword-only, see :class:`probes._base.RidgeProbeBase` (no null fits here).
 
     Attributes
     ----------
@@ -163,29 +166,14 @@ class GroupConsistentProbe:
         first).
     """
 
-    def __init__(
-        self,
-        group: Any,
-        generators: Any = None,
-        alphas: Any = None,
-        test_size: float | int = 0.25,
-        random_state: int | None = 0,
-        device: Any = None,
-        dtype: torch.dtype = torch.float64,
-        n_bootstrap: int = 200,
-        criterion: str = "gcv",
-        confidence: float = 0.95,
-    ) -> None:
-        self.group = group
-        self.generators = generators
-        self.alphas = alphas
-        self.test_size = test_size
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.n_bootstrap = n_bootstrap
-        self.criterion = criterion
-        self.confidence = confidence
+    group: Any
+    generators: Any = None
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **RidgeProbeBase._parameter_constraints,
+        "group": [HasAttributes("order", "cayley_table", "generators", what="a finite group")],
+        "generators": ["array-like", None],
+    }
 
     def fit(self, Z: Any, y: None = None) -> GroupConsistentProbe:
         """Fit the generators on the training split and score all elements held out.
@@ -198,23 +186,14 @@ class GroupConsistentProbe:
         -------
         self
         """
+        self._validate_params()
         Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         check_group_order(Zt.shape[0], self.group)
         words = cayley_words(self.group, self.generators)
         gens = sorted({s for _, s, _ in words})
         e = int(self.group.identity)
         sub = Zt[[e, *gens]]  # identity first: it is the input of every generator's fit
-        probe = LinearProbe(
-            alphas=self.alphas,
-            test_size=self.test_size,
-            random_state=self.random_state,
-            device=self.device,
-            dtype=self.dtype,
-            n_null=0,
-            n_bootstrap=0,
-            criterion=self.criterion,
-            identity=0,
-        ).fit(sub)
+        probe = LinearProbe(**self.ridge_params(), n_null=0, n_bootstrap=0, identity=0).fit(sub)
         d = Zt.shape[2]
         A = np.zeros((self.group.order, d + 1, d + 1))  # affine maps in homogeneous form
         A[:, d, d] = 1.0

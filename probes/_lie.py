@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
+from probes._base import RidgeProbeBase
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -15,7 +19,8 @@ from probes._validation import as_orbit_tensor, train_test_indices
 __all__ = ["GeneratorProbe", "lie_derivative"]
 
 
-class GeneratorProbe:
+@dataclass(eq=False, repr=False, kw_only=True)
+class GeneratorProbe(RidgeProbeBase):
     """Fit a Lie-algebra generator ``L`` with ``z(R_θ x) ≈ expm(θ L) z(x)`` for SO(2).
 
     Two stages.  (1) For the small angles ``0 < |θ| <= small_angle`` ridge maps ``rho(θ)``
@@ -35,8 +40,11 @@ class GeneratorProbe:
         Run stage (2).
     max_iter : int
         L-BFGS iterations of stage (2).
-    alphas, test_size, random_state, device, dtype, n_bootstrap, confidence :
-        As for :class:`LinearProbe`.
+    alphas, criterion :
+        Penalty grid and selection of the stage (1) ridge maps, see
+        :class:`probes._base.RidgeProbeBase`.
+    test_size, random_state, device, dtype, n_bootstrap, confidence :
+        See :class:`probes._base.ProbeBase`.
 
     Attributes
     ----------
@@ -52,29 +60,16 @@ class GeneratorProbe:
         Final relative training loss of stage (2).
     """
 
-    def __init__(
-        self,
-        small_angle: float = 0.2,
-        refine: bool = True,
-        max_iter: int = 100,
-        alphas: Any = None,
-        test_size: float | int = 0.25,
-        random_state: int | None = 0,
-        device: Any = None,
-        dtype: torch.dtype = torch.float64,
-        n_bootstrap: int = 200,
-        confidence: float = 0.95,
-    ) -> None:
-        self.small_angle = small_angle
-        self.refine = refine
-        self.max_iter = max_iter
-        self.alphas = alphas
-        self.test_size = test_size
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.n_bootstrap = n_bootstrap
-        self.confidence = confidence
+    small_angle: float = 0.2
+    refine: bool = True
+    max_iter: int = 100
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **RidgeProbeBase._parameter_constraints,
+        "small_angle": [Interval(Real, 0, None, closed="neither")],
+        "refine": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def fit(self, Z: Any, angles: Any) -> GeneratorProbe:
         """Fit ``L`` from latents at the given rotation angles.
@@ -90,6 +85,7 @@ class GeneratorProbe:
         -------
         self
         """
+        self._validate_params()
         Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         theta = np.asarray(angles, dtype=np.float64)
         if theta.ndim != 1 or theta.shape[0] != Zt.shape[0]:
@@ -116,15 +112,9 @@ class GeneratorProbe:
         Zc = Zt - mean
 
         # Stage 1: ridge maps at small angles (same split), least squares on their logarithms.
-        probe = LinearProbe(
-            alphas=self.alphas,
-            test_size=self.test_size,
-            random_state=self.random_state,
-            device=self.device,
-            dtype=self.dtype,
-            n_null=0,
-            n_bootstrap=0,
-        ).fit(Zt[[e, *small.tolist()]])
+        probe = LinearProbe(**self.ridge_params(), n_null=0, n_bootstrap=0).fit(
+            Zt[[e, *small.tolist()]]
+        )
         L0 = _log_least_squares(probe.rho_[1:], theta[small])
         L = torch.as_tensor(L0, dtype=Zt.dtype, device=Zt.device)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
+from probes._base import RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, ridge_weights, select_alpha
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -14,7 +18,8 @@ from probes._validation import as_orbit_tensor, train_test_indices
 __all__ = ["LinearProbe"]
 
 
-class LinearProbe:
+@dataclass(eq=False, repr=False, kw_only=True)
+class LinearProbe(RidgeProbeBase):
     """Ridge probe of linear equivariance ``z(g·x) ≈ rho(g) z(x) + b(g)``.
 
     Every element's map is fitted on the same training inputs ``Z[identity]``, so one thin SVD
@@ -25,31 +30,21 @@ class LinearProbe:
     ``n_units >= n_samples`` least squares fits anything in-sample, so an in-sample R² would
     only measure the size of the layer.
 
+    A scikit-learn estimator (:class:`probes._base.RidgeProbeBase`): keyword-only
+    parameters, ``get_params``/``set_params``, :func:`sklearn.base.clone`; invalid parameters
+    raise ``InvalidParameterError`` (a ``ValueError``) at ``fit``.
+
     Parameters
     ----------
-    alphas : array-like of shape (n_alphas,), optional
-        Penalties to choose from.  Default: 29 half-decades from ``1e-10`` to ``1e4`` times the
-        mean eigenvalue of the centred training Gram matrix (scale-aware).
-    test_size : float or int
-        Held-out fraction (float in (0, 1)) or number of samples (int).
-    random_state : int, optional
-        Seed of the split, the null permutations and the bootstrap (a private
-        ``numpy.random.Generator``; global RNG state is untouched).
-    device : torch.device or str, optional
-        Where to compute; defaults to the input's device (CPU for numpy).
-    dtype : torch.dtype
-        ``torch.float64`` (default) or ``torch.float32``.
-    n_null : int
+    n_null : int, default 1
         Number of re-paired fits (targets permuted relative to inputs) averaged into
         ``null_r2_``; 0 skips them.
-    n_bootstrap : int
-        Resamples of the held-out samples for ``r2_ci_``; 0 skips it.
-    criterion : {"gcv", "loo"}
-        Penalty selection: generalised cross-validation or exact leave-one-out.
-    confidence : float
-        Coverage of the bootstrap interval.
-    identity : int
+    identity : int, default 0
         Index of the identity element along axis 0 of ``Z`` (0 by the contract).
+    alphas, criterion :
+        Penalty grid and its selection, see :class:`probes._base.RidgeProbeBase`.
+    test_size, random_state, device, dtype, n_bootstrap, confidence :
+        Split, seed, placement, bootstrap, see :class:`probes._base.ProbeBase`.
 
     Attributes
     ----------
@@ -85,45 +80,18 @@ class LinearProbe:
     True
     """
 
-    def __init__(
-        self,
-        alphas: Any = None,
-        test_size: float | int = 0.25,
-        random_state: int | None = 0,
-        device: Any = None,
-        dtype: torch.dtype = torch.float64,
-        n_null: int = 1,
-        n_bootstrap: int = 200,
-        criterion: str = "gcv",
-        confidence: float = 0.95,
-        identity: int = 0,
-    ) -> None:
-        self.alphas = alphas
-        self.test_size = test_size
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.n_null = n_null
-        self.n_bootstrap = n_bootstrap
-        self.criterion = criterion
-        self.confidence = confidence
-        self.identity = identity
+    n_null: int = 1
+    identity: int = 0
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **RidgeProbeBase._parameter_constraints,
+        "n_null": [Interval(Integral, 0, None, closed="left")],
+        "identity": [Interval(Integral, 0, None, closed="left")],
+    }
 
     # ------------------------------------------------------------------ validation
-    def _check_params(self, n_elements: int) -> None:
-        for name in ("n_null", "n_bootstrap"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        if self.criterion not in ("gcv", "loo"):
-            raise ValueError(f"criterion must be 'gcv' or 'loo', got {self.criterion!r}")
-        if not isinstance(self.confidence, (float, np.floating)) or not (
-            0.0 < self.confidence < 1.0
-        ):
-            raise ValueError(f"confidence must be a float in (0, 1), got {self.confidence!r}")
-        if not isinstance(self.identity, (int, np.integer)) or not (
-            0 <= self.identity < n_elements
-        ):
+    def _check_identity(self, n_elements: int) -> None:
+        if not 0 <= self.identity < n_elements:
             raise ValueError(
                 f"identity must be an element index in [0, {n_elements}), got {self.identity!r}"
             )
@@ -155,9 +123,10 @@ class LinearProbe:
         -------
         self : LinearProbe
         """
+        self._validate_params()
         Z = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         G, n, d = Z.shape
-        self._check_params(G)
+        self._check_identity(G)
         train, test = train_test_indices(n, self.test_size, self.random_state)
         rng = np.random.default_rng(self.random_state)
         tr = torch.as_tensor(train, device=Z.device)
@@ -291,10 +260,3 @@ class LinearProbe:
         """Held-out R² above the re-paired (chance) level, per element."""
         self._check_fitted()
         return self.r2_ - self.null_r2_
-
-    def __repr__(self) -> str:
-        params = ", ".join(
-            f"{k}={getattr(self, k)!r}"
-            for k in ("alphas", "test_size", "random_state", "n_null", "n_bootstrap", "criterion")
-        )
-        return f"LinearProbe({params})"

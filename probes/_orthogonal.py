@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
+from probes._base import ProbeBase
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
 
 __all__ = ["OrthogonalProbe"]
 
 
-class OrthogonalProbe:
+@dataclass(eq=False, repr=False)
+class OrthogonalProbe(ProbeBase):
     """Fit ``rho(g) ∈ O(k)`` on the top-k whitened principal components.
 
     The untransformed latents ``Z[identity]`` of the training samples define a PCA basis
@@ -27,9 +32,12 @@ class OrthogonalProbe:
     Parameters
     ----------
     rank : int
-        Number of principal components kept (``k``).
-    test_size, random_state, device, dtype, n_bootstrap, confidence, identity :
-        As for :class:`LinearProbe`.
+        Number of principal components kept (``k``); the only positional parameter.
+    identity : int, default 0
+        Index of the identity element along axis 0 of ``Z``.
+    test_size, random_state, device, dtype, n_bootstrap, confidence :
+        Split, seed, placement, bootstrap, see :class:`probes._base.ProbeBase`
+        (keyword-only).
 
     Attributes
     ----------
@@ -45,25 +53,14 @@ class OrthogonalProbe:
     r2_ci_ : ndarray of shape (n_elements, 2)
     """
 
-    def __init__(
-        self,
-        rank: int,
-        test_size: float | int = 0.25,
-        random_state: int | None = 0,
-        device: Any = None,
-        dtype: torch.dtype = torch.float64,
-        n_bootstrap: int = 200,
-        confidence: float = 0.95,
-        identity: int = 0,
-    ) -> None:
-        self.rank = rank
-        self.test_size = test_size
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
-        self.n_bootstrap = n_bootstrap
-        self.confidence = confidence
-        self.identity = identity
+    rank: int
+    identity: int = 0
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **ProbeBase._parameter_constraints,
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "identity": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def fit(self, Z: Any, y: None = None) -> OrthogonalProbe:
         """Whiten, fit one Procrustes rotation per element and score held out.
@@ -72,16 +69,18 @@ class OrthogonalProbe:
         ----------
         Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
 
+        y : None
+            Ignored (scikit-learn signature).
+
         Returns
         -------
-        self
+        self : OrthogonalProbe
         """
+        self._validate_params()
         Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         G, n, d = Zt.shape
         k = self.rank
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"rank must be a positive int, got {k!r}")
-        if not isinstance(self.identity, (int, np.integer)) or not 0 <= self.identity < G:
+        if not 0 <= self.identity < G:
             raise ValueError(f"identity must be an index in [0, {G}), got {self.identity!r}")
         train, test = train_test_indices(n, self.test_size, self.random_state)
         if k > min(d, len(train) - 1):

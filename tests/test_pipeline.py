@@ -266,3 +266,32 @@ def test_checkpoint_steps_log_spaced():
     assert np.all(np.diff(steps) > 0) and is_log_spaced(steps)
     with pytest.raises(ValueError, match="total"):
         checkpoint_steps(0, 5)
+
+
+def test_geometry_cache_key_holds_its_settings(p4_store, p4_analysis, tmp_path, monkeypatch):
+    # The geometry cache is reused only under the same key (subspace size rule, metric,
+    # version): a changed rule recomputes instead of returning the old subspaces' distances.
+    import shutil
+
+    import trajectories
+    from latentgeo.pipeline import _analyze_compute as compute
+    from latentgeo.pipeline import analyze_run, open_store
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(p4_store, copy)
+    cached = open_store(copy).load_analysis("geometry")
+    assert cached.attrs["cache_key"] == compute.geometry_cache_key()
+    calls = []
+    real = trajectories.subspace
+
+    def counting(run, layer, k, **kwargs):
+        calls.append(k)
+        return real(run, layer, k, **kwargs)
+
+    monkeypatch.setattr(trajectories, "subspace", counting)
+    analyze_run(open_store(copy), progress=False, layers=["fc"])
+    assert calls == []  # same key: reused
+    monkeypatch.setattr(compute, "SUBSPACE_K", 2)
+    again = analyze_run(open_store(copy), progress=False, layers=["fc"])
+    assert calls == [2] and int(again.geometry["k"].sel(layer="fc")) == 2
+    assert again.geometry.attrs["cache_key"] == compute.geometry_cache_key()

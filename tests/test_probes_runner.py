@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import probes
-import probes._runner as runner
+import probes._blocks as blocks
 from latentgeo.actions import ImageRotations
 from latentgeo.datasets.planted import planted_latents
 from latentgeo.groups import Cyclic, Dihedral
@@ -77,13 +77,13 @@ def test_run_recovers_planted_structure(planted_store):
 def test_cache_reuse_and_incremental(planted_store, monkeypatch):
     path, _ = planted_store
     calls = []
-    real = runner.probe_private
+    real = blocks.probe_block
 
     def counting(Z, *args, **kwargs):
         calls.append(Z.shape)
         return real(Z, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "probe_private", counting)
+    monkeypatch.setattr(blocks, "probe_block", counting)
     first = probes.run(path, steps=[0, 5], progress=False)
     assert len(calls) == 4
     again = probes.run(path, steps=[0, 5], progress=False)
@@ -109,7 +109,7 @@ def test_direct_block_read_matches_lazy_view(planted_store):
     for layer in r.layers:
         for i in range(len(r.steps)):
             np.testing.assert_array_equal(
-                runner.load_block(r, layer, i), r.latents(layer).isel(step=i).values
+                r.read_block(layer, i), r.latents(layer).isel(step=i).values
             )
 
 
@@ -217,3 +217,141 @@ def test_run_on_recorded_equivariant_model(tmp_path):
     assert float(ds.r2.min()) > 0.999
     assert float(ds.null_r2.max()) < 0.05
     assert float(ds.homomorphism_error.max()) < 1e-2  # float32 latents, ridge-shrunk maps
+
+
+@pytest.fixture
+def c4_store(tmp_path):
+    """A C4 store whose latents carry a planted C4 spectrum (A, B, E1)."""
+    G4 = Cyclic(4)
+    path = tmp_path / "c4.zarr"
+    meta = {"elements": list(G4.elements), "group": G4.spec, "probe": {"n_samples": 300}}
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers({"fc": {"feature_shape": [5], "n_units": 5, "dtype": "float64"}})
+        p = planted_latents(G4, {"A": 1, "B": 2, "E1": 1}, 300, 0.05, seed=3)
+        w.append(0, {"fc": p.Z})
+    return path
+
+
+def test_cache_key_holds_the_group(c4_store):
+    # Regression: the cache ignored the group, so a second call with another group of the
+    # same order returned the first group's spectrum (NaN-padded to the new irreps).
+    from latentgeo.groups import parse
+
+    kinds = ("spectrum", "invariance")
+    first = probes.run(c4_store, probes=kinds, progress=False)
+    assert list(first.irrep.values) == ["A", "B", "E1"]
+    other = parse("C2xC2")
+    second = probes.run(c4_store, probes=kinds, progress=False, group=other)
+    fresh = probes.run(c4_store, probes=kinds, progress=False, group=other, cache=False)
+    assert list(second.irrep.values) == [irrep.name for irrep in other.irreps()]
+    assert second.attrs["cache_key"] != first.attrs["cache_key"]
+    np.testing.assert_array_equal(second.spectrum.values, fresh.spectrum.values)
+    assert np.isfinite(second.spectrum.values).all()
+    np.testing.assert_allclose(second.spectrum.sum("irrep").values, 1.0, rtol=1e-10)
+    # And back: the first group's results again, equal to a fresh computation.
+    again = probes.run(c4_store, probes=kinds, progress=False)
+    np.testing.assert_allclose(again.spectrum.values, first.spectrum.values, rtol=1e-12)
+
+
+def test_cache_key_holds_every_setting_and_reuses_an_unchanged_call(c4_store, monkeypatch):
+    from probes._settings import cache_key, make_settings
+
+    calls = []
+    real = blocks.probe_block
+
+    def counting(Z, *args, **kwargs):
+        calls.append(1)
+        return real(Z, *args, **kwargs)
+
+    monkeypatch.setattr(blocks, "probe_block", counting)
+    probes.run(c4_store, probes=("linear",), progress=False, linear={"n_bootstrap": 0})
+    probes.run(c4_store, probes=("linear",), progress=False, linear={"n_bootstrap": 0})
+    assert len(calls) == 1  # unchanged call: cached
+    probes.run(c4_store, probes=("linear",), progress=False, linear={"n_bootstrap": 5})
+    assert len(calls) == 2
+    probes.run(
+        c4_store,
+        probes=("linear",),
+        progress=False,
+        linear={"n_bootstrap": 5},
+        dtype=torch.float32,
+    )
+    assert len(calls) == 3
+    # Every ingredient of a result changes the key.
+    base = make_settings(("linear",), {}, torch.float64)
+    action = ImageRotations(Cyclic(4)).to_spec()
+    key = cache_key(base, Cyclic(4), action)
+    assert key == cache_key(make_settings(("linear",), {}, torch.float64), Cyclic(4), action)
+    variants = [
+        cache_key(make_settings(("spectrum",), {}, torch.float64), Cyclic(4), action),
+        cache_key(make_settings(("linear",), {"alphas": [1.0]}, torch.float64), Cyclic(4), action),
+        cache_key(make_settings(("linear",), {}, torch.float32), Cyclic(4), action),
+        cache_key(base, Dihedral(2), action),
+        cache_key(base, Cyclic(4), None),
+        cache_key(base, Cyclic(4), ImageRotations(Dihedral(4)).to_spec()),
+    ]
+    assert len({key, *variants}) == len(variants) + 1
+    import latentgeo
+
+    monkeypatch.setattr(latentgeo, "__version__", "99.0")
+    assert cache_key(base, Cyclic(4), action) != key
+
+
+def test_read_block_is_the_stored_block(planted_store):
+    path, truth = planted_store
+    r = open_run(path)
+    for i, step in enumerate(STEPS):
+        a, b = truth[step]
+        np.testing.assert_array_equal(r.read_block("enc", i), a.Z)
+        np.testing.assert_array_equal(r.read_block("head", i), b.Z)
+    np.testing.assert_array_equal(r.read_block("enc", -1), truth[STEPS[-1]][0].Z)
+    with pytest.raises(IndexError, match="step_index 3 is out of range"):
+        r.read_block("enc", 3)
+    with pytest.raises(KeyError, match="'dec'"):
+        r.read_block("dec", 0)
+    with pytest.raises(TypeError, match="step_index"):
+        r.read_block("enc", 1.0)
+
+
+def test_a_new_probe_kind_is_one_registered_function(planted_store, monkeypatch):
+    # A kind with its own labelled dim and an unlabelled (padded) one, registered in a test.
+    monkeypatch.setattr(blocks, "PROBE_KINDS", dict(blocks.PROBE_KINDS))
+    monkeypatch.setattr(blocks, "DIMS", dict(blocks.DIMS))
+    import probes._merge as merge
+    import probes._runner as runner
+
+    monkeypatch.setattr(merge, "PROBE_KINDS", blocks.PROBE_KINDS)
+    monkeypatch.setattr(runner, "PROBE_KINDS", blocks.PROBE_KINDS)
+    monkeypatch.setattr(runner, "DIMS", blocks.DIMS)
+
+    @blocks.register_dim("half")
+    def _halves(group, elements):
+        return ["first", "second"]
+
+    @blocks.register_probe("unit_norms", {"unit_norm": ("half", "unit")}, requires=("linear",))
+    def _unit_norms(block):
+        Z = block.Z
+        k = Z.shape[0] // 2
+        return {
+            "unit_norm": torch.stack([Z[:k].pow(2).sum(dim=(0, 1)), Z[k:].pow(2).sum(dim=(0, 1))])
+            .cpu()
+            .numpy()
+        }
+
+    ds = probes.run(path := planted_store[0], probes=("unit_norms",), progress=False, cache=False)
+    assert ds.unit_norm.dims == ("layer", "step", "half", "unit")
+    assert list(ds.half.values) == ["first", "second"] and ds.sizes["unit"] == 6
+    assert "r2" in ds  # required kinds come along
+    r = open_run(path)
+    Z = r.read_block("head", 1)
+    Z = Z - Z.mean(axis=(0, 1))
+    np.testing.assert_allclose(
+        ds.unit_norm.sel(layer="head", step=5, half="second").values[:4],
+        (Z[3:] ** 2).sum(axis=(0, 1)),
+        rtol=1e-12,
+    )
+    assert np.isnan(ds.unit_norm.sel(layer="head").values[..., 4:]).all()
+    with pytest.raises(ValueError, match="already registered"):
+        blocks.register_probe("unit_norms", {"x": ()})(_unit_norms)
+    with pytest.raises(ValueError, match="already registered"):
+        blocks.register_probe("other", {"r2": ("element",)})(_unit_norms)

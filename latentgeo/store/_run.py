@@ -253,6 +253,49 @@ class Run:
             attrs=attrs,
         )
 
+    def read_block(self, layer: str, step_index: int) -> np.ndarray:
+        """Latents of ``layer`` at one committed checkpoint, read eagerly into memory.
+
+        One read of the step's chunks into one array: the streaming path for code that
+        works on one ``(layer, step)`` at a time (the probe runner).  The lazy
+        :meth:`latents` view costs about three copies of the block at peak.
+
+        Parameters
+        ----------
+        layer : str
+            A recorded layer.
+        step_index : int
+            Position along ``steps`` (not the training step), ``-len(steps) <= i < len(steps)``.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_elements, n_samples, n_units)
+            In the stored dtype, elements in element order.
+
+        Raises
+        ------
+        KeyError
+            If ``layer`` is not in the store.
+        IndexError
+            If ``step_index`` is not the position of a committed checkpoint.
+        TypeError
+            If ``step_index`` is not an int.
+        """
+        from latentgeo.store._zarr_compat import read_step
+
+        self._check_layer(layer)
+        if isinstance(step_index, bool) or not isinstance(step_index, (int, np.integer)):
+            raise TypeError(
+                f"step_index must be an int position along run.steps, got {step_index!r}"
+            )
+        i = int(step_index)
+        if not -self._committed <= i < self._committed:
+            raise IndexError(
+                f"step_index {i} is out of range for run store {self.path!r} with "
+                f"{self._committed} committed steps"
+            )
+        return read_step(self._group[layer], i % self._committed)
+
     @cached_property
     def metrics(self) -> Any:
         """Per-step scalars (``epoch``, ``wall_time`` and the caller's metrics) as an

@@ -74,6 +74,7 @@ from latentgeo.store._schema import (
     validate_metric_name,
     validate_node_name,
 )
+from latentgeo.store._zarr_compat import delete_chunks_from, write_step
 
 __all__ = ["LATENT_DTYPES", "RunWriter", "consolidate", "count_nonfinite"]
 
@@ -84,7 +85,8 @@ LATENT_DTYPES = ("float16", "float32", "float64")
 _MODES = ("w-", "w", "a")
 #: Largest size of one latent chunk.  A chunk holds one step, one element, all units and as
 #: many samples as fit: ``latents[e, s0:s1, :]`` is then a contiguous block of the array the
-#: recorder hands over, written to the store as it is (no copy, see ``_raw_chunks``).
+#: recorder hands over, written to the store as it is (no copy, see
+#: ``latentgeo.store._zarr_compat.raw_chunks``).
 _CHUNK_BYTES = 32 * 2**20
 #: Metadata that must agree between a resumed store and the writer resuming it.
 _IDENTITY_KEYS = ("group", "elements", "action", "probe")
@@ -312,7 +314,7 @@ class RunWriter:
             # Chunks of a checkpoint whose array had not grown yet when the writer died lie
             # past the shape: invisible, and overwritten by the next append, but removed here
             # so a resumed store holds no stale bytes.
-            _delete_chunks_from(arr, committed)
+            delete_chunks_from(arr, committed)
             if name in self._meta["layers"]:
                 self._layer_arrays[name] = arr
             elif len(dims) == 1:
@@ -584,41 +586,11 @@ class RunWriter:
         ]
         # Phases 1 and 2 as one batch of concurrent store operations.  A missing metric is
         # written as NaN rather than left to the fill value, so no stale chunk can show through.
-        from zarr.core.sync import sync
-
-        sync(self._grow_and_write(i, targets))
+        write_step(i, targets)
         # Phase 3: commit.
         self._meta["committed_steps"] = i + 1
         self._write_meta()
         self._steps.append(step)
-
-    async def _grow_and_write(self, i: int, targets: list[tuple[Any, np.ndarray]]) -> None:
-        """Phases 1 and 2 of the commit protocol as one batch of concurrent store operations.
-
-        Growing an array (a metadata write) and writing its raw chunks for step ``i`` may
-        land in any order: a chunk past an array's shape is invisible, nothing is visible
-        to readers before the commit, and every append writes *every* chunk of its step, so
-        a chunk orphaned by a crash before its array grew is overwritten by the next append
-        of that step.  Arrays that go through zarr's encoding grow first, then write.
-        """
-        import asyncio
-
-        async def grow(arr: Any) -> None:
-            await arr.async_array.resize((i + 1, *arr.shape[1:]))
-
-        async def grow_then_set(arr: Any, value: np.ndarray) -> None:
-            await grow(arr)
-            await arr.async_array.setitem(i, value)
-
-        ops = []
-        for arr, value in targets:
-            chunks = _raw_chunks(arr, i, value)
-            if chunks is None:
-                ops.append(grow_then_set(arr, value))
-            else:
-                ops.append(grow(arr))
-                ops.extend((arr.async_array.store_path / key).set(buf) for key, buf in chunks)
-        await asyncio.gather(*ops)
 
     # -- closing --------------------------------------------------------------------------
     def close(self, consolidate_metadata: bool = True) -> None:
@@ -677,80 +649,3 @@ def count_nonfinite(arr: np.ndarray) -> int:
             if np.isfinite(sums).all():
                 return 0
     return int(arr.size - np.count_nonzero(np.isfinite(arr)))
-
-
-def _raw_chunks(arr: Any, i: int, value: np.ndarray) -> list[tuple[str, Any]] | None:
-    """Encoded chunks of step ``i`` of ``arr`` as ``(key, Buffer)``, or None to let zarr encode.
-
-    With no compressor and no filter, zarr v3's only codec is ``bytes`` (little-endian): a
-    chunk is the C-ordered bytes of its block, padded to the full chunk shape at the edge.
-    The latent chunks are laid out so that every block ``value[e, s0:s1]`` is contiguous in
-    the array handed over, so the writer passes it to the store without the copies zarr's
-    indexing machinery would make.  Anything else takes zarr's own path.
-    """
-    import sys
-
-    from zarr.codecs import BytesCodec
-    from zarr.core.buffer import default_buffer_prototype
-
-    meta = arr.metadata
-    codecs = getattr(meta, "codecs", ())
-    if (
-        len(codecs) != 1
-        or not isinstance(codecs[0], BytesCodec)
-        or sys.byteorder != "little"
-        or getattr(codecs[0].endian, "value", codecs[0].endian) not in (None, "little")
-    ):
-        return None
-    chunks = meta.chunk_grid.chunk_shape
-    if chunks[0] != 1 or any(c != s for c, s in zip(chunks[3:], arr.shape[3:])):
-        return None
-    dtype = np.dtype(arr.dtype)
-    value = np.asarray(value)
-    if value.dtype != dtype or value.shape != arr.shape[1:]:
-        value = value.astype(dtype, copy=False).reshape(arr.shape[1:])
-    value = value.astype(dtype.newbyteorder("<"), copy=False)
-    prototype = default_buffer_prototype()
-    out = []
-    if value.ndim == 0 or len(chunks) == 1:
-        block = np.ascontiguousarray(value).reshape(-1)
-        return [
-            (meta.encode_chunk_key((i,)), prototype.buffer.from_array_like(block.view(np.uint8)))
-        ]
-    if len(chunks) != 4 or chunks[1] != 1:
-        return None
-    sc = chunks[2]
-    n = value.shape[1]
-    for e in range(value.shape[0]):
-        for j, s0 in enumerate(range(0, n, sc)):
-            block = value[e, s0 : s0 + sc]
-            if block.shape[0] < sc:  # edge chunk: zarr stores it padded to the full shape
-                full = np.full((sc, *block.shape[1:]), meta.fill_value, dtype=dtype)
-                full[: block.shape[0]] = block
-                block = full
-            block = np.ascontiguousarray(block)
-            out.append(
-                (
-                    meta.encode_chunk_key((i, e, j, 0)),
-                    prototype.buffer.from_array_like(block.reshape(-1).view(np.uint8)),
-                )
-            )
-    return out
-
-
-def _delete_chunks_from(arr: Any, first_step: int) -> None:
-    """Delete every stored chunk of ``arr`` at step index >= ``first_step``."""
-    from zarr.core.sync import sync
-
-    store = arr.async_array.store_path.store
-    prefix = f"{arr.async_array.store_path.path}/c"
-
-    async def run() -> None:
-        stale = [k async for k in store.list_dir(prefix) if k.isdigit() and int(k) >= first_step]
-        for k in stale:
-            if arr.ndim == 1:
-                await store.delete(f"{prefix}/{k}")
-            else:
-                await store.delete_dir(f"{prefix}/{k}")
-
-    sync(run())
