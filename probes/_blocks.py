@@ -28,6 +28,7 @@ import torch
 
 __all__ = [
     "DIMS",
+    "DIM_COORDS",
     "PROBE_KINDS",
     "Block",
     "ProbeKind",
@@ -68,6 +69,9 @@ class ProbeKind:
 PROBE_KINDS: dict[str, ProbeKind] = {}
 #: Labelled dims: ``labels(group, elements) -> list of labels`` (fixed size per run).
 DIMS: dict[str, Callable[[Any, Sequence[str]], list[Any]]] = {}
+#: Extra coordinates of a labelled dim, added when the dim is used:
+#: ``coords(group, elements) -> {name: (dims, values)}``.
+DIM_COORDS: dict[str, Callable[[Any, Sequence[str]], dict[str, Any]]] = {}
 
 
 def register_probe(
@@ -119,13 +123,21 @@ def register_probe(
     return decorator
 
 
-def register_dim(name: str) -> Callable:
-    """Register ``labels(group, elements) -> list`` as the coordinate of the dim ``name``."""
+def register_dim(
+    name: str, coords: Callable[[Any, Sequence[str]], dict[str, Any]] | None = None
+) -> Callable:
+    """Register ``labels(group, elements) -> list`` as the coordinate of the dim ``name``.
+
+    ``coords(group, elements) -> {coordinate name: (dims, values)}``, optional, adds
+    coordinates that describe the labels (e.g. which elements each subgroup holds).
+    """
 
     def decorator(labels: Callable[[Any, Sequence[str]], list[Any]]) -> Callable:
         if name in DIMS:
             raise ValueError(f"dim {name!r} is already registered")
         DIMS[name] = labels
+        if coords is not None:
+            DIM_COORDS[name] = coords
         return labels
 
     return decorator
@@ -338,3 +350,56 @@ def _consistent(block: Block) -> dict[str, Any]:
 @register_probe("rho", {"rho": ("element", "unit_out", "unit_in")}, requires=("linear",))
 def _rho(block: Block) -> dict[str, Any]:
     return {"rho": block.linear().rho_}
+
+
+# -- subgroups of a finite group ----------------------------------------------------------
+
+
+def _subgroups_of(group: Any) -> tuple[Any, ...]:
+    return tuple(group.subgroups(False)) if group.is_finite else ()
+
+
+def _subgroup_coords(group: Any, elements: Sequence[str]) -> dict[str, Any]:
+    subs = _subgroups_of(group)
+    membership = np.stack([h.mask for h in subs]) if subs else np.zeros((0, len(elements)), bool)
+    return {
+        "subgroup_membership": (("subgroup", "element"), membership),
+        "subgroup_order": (("subgroup",), np.array([h.order for h in subs], dtype=np.int64)),
+    }
+
+
+@register_dim("subgroup", coords=_subgroup_coords)
+def _subgroup_labels(group: Any, elements: Sequence[str]) -> list[Any]:
+    return [h.name for h in _subgroups_of(group)]
+
+
+@register_probe(
+    "subgroups",
+    {
+        "subgroup_invariance": ("subgroup",),
+        "subgroup_invariance_low": ("subgroup",),
+        "subgroup_invariance_high": ("subgroup",),
+        "subgroup_r2": ("subgroup",),
+        "subgroup_r2_low": ("subgroup",),
+        "subgroup_r2_high": ("subgroup",),
+    },
+    requires=("linear",),
+    finite_only=True,
+)
+def _subgroups(block: Block) -> dict[str, Any]:
+    from probes._subgroups import scan_arrays
+
+    lin = block.settings["linear"]
+    inv, r2 = scan_arrays(
+        block.Z,
+        block.group,
+        _subgroups_of(block.group),
+        block.linear(),
+        int(lin.get("n_bootstrap", 200)),
+        float(lin.get("confidence", 0.95)),
+        np.random.default_rng(lin.get("random_state", 0)),
+    )
+    out = {}
+    for name, arr in (("subgroup_invariance", inv), ("subgroup_r2", r2)):
+        out[name], out[f"{name}_low"], out[f"{name}_high"] = arr[:, 0], arr[:, 1], arr[:, 2]
+    return out

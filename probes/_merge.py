@@ -35,6 +35,7 @@ def assemble(
     layers: Sequence[str],
     steps: np.ndarray,
     labels: Mapping[str, Sequence[Any]],
+    extra_coords: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset:
     """One Dataset of dims ``(layer, step, ...)`` from the results of single blocks.
 
@@ -48,6 +49,8 @@ def assemble(
     labels : mapping of dim to its labels
         Coordinates of the labelled dims.  Any other dim is sized by the widest result
         (``rho``'s unit dims) and padded with NaN; its coordinate is ``arange``.
+    extra_coords : mapping of dim to {coordinate name: (dims, values)}, optional
+        Coordinates describing a labelled dim's labels, added when the dim is used.
 
     Returns
     -------
@@ -94,6 +97,8 @@ def assemble(
             coords[dim] = np.asarray(list(labels[dim]), dtype=object)
         else:
             coords[dim] = np.arange(sizes[dim])
+    for dim in sorted(used & set(extra_coords or {})):
+        coords.update(extra_coords[dim])
     return xr.Dataset(variables, coords=coords)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probes._blocks import DIMS, PROBE_KINDS
+from probes._blocks import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._executors import run_tasks
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
@@ -128,7 +128,12 @@ def run(
             )
     else:
         check_group_order(len(elements), group, name=f"run {r!r}")
-    labels = {dim: make(group, elements) for dim, make in DIMS.items()}
+    # Only the dims the requested kinds use: some labels cost work (a group's subgroups).
+    used = {
+        d for k in settings["probes"] for dims in PROBE_KINDS[k].variables.values() for d in dims
+    }
+    labels = {dim: make(group, elements) for dim, make in DIMS.items() if dim in used}
+    extra = {dim: make(group, elements) for dim, make in DIM_COORDS.items() if dim in used}
 
     cached = r.load_analysis(CACHE_NAME) if cache else None
     if cached is not None and cached.attrs.get("cache_key") != key:
@@ -150,7 +155,7 @@ def run(
             results[(li, si)] = result
             bar.update()
 
-    fresh = assemble(results, settings, layer_list, step_list, labels)
+    fresh = assemble(results, settings, layer_list, step_list, labels, extra)
     fresh.attrs = {"cache_key": key, "settings": json.dumps(settings, sort_keys=True)}
     out = merge_cached(fresh, cached)
     warn_nonfinite(out)

@@ -86,6 +86,64 @@ def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:
     return out
 
 
+def scan_arrays(
+    Zc: torch.Tensor,
+    group: Any,
+    subgroups: Any,
+    probe: Any,
+    n_bootstrap: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Invariance and pooled held-out R² (with intervals) of every subgroup.
+
+    Parameters
+    ----------
+    Zc : Tensor of shape (order, n_samples, n_units)
+        Orbit latents centred by their grand mean.
+    group : FiniteGroup
+    subgroups : sequence of Subgroup
+    probe : LinearProbe
+        Fitted on ``Zc`` (its test split and maps are reused: no second fit).
+    n_bootstrap, confidence, rng
+        Percentile bootstrap over probe samples (invariance) and held-out samples (R²).
+
+    Returns
+    -------
+    invariance, r2 : arrays of shape (n_subgroups, 3)
+        Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
+    """
+    n = Zc.shape[1]
+    counts = None
+    if n_bootstrap:
+        draws = rng.integers(0, n, size=(n_bootstrap, n))
+        c = np.zeros((n_bootstrap, n))
+        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
+    te = torch.as_tensor(probe.test_index_, device=Zc.device)
+    W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
+    bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
+    X = Zc[group.identity, te]
+    k = len(subgroups)
+    inv = np.empty((k, 3))
+    r2 = np.empty((k, 3))
+    for i, h in enumerate(subgroups):
+        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
+        others = [g for g in h.elements if g != group.identity]
+        if not others:
+            r2[i] = 1.0  # the trivial subgroup: the identity map is exact
+            continue
+        idx = torch.as_tensor(others, device=Zc.device)
+        # Pool the non-identity elements as one target: their units side by side.
+        Y = Zc[idx][:, te].permute(1, 0, 2).reshape(1, te.numel(), -1)
+        Y_hat = torch.einsum("nd,gde->gne", X, W[idx]) + bias[idx][:, None, :]
+        Y_hat = Y_hat.permute(1, 0, 2).reshape(1, te.numel(), -1)
+        value = float(variance_weighted_r2(Y, Y_hat)[0])
+        ci = bootstrap_r2(Y, Y_hat, int(n_bootstrap), confidence, rng)[0].cpu().numpy()
+        r2[i] = (value, ci[0], ci[1])
+    return inv, r2
+
+
 def subgroup_scan(
     Z: Any,
     group: Any,
@@ -163,17 +221,7 @@ def subgroup_scan(
         if getattr(h, "group", None) != group:
             raise ValueError(f"subgroup {h!r} is not a subgroup of {group!r}")
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
-    n = Zt.shape[1]
     Zc = Zt - Zt.mean(dim=(0, 1), keepdim=True)
-    rng = np.random.default_rng(random_state)
-
-    counts = None
-    if n_bootstrap:
-        draws = rng.integers(0, n, size=(n_bootstrap, n))
-        c = np.zeros((n_bootstrap, n))
-        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
-        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
-
     probe = LinearProbe(
         test_size=test_size,
         random_state=random_state,
@@ -181,27 +229,9 @@ def subgroup_scan(
         n_bootstrap=0,
         device=device,
         dtype=dtype,
-    ).fit(Zt)
-    te = torch.as_tensor(probe.test_index_, device=Zt.device)
-    Y_hat_all = torch.as_tensor(probe.predict(Zt), dtype=Zt.dtype, device=Zt.device)[:, te]
-    Y_all = Zt[:, te]
-
-    k = len(subs)
-    inv = np.empty((k, 3))
-    r2 = np.empty((k, 3))
-    for i, h in enumerate(subs):
-        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
-        others = [g for g in h.elements if g != group.identity]
-        if not others:
-            r2[i] = 1.0  # the trivial subgroup: the identity map is exact
-            continue
-        idx = torch.as_tensor(others, device=Zt.device)
-        # Pool the non-identity elements as one target: their units side by side.
-        Y = Y_all[idx].permute(1, 0, 2).reshape(1, te.numel(), -1)
-        Y_hat = Y_hat_all[idx].permute(1, 0, 2).reshape(1, te.numel(), -1)
-        value = float(variance_weighted_r2(Y, Y_hat)[0])
-        ci = bootstrap_r2(Y, Y_hat, int(n_bootstrap), confidence, rng)[0].cpu().numpy()
-        r2[i] = (value, ci[0], ci[1])
+    ).fit(Zc)
+    rng = np.random.default_rng(random_state)
+    inv, r2 = scan_arrays(Zc, group, subs, probe, n_bootstrap, confidence, rng)
 
     lower = (lambda a: a[:, 1]) if n_bootstrap else (lambda a: a[:, 0])
     invariant = lower(inv) >= threshold

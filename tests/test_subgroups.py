@@ -203,3 +203,39 @@ def test_lattice_figure(rng, tmp_path):
         plot.subgroup_lattice(scan, metric="spectrum")
     with pytest.raises(ValueError, match="no subgroup scan"):
         plot.subgroup_lattice(scan.drop_vars("membership"))
+
+
+def test_runner_subgroups_probe_equals_the_scan(tmp_path, rng):
+    from latentgeo import plot
+    from latentgeo.store import RunWriter
+
+    G = Dihedral(4)
+    path = tmp_path / "d4.zarr"
+    meta = {"elements": list(G.elements), "group": G.spec, "probe": {"n_samples": 160}}
+    orbits = {}
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers({"fc": {"feature_shape": [2], "n_units": 2, "dtype": "float64"}})
+        for step, noise in ((0, 1.0), (10, 0.01)):
+            _, Z = _planted_d4(np.random.default_rng(step), n=160, noise=noise)
+            w.append(step, {"fc": Z})
+            orbits[step] = Z
+    ds = probes.run(path, probes=("subgroups",), progress=False, cache=False)
+    names = [h.name for h in G.subgroups(False)]
+    assert list(ds.subgroup.values) == names
+    assert ds.subgroup_membership.dims == ("subgroup", "element")
+    assert list(ds.subgroup_order.values) == [h.order for h in G.subgroups(False)]
+    for step, Z in orbits.items():
+        scan = probes.subgroup_scan(Z, G)
+        got = ds.sel(layer="fc", step=step)
+        # the runner's shared ridge fit uses the same split and settings as the scan
+        np.testing.assert_allclose(got.subgroup_invariance, scan.invariance, rtol=1e-10)
+        np.testing.assert_allclose(got.subgroup_invariance_low, scan.invariance_low, rtol=1e-10)
+        np.testing.assert_allclose(got.subgroup_r2, scan.r2, rtol=1e-8)
+    late = ds.sel(layer="fc", step=10)
+    assert float(late.subgroup_invariance.sel(subgroup="C2<r2>")) > 0.99
+    fig = plot.subgroup_lattice(ds, layer="fc")  # last step by default
+    assert "step 10" in fig.axes[0].get_title()
+    fig = plot.subgroups_over_training(ds, "fc")
+    assert len(fig.axes[0].lines) == len(names) - 1
+    with pytest.raises(ValueError, match="layer="):
+        plot.subgroup_lattice(ds)
