@@ -27,7 +27,7 @@ from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
-from probes._subgroups import subgroup_scan
+from probes._subgroups import respected_subgroups, subgroup_scan
 
 __all__ = [
     "GeneratorProbe",
@@ -41,6 +41,7 @@ __all__ = [
     "invariance",
     "lie_derivative",
     "orbit_spectrum",
+    "respected_subgroups",
     "run",
     "subgroup_scan",
 ]

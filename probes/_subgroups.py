@@ -28,7 +28,7 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["maximal", "subgroup_scan"]
+__all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
 
 
 def _check_unit_interval(value: Any, name: str) -> float:
@@ -60,6 +60,75 @@ def _invariance_with_ci(
     boot = (counts @ inv) / (counts @ tot).clamp_min(torch.finfo(Zc.dtype).tiny)
     lo, hi = np.quantile(boot.cpu().numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
     return value, float(lo), float(hi)
+
+
+def _maximal_by_membership(membership: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    m = np.asarray(membership, dtype=bool)
+    sizes = m.sum(axis=1)
+    inside = (~m[:, None, :] | m[None, :, :]).all(axis=2) & (sizes[:, None] < sizes[None, :])
+    return flags & ~(inside & flags[None, :]).any(axis=1)
+
+
+def respected_subgroups(
+    results: xr.Dataset,
+    layer: str | None = None,
+    step: int | None = None,
+    *,
+    metric: str = "invariance",
+    threshold: float = 0.9,
+) -> list[str]:
+    """The largest subgroups a layer respects: invariant (or equivariant) above ``threshold``.
+
+    A subgroup qualifies when the lower end of its bootstrap interval (the estimate where
+    there is none) is at least ``threshold``; the answer lists the qualifying subgroups that
+    lie in no strictly larger qualifying one.
+
+    Parameters
+    ----------
+    results : xarray.Dataset
+        :func:`subgroup_scan` output, or :func:`probes.run` results with the ``subgroups``
+        probe (then ``layer`` is required; ``step`` defaults to the last checkpoint).
+    layer : str, optional
+    step : int, optional
+    metric : {"invariance", "r2"}
+    threshold : float in (0, 1)
+
+    Returns
+    -------
+    list of str
+        Subgroup names, smallest order first.
+
+    Raises
+    ------
+    ValueError
+        If ``results`` hold no subgroup scan, or for an unknown metric or layer.
+    """
+    if metric not in ("invariance", "r2"):
+        raise ValueError(f"metric must be 'invariance' or 'r2', got {metric!r}")
+    threshold = _check_unit_interval(threshold, "threshold")
+    if "membership" in results and metric in results:
+        var, member = metric, results["membership"]
+    elif f"subgroup_{metric}" in results:
+        var, member = f"subgroup_{metric}", results["subgroup_membership"]
+    else:
+        raise ValueError(
+            "results hold no subgroup scan; use probes.subgroup_scan or "
+            "probes.run(..., probes=('subgroups', ...))"
+        )
+    sel: dict[str, Any] = {}
+    if "layer" in results[var].dims:
+        if layer is None:
+            raise ValueError(f"pass layer=, one of {[str(v) for v in results.layer.values]!r}")
+        sel["layer"] = layer
+    if "step" in results[var].dims:
+        sel["step"] = results.step.values[-1] if step is None else step
+    value = np.asarray(results[var].sel(sel).values, dtype=np.float64)
+    low = results.get(f"{var}_low")
+    low = value if low is None else np.asarray(low.sel(sel).values, dtype=np.float64)
+    bound = np.where(np.isfinite(low), low, value)
+    flags = np.nan_to_num(bound, nan=-np.inf) >= threshold
+    keep = _maximal_by_membership(member.values, flags)
+    return [str(s) for s in results.subgroup.values[keep]]
 
 
 def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:

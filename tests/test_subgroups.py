@@ -205,12 +205,10 @@ def test_lattice_figure(rng, tmp_path):
         plot.subgroup_lattice(scan.drop_vars("membership"))
 
 
-def test_runner_subgroups_probe_equals_the_scan(tmp_path, rng):
-    from latentgeo import plot
+def _planted_store(path):
     from latentgeo.store import RunWriter
 
     G = Dihedral(4)
-    path = tmp_path / "d4.zarr"
     meta = {"elements": list(G.elements), "group": G.spec, "probe": {"n_samples": 160}}
     orbits = {}
     with RunWriter(path, meta=meta) as w:
@@ -219,6 +217,14 @@ def test_runner_subgroups_probe_equals_the_scan(tmp_path, rng):
             _, Z = _planted_d4(np.random.default_rng(step), n=160, noise=noise)
             w.append(step, {"fc": Z})
             orbits[step] = Z
+    return G, orbits
+
+
+def test_runner_subgroups_probe_equals_the_scan(tmp_path):
+    from latentgeo import plot
+
+    path = tmp_path / "d4.zarr"
+    G, orbits = _planted_store(path)
     ds = probes.run(path, probes=("subgroups",), progress=False, cache=False)
     names = [h.name for h in G.subgroups(False)]
     assert list(ds.subgroup.values) == names
@@ -239,3 +245,28 @@ def test_runner_subgroups_probe_equals_the_scan(tmp_path, rng):
     assert len(fig.axes[0].lines) == len(names) - 1
     with pytest.raises(ValueError, match="layer="):
         plot.subgroup_lattice(ds)
+
+    assert probes.respected_subgroups(ds, "fc") == ["C2<r2>"]
+    assert probes.respected_subgroups(ds, "fc", metric="r2") == ["C4"]
+    assert probes.respected_subgroups(ds, "fc", step=0, threshold=0.99) == ["C1"]
+
+
+@pytest.mark.slow
+def test_analyze_report_has_a_subgroup_section(tmp_path):
+    from latentgeo.pipeline import analyze
+
+    path = tmp_path / "d4.zarr"
+    _planted_store(path)
+    summary = analyze(path, tmp_path / "out", progress=False)
+    assert summary["layers"]["fc"]["subgroups"] == {"invariant": ["C2<r2>"], "equivariant": ["C4"]}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Which subgroups the layers respect" in html and "C2&lt;r2&gt;" in html
+    assert (tmp_path / "out" / "figures" / "subgroup_lattice.png").exists()
+
+
+def test_analyze_skips_subgroups_of_prime_order_groups():
+    from latentgeo.pipeline._analyze_compute import has_proper_subgroups
+
+    assert not has_proper_subgroups(Cyclic(7)) and not has_proper_subgroups(Cyclic(2))
+    assert has_proper_subgroups(Cyclic(4)) and has_proper_subgroups(Dihedral(4))
+    assert not has_proper_subgroups(None)

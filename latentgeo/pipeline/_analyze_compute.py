@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "GEOMETRY_METRIC",
     "ONSET_THRESHOLD",
+    "SUBGROUP_SCAN_MAX_ORDER",
     "SUBSPACE_K",
     "Analysis",
     "analyze_run",
@@ -40,6 +41,8 @@ __all__ = [
 ONSET_THRESHOLD = 0.9
 #: Top-k principal subspace followed over training (capped by the layer width).
 SUBSPACE_K = 8
+#: Largest group order whose subgroups ``analyze`` scans (enumeration cost grows fast).
+SUBGROUP_SCAN_MAX_ORDER = 200
 #: What ``analysis/geometry`` measures.
 GEOMETRY_METRIC = "grassmann (arc length, radians) between top-k principal subspaces"
 
@@ -169,6 +172,17 @@ def onsets(results: xr.Dataset, layers: list[str]) -> dict[str, int | None]:
     return out
 
 
+def has_proper_subgroups(group: Any) -> bool:
+    """Whether ``analyze`` scans the group's subgroups: a finite group of composite order
+    (a group of prime order has none but itself and the trivial one) up to
+    :data:`SUBGROUP_SCAN_MAX_ORDER`."""
+    if group is None or not group.is_finite:
+        return False
+    n = int(group.order)
+    composite = n > 3 and any(n % p == 0 for p in range(2, math.isqrt(n) + 1))
+    return composite and n <= SUBGROUP_SCAN_MAX_ORDER
+
+
 def analyze_run(
     run: Run,
     layers: Sequence[str] | None = None,
@@ -194,7 +208,12 @@ def analyze_run(
     layers = check_layers(run, layers)
     if len(run.steps) == 0:
         raise PipelineError(f"the store {str(run.path)!r} has no committed checkpoint yet")
-    results = probes.run(run, layers=layers, device=device, progress=progress, cache=True)
+    kinds = ["linear", "spectrum", "invariance", "homomorphism"]
+    if has_proper_subgroups(run.group):
+        kinds.append("subgroups")
+    results = probes.run(
+        run, layers=layers, probes=kinds, device=device, progress=progress, cache=True
+    )
     results = results.sel(layer=layers).load()
     geometry = compute_geometry(run, layers, device, progress)
     found = onsets(results, layers)
@@ -223,6 +242,13 @@ def summarise(a: Analysis) -> dict[str, Any]:
             entry["invariance"] = _float(final["invariance"].sel(layer=layer))
         if "homomorphism_error" in r:
             entry["homomorphism_error"] = _float(final["homomorphism_error"].sel(layer=layer))
+        if "subgroup_invariance" in r:
+            import probes
+
+            entry["subgroups"] = {
+                key: probes.respected_subgroups(r, layer, metric=metric, threshold=ONSET_THRESHOLD)
+                for key, metric in (("invariant", "invariance"), ("equivariant", "r2"))
+            }
         if "spectrum" in r:
             spec = final["spectrum"].sel(layer=layer)
             entry["spectrum"] = {str(k): _float(v) for k, v in zip(r["irrep"].values, spec.values)}

@@ -94,6 +94,15 @@ def write_figures(
         for ax, layer in zip(axes, layers):
             plot.irrep_spectrum(r, layer, ax=ax, onset_threshold=ONSET_THRESHOLD)
         emit("spectra", fig)
+    if "subgroup_invariance" in r:
+        fig, axes = _panels(len(layers), 6.0, 4.6, max_cols=2)
+        for ax, layer in zip(axes, layers):
+            plot.subgroup_lattice(r, layer, ax=ax, title=f"{layer}: invariance per subgroup")
+        emit("subgroup_lattice", fig)
+        fig, axes = _panels(len(layers), 5.4, 3.6)
+        for ax, layer in zip(axes, layers):
+            plot.subgroups_over_training(r, layer, ax=ax, title=layer)
+        emit("subgroups_over_training", fig)
     fig, axes = _panels(len(layers), 4.4, 3.8)
     for ax, layer in zip(axes, layers):
         gl = g.sel(layer=layer)

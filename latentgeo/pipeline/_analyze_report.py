@@ -52,6 +52,26 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
         ),
         Section("Irrep spectra", figures=figs("spectra"), columns=1),
         Section(
+            "Which subgroups the layers respect",
+            text=(
+                f"Invariance and held-out equivariance R² under every subgroup of "
+                f"{a.summary['group']}, from the same recorded orbit. Ringed nodes: the lower "
+                f"bootstrap bound is ≥ {ONSET_THRESHOLD}. The table lists, at the last "
+                "checkpoint, the largest subgroups each layer is invariant / equivariant to."
+            ),
+            table=[
+                {
+                    "layer": layer,
+                    "invariant to": ", ".join(e["subgroups"]["invariant"]) or "–",
+                    "equivariant to": ", ".join(e["subgroups"]["equivariant"]) or "–",
+                }
+                for layer, e in a.summary["layers"].items()
+                if "subgroups" in e
+            ],
+            figures=figs("subgroup_lattice", "subgroups_over_training"),
+            columns=1,
+        ),
+        Section(
             "Geometry: principal subspaces over training",
             text=(
                 "Grassmann distances (arc length, radians) between the top-k principal "
