@@ -42,13 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="train a CNN, an augmented CNN and a P4CNN on digits and compare their symmetry",
+        help="train plain, rot90- and flip-augmented CNNs and a P4CNN on digits; compare them",
         description=(
-            "Train a plain SmallCNN, the same CNN with random rot90 augmentation and a P4CNN "
-            "(C4 group convolutions) on scikit-learn's 8x8 digits; record 4 layers of each "
-            "under the C4 rotation orbit of held-out digits on a log-spaced schedule; probe "
-            "equivariance, invariance and irreps; follow the layers' subspaces over training; "
-            "write figures, summary.json and a self-contained report.html."
+            "Train a plain SmallCNN, the same CNN with random rot90 augmentation, the same CNN "
+            "with random left-right flips and a P4CNN (C4 group convolutions) on "
+            "scikit-learn's 8x8 digits; record 4 layers of each under the C4 rotation orbit "
+            "(D4 for the flip-trained CNN) of held-out digits on a log-spaced schedule; probe "
+            "equivariance, invariance, irreps and the subgroups each layer respects; follow "
+            "the layers' subspaces over training; write figures, summary.json and a "
+            "self-contained report.html."
         ),
         epilog=_EPILOG,
     )

@@ -139,7 +139,7 @@ def test_demo_quick(tmp_path, capsys):
     assert len(images) >= 4 and all(s.startswith("data:image/png;base64,") for s in images)
     summary = json.loads((tmp_path / "summary.json").read_text())
     models = summary["models"]
-    assert set(models) == {"cnn", "cnn_aug", "p4cnn"}
+    assert set(models) == {"cnn", "cnn_aug", "cnn_flip", "p4cnn"}
     for name, m in models.items():
         assert len(m["layers"]) == 4, name
         assert 0.3 < m["test_accuracy"] <= 1.0, name  # well above chance (0.1)
@@ -154,6 +154,12 @@ def test_demo_quick(tmp_path, capsys):
     p4m, cnn = models["p4cnn"], models["cnn"]
     assert abs(p4m["test_accuracy_rotated"] - p4m["test_accuracy"]) < 1e-6
     assert cnn["test_accuracy_rotated"] < cnn["test_accuracy"]
+    # Trained with left-right flips and recorded under D4: its logits are invariant to the
+    # flip subgroup and not to D4.
+    flip = models["cnn_flip"]["layers"]["fc"]
+    assert models["cnn_flip"]["group"] == "D4"
+    assert flip["subgroups"]["invariant"] == ["C2<s>"]
+    assert "Which part of D4 the flip-trained CNN learned" in html
     assert summary["quick"] is True
     # Hard limit of the brief: --quick under 60 s on 2 CPU cores.
     assert summary["wall_time"] < 60.0 and elapsed < 75.0
