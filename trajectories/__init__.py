@@ -5,7 +5,9 @@ covariance, a fitted representation, a representation of the probe set) and give
 of the path: distance matrices, speed, path length, tortuosity, onsets, change points and 2-D
 embeddings. Builders read a run store one checkpoint at a time (:func:`subspace`,
 :func:`covariance`, :func:`shape`) or probe results (:func:`representation`, :func:`series`);
-:func:`compare` lines several runs up in one ``xarray.Dataset``.
+:func:`compare` lines several runs up in one ``xarray.Dataset``; :func:`compare_spectra` tells
+which irreps each run learned and when, :func:`compare_isotypic` how alike two runs' layers are
+irrep by irrep.
 
 Examples
 --------
@@ -18,6 +20,7 @@ Examples
 from trajectories._builders import covariance, representation, series, shape, subspace
 from trajectories._compare import compare
 from trajectories._embed import classical_mds
+from trajectories._irreps import compare_isotypic, compare_spectra, spectrum_with_ci
 from trajectories._onset import change_points, onset
 from trajectories._trajectory import Trajectory
 
@@ -26,10 +29,13 @@ __all__ = [
     "change_points",
     "classical_mds",
     "compare",
+    "compare_isotypic",
+    "compare_spectra",
     "covariance",
     "onset",
     "representation",
     "series",
     "shape",
+    "spectrum_with_ci",
     "subspace",
 ]

@@ -26,6 +26,7 @@ from latentgeo.geometry._spd import (
 )
 from latentgeo.geometry._subspace import (
     grassmann_distance,
+    isotypic_component,
     isotypic_subspace,
     principal_angles,
     principal_subspace,
@@ -40,6 +41,7 @@ __all__ = [
     "cka_distance",
     "distance",
     "grassmann_distance",
+    "isotypic_component",
     "isotypic_subspace",
     "ledoit_wolf",
     "linear_cka",

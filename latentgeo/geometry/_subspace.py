@@ -214,6 +214,31 @@ def isotypic_subspace(
     basis : tensor of shape (n_units, k)
     """
     k = check_positive_int(k, "k")
+    Z_iso = isotypic_component(Z, group, irrep)
+    return _top_k_basis(Z_iso.reshape(-1, Z_iso.shape[-1]), k, center)
+
+
+def isotypic_component(Z: Any, group: Any, irrep: Any) -> torch.Tensor:
+    """The part of orbit latents that transforms like ``irrep``: ``Σ_h P[g, h] Z[h]``.
+
+    Parameters
+    ----------
+    Z : array of shape (n_elements, n_samples, n_units)
+        Latents of the probe set's orbit in the group's element order.
+    group : latentgeo.groups.FiniteGroup
+    irrep : str, int or Irrep
+
+    Returns
+    -------
+    tensor of shape (n_elements, n_samples, n_units)
+        The isotypic component of every sample's orbit signal; the components of all irreps
+        sum to ``Z`` and are mutually orthogonal along the element axis.
+
+    Raises
+    ------
+    ValueError
+        If ``Z`` is not 3-D, holds non-finite values, or its element axis does not match.
+    """
     Z = as_tensor(Z, "Z")
     if Z.ndim != 3:
         raise ValueError(
@@ -226,5 +251,4 @@ def isotypic_subspace(
             f"Z has {Z.shape[0]} elements along axis 0 but the group's projector has shape "
             f"{tuple(P.shape)!r}"
         )
-    Z_iso = torch.einsum("gh,hnd->gnd", P, Z)
-    return _top_k_basis(Z_iso.reshape(-1, Z.shape[-1]), k, center)
+    return torch.einsum("gh,hnd->gnd", P, Z)

@@ -14,6 +14,7 @@ Examples
 """
 
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
+from latentgeo.plot._runs import spectra_across_runs
 from latentgeo.plot._style import OKABE_ITO, colors, is_log_spaced, save
 from latentgeo.plot._subgroups import subgroup_lattice, subgroups_over_training
 from latentgeo.plot._summary import summary
@@ -40,6 +41,7 @@ __all__ = [
     "orbits",
     "rho_heatmaps",
     "save",
+    "spectra_across_runs",
     "subgroup_lattice",
     "subgroups_over_training",
     "summary",
