@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from latentgeo.record._layers import resolve_layers, unwrap_model
+from latentgeo.record._live import LiveProbes
 from latentgeo.record._recorder import LatentRecorder, NonFiniteLatentsWarning, WriterError
 from latentgeo.record._reducers import (
     BlockMeanPool,
@@ -31,6 +32,7 @@ __all__ = [
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",
+    "LiveProbes",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",
