@@ -131,7 +131,7 @@ def test_index_by_name_and_errors() -> None:
         (lambda: Cyclic(2.0), TypeError, "2.0"),
         (lambda: Cyclic(True), TypeError, "True"),
         (lambda: Dihedral(0), ValueError, "0"),
-        (lambda: Symmetric(6), ValueError, r"\[1, 5\], got 6"),
+        (lambda: Symmetric(8), ValueError, r"\[1, 7\], got 8"),
         (lambda: Symmetric(0), ValueError, "0"),
         (lambda: DirectProduct(Cyclic(2), SO2()), TypeError, "SO2"),
         (lambda: SO2().irrep(-1), ValueError, "-1"),
