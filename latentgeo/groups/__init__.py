@@ -33,6 +33,7 @@ from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
+from ._isotypic import isotypic_energies, project_isotypic
 from ._parse import parse
 from ._permutation import PermutationGroup
 from ._product import DirectProduct
@@ -65,7 +66,9 @@ __all__ = [
     "commutant_dimension",
     "complex_structure",
     "is_irreducible",
+    "isotypic_energies",
     "parse",
+    "project_isotypic",
     "register",
     "split_representation",
 ]

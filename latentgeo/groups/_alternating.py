@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from functools import cached_property
-
 import numpy as np
 
 from latentgeo._registry import GROUPS
@@ -70,7 +68,13 @@ class Alternating(PermutationGroup):
         all_perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64).reshape(-1, n)
         even = _sign(all_perms) == 1
         self.__dict__["_parent_rows"] = np.flatnonzero(even)
-        self._init_from_perms(all_perms[even])
+        # The 3-cycles (0 1 k) generate A_n.
+        gens = []
+        for k in range(2, n):
+            p = list(range(n))
+            p[0], p[1], p[k] = 1, k, 0
+            gens.append(p)
+        self._init_from_perms(all_perms[even], np.array(gens, dtype=np.int64).reshape(-1, n))
 
     def _key(self) -> tuple:
         return (self.n,)
@@ -84,11 +88,6 @@ class Alternating(PermutationGroup):
     @property
     def spec(self) -> str:
         return f"A{self.n}"
-
-    @cached_property
-    def generators(self) -> tuple[int, ...]:
-        """The 3-cycles ``(0 1 k)``, ``k >= 2``, generate ``A_n``; the fewest are kept greedily."""
-        return super().generators
 
     def _compute_irreps(self) -> tuple[Irrep, ...]:
         n = self.n

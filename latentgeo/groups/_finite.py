@@ -518,6 +518,12 @@ class FiniteGroup(Group):
         dict of str to array of shape (order, order)
             One projector per irrep name (in :attr:`irreps` order); idempotent, symmetric,
             mutually orthogonal, summing to the identity.
+
+        Notes
+        -----
+        Memory is ``n_irreps * order^2`` floats, so this is for small groups; the library's
+        spectra and projections use :func:`latentgeo.groups.isotypic_energies` and
+        :func:`latentgeo.groups.project_isotypic`, which need only the characters.
         """
         return {k: v.copy() for k, v in self._projectors.items()}
 

@@ -2,8 +2,9 @@
 
 Elements are stored as one-line tuples ``p`` (``i -> p[i]``) sorted lexicographically, so the
 identity comes first; composition is that of maps, ``(a∘b)[i] = a[b[i]]``.  The Cayley table
-is built in chunks by encoding permutations as base-``n`` integers, which preserves the
-lexicographic order, so a composition's index is a ``searchsorted`` away.
+rows of the generators are found by encoding permutations as base-``n`` integers (which
+preserves the lexicographic order, so an index is a ``searchsorted`` away); the other rows
+follow by breadth-first search over the Cayley graph.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from ._finite import FiniteGroup
 
 __all__ = ["PermutationGroup", "cycle_notation", "cycle_types", "permutation_closure"]
 
-# Table entries computed per chunk (memory: chunk * degree int64 temporaries).
-_TABLE_CHUNK = 2**20
+
 
 
 def cycle_notation(perm: Sequence[int]) -> str:
@@ -63,39 +63,65 @@ def _codes(perms: np.ndarray, degree: int) -> np.ndarray:
     return perms.astype(np.int64) @ weights
 
 
-def permutation_table(perms: np.ndarray) -> np.ndarray:
-    """Cayley table of lexicographically sorted permutations (closed under composition).
+def _index_of(perms: np.ndarray, codes: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Row index in ``perms`` (codes sorted) of each query permutation (rows of ``queries``)."""
+    m, degree = perms.shape
+    c = _codes(queries, degree)
+    idx = np.minimum(np.searchsorted(codes, c), m - 1)
+    if not np.array_equal(codes[idx], c):
+        raise ValueError("the permutations are not closed under composition")
+    return idx
+
+
+def permutation_table(perms: np.ndarray, generators: np.ndarray) -> np.ndarray:
+    """Cayley table of lexicographically sorted permutations forming a group.
 
     Parameters
     ----------
     perms : int array of shape (order, degree)
-        Rows sorted lexicographically, identity first.
+        All elements, rows sorted lexicographically, identity first.
+    generators : int array of shape (n_generators, degree)
+        Elements of ``perms`` that generate the group.
 
     Returns
     -------
     int64 array of shape (order, order)
         ``table[a, b]`` is the row index of ``perms[a][perms[b]]``.
 
+    Notes
+    -----
+    Only the generators' rows are computed from the permutations; every other row follows
+    by breadth-first search over the Cayley graph, ``row(s∘h) = row(s)[row(h)]``: one gather
+    of ``order`` entries per row, ``O(order^2)`` in all.
+
     Raises
     ------
     ValueError
-        If a composition is not among the rows (the set is not a group).
+        If a composition with a generator is not among the rows.
     """
     m, degree = perms.shape
     codes = _codes(perms, degree)
+    gens = np.asarray(generators, dtype=np.int64).reshape(-1, degree)
+    # row(s)[b] = index of s∘b: s∘b has one-line form s[perms[b]].
+    gen_rows = np.stack([_index_of(perms, codes, g[perms]) for g in gens]) if len(gens) else None
     table = np.empty((m, m), dtype=np.int64)
-    rows = max(1, _TABLE_CHUNK // max(m * degree, 1))
-    for start in range(0, m, rows):
-        block = perms[start : start + rows]  # (c, degree)
-        composed = np.take_along_axis(
-            block[:, None, :], np.broadcast_to(perms[None], (block.shape[0], m, degree)), 2
-        )
-        c = _codes(composed.reshape(-1, degree), degree)
-        idx = np.searchsorted(codes, c)
-        idx = np.minimum(idx, m - 1)
-        if not np.array_equal(codes[idx], c):
-            raise ValueError("the permutations are not closed under composition")
-        table[start : start + rows] = idx.reshape(block.shape[0], m)
+    table[0] = np.arange(m)
+    done = np.zeros(m, dtype=bool)
+    done[0] = True
+    frontier = np.array([0], dtype=np.int64)
+    while frontier.size and gen_rows is not None:
+        nxt = []
+        for row in gen_rows:
+            g = row[frontier]
+            new = ~done[g]
+            g, first = np.unique(g[new], return_index=True)
+            h = frontier[new][first]
+            table[g] = row[table[h]]
+            done[g] = True
+            nxt.append(g)
+        frontier = np.concatenate(nxt)
+    if not done.all():
+        raise ValueError("the generators do not generate all the permutations")
     return table
 
 
@@ -188,15 +214,15 @@ class PermutationGroup(FiniteGroup):
     def __init__(self, generators: Sequence[Sequence[int]]) -> None:
         gens = check_permutations(generators, "generators")
         self.__dict__["generating_permutations"] = tuple(tuple(map(int, g)) for g in gens)
-        self._init_from_perms(permutation_closure(gens))
+        self._init_from_perms(permutation_closure(gens), gens)
 
-    def _init_from_perms(self, perms: np.ndarray) -> None:
+    def _init_from_perms(self, perms: np.ndarray, generators: np.ndarray) -> None:
         d = self.__dict__
         d["degree"] = int(perms.shape[1])
         d["_perms"] = perms
         d["permutations"] = tuple(tuple(int(x) for x in p) for p in perms.tolist())
         d["_perm_index"] = {p: i for i, p in enumerate(d["permutations"])}
-        table = permutation_table(perms)
+        table = permutation_table(perms, generators)
         self._setup(table, tuple(cycle_notation(p) for p in d["permutations"]))
 
     def _key(self) -> tuple:

@@ -68,7 +68,8 @@ class Symmetric(PermutationGroup):
         n = check_int(n, "Symmetric group degree n", minimum=1, maximum=MAX_DEGREE)
         self.__dict__["n"] = n
         perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
-        self._init_from_perms(perms.reshape(-1, n))
+        gens = [(1, 0, *range(2, n)), (*range(1, n), 0)] if n > 1 else []
+        self._init_from_perms(perms.reshape(-1, n), np.array(gens, dtype=np.int64))
 
     def _key(self) -> tuple:
         return (self.n,)
