@@ -13,7 +13,8 @@ Method (``O(|G|^3)`` in all, no ``|G| x |G|`` eigendecomposition):
    commutes with every ``L_g``; restricted to ``I`` it acts as a generic Hermitian
    ``(D/k) x (D/k)`` matrix over R, C or H, so each of its eigenspaces in ``I`` is one copy of
    the irrep (dimension ``D``).  The eigenspace with the widest gap is kept; its orthonormal
-   basis ``Q`` gives the orthogonal matrices ``rho(g) = Q^T L_g Q``.
+   basis ``Q`` gives the orthogonal matrices ``rho(s) = Q^T L_s Q`` of a generating set, and
+   the others follow along a breadth-first spanning tree of the Cayley graph.
 
 Step 3 is the "splitting with random class sums / commutant elements" of the meataxe
 tradition (Parker 1984; Holt & Rees 1994), applied to one isotypic component at a time;
@@ -48,17 +49,55 @@ def _letters(i: int) -> str:
     return s
 
 
-def _matrices(q: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, float]:
-    """``rho(g) = Q^T L_g Q`` for every g, and the invariance residual of ``Q``."""
+def _generators(table: np.ndarray) -> list[int]:
+    """A generating set of the group (greedy, at most log2 |G| elements)."""
+    from ._finite import _generating_set
+
+    return _generating_set(table)
+
+
+def _spanning_tree(table: np.ndarray, gens: list[int]) -> list[tuple[np.ndarray, ...]]:
+    """Breadth-first layers ``(g, s, h)`` with ``g = s∘h``, ``h`` in an earlier layer."""
+    n = table.shape[0]
+    done = np.zeros(n, dtype=bool)
+    done[0] = True
+    frontier = np.array([0], dtype=np.int64)
+    layers: list[tuple[np.ndarray, ...]] = []
+    while frontier.size and gens:
+        gs, ss, hs = [], [], []
+        for i, s in enumerate(gens):
+            g = table[s, frontier]
+            new = ~done[g]
+            g, first = np.unique(g[new], return_index=True)
+            done[g] = True
+            gs.append(g)
+            ss.append(np.full(g.size, i))
+            hs.append(frontier[new][first])
+        frontier = np.concatenate(gs)
+        if frontier.size:
+            layers.append((frontier, np.concatenate(ss), np.concatenate(hs)))
+    return layers
+
+
+def _matrices(
+    q: np.ndarray, perms: np.ndarray, gens: list[int], layers: list[tuple[np.ndarray, ...]]
+) -> tuple[np.ndarray, float]:
+    """``rho(g) = Q^T L_g Q`` for every g, and the invariance residual of ``Q``.
+
+    Only the generators' matrices are read off the regular representation (``O(|G| d^2)``);
+    the others follow along the spanning tree, ``rho(s∘h) = rho(s) rho(h)``
+    (``O(|G| d^3)``).  ``Q`` is invariant when it is under the generators.
+    """
     n, d = q.shape
     out = np.empty((n, d, d))
-    resid = 0.0
-    chunk = max(1, _CHUNK_FLOATS // (n * d))
-    for start in range(0, n, chunk):
-        moved = q[perms[start : start + chunk]]  # (c, n, d): L_g Q
-        mats = np.matmul(q.T[None], moved)
-        out[start : start + chunk] = mats
-        resid = max(resid, float(np.abs(moved - np.matmul(q[None], mats)).max()))
+    out[0] = np.eye(d)
+    if not gens:  # the trivial group
+        return out, 0.0
+    moved = q[perms[gens]]  # (n_gens, n, d): L_s Q
+    gen_mats = np.matmul(q.T[None], moved)
+    resid = float(np.abs(moved - np.matmul(q[None], gen_mats)).max())
+    for g, s, h in layers:
+        out[g] = np.matmul(gen_mats[s], out[h])
     return out, resid
 
 
@@ -145,6 +184,8 @@ def real_irreps_by_characters(
         return y + y.T
 
     y = commutant_element()
+    gens = _generators(table)
+    layers = _spanning_tree(table, gens)
     found = []
     for psi_cls, dim, k in real_characters(ct):
         psi = psi_cls[ct.class_of]
@@ -159,12 +200,12 @@ def real_irreps_by_characters(
             y = commutant_element()
         else:  # pragma: no cover - would need 16 degenerate random draws
             raise RuntimeError(f"could not split the isotypic component of dimension {dim}")
-        mats, resid = _matrices(q, perms)
+        mats, resid = _matrices(q, perms, gens, layers)
         for _ in range(4):
             if resid <= _RESIDUAL_TOL:
                 break
             q = _polish(q, perms)
-            mats, resid = _matrices(q, perms)
+            mats, resid = _matrices(q, perms, gens, layers)
         found.append((mats, psi, k))
 
     def sort_key(item: tuple[np.ndarray, np.ndarray, int]) -> tuple:
