@@ -27,17 +27,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from latentgeo.groups import (  # noqa: E402
+from latentgeo.groups import (
     Alternating,
     Cyclic,
     DirectProduct,
     FiniteGroup,
     Symmetric,
 )
-from latentgeo.groups._decompose import real_irreps_from_table  # noqa: E402
-from latentgeo.groups._regular import real_irreps_by_characters  # noqa: E402
+from latentgeo.groups._decompose import real_irreps_from_table
+from latentgeo.groups._regular import real_irreps_by_characters
 
 
 def relabelled(G: FiniteGroup, seed: int = 0) -> tuple[FiniteGroup, np.ndarray]:
@@ -61,7 +61,9 @@ def homomorphism_error(G: FiniteGroup, irreps) -> float:
     rng = np.random.default_rng(1)
     a, b = rng.integers(0, G.order, (2, 500))
     t = G.cayley_table
-    return max(float(np.abs(r.matrices[t[a, b]] - r.matrices[a] @ r.matrices[b]).max()) for r in irreps)
+    return max(
+        float(np.abs(r.matrices[t[a, b]] - r.matrices[a] @ r.matrices[b]).max()) for r in irreps
+    )
 
 
 def timed(fn):
@@ -81,8 +83,10 @@ def main() -> None:
         ("S6", Symmetric(6), args.old),
         ("S4xC21", DirectProduct(Symmetric(4), Cyclic(21)), args.old),
     ]
-    print(f"{'group':8} {'order':>6} {'irreps':>6} {'new (s)':>8} {'old (s)':>8} "
-          f"{'old/new':>8} {'closed (s)':>10} {'agree':>6} {'hom err':>8}")
+    print(
+        f"{'group':8} {'order':>6} {'irreps':>6} {'new (s)':>8} {'old (s)':>8} "
+        f"{'old/new':>8} {'closed (s)':>10} {'agree':>6} {'hom err':>8}"
+    )
     for name, G, run_old in cases:
         H, perm = relabelled(G)
         back = np.argsort(perm)
@@ -90,7 +94,9 @@ def main() -> None:
         t_new, new = timed(
             lambda H=H: real_irreps_by_characters(H.cayley_table, H.inverses, H.conjugacy_classes)
         )
-        t_cls, _ = timed(lambda H=H: FiniteGroup.from_cayley_table(H.cayley_table).conjugacy_classes)
+        t_cls, _ = timed(
+            lambda H=H: FiniteGroup.from_cayley_table(H.cayley_table).conjugacy_classes
+        )
         t_new += t_cls
         del classes
         t_closed, closed = timed(lambda G=G: G._compute_irreps())
@@ -102,13 +108,17 @@ def main() -> None:
         else:
             old_s, ratio = f"{'-':>8}", f"{'-':>8}"
         err = homomorphism_error(H, new)
-        print(f"{name:8} {G.order:6d} {len(new):6d} {t_new:8.2f} {old_s} {ratio} "
-              f"{t_closed:10.2f} {str(agree):>6} {err:8.1e}")
+        print(
+            f"{name:8} {G.order:6d} {len(new):6d} {t_new:8.2f} {old_s} {ratio} "
+            f"{t_closed:10.2f} {agree!s:>6} {err:8.1e}"
+        )
     if args.s7:
         t_build, S7 = timed(lambda: Symmetric(7))
         t_irreps, irreps = timed(S7.irreps)
-        print(f"S7 (5040): build {t_build:.2f} s, Young-form irreps {t_irreps:.2f} s, "
-              f"{len(irreps)} irreps, hom err {homomorphism_error(S7, irreps):.1e}")
+        print(
+            f"S7 (5040): build {t_build:.2f} s, Young-form irreps {t_irreps:.2f} s, "
+            f"{len(irreps)} irreps, hom err {homomorphism_error(S7, irreps):.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -96,9 +96,7 @@ class Registry:
     def register(self, obj: T, *, name: str | None = None) -> T: ...
 
     @overload
-    def register(
-        self, obj: str | None = None, *, name: str | None = None
-    ) -> Callable[[T], T]: ...
+    def register(self, obj: str | None = None, *, name: str | None = None) -> Callable[[T], T]: ...
 
     def register(self, obj: Any = None, *, name: str | None = None) -> Any:
         """Register a class (or constructor) under ``name`` (default: its ``__name__``).
@@ -211,8 +209,7 @@ def _check_action(obj: Any) -> None:
 
     if not (isinstance(obj, type) and issubclass(obj, Action)):
         raise TypeError(
-            f"only subclasses of latentgeo.actions.Action can be registered as actions, "
-            f"got {obj!r}"
+            f"only subclasses of latentgeo.actions.Action can be registered as actions, got {obj!r}"
         )
 
 

@@ -12,7 +12,6 @@ Your own reducer: subclass :class:`Reducer` (``__call__`` and ``to_spec`` return
 build it.  Installed packages may use the ``latentgeo.reducers`` entry-point group.
 """
 
-
 from __future__ import annotations
 
 from latentgeo.record._reducers import (

@@ -440,9 +440,7 @@ def _murnaghan_nakayama(shape: tuple[int, ...], cycle_type: list[int]) -> int:
     return total
 
 
-@pytest.mark.parametrize(
-    "n", [1, 2, 3, 4, 5, 6, pytest.param(7, marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, pytest.param(7, marks=pytest.mark.slow)])
 def test_young_form_characters_match_murnaghan_nakayama_and_hook_lengths(n: int) -> None:
     G = Symmetric(n)
     types = []

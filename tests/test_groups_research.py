@@ -50,7 +50,9 @@ def check_irreps(G: FiniteGroup, n_pairs: int | None = None, seed: int = 0) -> N
     for rho in G.irreps():
         m = rho.matrices
         assert_allclose(m[t[a, b]], m[a] @ m[b], atol=ATOL)
-        assert_allclose(m[a] @ m[a].transpose(0, 2, 1), np.broadcast_to(np.eye(rho.dim), m[a].shape), atol=ATOL)
+        assert_allclose(
+            m[a] @ m[a].transpose(0, 2, 1), np.broadcast_to(np.eye(rho.dim), m[a].shape), atol=ATOL
+        )
         expected = {"real": 1.0, "complex": 0.0, "quaternionic": -2.0}[rho.type]
         assert_allclose(rho.character[squares].mean(), expected, atol=ATOL)
     chars = np.stack([r.character for r in G.irreps()])
@@ -154,7 +156,13 @@ def test_dixon_character_table_is_unitary_and_integral() -> None:
 
 @pytest.mark.parametrize(
     "G",
-    [Dihedral(4), Quaternion(), Alternating(4), Symmetric(4), DirectProduct(Cyclic(3), Quaternion())],
+    [
+        Dihedral(4),
+        Quaternion(),
+        Alternating(4),
+        Symmetric(4),
+        DirectProduct(Cyclic(3), Quaternion()),
+    ],
     ids=lambda G: G.spec,
 )
 def test_character_energies_equal_the_projector_path(G: FiniteGroup) -> None:

@@ -205,7 +205,9 @@ def test_registry_rejects_a_second_class_under_a_registered_name() -> None:
     with pytest.raises(ValueError, match="'Knob' is already registered"):
         reg.register(Other, name="Knob")
     assert reg.register("Dial")(Other) is Other and reg.get("Dial") is Other
-    with pytest.raises(MissingExtensionError, match="no widget named 'Lever'.*known: \\['Dial', 'Knob'\\]"):
+    with pytest.raises(
+        MissingExtensionError, match=r"no widget named 'Lever'.*known: \['Dial', 'Knob'\]"
+    ):
         reg.get("Lever")
     with pytest.raises(TypeError, match="non-empty str"):
         reg.register(Other, name="")
@@ -220,11 +222,11 @@ def test_builtins_are_in_the_one_registry_and_user_classes_must_fit() -> None:
 
     assert {"TokenShift", "SetPermutation", "ImageRotations"} <= set(la.register.__self__.names())
     assert {"flatten", "block_mean_pool", "random_projection"} <= set(lr.register.__self__.names())
-    with pytest.raises(TypeError, match="subclasses of latentgeo.groups.Group"):
+    with pytest.raises(TypeError, match=r"subclasses of latentgeo\.groups\.Group"):
         latentgeo.groups.register(int)
-    with pytest.raises(TypeError, match="subclasses of latentgeo.actions.Action"):
+    with pytest.raises(TypeError, match=r"subclasses of latentgeo\.actions\.Action"):
         la.register(Cyclic)
-    with pytest.raises(TypeError, match="subclasses of latentgeo.reducers.Reducer"):
+    with pytest.raises(TypeError, match=r"subclasses of latentgeo\.reducers\.Reducer"):
         lr.register(Cyclic)
     with pytest.raises(ValueError, match="already registered"):
 

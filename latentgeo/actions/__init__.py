@@ -42,8 +42,8 @@ __all__ = [
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
-    "SetPermutation",
     "MissingExtensionError",
+    "SetPermutation",
     "TokenShift",
     "from_spec",
     "register",
@@ -110,9 +110,7 @@ def from_spec(spec: Mapping[str, Any]) -> Action:
     try:
         cls = _ACTIONS.get(kind)
     except MissingExtensionError as err:
-        raise MissingExtensionError(
-            f"cannot rebuild action spec {dict(spec)!r}: {err}"
-        ) from None
+        raise MissingExtensionError(f"cannot rebuild action spec {dict(spec)!r}: {err}") from None
     own = cls.__dict__.get("from_spec")
     if isinstance(own, classmethod):
         return cls.from_spec(dict(spec))

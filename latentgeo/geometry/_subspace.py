@@ -170,9 +170,7 @@ def principal_subspace(Z: Any, k: int, *, center: bool = True) -> torch.Tensor:
 
 def _irrep_for(group: Any, irrep: Any) -> Any:
     if not getattr(group, "is_finite", False) or not hasattr(group, "cayley_table"):
-        raise TypeError(
-            f"group must be a latentgeo finite group, got {type(group).__name__}"
-        )
+        raise TypeError(f"group must be a latentgeo finite group, got {type(group).__name__}")
     irreps = group.irreps()
     names = [r.name for r in irreps]
     if hasattr(irrep, "name") and not isinstance(irrep, str):

@@ -151,8 +151,12 @@ def character_table(
     # Deterministic order: trivial first, then degree, then values (real part, rounded).
     trivial = np.abs(values - 1).max(axis=1) < 1e-8
     keys = [
-        (not trivial[i], int(degrees[i]), tuple(np.round(-values[i].real, 8)),
-         tuple(np.round(-values[i].imag, 8)))
+        (
+            not trivial[i],
+            int(degrees[i]),
+            tuple(np.round(-values[i].real, 8)),
+            tuple(np.round(-values[i].imag, 8)),
+        )
         for i in range(r)
     ]
     order = sorted(range(r), key=keys.__getitem__)

@@ -17,7 +17,6 @@ from ._protocol import Group, as_generator
 __all__ = ["FiniteGroup"]
 
 
-
 def _as_table(table: Any) -> np.ndarray:
     """Validate the shape and entries of a candidate Cayley table; return an int64 copy."""
     arr = np.asarray(table)

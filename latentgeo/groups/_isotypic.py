@@ -76,7 +76,9 @@ def isotypic_energies(group: Any, gram: torch.Tensor) -> tuple[list[str], torch.
         members = np.asarray(members, dtype=np.int64)
         for start in range(0, members.size, rows_per_block):
             # gram[x∘h, h] for x in the class: gather along the element axis.
-            idx = torch.as_tensor(table[members[start : start + rows_per_block]], device=gram.device)
+            idx = torch.as_tensor(
+                table[members[start : start + rows_per_block]], device=gram.device
+            )
             sums[c] += gram[idx, cols[None, :]].sum()
     weights = torch.as_tensor(coeff[:, None] * chars, dtype=gram.dtype, device=gram.device)
     return names, weights @ sums

@@ -19,8 +19,6 @@ from ._finite import FiniteGroup
 __all__ = ["PermutationGroup", "cycle_notation", "cycle_types", "permutation_closure"]
 
 
-
-
 def cycle_notation(perm: Sequence[int]) -> str:
     """Cycle notation of a permutation ``i -> perm[i]``; ``"e"`` for the identity.
 
@@ -163,7 +161,7 @@ def check_permutations(perms: Any, what: str = "permutations") -> np.ndarray:
         arr = np.asarray(perms)
     except ValueError:
         raise ValueError(f"{what} must all have the same length, got {perms!r}") from None
-    if arr.dtype == object or arr.size == 0 and arr.ndim != 2:
+    if arr.dtype == object or (arr.size == 0 and arr.ndim != 2):
         raise ValueError(f"{what} must be a non-empty list of equal-length tuples, got {perms!r}")
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{what} must be a non-empty list of equal-length tuples, got {perms!r}")

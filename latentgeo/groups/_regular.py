@@ -117,9 +117,7 @@ def _polish(q: np.ndarray, perms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _one_copy(
-    basis: np.ndarray, y: np.ndarray, dim: int
-) -> np.ndarray | None:
+def _one_copy(basis: np.ndarray, y: np.ndarray, dim: int) -> np.ndarray | None:
     """An orthonormal basis of one irreducible copy inside the isotypic basis, or None."""
     yi = basis.T @ (y @ basis)
     yi = (yi + yi.T) / 2

@@ -101,14 +101,23 @@ class Symmetric(PermutationGroup):
 
     def _compute_irreps(self) -> tuple[Irrep, ...]:
         n = self.n
-        adjacent = np.stack(
-            [self._table[self.index((*range(i), i + 1, i, *range(i + 2, n)))] for i in range(n - 1)]
-        ) if n > 1 else np.zeros((0, 1), dtype=np.int64)
+        adjacent = (
+            np.stack(
+                [
+                    self._table[self.index((*range(i), i + 1, i, *range(i + 2, n)))]
+                    for i in range(n - 1)
+                ]
+            )
+            if n > 1
+            else np.zeros((0, 1), dtype=np.int64)
+        )
         irreps = []
         for shape in partitions(n):
             mats = young_matrices(shape, adjacent)
             name = "[" + ",".join(map(str, shape)) + "]"
-            irreps.append(Irrep(name, mats.shape[1], mats, np.trace(mats, axis1=1, axis2=2), "real"))
+            irreps.append(
+                Irrep(name, mats.shape[1], mats, np.trace(mats, axis1=1, axis2=2), "real")
+            )
         return tuple(irreps)
 
 
