@@ -20,7 +20,6 @@ from ._protocol import Group
 __all__ = ["parse"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_DIGITS = re.compile(r"\d*")
 # "C2x" in "C2x(C3xC4)": a short spec followed by the product operator, not a call.
 _SHORT_THEN_PRODUCT = re.compile(r"[A-Za-z]+\d+x")
 _HELP = (
@@ -98,9 +97,12 @@ class _Parser:
                         ) from None
         for prefix, cls in _short_prefixes():
             if self.text.startswith(prefix, self.pos):
-                digits = _DIGITS.match(self.text, self.pos + len(prefix))
-                self.pos = digits.end()
-                number = int(digits.group()) if digits.group() else None
+                start = self.pos + len(prefix)
+                end = start
+                while end < len(self.text) and self.text[end].isdigit():
+                    end += 1
+                self.pos = end
+                number = int(self.text[start:end]) if end > start else None
                 try:
                     return cls._from_spec_number(number)
                 except (TypeError, ValueError) as err:
@@ -145,9 +147,9 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
             raise parser.error(f"unknown constructor {ast.unparse(node)!r}")
         constructor = GROUPS.get(func)
         args = [_evaluate(a, parser) for a in node.args]
-        kwargs = {k.arg: _evaluate(k.value, parser) for k in node.keywords}
-        if None in kwargs:
+        if any(k.arg is None for k in node.keywords):
             raise parser.error(f"'**' is not allowed in {ast.unparse(node)!r}")
+        kwargs = {str(k.arg): _evaluate(k.value, parser) for k in node.keywords}
         try:
             return constructor(*args, **kwargs)
         except TypeError as err:  # wrong arity or argument types inside the string

@@ -176,8 +176,8 @@ def real_irreps_by_characters(
 
     def commutant_element() -> np.ndarray:
         # R_g e_h = e_{h g^-1}: R_g[h g^-1, h] = 1; sum_g c_g R_g has [quotient[h, g], h] = c_g.
-        coeff = rng.standard_normal(n)
-        y = np.zeros((n, n))
+        coeff = np.asarray(rng.standard_normal(n))
+        y: np.ndarray = np.zeros((n, n))
         y[quotient, np.arange(n)[:, None]] = coeff[None, :]
         return y + y.T
 
