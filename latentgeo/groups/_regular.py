@@ -35,6 +35,8 @@ _TYPE_OF_K = {k: t for t, k in IRREP_TYPES.items()}
 _GAP_RTOL = 1e-7
 # Largest accepted invariance residual max |L_g Q - Q rho(g)| before polishing.
 _RESIDUAL_TOL = 1e-12
+# Residual above which the decomposition is reported as failed rather than returned.
+_RESIDUAL_FAIL = 1e-9
 # Elements per chunk when reading off the matrices (memory: chunk * order * D floats).
 _CHUNK_FLOATS = 2**21
 
@@ -204,7 +206,13 @@ def real_irreps_by_characters(
                 break
             q = _polish(q, perms)
             mats, resid = _matrices(q, perms, gens, layers)
-        found.append((mats, psi, k))
+        if resid > _RESIDUAL_FAIL:  # pragma: no cover - polishing converges geometrically
+            raise RuntimeError(
+                f"irrep of dimension {dim} is invariant only to {resid:.3g} after polishing"
+            )
+        # The character of the matrices themselves (exact to rounding, whatever the accuracy
+        # of the Dixon table that only served to find the isotypic component).
+        found.append((mats, np.trace(mats, axis1=1, axis2=2), k))
 
     def sort_key(item: tuple[np.ndarray, np.ndarray, int]) -> tuple:
         mats, chi, k = item
