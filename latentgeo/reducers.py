@@ -5,6 +5,11 @@ to ``(batch, n_units)`` on the model's device before the copy to the host.
 ``BlockMeanPool(size)`` averages aligned spatial blocks (commutes with rot90/flips),
 ``RandomProjection(k, seed)`` applies a fixed, reproducible Gaussian projection; any callable
 works too.
+
+Your own reducer: subclass :class:`Reducer` (``__call__`` and ``to_spec`` returning
+``{"name": <its registered name>, **parameters}``) and decorate it with
+``@latentgeo.reducers.register("name")``; :func:`from_spec` and ``as_reducer("name")`` then
+build it.  Installed packages may use the ``latentgeo.reducers`` entry-point group.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from latentgeo.record._reducers import (
     Reducer,
     SpatialMeanPool,
     as_reducer,
+    from_spec,
+    register,
 )
 
 __all__ = [
@@ -27,4 +34,6 @@ __all__ = [
     "Reducer",
     "SpatialMeanPool",
     "as_reducer",
+    "from_spec",
+    "register",
 ]

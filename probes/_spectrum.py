@@ -78,7 +78,10 @@ def orbit_spectrum(
     Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
         Orbit latents, element axis in the group's element order.
     group : FiniteGroup
-        Provides ``irreps`` (names) and ``isotypic_projectors()``.  For ``SO2`` the element
+        Provides ``irreps()`` (names, characters), ``conjugacy_classes`` and
+        ``cayley_table``; the energies come from characters and class sums of the orbit's
+        Gram matrix (:func:`latentgeo.groups.isotypic_energies`), so no ``|G| x |G|``
+        projector is formed.  For ``SO2`` the element
         axis is taken as a uniform grid of angles ``2πk/n`` and the spectrum is over integer
         frequencies ``0, 1, ..., n // 2``, named as the group's irreps (``"A"``, ``"E1"``, ...).
     device : torch.device or str, optional
@@ -122,17 +125,6 @@ def is_circle_group(group: Any) -> bool:
     return not group.is_finite
 
 
-def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[str], torch.Tensor]:
-    """Irrep names (in ``group.irreps()`` order) and their isotypic projectors stacked."""
-    projectors = group.isotypic_projectors()
-    names = [irrep.name for irrep in group.irreps()]
-    missing = [name for name in names if name not in projectors]
-    if missing:
-        raise ValueError(f"group {group!r} gives no isotypic projector for irreps {missing!r}")
-    P = np.stack([np.asarray(projectors[name], dtype=np.float64) for name in names])
-    return names, torch.as_tensor(P, dtype=dtype, device=device)
-
-
 def spectrum_of_centred(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
     """Irrep names and spectrum of latents already centred by their grand mean."""
     if is_circle_group(group):
@@ -142,12 +134,14 @@ def spectrum_of_centred(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.
 
 
 def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    names, P = projector_stack(group, Zc.dtype, Zc.device)
+    from latentgeo.groups._isotypic import isotypic_energies
+
     flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
-    # ‖P f‖² = fᵀ P f for an orthogonal projector; the Gram matrix over the element axis is
-    # all that is needed, so the cost is |G|² n d once, then |G|² per irrep.
+    # ‖P f‖² = fᵀ P f for an orthogonal projector, so only the Gram matrix over the element
+    # axis is needed (|G|² n d once); the energies then come from characters and class sums
+    # of the Gram matrix (|G|² in all), never from |G| x |G| projectors per irrep.
     gram = flat @ flat.T  # (G, G)
-    energy = torch.einsum("rgh,gh->r", P, gram)
+    names, energy = isotypic_energies(group, gram)
     total = torch.trace(gram)
     if total <= 0:
         # No variance: everything is (trivially) invariant.

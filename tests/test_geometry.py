@@ -455,28 +455,11 @@ def test_shrinkage_covariance_matches_sklearn(rng):
         geo.shrinkage_covariance(Z, 2, basis=B)
 
 
-class _CyclicStub:
-    """C_n with DFT isotypic projectors (frequencies m and -m pooled: real irreps)."""
-
-    def __init__(self, n):
-        self.order = n
-        self.n = n
-
-    def isotypic_projectors(self):
-        n = self.n
-        g = np.arange(n)
-        out = {}
-        for m in range(n // 2 + 1):
-            P = np.cos(2 * np.pi * m * (g[:, None] - g[None, :]) / n) / n
-            out[f"f{m}"] = P * (1 if m == 0 or 2 * m == n else 2)
-        return out
-
-
 def test_isotypic_subspace_recovers_planted_components(rng):
+    from latentgeo.groups import Cyclic
+
     n, N, d = 6, 40, 10
-    G = _CyclicStub(n)
-    P = G.isotypic_projectors()
-    np.testing.assert_allclose(sum(P.values()), np.eye(n), atol=1e-13)
+    G = Cyclic(n)  # irreps A, B, E1, E2: E2 is the frequency-2 rotation
     basis = np.linalg.qr(rng.standard_normal((d, 3)))[0]
     u, v1, v2 = basis.T
     g = np.arange(n)[:, None, None]
@@ -485,14 +468,14 @@ def test_isotypic_subspace_recovers_planted_components(rng):
     Z = a * u + (np.cos(2 * np.pi * 2 * g / n) * b + np.sin(2 * np.pi * 2 * g / n) * c) * v1
     Z = Z + (np.cos(2 * np.pi * 2 * g / n) * c - np.sin(2 * np.pi * 2 * g / n) * b) * v2
     Z = Z + 1e-9 * rng.standard_normal(Z.shape)
-    U2 = geo.isotypic_subspace(Z, G, "f2", 2)
+    U2 = geo.isotypic_subspace(Z, G, "E2", 2)
     assert geo.grassmann_distance(U2, torch.from_numpy(basis[:, 1:])).item() < 1e-6
-    U0 = geo.isotypic_subspace(Z, G, "f0", 1)
+    U0 = geo.isotypic_subspace(Z, G, "A", 1)
     assert geo.grassmann_distance(U0, torch.from_numpy(basis[:, :1])).item() < 1e-6
     with pytest.raises(ValueError, match="irrep must be one of"):
         geo.isotypic_subspace(Z, G, "nope", 1)
     with pytest.raises(ValueError, match="elements along axis 0"):
-        geo.isotypic_subspace(Z[:4], G, "f2", 2)
+        geo.isotypic_subspace(Z[:4], G, "E2", 2)
 
 
 # --- pairwise distances -----------------------------------------------------------------------

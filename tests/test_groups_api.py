@@ -14,11 +14,13 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from latentgeo.groups import (
     SO2,
+    Alternating,
     Cyclic,
     Dihedral,
     DirectProduct,
     FiniteGroup,
     Irrep,
+    Quaternion,
     Symmetric,
     parse,
 )
@@ -44,6 +46,11 @@ VALUES = [
     DirectProduct(KLEIN_NAMED, Cyclic(3)),
     DirectProduct(Cyclic(3), KLEIN_NAMED),
     SO2(),
+    Symmetric(6),
+    Alternating(5),
+    Quaternion(),
+    FiniteGroup.from_generators([(1, 2, 0, 3, 4), (0, 1, 3, 4, 2)]),
+    DirectProduct(Quaternion(), Alternating(4)),
 ]
 
 
@@ -64,6 +71,10 @@ def test_parse_repr_and_spec_round_trip(G) -> None:
         ("D4", Dihedral(4)),
         ("S3", Symmetric(3)),
         ("SO2", SO2()),
+        ("A5", Alternating(5)),
+        ("Q8", Quaternion()),
+        ("Q8xA4", DirectProduct(Quaternion(), Alternating(4))),
+        ("SO2xC2", None),
         (" C2 x C4 ", DirectProduct(Cyclic(2), Cyclic(4))),
         ("C2xC3xC4", DirectProduct(DirectProduct(Cyclic(2), Cyclic(3)), Cyclic(4))),
         ("C2x(C3xC4)", DirectProduct(Cyclic(2), DirectProduct(Cyclic(3), Cyclic(4)))),
@@ -72,6 +83,10 @@ def test_parse_repr_and_spec_round_trip(G) -> None:
     ],
 )
 def test_parse_specs(text: str, expected) -> None:
+    if expected is None:  # a continuous factor is refused by DirectProduct
+        with pytest.raises(TypeError, match="SO2"):
+            parse(text)
+        return
     assert parse(text) == expected
 
 
@@ -131,7 +146,7 @@ def test_index_by_name_and_errors() -> None:
         (lambda: Cyclic(2.0), TypeError, "2.0"),
         (lambda: Cyclic(True), TypeError, "True"),
         (lambda: Dihedral(0), ValueError, "0"),
-        (lambda: Symmetric(6), ValueError, r"\[1, 5\], got 6"),
+        (lambda: Symmetric(8), ValueError, r"\[1, 7\], got 8"),
         (lambda: Symmetric(0), ValueError, "0"),
         (lambda: DirectProduct(Cyclic(2), SO2()), TypeError, "SO2"),
         (lambda: SO2().irrep(-1), ValueError, "-1"),

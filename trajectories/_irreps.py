@@ -84,16 +84,19 @@ def spectrum_with_ci(
     interval : array of shape (n_irreps, 2)
         NaN when ``n_bootstrap == 0``.
     """
-    from probes._spectrum import projector_stack
+    from latentgeo.groups._isotypic import project_isotypic
     from probes._validation import as_orbit_tensor, check_group_order
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     check_group_order(Zt.shape[0], group)
     Zc = Zt - Zt.mean(dim=(0, 1), keepdim=True)
-    names, P = projector_stack(group, Zc.dtype, Zc.device)
-    # E[i, r] = Σ_d f_id^T P_r f_id: each sample's energy in each isotypic component.
-    PZ = torch.einsum("rgh,hnd->rgnd", P, Zc)
-    E = torch.einsum("rgnd,gnd->nr", PZ, Zc)
+    irreps = group.irreps()
+    names = [rho.name for rho in irreps]
+    # E[i, r] = <P_r f_i, f_i>: each sample's energy in each isotypic component (the
+    # projection from the character, in row blocks: no |G| x |G| projector for large groups).
+    E = torch.stack(
+        [(project_isotypic(group, rho, Zc) * Zc).sum(dim=(0, 2)) for rho in irreps], dim=1
+    )
     total = E.sum()
     if total <= 0:
         share = np.zeros(len(names))

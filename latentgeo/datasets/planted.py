@@ -226,8 +226,8 @@ def planted_latents(
     # Expected spectrum: the signal of irrep ρ lives in ρ's isotypic component; the noise is
     # white on the non-identity elements, so its energy in a component with projector P is
     # τ² (tr P − P_ee) = τ² tr P (1 − 1/|G|) per (sample, unit).
-    projectors = group.isotypic_projectors()
-    trace = np.array([np.trace(projectors[n]) for n in names])
+    # tr P = dim (dim / k): the isotypic component holds dim/k copies of the irrep.
+    trace = np.array([irreps[n].dim ** 2 / irreps[n].commutant_dim for n in names])
     signal_energy = G * frac  # per sample: Σ_g ‖rho(g) z‖² = |G| ‖z‖², total variance 1
     noise_energy = tau2 * d * trace * (1.0 - 1.0 / G)
     expected = (signal_energy + noise_energy) / (signal_energy + noise_energy).sum()

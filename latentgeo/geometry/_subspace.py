@@ -168,23 +168,20 @@ def principal_subspace(Z: Any, k: int, *, center: bool = True) -> torch.Tensor:
     return _top_k_basis(_flatten_rows(Z, "Z"), k, center)
 
 
-def _projector_for(group: Any, irrep: Any) -> Any:
-    if not hasattr(group, "isotypic_projectors"):
-        raise TypeError(
-            f"group must be a latentgeo finite group with isotypic_projectors(), got "
-            f"{type(group).__name__}"
-        )
-    projectors = group.isotypic_projectors()
-    names = list(projectors)
+def _irrep_for(group: Any, irrep: Any) -> Any:
+    if not getattr(group, "is_finite", False) or not hasattr(group, "cayley_table"):
+        raise TypeError(f"group must be a latentgeo finite group, got {type(group).__name__}")
+    irreps = group.irreps()
+    names = [r.name for r in irreps]
     if hasattr(irrep, "name") and not isinstance(irrep, str):
         irrep = irrep.name
     if isinstance(irrep, int) and not isinstance(irrep, bool):
         if not 0 <= irrep < len(names):
             raise ValueError(f"irrep index {irrep!r} out of range for {len(names)} irreps")
-        irrep = group.irreps()[irrep].name if hasattr(group, "irreps") else names[irrep]
-    if irrep not in projectors:
+        return irreps[irrep]
+    if irrep not in names:
         raise ValueError(f"irrep must be one of {names!r}, got {irrep!r}")
-    return projectors[irrep]
+    return irreps[names.index(irrep)]
 
 
 def isotypic_subspace(
@@ -201,7 +198,7 @@ def isotypic_subspace(
     Z : array of shape (n_elements, n_samples, n_units)
         Latents of the probe set's orbit, ``Z[g] = z(g . x)`` in the group's element order.
     group : latentgeo.groups.FiniteGroup
-        Any object with ``order`` and ``isotypic_projectors()`` (name -> (order, order) array).
+        The finite group (its irreps' characters and Cayley table give the projection).
     irrep : str, int or Irrep
         Irrep name, index into ``group.irreps()``, or the irrep itself.
     k : int
@@ -245,10 +242,12 @@ def isotypic_component(Z: Any, group: Any, irrep: Any) -> torch.Tensor:
             f"Z must have shape (n_elements, n_samples, n_units), got shape {tuple(Z.shape)!r}"
         )
     check_finite(Z, "Z")
-    P = as_tensor(_projector_for(group, irrep), "projector", dtype=Z.dtype, device=Z.device)
-    if P.shape != (Z.shape[0], Z.shape[0]):
+    from latentgeo.groups._isotypic import project_isotypic
+
+    rho = _irrep_for(group, irrep)
+    if Z.shape[0] != group.order:
         raise ValueError(
-            f"Z has {Z.shape[0]} elements along axis 0 but the group's projector has shape "
-            f"{tuple(P.shape)!r}"
+            f"Z has {Z.shape[0]} elements along axis 0 but the group has order {group.order}"
         )
-    return torch.einsum("gh,hnd->gnd", P, Z)
+    # P Z in row blocks of P, from the character: no |G| x |G| matrix for large groups.
+    return project_isotypic(group, rho, Z)

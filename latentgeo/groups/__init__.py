@@ -2,11 +2,18 @@
 
 Finite groups are immutable, hashable value objects defined by a Cayley table, with
 ``a∘b`` meaning "apply ``b`` first, then ``a``" and the identity at index 0.  Named families
-(:class:`Cyclic`, :class:`Dihedral`, :class:`Symmetric`, :class:`DirectProduct`) carry
-closed-form real irreps; any other group (:meth:`FiniteGroup.from_cayley_table`) gets its
-real irreps by a seeded numerical decomposition of the regular representation.
-:func:`parse` turns a spec (``"C8"``, ``"D4"``, ``"C2xC4"``, ``"S3"``, ``"SO2"``) or a repr
-back into a group.  :class:`SO2` is the continuous rotation group.
+(:class:`Cyclic`, :class:`Dihedral`, :class:`Symmetric` (``n <= 7``, Young's orthogonal
+form), :class:`Alternating`, :class:`Quaternion`, :class:`DirectProduct`) carry closed-form
+real irreps; any other group (:meth:`FiniteGroup.from_cayley_table`,
+:meth:`FiniteGroup.from_generators`) gets its real irreps from its characters (Burnside–Dixon)
+and its regular representation in ``O(|G|^3)``.  :func:`parse` turns a spec (``"C8"``,
+``"D4"``, ``"C2xC4"``, ``"S5"``, ``"A5"``, ``"Q8"``, ``"SO2"``) or a repr back into a group.
+:class:`SO2` is the continuous rotation group.
+
+Every group class is found by name in one registry: decorate your own :class:`Group` subclass
+with :func:`register` (or declare it in the ``latentgeo.groups`` entry-point group of an
+installed package) and :func:`parse` rebuilds it from its spec, also in a fresh process that
+opens a run store recorded with it.
 
 Examples
 --------
@@ -16,27 +23,44 @@ Examples
 (True, 'D4', ['A1', 'A2', 'B1', 'B2', 'E1'])
 """
 
+from latentgeo._registry import GROUPS as _GROUPS
+from latentgeo._registry import MissingExtensionError
+
+from ._alternating import Alternating
+from ._characters import CharacterTable
 from ._cyclic import Cyclic
 from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
+from ._isotypic import isotypic_energies, project_isotypic
 from ._parse import parse
+from ._permutation import PermutationGroup
 from ._product import DirectProduct
 from ._protocol import Group, as_generator
+from ._quaternion import Quaternion
 from ._so2 import SO2, SO2Irrep
 from ._subgroups import Subgroup, SubgroupLattice
 from ._symmetric import Symmetric
 
+#: Class decorator registering a :class:`Group` subclass (or constructor) under its name, so
+#: that :func:`parse` rebuilds it from its spec: ``@register`` or ``@register("Name")``.
+register = _GROUPS.register
+
 __all__ = [
     "IRREP_TYPES",
     "SO2",
+    "Alternating",
+    "CharacterTable",
     "Cyclic",
     "Dihedral",
     "DirectProduct",
     "FiniteGroup",
     "Group",
     "Irrep",
+    "MissingExtensionError",
+    "PermutationGroup",
+    "Quaternion",
     "SO2Irrep",
     "Subgroup",
     "SubgroupLattice",
@@ -45,6 +69,9 @@ __all__ = [
     "commutant_dimension",
     "complex_structure",
     "is_irreducible",
+    "isotypic_energies",
     "parse",
+    "project_isotypic",
+    "register",
     "split_representation",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentgeo._registry import GROUPS
+
 from ._finite import FiniteGroup, check_int
 from ._irreps import Irrep
 
@@ -16,6 +18,7 @@ def rotation_matrices(angles: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
 
 
+@GROUPS.register
 class Cyclic(FiniteGroup):
     """The cyclic group ``C_n`` of rotations by multiples of ``2π/n``.
 
@@ -48,6 +51,8 @@ class Cyclic(FiniteGroup):
     >>> [(r.name, r.dim, r.type) for r in G.irreps()]
     [('A', 1, 'real'), ('B', 1, 'real'), ('E1', 2, 'complex')]
     """
+
+    spec_prefix = "C"
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Cyclic group order n", minimum=1)

@@ -218,7 +218,11 @@ def _letters(i: int) -> str:
 def real_irreps_from_table(
     table: np.ndarray, inverses: np.ndarray, *, seed: int = 0
 ) -> tuple[Irrep, ...]:
-    """All real irreps of a finite group from its Cayley table.
+    """All real irreps of a finite group from its Cayley table (the previous generic path).
+
+    Groups now use :func:`latentgeo.groups._regular.real_irreps_by_characters`, which is
+    ``O(|G|^3)`` with small constants; this whole-regular-representation eigendecomposition is
+    kept as an independent check in the tests and ``benchmarks/groups.py``.
 
     A random symmetric element of the right group algebra commutes with the left regular
     representation; its eigenspaces are irreducible subspaces of the regular

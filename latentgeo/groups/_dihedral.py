@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentgeo._registry import GROUPS
+
 from ._cyclic import rotation_matrices
 from ._finite import FiniteGroup, check_int
 from ._irreps import Irrep
@@ -11,6 +13,7 @@ from ._irreps import Irrep
 __all__ = ["Dihedral"]
 
 
+@GROUPS.register
 class Dihedral(FiniteGroup):
     """The dihedral group ``D_n`` of order ``2n``: symmetries of a regular ``n``-gon.
 
@@ -44,6 +47,8 @@ class Dihedral(FiniteGroup):
     >>> [r.name for r in G.irreps()]
     ['A1', 'A2', 'B1', 'B2', 'E1']
     """
+
+    spec_prefix = "D"
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Dihedral group parameter n", minimum=1)

@@ -1,4 +1,11 @@
-"""Parse group specs (``"C8"``, ``"D4"``, ``"C2xC4"``, ``"S3"``, ``"SO2"``) and reprs."""
+"""Parse group specs (``"C8"``, ``"D4"``, ``"C2xC4"``, ``"A5"``, ``"SO2"``) and reprs.
+
+Every name is looked up in the one group registry (:data:`latentgeo._registry.GROUPS`):
+a call ``Name(args)`` runs the registered constructor ``Name`` on literal arguments (or
+nested group calls), and a short spec ``<prefix><digits>`` runs
+``cls._from_spec_number(int(digits))`` of the registered class whose ``spec_prefix`` is the
+longest match.  Nothing is ``eval``-ed.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,35 @@ import ast
 import re
 from typing import Any
 
-from ._finite import FiniteGroup
+from latentgeo._registry import GROUPS, MissingExtensionError
+
+from ._protocol import Group
 
 __all__ = ["parse"]
 
-_SHORT = re.compile(r"(SO2|C|D|S)(\d*)")
-_CALL_NAMES = (
-    "FiniteGroup.from_cayley_table",
-    "DirectProduct",
-    "Dihedral",
-    "Symmetric",
-    "Cyclic",
-    "SO2",
-)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+# "C2x" in "C2x(C3xC4)": a short spec followed by the product operator, not a call.
+_SHORT_THEN_PRODUCT = re.compile(r"[A-Za-z]+\d+x")
 _HELP = (
-    "expected a spec like 'C8', 'D4', 'S3', 'SO2', a product 'C2xC4' or 'D4x(C2xC3)', or a "
-    "repr like 'Cyclic(8)' / 'FiniteGroup.from_cayley_table([[0, 1], [1, 0]])'"
+    "expected a spec like 'C8', 'D4', 'S5', 'A5', 'Q8', 'SO2', a product 'C2xC4' or "
+    "'D4x(C2xC3)', or a repr like 'Cyclic(8)' / 'FiniteGroup.from_cayley_table([[0, 1], "
+    "[1, 0]])' of a registered group (latentgeo.groups.register)"
 )
+
+
+def _builtins() -> None:
+    """Import the built-in groups, which register themselves."""
+    import latentgeo.groups  # noqa: F401
+
+
+def _short_prefixes() -> list[tuple[str, Any]]:
+    """``(spec_prefix, class)`` of registered groups with a short spec, longest first."""
+    out = []
+    for _, obj in GROUPS.items():
+        prefix = getattr(obj, "spec_prefix", None) if isinstance(obj, type) else None
+        if isinstance(prefix, str) and prefix:
+            out.append((prefix, obj))
+    return sorted(out, key=lambda item: -len(item[0]))
 
 
 class _Parser:
@@ -63,31 +82,32 @@ class _Parser:
                 raise self.error("missing ')'")
             self.pos += 1
             return group
-        for name in _CALL_NAMES:
-            if self.text.startswith(name, self.pos):
-                after = self.pos + len(name)
-                rest = self.text[after:].lstrip()
-                if rest.startswith("("):
-                    return self.call(after + len(self.text[after:]) - len(rest))
-        m = _SHORT.match(self.text, self.pos)
-        if m is None:
-            raise self.error("expected a group")
-        kind, digits = m.groups()
-        if kind == "SO2":
-            if digits:
-                raise self.error("unexpected digits after 'SO2'")
-            self.pos = m.end()
-            from ._so2 import SO2
-
-            return SO2()
-        if not digits:
-            raise self.error(f"missing order after {kind!r}")
-        self.pos = m.end()
-        from ._cyclic import Cyclic
-        from ._dihedral import Dihedral
-        from ._symmetric import Symmetric
-
-        return {"C": Cyclic, "D": Dihedral, "S": Symmetric}[kind](int(digits))
+        m = _IDENT.match(self.text, self.pos)
+        if m is not None:
+            rest = self.text[m.end() :].lstrip()
+            if rest.startswith("("):
+                if m.group() in GROUPS:
+                    return self.call(len(self.text) - len(rest))
+                if not _SHORT_THEN_PRODUCT.match(m.group()):
+                    try:
+                        GROUPS.get(m.group())
+                    except MissingExtensionError as err:
+                        raise MissingExtensionError(
+                            f"cannot rebuild group {self.text!r}: {err}"
+                        ) from None
+        for prefix, cls in _short_prefixes():
+            if self.text.startswith(prefix, self.pos):
+                start = self.pos + len(prefix)
+                end = start
+                while end < len(self.text) and self.text[end].isdigit():
+                    end += 1
+                self.pos = end
+                number = int(self.text[start:end]) if end > start else None
+                try:
+                    return cls._from_spec_number(number)
+                except (TypeError, ValueError) as err:
+                    raise self.error(str(err)) from None
+        raise self.error("expected a group")
 
     def call(self, open_paren: int) -> Any:
         """Consume ``Name(...)`` whose '(' is at ``open_paren`` and evaluate it safely."""
@@ -120,39 +140,26 @@ class _Parser:
 
 
 def _evaluate(node: ast.AST, parser: _Parser) -> Any:
-    from ._cyclic import Cyclic
-    from ._dihedral import Dihedral
-    from ._product import DirectProduct
-    from ._so2 import SO2
-    from ._symmetric import Symmetric
-
-    if not isinstance(node, ast.Call):
-        raise parser.error(f"expected a group constructor, got {ast.unparse(node)!r}")
-    func = ast.unparse(node.func)
-    if func == "DirectProduct":
-        if node.keywords or len(node.args) != 2:
-            raise parser.error("DirectProduct takes two groups")
-        return DirectProduct(*(_evaluate(a, parser) for a in node.args))
+    """Evaluate ``Name(args)``: a registered constructor applied to literals or groups."""
+    if isinstance(node, ast.Call):
+        func = ast.unparse(node.func)
+        if func not in GROUPS:
+            raise parser.error(f"unknown constructor {ast.unparse(node)!r}")
+        constructor = GROUPS.get(func)
+        args = [_evaluate(a, parser) for a in node.args]
+        if any(k.arg is None for k in node.keywords):
+            raise parser.error(f"'**' is not allowed in {ast.unparse(node)!r}")
+        kwargs = {str(k.arg): _evaluate(k.value, parser) for k in node.keywords}
+        try:
+            return constructor(*args, **kwargs)
+        except TypeError as err:  # wrong arity or argument types inside the string
+            raise parser.error(f"bad arguments to {func}: {err}") from None
     try:
-        args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError):
-        raise parser.error(f"arguments of {func} must be literals") from None
-    constructors = {
-        "Cyclic": Cyclic,
-        "Dihedral": Dihedral,
-        "Symmetric": Symmetric,
-        "SO2": SO2,
-        "FiniteGroup.from_cayley_table": FiniteGroup.from_cayley_table,
-    }
-    if func not in constructors or (kwargs and func != "FiniteGroup.from_cayley_table"):
-        raise parser.error(f"unknown constructor {ast.unparse(node)!r}")
-    if set(kwargs) - {"names"}:
-        raise parser.error(f"unexpected keywords {sorted(kwargs)!r}")
-    try:
-        return constructors[func](*args, **kwargs)
-    except TypeError as err:  # wrong arity or argument types inside the string
-        raise parser.error(f"bad arguments to {func}: {err}") from None
+        raise parser.error(
+            f"arguments must be literals or group constructors, got {ast.unparse(node)!r}"
+        ) from None
 
 
 def parse(spec: Any) -> Any:
@@ -162,18 +169,24 @@ def parse(spec: Any) -> Any:
     ----------
     spec : str or group
         ``"C8"`` (:class:`Cyclic`), ``"D4"`` (:class:`Dihedral`, order 8), ``"S3"``
-        (:class:`Symmetric`), ``"SO2"``, products ``"C2xC4"`` (left-associative; use
+        (:class:`Symmetric`), ``"A5"`` (:class:`Alternating`), ``"Q8"``
+        (:class:`Quaternion`), ``"SO2"``, the short spec of any registered class with a
+        ``spec_prefix``, products ``"C2xC4"`` (left-associative; use
         parentheses ``"C2x(C3xC4)"`` for other nestings), or any group's ``repr`` (e.g.
-        ``"Cyclic(8)"``, ``"FiniteGroup.from_cayley_table([[0, 1], [1, 0]])"``).  A group
+        ``"Cyclic(8)"``, ``"FiniteGroup.from_cayley_table([[0, 1], [1, 0]])"``, a user's
+        ``"Klein()"`` registered with :func:`latentgeo.groups.register`).  A group
         object is returned unchanged.
 
     Returns
     -------
-    FiniteGroup or SO2
+    Group
         ``parse(repr(G)) == G`` and ``parse(G.spec) == G`` for every group.
 
     Raises
     ------
+    MissingExtensionError
+        (a ``ValueError``) If the spec calls a constructor that is neither registered nor
+        installed as an entry point (e.g. a user's group whose module is not imported).
     ValueError
         If the string is not a valid spec (the message names it and the accepted forms).
     TypeError
@@ -184,12 +197,11 @@ def parse(spec: Any) -> Any:
     >>> parse("C2xC4").order
     8
     """
-    from ._so2 import SO2
-
-    if isinstance(spec, FiniteGroup | SO2):
+    if isinstance(spec, Group):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"group spec must be a str, got {spec!r}")
+    _builtins()
     parser = _Parser(spec)
     group = parser.product()
     parser.skip()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentgeo._registry import GROUPS
+
 from ._decompose import complex_structure, split_representation
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
@@ -13,6 +15,7 @@ __all__ = ["DirectProduct"]
 _TYPE_OF_K = {k: t for t, k in IRREP_TYPES.items()}
 
 
+@GROUPS.register
 class DirectProduct(FiniteGroup):
     """The direct product ``G x H`` of two finite groups.
 

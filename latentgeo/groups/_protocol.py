@@ -69,6 +69,24 @@ class Group(abc.ABC):
 
     __slots__ = ()
 
+    #: Prefix of the short spec ``<prefix><digits>`` that :func:`latentgeo.groups.parse`
+    #: turns into ``cls._from_spec_number(int(digits))`` (``"C"`` for ``"C8"``); ``None``
+    #: when the class has no short spec (its ``repr`` is its spec).
+    spec_prefix: str | None = None
+
+    @classmethod
+    def _from_spec_number(cls, n: int | None) -> Group:
+        """The group of short spec ``<spec_prefix><n>`` (``n`` None when no digits follow).
+
+        Raises
+        ------
+        ValueError
+            If the number is missing or not accepted.
+        """
+        if n is None:
+            raise ValueError(f"missing order after {cls.spec_prefix!r}")
+        return cls(n)  # type: ignore[call-arg]
+
     # -- identity of the value object ---------------------------------------------------
     @property
     @abc.abstractmethod

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._registry import GROUPS
+
 from ._cyclic import Cyclic, rotation_matrices
 from ._finite import check_int
 from ._protocol import Group, as_generator
@@ -95,6 +97,7 @@ class SO2Irrep:
         return np.ones_like(a) if self.frequency == 0 else 2 * np.cos(self.frequency * a)
 
 
+@GROUPS.register
 class SO2(Group):
     """The rotation group SO(2), elements given by angles ``θ`` (radians).
 
@@ -115,6 +118,13 @@ class SO2(Group):
     """
 
     __slots__ = ()
+    spec_prefix = "SO2"
+
+    @classmethod
+    def _from_spec_number(cls, n: int | None) -> SO2:
+        if n is not None:
+            raise ValueError(f"unexpected digits after 'SO2': {n!r}")
+        return cls()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SO2):

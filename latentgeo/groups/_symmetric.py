@@ -1,41 +1,26 @@
-"""The symmetric group S_n (n <= 5) with irreps in Young's orthogonal form."""
+"""The symmetric group S_n (n <= 7) with irreps in Young's orthogonal form."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from functools import cached_property
 
 import numpy as np
 
-from ._finite import FiniteGroup, check_int
+from latentgeo._registry import GROUPS
+
+from ._finite import check_int
 from ._irreps import Irrep
+from ._permutation import PermutationGroup, cycle_notation, cycle_types
 
-__all__ = ["Symmetric"]
+__all__ = ["Symmetric", "cycle_notation", "young_matrices"]
 
-MAX_DEGREE = 5
-
-
-def cycle_notation(perm: tuple[int, ...]) -> str:
-    """Cycle notation of a permutation ``i -> perm[i]``; ``"e"`` for the identity.
-
-    >>> cycle_notation((1, 2, 0, 4, 3))
-    '(0 1 2)(3 4)'
-    """
-    seen, cycles = set(), []
-    for start in range(len(perm)):
-        if start in seen or perm[start] == start:
-            continue
-        cycle, i = [], start
-        while i not in seen:
-            seen.add(i)
-            cycle.append(i)
-            i = perm[i]
-        cycles.append("(" + " ".join(map(str, cycle)) + ")")
-    return "".join(cycles) or "e"
+MAX_DEGREE = 7
 
 
-class Symmetric(FiniteGroup):
-    """The symmetric group ``S_n`` of permutations of ``{0, ..., n-1}``, ``n <= 5``.
+@GROUPS.register
+class Symmetric(PermutationGroup):
+    """The symmetric group ``S_n`` of permutations of ``{0, ..., n-1}``, ``n <= 7``.
 
     Elements are the permutations ``p`` (``i -> p[i]``) in lexicographic order of their
     one-line tuples, identity first; :attr:`permutations` holds the tuples and
@@ -51,7 +36,15 @@ class Symmetric(FiniteGroup):
     Parameters
     ----------
     n : int
-        Degree, ``1 <= n <= 5``.
+        Degree, ``1 <= n <= 7``.
+
+    Notes
+    -----
+    Memory: the Cayley table holds ``(n!)^2`` int64 (200 MB for ``S_7``, 4 MB for ``S_6``)
+    and :meth:`irreps`, computed on first use and cached on the group, holds
+    ``sum_lambda n! d_lambda^2 = (n!)^2`` float64 (another 200 MB for ``S_7``).  Spectra and
+    projections need only the characters (:attr:`character_table`), which for ``S_n`` are
+    traces of the same matrices; nothing of size ``|G| x |G|`` per irrep is ever formed.
 
     Attributes
     ----------
@@ -69,18 +62,14 @@ class Symmetric(FiniteGroup):
     ['[3]', '[2,1]', '[1,1,1]']
     """
 
+    spec_prefix = "S"
+
     def __init__(self, n: int) -> None:
         n = check_int(n, "Symmetric group degree n", minimum=1, maximum=MAX_DEGREE)
         self.__dict__["n"] = n
         perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
-        # Encode permutations as base-n integers to look up the index of a composition.
-        weights = n ** np.arange(n - 1, -1, -1)
-        lookup = {int(c): i for i, c in enumerate(perms @ weights)}
-        composed = perms[:, perms]  # [a, b, i] = a[b[i]]
-        codes = composed @ weights
-        table = np.vectorize(lookup.__getitem__, otypes=[np.int64])(codes)
-        self.__dict__["permutations"] = tuple(tuple(int(x) for x in p) for p in perms)
-        self._setup(table, tuple(cycle_notation(p) for p in self.permutations))
+        gens = [(1, 0, *range(2, n)), (*range(1, n), 0)] if n > 1 else []
+        self._init_from_perms(perms.reshape(-1, n), np.array(gens, dtype=np.int64))
 
     def _key(self) -> tuple:
         return (self.n,)
@@ -95,15 +84,6 @@ class Symmetric(FiniteGroup):
     def spec(self) -> str:
         return f"S{self.n}"
 
-    def index(self, element: Any) -> int:
-        if isinstance(element, tuple | list) and not isinstance(element, str):
-            key = tuple(element)
-            try:
-                return self.permutations.index(key)
-            except ValueError:
-                raise ValueError(f"{key!r} is not a permutation of range({self.n})") from None
-        return super().index(element)
-
     @property
     def generators(self) -> tuple[int, ...]:
         if self.n == 1:
@@ -114,32 +94,78 @@ class Symmetric(FiniteGroup):
         cycle = (*range(1, self.n), 0)
         return (self.index(swap), self.index(cycle))
 
+    @cached_property
+    def conjugacy_classes(self) -> tuple[tuple[int, ...], ...]:
+        """Conjugacy classes (permutations of equal cycle type), ordered by smallest element."""
+        return classes_by_cycle_type(self._perms)
+
     def _compute_irreps(self) -> tuple[Irrep, ...]:
         n = self.n
-        adjacent = [self.index((*range(i), i + 1, i, *range(i + 2, n))) for i in range(n - 1)]
+        adjacent = (
+            np.stack(
+                [
+                    self._table[self.index((*range(i), i + 1, i, *range(i + 2, n)))]
+                    for i in range(n - 1)
+                ]
+            )
+            if n > 1
+            else np.zeros((0, 1), dtype=np.int64)
+        )
         irreps = []
         for shape in partitions(n):
-            gens = young_orthogonal_transpositions(shape)
-            d = gens.shape[1] if n > 1 else 1
-            mats = np.zeros((self.order, d, d))
-            mats[0] = np.eye(d)
-            done = np.zeros(self.order, dtype=bool)
-            done[0] = True
-            frontier = [0]
-            # Breadth-first over the Cayley graph: rho((i i+1)∘h) = rho((i i+1)) rho(h).
-            while frontier:
-                nxt = []
-                for h in frontier:
-                    for i, s in enumerate(adjacent):
-                        g = int(self.cayley_table[s, h])
-                        if not done[g]:
-                            mats[g] = gens[i] @ mats[h]
-                            done[g] = True
-                            nxt.append(g)
-                frontier = nxt
+            mats = young_matrices(shape, adjacent)
             name = "[" + ",".join(map(str, shape)) + "]"
-            irreps.append(Irrep(name, d, mats, np.trace(mats, axis1=1, axis2=2), "real"))
+            irreps.append(
+                Irrep(name, mats.shape[1], mats, np.trace(mats, axis1=1, axis2=2), "real")
+            )
         return tuple(irreps)
+
+
+def classes_by_cycle_type(perms: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Classes of equal cycle type among the rows of ``perms``, ordered by smallest index."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(cycle_types(perms)):
+        groups.setdefault(t, []).append(i)
+    return tuple(sorted((tuple(v) for v in groups.values()), key=lambda c: c[0]))
+
+
+def young_matrices(shape: tuple[int, ...], adjacent: np.ndarray) -> np.ndarray:
+    """Young's orthogonal form of every permutation, by breadth-first search.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        A partition of ``n``.
+    adjacent : int array of shape (n - 1, n!)
+        ``adjacent[i, p]`` is the index of ``(i i+1)∘p``; index 0 is the identity.
+
+    Returns
+    -------
+    array of shape (n!, d, d)
+        ``rho((i i+1)∘h) = rho((i i+1)) rho(h)`` filled in layer by layer over the Cayley
+        graph of the adjacent transpositions (at most ``n(n-1)/2`` layers).
+    """
+    order = adjacent.shape[1]
+    gens = young_orthogonal_transpositions(shape)
+    d = gens.shape[1] if gens.shape[0] else 1
+    mats = np.zeros((order, d, d))
+    mats[0] = np.eye(d)
+    done = np.zeros(order, dtype=bool)
+    done[0] = True
+    frontier = np.array([0], dtype=np.int64)
+    while frontier.size:
+        nxt = []
+        for i in range(adjacent.shape[0]):
+            g = adjacent[i, frontier]
+            new = ~done[g]
+            g, h = g[new], frontier[new]
+            g, first = np.unique(g, return_index=True)
+            h = h[first]
+            mats[g] = gens[i] @ mats[h]
+            done[g] = True
+            nxt.append(g)
+        frontier = np.concatenate(nxt) if nxt else np.zeros(0, dtype=np.int64)
+    return mats
 
 
 def partitions(n: int) -> list[tuple[int, ...]]:

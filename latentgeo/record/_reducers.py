@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+
+from latentgeo._registry import REDUCERS, MissingExtensionError
 
 __all__ = [
     "BlockMeanPool",
@@ -23,6 +26,8 @@ __all__ = [
     "Reducer",
     "SpatialMeanPool",
     "as_reducer",
+    "from_spec",
+    "register",
 ]
 
 
@@ -222,24 +227,76 @@ class FunctionReducer(Reducer):
         return {"name": "callable", "callable": f"{module}.{name}" if module else name}
 
 
-_NAMED: dict[str, Callable[[], Reducer]] = {
-    "flatten": Flatten,
-    "spatial_mean_pool": SpatialMeanPool,
-    "mean": SpatialMeanPool,
-    "block_mean_pool": BlockMeanPool,
-}
+#: Class decorator registering a :class:`Reducer` subclass under the ``"name"`` its
+#: ``to_spec`` writes (default: the class name): ``@register("my_pool")``.  Installed
+#: packages may declare reducers in the ``latentgeo.reducers`` entry-point group instead.
+register = REDUCERS.register
+
+# The built-in reducers register the same way as a user's (``"mean"`` is an alias).
+register(Flatten, name="flatten")
+register(SpatialMeanPool, name="spatial_mean_pool")
+register(SpatialMeanPool, name="mean")
+register(BlockMeanPool, name="block_mean_pool")
+register(RandomProjection, name="random_projection")
+
+
+def from_spec(spec: Any) -> Reducer:
+    """Rebuild a reducer from its :meth:`Reducer.to_spec` dict.
+
+    The class is looked up by ``spec["name"]`` in the reducer registry; it is called with
+    the keys its constructor takes (other keys, such as ``RandomProjection``'s
+    ``"distribution"``, are descriptive).
+
+    Parameters
+    ----------
+    spec : mapping or str
+        ``{"name": ..., **parameters}`` as stored in a layer's attributes, or a bare name.
+
+    Returns
+    -------
+    Reducer
+
+    Raises
+    ------
+    MissingExtensionError
+        (a ``ValueError``) If no reducer of that name is registered or installed (a
+        ``"callable"`` reducer, a plain function, cannot be rebuilt from its spec).
+    TypeError
+        If ``spec`` is neither a mapping nor a str.
+
+    Examples
+    --------
+    >>> from_spec(BlockMeanPool(4).to_spec())
+    BlockMeanPool(size=4)
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"reducer spec must be a dict or a name, got {spec!r}")
+    name = spec.get("name")
+    try:
+        cls = REDUCERS.get(name) if isinstance(name, str) else None
+    except MissingExtensionError as err:
+        raise MissingExtensionError(f"unknown reducer {dict(spec)!r}: {err}") from None
+    if cls is None:
+        raise ValueError(f"reducer spec {dict(spec)!r} has no 'name'")
+    params = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in spec.items() if k != "name" and k in params})
 
 
 def as_reducer(reduce: Any) -> Reducer:
-    """Turn a name (``"flatten"``, ``"spatial_mean_pool"``/``"mean"``, ``"block_mean_pool"``),
-    a :class:`Reducer`
-    or any callable into a :class:`Reducer`."""
+    """Turn a registered name (``"flatten"``, ``"spatial_mean_pool"``/``"mean"``,
+    ``"block_mean_pool"``, a user's), a :class:`Reducer` or any callable into a
+    :class:`Reducer`."""
     if isinstance(reduce, Reducer):
         return reduce
     if isinstance(reduce, str):
-        if reduce not in _NAMED:
-            raise ValueError(f"unknown reducer {reduce!r}; expected one of {sorted(_NAMED)}")
-        return _NAMED[reduce]()
+        if reduce not in REDUCERS:
+            raise ValueError(
+                f"unknown reducer {reduce!r}; expected one of {REDUCERS.names()} (or register "
+                "your own with latentgeo.reducers.register)"
+            )
+        return REDUCERS.get(reduce)()
     if callable(reduce):
         return FunctionReducer(reduce)
     raise TypeError(

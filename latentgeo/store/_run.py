@@ -176,23 +176,46 @@ class Run:
 
     @cached_property
     def group(self) -> Any:
-        """The group (``latentgeo.groups.parse`` of the stored spec), None if not stored."""
+        """The group (``latentgeo.groups.parse`` of the stored spec), None if not stored.
+
+        Raises
+        ------
+        MissingExtensionError
+            (a ``ValueError``) If the spec names a group class that is not registered in this
+            process (a user's group whose module is not imported, or whose package is not
+            installed); the message names the stored spec.  The store itself stays readable:
+            latents, metrics, elements and element values need no group.
+        """
         spec = self._meta.get("group")
         if spec is None:
             return None
-        from latentgeo.groups import parse
+        from latentgeo.groups import MissingExtensionError, parse
 
-        return parse(spec)
+        try:
+            return parse(spec)
+        except MissingExtensionError as err:
+            raise MissingExtensionError(f"run store {self.path!r}: {err}") from None
 
     @cached_property
     def action(self) -> Any:
-        """The action (``latentgeo.actions.from_spec`` of the stored spec), None if not stored."""
+        """The action (``latentgeo.actions.from_spec`` of the stored spec), None if not stored.
+
+        Raises
+        ------
+        MissingExtensionError
+            (a ``ValueError``) If the stored action (or its group) is of a class that is not
+            registered in this process; the message names the stored spec.  The raw latents
+            stay readable.
+        """
         spec = self._meta.get("action")
         if spec is None:
             return None
-        from latentgeo.actions import from_spec
+        from latentgeo.actions import MissingExtensionError, from_spec
 
-        return from_spec(spec)
+        try:
+            return from_spec(spec)
+        except MissingExtensionError as err:
+            raise MissingExtensionError(f"run store {self.path!r}: {err}") from None
 
     def layer_attrs(self, layer: str) -> dict[str, Any]:
         """Stored spec of ``layer``: ``feature_shape``, ``n_units``, ``dtype``, ``reducer``…"""
