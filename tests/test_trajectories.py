@@ -253,6 +253,65 @@ def test_tangent_pca_embedding_of_a_geodesic(rng):
     assert np.abs(emb.values[:, 1]).max() < 1e-5 * first.mean()
 
 
+def _rotation(rng, k):
+    Q, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    if np.linalg.det(Q) < 0:
+        Q[:, 0] = -Q[:, 0]
+    return torch.from_numpy(Q)
+
+
+@pytest.mark.parametrize(
+    ("manifold", "metric", "options", "sample"),
+    [
+        (lambda: geo.Grassmann(7, 2), "grassmann", {}, lambda r: _basis(r, 7, 2)),
+        (
+            lambda: geo.Grassmann(7, 2),
+            "grassmann",
+            {"convention": "geomstats"},
+            lambda r: _basis(r, 7, 2),
+        ),
+        (lambda: geo.Sphere(4), "sphere", {}, lambda r: _unit(r, 5)),
+        (lambda: geo.SPD(3, "affine"), "spd_affine", {}, lambda r: _spd(r, 3)),
+        (lambda: geo.SPD(3, "log_euclidean"), "spd_log_euclidean", {}, lambda r: _spd(r, 3)),
+        (lambda: geo.SPD(3, "bures_wasserstein"), "bures_wasserstein", {}, lambda r: _spd(r, 3)),
+        (lambda: geo.SO(3), "orthogonal", {}, lambda r: _rotation(r, 3)),
+    ],
+)
+def test_mds_and_tangent_pca_share_the_trajectory_metric(rng, manifold, metric, options, sample):
+    # On a geodesic the logs at the Frechet mean are collinear with norms equal to distances,
+    # and the distance matrix is that of points on a line: both embeddings must reproduce the
+    # trajectory's distances exactly (the Grassmann arc convention is 1/sqrt(2) of geomstats').
+    M = manifold()
+    a = sample(rng)
+    b = M.geodesic(a, sample(rng), [0.6])[0]  # well inside the injectivity radius
+    steps = np.array([0, 1, 3, 6, 10, 20])
+    traj = Trajectory(M.geodesic(a, b, steps / 20), steps, metric, **options)
+    D = traj.distance_matrix().values
+    assert D[0, -1] > 0.1
+    for method in ("mds", "tangent_pca"):
+        E = traj.embed(method).values
+        np.testing.assert_allclose(
+            np.linalg.norm(E[:, None] - E[None], axis=-1), D, rtol=1e-6, atol=1e-8
+        )
+        # One straight line: the second component carries nothing.
+        assert np.abs(E[:, 1]).max() < 1e-5 * D[0, -1]
+
+
+def test_tangent_pca_scale_on_a_random_grassmann_trajectory(rng):
+    # Off a geodesic the two embeddings differ by curvature only (second order in the spread),
+    # not by the sqrt(2) factor between conventions: their spreads agree closely.
+    base = _basis(rng, 8, 3)
+    Gr = geo.Grassmann(8, 3)
+    pts = torch.stack([Gr.geodesic(base, _basis(rng, 8, 3), [0.05])[0] for _ in range(8)])
+    traj = Trajectory(pts, None, "grassmann")
+    spread = {
+        m: np.linalg.norm(traj.embed(m, n_components=3).values) for m in ("mds", "tangent_pca")
+    }
+    np.testing.assert_allclose(spread["tangent_pca"] / spread["mds"], 1.0, rtol=2e-2)
+    with pytest.raises(ValueError, match="no chordal units"):
+        Trajectory(pts, None, "grassmann", convention="chordal").embed("tangent_pca")
+
+
 # --- comparison ----------------------------------------------------------------------------------
 
 

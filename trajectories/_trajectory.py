@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -282,14 +283,25 @@ class Trajectory:
         ----------
         method : {"mds", "tangent_pca"}
             ``"mds"``: classical MDS of the distance matrix (any metric).
-            ``"tangent_pca"``: geomstats' tangent PCA at the Frechet mean (Grassmann, SPD,
-            orthogonal (rotations) and sphere metrics).
+            ``"tangent_pca"``: PCA of the logs at the Frechet mean (geomstats' log and inner
+            product; Grassmann, SPD, orthogonal (rotations) and sphere metrics).
         n_components : int
 
         Returns
         -------
         xarray.DataArray of shape (T, n_components)
-            dims ``("step", "component")``.
+            dims ``("step", "component")``. Coordinates are in the units of the trajectory's
+            metric for every method: tangent PCA works in geomstats' convention, whose
+            Grassmann distance is ``sqrt(2)`` times the default ``"arc"`` distance, and is
+            rescaled here, so that on a geodesic both methods reproduce the distances of
+            :meth:`distance_matrix`.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``method``; for ``"tangent_pca"`` with a metric that is not a
+            Riemannian geodesic distance (``"cka"``, ``"procrustes"``, ``"euclidean"``, a
+            callable, or the Grassmann ``"chordal"`` convention).
         """
         import xarray as xr
 
@@ -301,7 +313,10 @@ class Trajectory:
             attrs["eigenvalues"] = eig.tolist()
         else:
             manifold = self._manifold()
+            scale = self._tangent_scale()
             coords = manifold.tangent_pca(self.points, n_components=n_components).cpu().numpy()
+            coords = coords * scale
+            attrs["scale_from_geomstats"] = scale
         return xr.DataArray(
             coords,
             dims=("step", "component"),
@@ -309,6 +324,20 @@ class Trajectory:
             name="embedding",
             attrs=attrs,
         )
+
+    def _tangent_scale(self) -> float:
+        """Factor from the manifold's (geomstats') distance to the trajectory's metric."""
+        if self.metric != "grassmann":
+            # SPD, Bures-Wasserstein, orthogonal and sphere distances follow geomstats.
+            return 1.0
+        convention = self.metric_options.get("convention", "arc")
+        if convention == "chordal":
+            raise ValueError(
+                "tangent_pca has no chordal units: the chordal Grassmann distance is not a "
+                "geodesic distance; use method='mds' or convention='arc'"
+            )
+        # geomstats' Grassmannian: dist = sqrt(2) * ||theta||; "arc": ||theta||.
+        return 1.0 if convention == "geomstats" else 1.0 / math.sqrt(2.0)
 
     def _manifold(self) -> Any:
         from latentgeo.geometry import SO, SPD, Grassmann, Sphere

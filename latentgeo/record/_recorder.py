@@ -21,7 +21,7 @@ import torch
 from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
-from latentgeo.store._writer import count_nonfinite
+from latentgeo.store._writer import count_nonfinite, storable_probe_array
 
 __all__ = ["LatentRecorder", "NonFiniteLatentsWarning", "WriterError"]
 
@@ -217,10 +217,19 @@ class LatentRecorder:
         self._x = x.detach()
         if labels is not None:
             labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-            labels = np.asarray(labels)
-            if labels.ndim < 1 or labels.shape[0] != x.shape[0]:
+            given = np.asarray(labels)
+            if given.ndim < 1 or given.shape[0] != x.shape[0]:
                 raise ValueError(
-                    f"labels must have shape (n_samples={x.shape[0]}, ...), got {labels.shape!r}"
+                    f"labels must have shape (n_samples={x.shape[0]}, ...), got {given.shape!r}"
+                )
+            # Numbers and strings are stored; anything else is said so, and not claimed stored.
+            labels = storable_probe_array(given)
+            if labels is None:
+                warnings.warn(
+                    f"labels of dtype {given.dtype} are neither numbers nor strings and are not "
+                    "stored (the store records has_labels=False)",
+                    UserWarning,
+                    stacklevel=2,
                 )
         self.store = store
         self.rank, self.world_size = _dist_rank_world()
@@ -268,7 +277,7 @@ class LatentRecorder:
             try:
                 if store_inputs and x_host.dtype.kind in "biuf":
                     self._writer.write_probe(x_host, labels)
-                elif labels is not None and labels.dtype.kind in "biuf":
+                elif labels is not None:
                     self._writer.write_probe(None, labels)
             except BaseException:
                 self._writer.close(consolidate_metadata=False)  # release the store's lock

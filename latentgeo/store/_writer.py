@@ -74,7 +74,13 @@ from latentgeo.store._schema import (
     validate_node_name,
 )
 
-__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate", "count_nonfinite"]
+__all__ = [
+    "LATENT_DTYPES",
+    "RunWriter",
+    "consolidate",
+    "count_nonfinite",
+    "storable_probe_array",
+]
 
 log = logging.getLogger(__name__)
 
@@ -435,17 +441,30 @@ class RunWriter:
         ----------
         inputs : array of shape (n_samples, ...), optional
         labels : array of shape (n_samples, ...), optional
+            Numbers, booleans or strings; strings are stored as zarr v3 variable-length
+            UTF-8 (``"string"`` data type), which plain ``xarray.open_zarr`` reads back.
+
+        Raises
+        ------
+        TypeError
+            For values that are neither numeric, boolean nor strings (see
+            :func:`storable_probe_array`).
+        ValueError
+            For a leading dimension other than ``n_samples``.
         """
         self._check_open()
         n = int(self._meta["probe"]["n_samples"])
         for name, value in (("inputs", inputs), ("labels", labels)):
             if value is None or name in self._group:
                 continue
-            arr = np.asarray(value)
+            arr = storable_probe_array(value)
+            if arr is None:
+                raise TypeError(
+                    f"{name} must be numeric, boolean or strings to be stored, got dtype "
+                    f"{np.asarray(value).dtype}"
+                )
             if arr.ndim == 0 or arr.shape[0] != n:
                 raise ValueError(f"{name} must have shape (n_samples={n}, ...), got {arr.shape!r}")
-            if arr.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must be numeric to be stored, got dtype {arr.dtype}")
             dims = ("sample", *(f"{name}/dim_{i}" for i in range(1, arr.ndim)))
             z = self._group.create_array(
                 name,
@@ -612,6 +631,29 @@ class RunWriter:
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.release()
+
+
+def storable_probe_array(value: Any) -> np.ndarray | None:
+    """``value`` as an array the run store can hold, or None when it cannot be stored.
+
+    Numbers and booleans are kept as they are; strings (numpy ``U``/``S``/``StringDType``
+    arrays, or object arrays of ``str``) become numpy's variable-length ``StringDType``,
+    stored as zarr v3's ``"string"`` data type (variable-length UTF-8; zarr v3 has no
+    settled specification for fixed-width unicode). Anything else (objects, dates) is None.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind in "biuf":
+        return arr
+    if arr.dtype.kind == "S":
+        try:
+            return np.char.decode(arr, "utf-8").astype(np.dtypes.StringDType())
+        except UnicodeDecodeError:
+            return None
+    if arr.dtype.kind in "UT":
+        return arr.astype(np.dtypes.StringDType())
+    if arr.dtype.kind == "O" and arr.size and all(isinstance(v, str) for v in arr.flat):
+        return arr.astype(np.dtypes.StringDType())
+    return None
 
 
 def count_nonfinite(arr: np.ndarray) -> int:
