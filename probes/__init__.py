@@ -17,7 +17,7 @@ torch, float64 by default, on any device).
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
     GroupConsistentProbe,
-    HomomorphismError,
+    HomomorphismDefect,
     fit_from_generators,
     homomorphism_error,
 )
@@ -30,7 +30,7 @@ from probes._spectrum import invariance, orbit_spectrum
 __all__ = [
     "GeneratorProbe",
     "GroupConsistentProbe",
-    "HomomorphismError",
+    "HomomorphismDefect",
     "LinearProbe",
     "OrthogonalProbe",
     "character_multiplicities",

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._errors import LatentgeoError
+
 __all__ = ["Action", "ActionCheck", "ActionCheckError"]
 
 
-class ActionCheckError(AssertionError):
+class ActionCheckError(LatentgeoError, AssertionError):
     """Raised by :meth:`Action.check` when an action breaks the homomorphism law."""
 
 

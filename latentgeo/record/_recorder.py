@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._errors import LatentgeoError
 from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
@@ -42,7 +43,7 @@ class NonFiniteLatentsWarning(RuntimeWarning):
     """Some recorded latents are NaN or infinite (they are stored as they are)."""
 
 
-class WriterError(RuntimeError):
+class WriterError(LatentgeoError, RuntimeError):
     """The background writer failed; the original exception is the ``__cause__``."""
 
 

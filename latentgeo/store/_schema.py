@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from latentgeo._errors import LatentgeoError
+
 __all__ = [
     "PER_STEP_FIXED",
     "RESERVED_NAMES",
@@ -44,7 +46,7 @@ _NONFINITE_PREFIX = "nonfinite_"
 _PARTIAL_SUFFIX = ".partial"
 
 
-class StoreLockedError(RuntimeError):
+class StoreLockedError(LatentgeoError, RuntimeError):
     """Another process (or another writer in this one) is writing to the store."""
 
 
