@@ -268,7 +268,7 @@ class Trajectory:
     def change_points(self, series: Any = "speed", **kwargs: Any) -> np.ndarray:
         """Steps where the mean of a series changes, by default the speed.
 
-        PELT with an L2 (change-in-mean) cost and a Schwarz penalty; see
+        ``ruptures``' PELT with an L2 (change-in-mean) cost and latentgeo's penalty; see
         :func:`trajectories.change_points` for ``method``, ``penalty``, ``n_change_points``
         and ``min_size``. With the speed, each returned step starts a segment of steady
         movement (indexed by segment start, as :meth:`speed` is).
