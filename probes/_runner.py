@@ -385,9 +385,9 @@ def run(
                 data[name][1][li, si] = value
         computed[li, si] = True
 
-    from tqdm.auto import tqdm
+    from latentgeo._progress import progress_bar
 
-    bar = tqdm(total=len(todo), desc="probes", unit="task", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="probes", unit="task", disable=not progress)
     try:
         if client is None:
             for li, si in todo:

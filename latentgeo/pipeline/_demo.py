@@ -138,9 +138,9 @@ def _train_and_record(
     progress: bool,
 ) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
     from latentgeo import LatentRecorder
+    from latentgeo._progress import progress_bar
     from latentgeo.actions import ImageRotations
     from latentgeo.groups import Cyclic
     from latentgeo.reducers import BlockMeanPool
@@ -167,7 +167,7 @@ def _train_and_record(
     n = x_train.shape[0]
     loss_value, acc_value = float("nan"), float("nan")
     with rec, _isolated_rng(seed, device):
-        bar = tqdm(
+        bar = progress_bar(
             range(cfg.train_steps + 1),
             desc=f"train {spec.name}",
             disable=not progress,
