@@ -153,7 +153,8 @@ def load_block(r: Any, layer: str, index: int) -> np.ndarray:
         import zarr
 
         try:
-            arr = zarr.open_array(str(path), path=layer, mode="r")
+            options = getattr(r, "storage_options", None) or None  # fsspec URLs (S3...)
+            arr = zarr.open_array(str(path), path=layer, mode="r", storage_options=options)
         except (OSError, KeyError, ValueError):
             arr = None
         if arr is not None and arr.ndim == 4 and index < len(r.steps):

@@ -128,6 +128,9 @@ class LatentRecorder:
         Store the probe inputs in the run ("auto": when they take at most 64 MiB).
     compressors : optional
         zarr compressors for the latents (default none, see :class:`latentgeo.store.RunWriter`).
+    storage_options : mapping, optional
+        fsspec options for a store at a URL, e.g. ``{"endpoint_url": ...}`` for an
+        S3-compatible server (see :class:`latentgeo.store.RunWriter`).
     max_queue : int
         Checkpoints waiting for the background writer before :meth:`record` blocks.
 
@@ -175,6 +178,7 @@ class LatentRecorder:
         *,
         store_inputs: bool | str = "auto",
         compressors: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
         max_queue: int = 2,
     ) -> None:
         from latentgeo.store import RunWriter, open_run
@@ -271,7 +275,9 @@ class LatentRecorder:
         self._feature_shapes: dict[str, tuple[int, ...]] = {}
         committed: list[int] = []
         if self.rank == 0:
-            self._writer = RunWriter(store, mode, meta=meta, compressors=compressors)
+            self._writer = RunWriter(
+                store, mode, meta=meta, compressors=compressors, storage_options=storage_options
+            )
             committed = self._writer.steps
             if store_inputs == "auto":
                 store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
@@ -291,7 +297,7 @@ class LatentRecorder:
         elif mode == "a":
             # Non-zero ranks only learn which steps are already there, to answer like rank 0.
             try:
-                committed = [int(s) for s in open_run(store).steps]
+                committed = [int(s) for s in open_run(store, storage_options=storage_options).steps]
             except (FileNotFoundError, ValueError):
                 committed = []
         self._recorded: list[int] = list(committed)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import uuid
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from latentgeo.store._lease import lease_is_live
 from latentgeo.store._schema import (
     PER_STEP_FIXED,
     ROOT_KEY,
@@ -27,13 +28,18 @@ __all__ = ["Run", "open_run"]
 _ANALYSIS = "analysis"
 
 
-def open_run(path: str | os.PathLike[str]) -> Run:
+def open_run(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+) -> Run:
     """Open a run store for reading.
 
     Parameters
     ----------
     path : str or os.PathLike
         Local folder or fsspec URL of the store.
+    storage_options : mapping, optional
+        fsspec options for a URL (e.g. ``{"endpoint_url": ...}`` for an S3-compatible
+        server); also used when the analysis cache writes to the store.
 
     Returns
     -------
@@ -46,7 +52,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     >>> run = latentgeo.open_run("runs/cnn.zarr")  # doctest: +SKIP
     >>> run.latents("fc").sel(element="r").isel(step=-1)  # doctest: +SKIP
     """
-    return Run(path)
+    return Run(path, storage_options=storage_options)
 
 
 class Run:
@@ -56,6 +62,8 @@ class Run:
     ----------
     path : str or os.PathLike
         Local folder or fsspec URL of the store.
+    storage_options : mapping, optional
+        fsspec options for a URL (see :func:`open_run`).
 
     Notes
     -----
@@ -66,13 +74,16 @@ class Run:
     checkpoint.  Latents stay lazy (dask, one chunk per step).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(
                 f"path must be a local path or an fsspec URL string, got {path!r} "
                 f"({type(path).__name__})"
             )
         self.path = path if isinstance(path, str) else os.fspath(path)
+        self.storage_options = dict(storage_options or {})
         self._local = local_path(self.path)
         if self._local is not None and not (self._local / "zarr.json").exists():
             raise FileNotFoundError(f"no run store at {self.path!r} (no zarr.json)")
@@ -87,7 +98,9 @@ class Run:
             with WriterLock(self._local).try_hold() as free:
                 if free:
                     clean_partials(self._local)
-        self._zstore = open_zarr_store(self.path, read_only=True)
+        self._zstore = open_zarr_store(
+            self.path, read_only=True, storage_options=self.storage_options
+        )
         group = zarr.open_group(self._zstore, mode="r")
         attrs = group.attrs.asdict()
         if ROOT_KEY not in attrs:
@@ -124,13 +137,14 @@ class Run:
 
     @property
     def writer_active(self) -> bool:
-        """Whether a writer holds the store right now (local stores; False for URLs).
+        """Whether a writer holds the store right now.
 
-        The writer's ``flock`` is dropped by the kernel if the writer dies, so a killed run
-        does not count as active.
+        Local stores: the writer's ``flock``, dropped by the kernel if the writer dies.  Stores
+        at URLs: a live (unexpired) lease, which a killed writer stops renewing.  Either way a
+        killed run does not count as active (for a URL, once its lease has expired).
         """
         if self._local is None:
-            return False
+            return lease_is_live(self.path, self.storage_options)
         with WriterLock(self._local).try_hold() as free:
             return not free
 
@@ -335,7 +349,7 @@ class Run:
         for var in ds.variables.values():
             # Encodings inherited from another store (chunks, compressors) do not apply here.
             var.encoding = {}
-        writable = open_zarr_store(self.path, read_only=False)
+        writable = open_zarr_store(self.path, read_only=False, storage_options=self.storage_options)
         ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
         self._reconsolidate(writable)
 
@@ -348,8 +362,11 @@ class Run:
 
         if zarr.open_group(writable, mode="r").metadata.consolidated_metadata is None:
             return
-        lock = WriterLock(self._local) if self._local is not None else None
-        with lock.try_hold() if lock is not None else contextlib.nullcontext(True) as free:
+        if self._local is None:
+            if not lease_is_live(self.path, self.storage_options):
+                consolidate(writable)
+            return
+        with WriterLock(self._local).try_hold() as free:
             if free:
                 consolidate(writable)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +112,16 @@ def local_path(store: str | os.PathLike[str]) -> Path | None:
     return None if is_url(store) else Path(store)
 
 
-def open_zarr_store(store: Any, *, read_only: bool) -> Any:
+def open_zarr_store(
+    store: Any, *, read_only: bool, storage_options: Mapping[str, Any] | None = None
+) -> Any:
     """Turn a path or fsspec URL into a zarr store object.
 
     Local folders use :class:`zarr.storage.LocalStore`, which (zarr >= 3.0.7) writes every key
     to ``<key>.<uuid>.partial`` and renames it into place: a write is atomic on POSIX, which the
-    commit protocol relies on.  URLs go through :class:`zarr.storage.FsspecStore`, whose object
-    stores replace whole objects atomically.
+    commit protocol relies on.  URLs go through :class:`zarr.storage.FsspecStore` (with
+    ``storage_options``, e.g. ``{"endpoint_url": ...}`` for s3fs), whose object stores replace
+    whole objects atomically.
     """
     import zarr.storage
 
@@ -126,7 +129,9 @@ def open_zarr_store(store: Any, *, read_only: bool) -> Any:
         path = local_path(store)
         if path is not None:
             return zarr.storage.LocalStore(path, read_only=read_only)
-        return zarr.storage.FsspecStore.from_url(str(store), read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            str(store), storage_options=dict(storage_options or {}), read_only=read_only
+        )
     raise TypeError(
         f"store must be a local path or an fsspec URL string, got {store!r} "
         f"({type(store).__name__})"

@@ -31,7 +31,9 @@ objects atomically.  What a SIGKILL can leave behind is a ``*.partial`` file; th
 them when it opens a store, and :func:`open_run` does too when no writer holds the store.
 
 Only one writer may hold a store: local stores are locked with ``flock`` on the store folder
-(released by the kernel if the writer dies).
+(released by the kernel if the writer dies); stores at fsspec URLs (S3…), where there is no
+``flock``, by a lease object ``<url>.lease`` that the writer renews and that expires when it
+dies (see ``latentgeo.store._lease``).
 
 Chunk layout and speed
 ----------------------
@@ -59,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo.store._lease import StoreLease
 from latentgeo.store._schema import (
     PER_STEP_FIXED,
     ROOT_KEY,
@@ -152,7 +155,20 @@ class RunWriter:
         compress poorly and compression would dominate the writer's time; ``"auto"`` uses zarr's
         default (zstd).
     lock_timeout : float
-        Seconds to wait for another writer to release the store.
+        Seconds to wait for another writer to release the store (its lock, or its lease).
+    storage_options : mapping, optional
+        fsspec options for a store at a URL (e.g. ``{"endpoint_url": ...}`` for s3fs).
+    lease_ttl : float
+        Lifetime in seconds of the lease that guards a store at a URL (renewed every
+        ``lease_ttl / 3`` while the writer lives): how long a killed writer's store stays
+        refused to the next writer.
+
+    Raises
+    ------
+    StoreLockedError
+        When another writer holds the store for all of ``lock_timeout``.
+    FileExistsError
+        For ``mode="w-"`` on an existing store.
 
     Examples
     --------
@@ -172,6 +188,8 @@ class RunWriter:
         meta: Mapping[str, Any] | None = None,
         compressors: Any = None,
         lock_timeout: float = 2.0,
+        storage_options: Mapping[str, Any] | None = None,
+        lease_ttl: float = 60.0,
     ) -> None:
         import zarr
 
@@ -192,11 +210,27 @@ class RunWriter:
         self.mode = mode
         self._compressors = compressors
         self._lock: WriterLock | None = None
+        self._lease: StoreLease | None = None
         self._closed = False
+        self._storage_options = dict(storage_options or {})
         path = local_path(store) if isinstance(store, str) else Path(store)
         self.path = path
 
-        exists = self._exists(store, path)
+        if path is None:
+            # No flock on object storage: take the store's lease before looking at it.
+            self._lease = StoreLease(str(store), self._storage_options, ttl=lease_ttl)
+            if not self._lease.acquire(timeout=lock_timeout):
+                holder = (self._lease.read() or {}).get("owner")
+                self._lease = None
+                raise StoreLockedError(
+                    f"run store {str(store)!r} is being written by another writer (lease held "
+                    f"by {holder!r}; it expires {lease_ttl:g} s after that writer stops)"
+                )
+        try:
+            exists = self._exists(store, path, self._storage_options)
+        except BaseException:
+            self._release()
+            raise
         if mode == "w-" and exists:
             raise FileExistsError(
                 f"run store {str(store)!r} already exists; pass mode='w' to overwrite it or "
@@ -212,13 +246,15 @@ class RunWriter:
                 )
         try:
             if mode == "w" and exists:
-                self._clear(store, path)
+                self._clear(store, path, self._storage_options)
                 exists = False
             if path is not None:
                 removed = clean_partials(path)
                 if removed:
                     log.info("removed %d stale temporary files from %s", len(removed), path)
-            self._zstore = open_zarr_store(store, read_only=False)
+            self._zstore = open_zarr_store(
+                store, read_only=False, storage_options=self._storage_options
+            )
             if exists:
                 self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
                 self._resume(meta)
@@ -230,23 +266,28 @@ class RunWriter:
 
     # -- opening --------------------------------------------------------------------------
     @staticmethod
-    def _exists(store: Any, path: Path | None) -> bool:
+    def _exists(store: Any, path: Path | None, storage_options: Mapping[str, Any]) -> bool:
         if path is not None:
             return path.exists() and any(path.iterdir())
         import zarr
 
         try:
-            zarr.open_group(open_zarr_store(store, read_only=True), mode="r")
+            zarr.open_group(
+                open_zarr_store(store, read_only=True, storage_options=storage_options), mode="r"
+            )
         except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
             return False
         return True
 
     @staticmethod
-    def _clear(store: Any, path: Path | None) -> None:
+    def _clear(store: Any, path: Path | None, storage_options: Mapping[str, Any]) -> None:
         if path is None:
             import zarr
 
-            zarr.open_group(open_zarr_store(store, read_only=False), mode="w")
+            zarr.open_group(
+                open_zarr_store(store, read_only=False, storage_options=storage_options),
+                mode="w",
+            )
             return
         # Empty the folder but keep it: the writer lock is held on the folder itself.
         for child in path.iterdir():
@@ -559,8 +600,12 @@ class RunWriter:
         # written as NaN rather than left to the fill value, so no stale chunk can show through.
         from zarr.core.sync import sync
 
+        if self._lease is not None:
+            self._lease.check()  # never write a checkpoint into a store another writer took
         sync(self._grow_and_write(i, targets))
-        # Phase 3: commit.
+        # Phase 3: commit (only while the store is still ours).
+        if self._lease is not None:
+            self._lease.check()
         self._meta["committed_steps"] = i + 1
         self._write_meta()
         self._steps.append(step)
@@ -609,6 +654,9 @@ class RunWriter:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -631,6 +679,9 @@ class RunWriter:
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.release()
+        lease = getattr(self, "_lease", None)
+        if lease is not None:
+            lease.release()
 
 
 def storable_probe_array(value: Any) -> np.ndarray | None:
