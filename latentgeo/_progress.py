@@ -30,7 +30,7 @@ __all__ = ["NON_TTY_MININTERVAL", "is_interactive", "progress_bar"]
 NON_TTY_MININTERVAL = 30.0
 
 
-class _LogBar(std_tqdm):  # type: ignore[misc]  # tqdm ships no type information
+class _LogBar(std_tqdm):
     """tqdm whose postfix and description wait for the next (sparse) update."""
 
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = False, **kwargs: Any) -> None:

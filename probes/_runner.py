@@ -114,7 +114,6 @@ def probe_private(Zt: torch.Tensor, group: Any, settings: dict[str, Any], device
         out["invariance"] = np.asarray(invariance_of_centred(Zt))
     if "spectrum" in wanted:
         out["spectrum"] = spectrum_of_centred(Zt, group)[1].cpu().numpy()
-    lin = None
     if "linear" in wanted or wanted & _NEEDS_LINEAR:
         lin = LinearProbe(device=device, dtype=dtype, **settings["linear"]).fit(Zt)
         out.update(
@@ -124,19 +123,19 @@ def probe_private(Zt: torch.Tensor, group: Any, settings: dict[str, Any], device
             r2_high=lin.r2_ci_[:, 1],
             alpha=lin.alpha_,
         )
-    if "homomorphism" in wanted:
-        err = homomorphism_error(lin.rho_, group, dtype=dtype)
-        out["homomorphism_error"] = np.asarray(err.mean)
-        out["homomorphism_error_max"] = np.asarray(err.max)
-    if "characters" in wanted:
-        out["multiplicity"] = character_multiplicities(lin.rho_, group).values
+        if "homomorphism" in wanted:
+            err = homomorphism_error(lin.rho_, group, dtype=dtype)
+            out["homomorphism_error"] = np.asarray(err.mean)
+            out["homomorphism_error_max"] = np.asarray(err.max)
+        if "characters" in wanted:
+            out["multiplicity"] = character_multiplicities(lin.rho_, group).values
+        if "rho" in wanted:
+            out["rho"] = lin.rho_
     if "consistent" in wanted:
         keys = {"alphas", "test_size", "random_state", "criterion"}
         kwargs = {k: v for k, v in settings["linear"].items() if k in keys}
         gc = GroupConsistentProbe(group, device=device, dtype=dtype, n_bootstrap=0, **kwargs)
         out["consistent_r2"] = gc.fit(Zt).r2_
-    if "rho" in wanted:
-        out["rho"] = lin.rho_
     return out
 
 
@@ -336,6 +335,7 @@ def run(
     all_layers = list(r.layers)
     layer_list = as_index_list(layers, all_layers, "layer")
     run_steps = np.asarray(r.steps, dtype=np.int64)
+    step_req: int | np.integer | list[int] | None
     if steps is None or isinstance(steps, (int, np.integer)):
         step_req = steps
     else:

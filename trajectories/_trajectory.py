@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from latentgeo.geometry import METRICS, distance, pairwise_distances
 from latentgeo.geometry._common import as_tensor
 from latentgeo.geometry._pairwise import _resolve, _validate_points
 from trajectories._embed import classical_mds
+
+if TYPE_CHECKING:
+    import torch
 from trajectories._onset import change_points as _change_points
 from trajectories._onset import onset as _onset
 
@@ -39,6 +42,12 @@ class Trajectory:
         Label kept in the attrs of results (e.g. the layer).
     **metric_options
         Passed to the metric (e.g. ``convention="geomstats"`` for ``"grassmann"``).
+
+    Attributes
+    ----------
+    basis : torch.Tensor or None
+        The common basis of the points when a builder used one (e.g. the (d, k) basis of
+        :func:`trajectories.covariance`), else None.
 
     Notes
     -----
@@ -85,6 +94,7 @@ class Trajectory:
             _validate_points(self.points, "points", metric)
             distance(self.points[:1], self.points[:1], metric, **self.metric_options)
         self._distances: np.ndarray | None = None
+        self.basis: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -143,10 +143,10 @@ def _check_recorder_kwargs(recorder_kwargs: Mapping[str, Any]) -> None:
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

@@ -49,6 +49,8 @@ class Cyclic(FiniteGroup):
     [('A', 1, 'real'), ('B', 1, 'real'), ('E1', 2, 'complex')]
     """
 
+    n: int
+
     def __init__(self, n: int) -> None:
         n = check_int(n, "Cyclic group order n", minimum=1)
         self.__dict__["n"] = n

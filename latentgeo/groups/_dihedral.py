@@ -45,6 +45,8 @@ class Dihedral(FiniteGroup):
     ['A1', 'A2', 'B1', 'B2', 'E1']
     """
 
+    n: int
+
     def __init__(self, n: int) -> None:
         n = check_int(n, "Dihedral group parameter n", minimum=1)
         self.__dict__["n"] = n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ._finite import FiniteGroup
@@ -133,12 +134,14 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         if node.keywords or len(node.args) != 2:
             raise parser.error("DirectProduct takes two groups")
         return DirectProduct(*(_evaluate(a, parser) for a in node.args))
+    if any(k.arg is None for k in node.keywords):
+        raise parser.error(f"** arguments are not allowed in {ast.unparse(node)!r}")
     try:
         args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in node.keywords}
     except (ValueError, TypeError, SyntaxError):
         raise parser.error(f"arguments of {func} must be literals") from None
-    constructors = {
+    constructors: dict[str, Callable[..., Any]] = {
         "Cyclic": Cyclic,
         "Dihedral": Dihedral,
         "Symmetric": Symmetric,

@@ -69,6 +69,9 @@ class Symmetric(FiniteGroup):
     ['[3]', '[2,1]', '[1,1,1]']
     """
 
+    n: int
+    permutations: tuple[tuple[int, ...], ...]
+
     def __init__(self, n: int) -> None:
         n = check_int(n, "Symmetric group degree n", minimum=1, maximum=MAX_DEGREE)
         self.__dict__["n"] = n

@@ -264,9 +264,9 @@ def _comparison_figures(analyses: dict[str, Any], titles: dict[str, str]) -> dic
     fig.suptitle("Equivariance by depth and invariance over training")
     figs["depth_invariance"] = fig
 
-    depth = len(analyses[names[0]].layers)
-    fig = new_figure((5.6 * ncol, 3.0 * depth))
-    axes = fig.subplots(depth, ncol, squeeze=False)
+    n_layers = len(analyses[names[0]].layers)
+    fig = new_figure((5.6 * ncol, 3.0 * n_layers))
+    axes = fig.subplots(n_layers, ncol, squeeze=False)
     for col, name in enumerate(names):
         for row, layer in enumerate(analyses[name].layers):
             plot.irrep_spectrum(

@@ -55,10 +55,10 @@ def _dist_rank_world() -> tuple[int, int]:
 
 
 def _model_device(module: torch.nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -160,6 +160,16 @@ class LatentRecorder:
     ...     rec.maybe_record(step, metrics={"loss": loss})
     >>> rec.close()  # doctest: +SKIP
     """
+
+    # Set in __init__; declared here for the type checker (read by _close_at_exit).
+    store: str | os.PathLike[str]
+    device: torch.device
+    batch_size: int
+    schedule: Schedule
+    _x: torch.Tensor
+    _order: int
+    _lock: threading.Lock
+    _closed: bool
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,10 +18,15 @@ from latentgeo.store._schema import (
     SCHEMA_VERSION,
     WriterLock,
     clean_partials,
+    dimension_names,
     local_path,
     nonfinite_name,
     open_zarr_store,
+    root_meta,
 )
+
+if TYPE_CHECKING:
+    import zarr
 
 __all__ = ["Run", "open_run"]
 
@@ -102,19 +107,13 @@ class Run:
             self.path, read_only=True, storage_options=self.storage_options
         )
         group = zarr.open_group(self._zstore, mode="r")
-        attrs = group.attrs.asdict()
-        if ROOT_KEY not in attrs:
-            raise ValueError(
-                f"{self.path!r} is a zarr store but not a latentgeo run store "
-                f"(no {ROOT_KEY!r} root attribute)"
-            )
-        meta = attrs[ROOT_KEY]
+        meta = root_meta(group.attrs.asdict(), self.path)
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
                 f"run store {self.path!r} has schema version {meta.get('schema_version')!r}; "
                 f"this latentgeo reads {SCHEMA_VERSION}"
             )
-        self._meta = meta
+        self._meta: dict[str, Any] = meta
         self._committed = int(meta.get("committed_steps", 0))
         # Consolidated metadata was written at a writer's close; when present it is a
         # consistent snapshot.  Without it, every array's metadata is read fresh, and
@@ -199,10 +198,22 @@ class Run:
             )
 
     # -- data -----------------------------------------------------------------------------
+    def _array(self, name: str) -> zarr.Array:
+        """The zarr array ``name`` of the store (ValueError if it is a group)."""
+        import zarr
+
+        node = self._group[name]
+        if not isinstance(node, zarr.Array):
+            raise ValueError(
+                f"run store {self.path!r} is corrupted: {name!r} is a {type(node).__name__}, "
+                "not an array"
+            )
+        return node
+
     def _dask(self, name: str) -> Any:
         import dask.array as da
 
-        arr = self._group[name]
+        arr = self._array(name)
         d = da.from_array(
             arr,
             chunks=arr.chunks,
@@ -211,7 +222,7 @@ class Run:
             asarray=True,
             inline_array=True,
         )
-        dims = tuple(arr.metadata.dimension_names)
+        dims = dimension_names(arr)
         if dims[0] == "step":
             d = d[: self._committed]
         return d, dims, arr.attrs.asdict()
@@ -219,7 +230,7 @@ class Run:
     @cached_property
     def steps(self) -> np.ndarray:
         """Training steps of the committed checkpoints: int64 array of shape (n_steps,)."""
-        return np.asarray(self._group["step"][: self._committed], dtype=np.int64)
+        return np.asarray(self._array("step")[: self._committed], dtype=np.int64)
 
     def latents(self, layer: str) -> Any:
         """Latents of ``layer``, lazily.
@@ -251,7 +262,7 @@ class Run:
         skip = {"step", *(nonfinite_name(layer) for layer in self.layers)}
         data = {}
         for name, arr in self._group.arrays():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr)
             if dims == ("step",) and name not in skip:
                 data[name] = ("step", np.asarray(arr[: self._committed]))
         order = [*PER_STEP_FIXED[1:], *sorted(k for k in data if k not in PER_STEP_FIXED)]
@@ -264,7 +275,7 @@ class Run:
 
         counts = np.zeros((self._committed, len(self.layers)), dtype=np.int64)
         for j, layer in enumerate(self.layers):
-            counts[:, j] = self._group[nonfinite_name(layer)][: self._committed]
+            counts[:, j] = np.asarray(self._array(nonfinite_name(layer))[: self._committed])
         return xr.DataArray(
             counts,
             dims=("step", "layer"),
@@ -277,8 +288,8 @@ class Run:
 
         if name not in self._group:
             return None
-        arr = self._group[name]
-        return xr.DataArray(np.asarray(arr[...]), dims=arr.metadata.dimension_names, name=name)
+        arr = self._array(name)
+        return xr.DataArray(np.asarray(arr[...]), dims=dimension_names(arr), name=name)
 
     @cached_property
     def inputs(self) -> Any:

@@ -24,10 +24,12 @@ __all__ = [
     "StoreLockedError",
     "WriterLock",
     "clean_partials",
+    "dimension_names",
     "is_url",
     "local_path",
     "nonfinite_name",
     "open_zarr_store",
+    "root_meta",
     "unit_dim",
     "validate_metric_name",
     "validate_node_name",
@@ -96,6 +98,33 @@ def validate_metric_name(name: Any, layers: Any = ()) -> str:
     if name in layers:
         raise ValueError(f"metric name {name!r} collides with the recorded layer {name!r}")
     return name
+
+
+def root_meta(attrs: Mapping[str, Any], store: Any) -> dict[str, Any]:
+    """latentgeo's root metadata (the ``"latentgeo"`` attribute) of the store ``store``.
+
+    Raises
+    ------
+    ValueError
+        When the attribute is missing (a zarr store that is not a run store) or not a mapping.
+    """
+    if ROOT_KEY not in attrs:
+        raise ValueError(
+            f"{str(store)!r} is a zarr store but not a latentgeo run store "
+            f"(no {ROOT_KEY!r} root attribute)"
+        )
+    meta = attrs[ROOT_KEY]
+    if not isinstance(meta, Mapping):
+        raise ValueError(
+            f"run store {str(store)!r} is corrupted: its {ROOT_KEY!r} root attribute is "
+            f"{type(meta).__name__}, not a mapping"
+        )
+    return dict(meta)
+
+
+def dimension_names(arr: Any) -> tuple[str, ...]:
+    """The ``dimension_names`` of a zarr v3 array (empty when it has none)."""
+    return tuple(getattr(arr.metadata, "dimension_names", None) or ())
 
 
 def is_url(store: str) -> bool:

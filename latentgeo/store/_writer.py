@@ -69,9 +69,11 @@ from latentgeo.store._schema import (
     StoreLockedError,
     WriterLock,
     clean_partials,
+    dimension_names,
     local_path,
     nonfinite_name,
     open_zarr_store,
+    root_meta,
     unit_dim,
     validate_metric_name,
     validate_node_name,
@@ -200,11 +202,11 @@ class RunWriter:
                 f"store must be a local path or an fsspec URL string, got {store!r} "
                 f"({type(store).__name__})"
             )
-        meta = _jsonable(dict(meta or {}))
-        if "elements" not in meta or "probe" not in meta or "n_samples" not in meta["probe"]:
+        root: dict[str, Any] = _jsonable(dict(meta or {}))
+        if "elements" not in root or "probe" not in root or "n_samples" not in root["probe"]:
             raise ValueError(
                 "meta must hold 'elements' (element names) and 'probe' with 'n_samples', "
-                f"got keys {sorted(meta)!r}"
+                f"got keys {sorted(root)!r}"
             )
         self.store = store
         self.mode = mode
@@ -257,9 +259,9 @@ class RunWriter:
             )
             if exists:
                 self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
-                self._resume(meta)
+                self._resume(root)
             else:
-                self._create(meta)
+                self._create(root)
         except BaseException:
             self._release()
             raise
@@ -319,13 +321,7 @@ class RunWriter:
         self._steps: list[int] = []
 
     def _resume(self, meta: dict[str, Any]) -> None:
-        attrs = self._group.attrs.asdict()
-        if ROOT_KEY not in attrs:
-            raise ValueError(
-                f"{str(self.store)!r} is a zarr store but not a latentgeo run store "
-                f"(no {ROOT_KEY!r} root attribute); refusing to append to it"
-            )
-        stored = copy.deepcopy(attrs[ROOT_KEY])
+        stored = copy.deepcopy(root_meta(self._group.attrs.asdict(), self.store))
         if stored.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
                 f"run store {str(self.store)!r} has schema version "
@@ -343,7 +339,7 @@ class RunWriter:
         self._per_step_arrays = {}
         self._layer_arrays = {}
         for name, arr in members.items():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr)
             if not dims or dims[0] != "step":
                 continue
             if arr.shape[0] < committed:
@@ -568,9 +564,9 @@ class RunWriter:
             arrays[name] = arr
         metrics = dict(metrics or {})
         scalars: dict[str, Any] = {}
-        for key, value in metrics.items():
+        for key, number in metrics.items():
             validate_metric_name(key, layers)
-            scalars[key] = float(value)
+            scalars[key] = float(number)
         nonfinite = dict(nonfinite or {})
         for name, arr in arrays.items():
             if name not in nonfinite:
@@ -741,7 +737,7 @@ def _raw_chunks(arr: Any, i: int, value: np.ndarray) -> list[tuple[str, Any]] | 
     from zarr.core.buffer import default_buffer_prototype
 
     meta = arr.metadata
-    codecs = getattr(meta, "codecs", ())
+    codecs: tuple[Any, ...] = tuple(getattr(meta, "codecs", ()))
     if (
         len(codecs) != 1
         or not isinstance(codecs[0], BytesCodec)
