@@ -8,7 +8,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
 from probes._spectrum import invariance_of_centred, is_circle_group, spectrum_of_centred
 from probes._validation import as_index_list, check_group_order
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["PROBES", "run"]
 
@@ -265,7 +268,7 @@ def run(
     linear: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float64,
     group: Any = None,
-) -> Any:
+) -> xr.Dataset:
     """Probe every (layer, step) of a run store, one at a time, with a results cache.
 
     Each task loads one ``(element, sample, unit)`` block of latents from the store, runs the

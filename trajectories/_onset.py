@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _DIRECTIONS = ("above", "below")
 _METHODS = ("pelt", "binseg")
@@ -40,7 +43,9 @@ def _onset_index(values: np.ndarray, threshold: float, direction: str) -> int | 
     return 0 if failures.size == 0 else int(failures[-1]) + 1
 
 
-def onset(series: Any, threshold: float, direction: str = "above", *, steps: Any = None) -> Any:
+def onset(
+    series: Any, threshold: float, direction: str = "above", *, steps: Any = None
+) -> int | float | xr.DataArray | None:
     """First step from which a series is past a threshold and stays there.
 
     Parameters

@@ -15,6 +15,7 @@ from trajectories._embed import classical_mds
 
 if TYPE_CHECKING:
     import torch
+    import xarray as xr
 from trajectories._onset import change_points as _change_points
 from trajectories._onset import onset as _onset
 
@@ -125,7 +126,7 @@ class Trajectory:
             attrs["name"] = self.name
         return {**attrs, **extra}
 
-    def distance_matrix(self) -> Any:
+    def distance_matrix(self) -> xr.DataArray:
         """Distances between all pairs of checkpoints.
 
         Returns
@@ -143,7 +144,7 @@ class Trajectory:
             attrs=self._attrs(),
         )
 
-    def step_lengths(self) -> Any:
+    def step_lengths(self) -> xr.DataArray:
         """Distance between consecutive checkpoints, indexed by the earlier one.
 
         Returns
@@ -163,7 +164,7 @@ class Trajectory:
             attrs=self._attrs(),
         )
 
-    def speed(self) -> Any:
+    def speed(self) -> xr.DataArray:
         """Distance per training step between consecutive checkpoints.
 
         ``speed[t] = d(p_t, p_{t+1}) / (s_{t+1} - s_t)``.
@@ -200,7 +201,7 @@ class Trajectory:
             return float("inf") if length > 0 else float("nan")
         return length / end
 
-    def distance_to(self, reference: str | int = "final") -> Any:
+    def distance_to(self, reference: str | int = "final") -> xr.DataArray:
         """Distance of every checkpoint to a reference checkpoint.
 
         Parameters
@@ -236,7 +237,7 @@ class Trajectory:
         )
 
     # --- events ----------------------------------------------------------------------------
-    def _named_series(self, series: Any) -> Any:
+    def _named_series(self, series: Any) -> xr.DataArray:
         if isinstance(series, str):
             if series == "speed":
                 return self.speed()
@@ -258,7 +259,9 @@ class Trajectory:
             return xr.DataArray(values, dims=("step",), coords={"step": self.steps})
         return series
 
-    def onset(self, series: Any, threshold: float, direction: str = "above") -> Any:
+    def onset(
+        self, series: Any, threshold: float, direction: str = "above"
+    ) -> int | float | xr.DataArray | None:
         """First step from which ``series`` is past ``threshold`` and stays there.
 
         Parameters
@@ -286,7 +289,7 @@ class Trajectory:
         return _change_points(self._named_series(series), **kwargs)
 
     # --- pictures --------------------------------------------------------------------------
-    def embed(self, method: str = "mds", n_components: int = 2) -> Any:
+    def embed(self, method: str = "mds", n_components: int = 2) -> xr.DataArray:
         """Embed the checkpoints in a few dimensions, e.g. to plot the path in 2-D.
 
         Parameters
@@ -366,7 +369,7 @@ class Trajectory:
             f"orthogonal, sphere), got {self.metric!r}; use method='mds'"
         )
 
-    def to_dataset(self) -> Any:
+    def to_dataset(self) -> xr.Dataset:
         """Speed, distances to the first and final checkpoints, and the distance matrix.
 
         Returns

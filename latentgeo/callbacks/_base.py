@@ -15,12 +15,15 @@ import numbers
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo.schedules import as_schedule
+
+if TYPE_CHECKING:
+    from latentgeo.record import LatentRecorder
 
 __all__ = [
     "RecordingSession",
@@ -350,7 +353,7 @@ class SessionView:
         return self._session.last_step
 
     @property
-    def recorder(self) -> Any:
+    def recorder(self) -> LatentRecorder | None:
         """The :class:`latentgeo.LatentRecorder` while training, else None."""
         return self._session.recorder
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._finite import FiniteGroup
+
+if TYPE_CHECKING:
+    from ._so2 import SO2
 
 __all__ = ["parse"]
 
@@ -158,7 +161,7 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         raise parser.error(f"bad arguments to {func}: {err}") from None
 
 
-def parse(spec: Any) -> Any:
+def parse(spec: Any) -> FiniteGroup | SO2:
     """Build a group from its spec or repr.
 
     Parameters

@@ -26,7 +26,11 @@ from latentgeo.store._schema import (
 )
 
 if TYPE_CHECKING:
+    import xarray as xr
     import zarr
+
+    from latentgeo.actions import Action
+    from latentgeo.groups import SO2, FiniteGroup
 
 __all__ = ["Run", "open_run"]
 
@@ -163,7 +167,7 @@ class Run:
         return tuple(self._meta["elements"])
 
     @cached_property
-    def group(self) -> Any:
+    def group(self) -> FiniteGroup | SO2 | None:
         """The group (``latentgeo.groups.parse`` of the stored spec), None if not stored."""
         spec = self._meta.get("group")
         if spec is None:
@@ -173,7 +177,7 @@ class Run:
         return parse(spec)
 
     @cached_property
-    def action(self) -> Any:
+    def action(self) -> Action | None:
         """The action (``latentgeo.actions.from_spec`` of the stored spec), None if not stored."""
         spec = self._meta.get("action")
         if spec is None:
@@ -232,7 +236,7 @@ class Run:
         """Training steps of the committed checkpoints: int64 array of shape (n_steps,)."""
         return np.asarray(self._array("step")[: self._committed], dtype=np.int64)
 
-    def latents(self, layer: str) -> Any:
+    def latents(self, layer: str) -> xr.DataArray:
         """Latents of ``layer``, lazily.
 
         Returns
@@ -254,7 +258,7 @@ class Run:
         )
 
     @cached_property
-    def metrics(self) -> Any:
+    def metrics(self) -> xr.Dataset:
         """Per-step scalars (``epoch``, ``wall_time`` and the caller's metrics) as an
         ``xarray.Dataset`` along ``step``."""
         import xarray as xr
@@ -269,7 +273,7 @@ class Run:
         return xr.Dataset({k: data[k] for k in order if k in data}, coords={"step": self.steps})
 
     @cached_property
-    def nonfinite(self) -> Any:
+    def nonfinite(self) -> xr.DataArray:
         """Counts of non-finite latents: int64 ``xarray.DataArray`` of dims ``(step, layer)``."""
         import xarray as xr
 
@@ -283,7 +287,7 @@ class Run:
             name="nonfinite",
         )
 
-    def _probe_array(self, name: str) -> Any:
+    def _probe_array(self, name: str) -> xr.DataArray | None:
         import xarray as xr
 
         if name not in self._group:
@@ -292,17 +296,17 @@ class Run:
         return xr.DataArray(np.asarray(arr[...]), dims=dimension_names(arr), name=name)
 
     @cached_property
-    def inputs(self) -> Any:
+    def inputs(self) -> xr.DataArray | None:
         """The stored probe inputs, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
         return self._probe_array("inputs")
 
     @cached_property
-    def labels(self) -> Any:
+    def labels(self) -> xr.DataArray | None:
         """The stored probe labels, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
         return self._probe_array("labels")
 
     @cached_property
-    def dataset(self) -> Any:
+    def dataset(self) -> xr.Dataset:
         """The whole committed store as one lazy ``xarray.Dataset`` (the layout plain
         ``xarray.open_zarr`` shows, cut to the committed steps)."""
         import xarray as xr
@@ -313,8 +317,8 @@ class Run:
             variables[layer] = xr.Variable(dims, data, attrs)
             nf = nonfinite_name(layer)
             variables[nf] = xr.Variable(("step",), self.nonfinite.sel(layer=layer).values)
-        for name, values in self.metrics.data_vars.items():
-            variables[name] = values.variable
+        for metric, values in self.metrics.data_vars.items():
+            variables[str(metric)] = values.variable
         for name in ("inputs", "labels"):
             probe = getattr(self, name)
             if probe is not None:
@@ -332,7 +336,7 @@ class Run:
             )
         return f"{_ANALYSIS}/{name}"
 
-    def save_analysis(self, name: str, ds: Any) -> None:
+    def save_analysis(self, name: str, ds: xr.Dataset) -> None:
         """Cache an analysis result in the store under ``analysis/<name>`` (overwriting).
 
         Parameters
@@ -381,7 +385,7 @@ class Run:
             if free:
                 consolidate(writable)
 
-    def load_analysis(self, name: str) -> Any:
+    def load_analysis(self, name: str) -> xr.Dataset | None:
         """The cached result ``analysis/<name>`` as an ``xarray.Dataset``, or None if absent."""
         import xarray as xr
         import zarr
