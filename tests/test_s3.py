@@ -90,7 +90,7 @@ def test_write_and_read_back_with_plain_xarray(s3):
 
 def test_a_second_writer_is_refused_while_the_lease_lives(s3):
     url, options = s3
-    first = RunWriter(url, meta=META, storage_options=options, lease_ttl=1.0)
+    first = RunWriter(url, meta=META, storage_options=options, lease_ttl=1.5)
     try:
         first.ensure_layers(SPECS)
         first.append(0, _latents(0))
@@ -100,7 +100,7 @@ def test_a_second_writer_is_refused_while_the_lease_lives(s3):
             RunWriter(url, mode="a", meta=META, storage_options=options, lock_timeout=0.3)
         assert time.monotonic() - t0 < 5
         # Renewal keeps the lease alive well past its ttl while the writer lives.
-        time.sleep(2.5)
+        time.sleep(3.5)
         with pytest.raises(StoreLockedError, match="another writer"):
             RunWriter(url, mode="a", meta=META, storage_options=options, lock_timeout=0.0)
         first.append(1, _latents(1))
