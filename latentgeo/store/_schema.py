@@ -49,7 +49,8 @@ _PARTIAL_SUFFIX = ".partial"
 
 
 class StoreLockedError(LatentgeoError, RuntimeError):
-    """Another process (or another writer in this one) is writing to the store."""
+    """Another writer holds the store: its ``flock`` (local folders) or its lease (fsspec URLs,
+    see ``latentgeo.store._lease``); also raised by a writer that lost its lease."""
 
 
 def unit_dim(layer: str) -> str:
