@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/latentgeo demo
 
-test: $(STAMP)
+# CI runs `make test`: the linters first (ruff, then mypy), then the suite.
+test: lint
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check latentgeo probes trajectories tests benchmarks
+	$(VENV)/bin/mypy latentgeo probes trajectories
 
 bench: $(STAMP)
 	$(PY) benchmarks/geometry.py

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from latentgeo._errors import LatentgeoError as LatentgeoError
+
 __version__ = "0.1.0"
 
 _SUBMODULES = {
@@ -37,7 +39,7 @@ _ATTRIBUTES = {
     "Run": "latentgeo.store",
 }
 
-__all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "__version__"])
+__all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "LatentgeoError", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentgeo.record import LatentRecorder, LiveProbes, record_checkpoints  # noqa: F401

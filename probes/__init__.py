@@ -18,7 +18,7 @@ torch, float64 by default, on any device).
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
     GroupConsistentProbe,
-    HomomorphismError,
+    HomomorphismDefect,
     fit_from_generators,
     homomorphism_error,
 )
@@ -32,7 +32,7 @@ from probes._subgroups import respected_subgroups, subgroup_scan
 __all__ = [
     "GeneratorProbe",
     "GroupConsistentProbe",
-    "HomomorphismError",
+    "HomomorphismDefect",
     "LinearProbe",
     "OrthogonalProbe",
     "character_multiplicities",

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from probes._validation import as_orbit_tensor, check_group_order, irrep_type_dim
 
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from latentgeo.groups import FiniteGroup
+
 __all__ = ["character_multiplicities"]
 
 
-def character_multiplicities(rho: Any, group: Any) -> Any:
+def character_multiplicities(rho: Any, group: FiniteGroup) -> xr.DataArray:
     """Soft multiplicity of every real irrep in a family of fitted maps.
 
     ``m_ρ = (1 / (k_ρ |G|)) Σ_g χ_ρ(g) tr rho(g)``, with ``k_ρ`` the dimension of the irrep's

@@ -18,11 +18,16 @@ from probes._validation import (
     element_index,
 )
 
-__all__ = ["GroupConsistentProbe", "HomomorphismError", "fit_from_generators", "homomorphism_error"]
+__all__ = [
+    "GroupConsistentProbe",
+    "HomomorphismDefect",
+    "fit_from_generators",
+    "homomorphism_error",
+]
 
 
 @dataclass(frozen=True)
-class HomomorphismError:
+class HomomorphismDefect:
     """Relative homomorphism defect of a family of maps over all pairs of elements.
 
     Attributes
@@ -49,7 +54,7 @@ class HomomorphismError:
 
 def homomorphism_error(
     rho: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
-) -> HomomorphismError:
+) -> HomomorphismDefect:
     """How far fitted maps are from a group homomorphism.
 
     Parameters
@@ -63,7 +68,7 @@ def homomorphism_error(
 
     Returns
     -------
-    HomomorphismError
+    HomomorphismDefect
         Mean, max and per-pair relative Frobenius errors
         ``‖rho(g) rho(h) − rho(g∘h)‖_F / ‖rho(g∘h)‖_F``.
 
@@ -93,7 +98,7 @@ def homomorphism_error(
         out[g] = torch.linalg.matrix_norm(prod - target) / norms[table[g]]
     pairwise = out.cpu().numpy()
     worst = np.unravel_index(int(np.argmax(pairwise)), pairwise.shape)
-    return HomomorphismError(
+    return HomomorphismDefect(
         mean=float(pairwise.mean()),
         max=float(pairwise.max()),
         pairwise=pairwise,

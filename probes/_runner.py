@@ -112,6 +112,7 @@ def run(
     key = cache_key(settings, group, _action_spec(r))
     layer_list = as_index_list(layers, list(r.layers), "layer")
     run_steps = np.asarray(r.steps, dtype=np.int64)
+    step_req: int | np.integer | list[int] | None
     if steps is None or isinstance(steps, (int, np.integer)):
         step_req = steps
     else:
@@ -147,10 +148,10 @@ def run(
         if (layer, int(step)) not in done
     ]
 
-    from tqdm.auto import tqdm
+    from latentgeo._progress import progress_bar
 
     results: dict[tuple[int, int], dict[str, Any]] = {}
-    with tqdm(total=len(tasks), desc="probes", unit="task", disable=not progress) as bar:
+    with progress_bar(total=len(tasks), desc="probes", unit="task", disable=not progress) as bar:
         for li, si, result in run_tasks(r, tasks, group, settings, device, client):
             results[(li, si)] = result
             bar.update()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from probes._validation import as_orbit_tensor, check_group_order
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["invariance", "orbit_spectrum"]
 
@@ -64,7 +67,7 @@ def invariance_of_centred(Zc: torch.Tensor) -> float:
 
 def orbit_spectrum(
     Z: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
-) -> Any:
+) -> xr.DataArray:
     """Share of the centred variance of the orbit signal in each real irrep's isotypic part.
 
     For each sample and unit, the orbit signal ``f(g) = z(g·x) − μ`` is a function on the group;

@@ -165,7 +165,9 @@ def train_test_indices(
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def as_index_list(values: Sequence[Any] | None, valid: Sequence[Any], what: str) -> list[Any]:
+def as_index_list(
+    values: Sequence[Any] | str | int | np.integer | None, valid: Sequence[Any], what: str
+) -> list[Any]:
     """Check requested names against the valid ones, listing the valid ones on error."""
     if values is None:
         return list(valid)

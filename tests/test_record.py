@@ -461,6 +461,35 @@ def test_store_inputs_and_labels_options(tmp_path):
         LatentRecorder(model, "fc", action, x, tmp_path / "s.zarr", labels=np.arange(3))
 
 
+def test_string_labels_are_stored_and_has_labels_tells_the_truth(tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    model, x, action = _model(), _probe(), ImageRotations(Cyclic(4))
+    names = np.array(["cat", "dög", "", "a longer label", "x", "y", "z"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fixed-width unicode warning from zarr
+        with LatentRecorder(
+            model, "fc", action, x, tmp_path / "r.zarr", labels=names, store_inputs=False
+        ) as rec:
+            rec.record(0)
+    run = latentgeo.open_run(tmp_path / "r.zarr")
+    assert run.attrs["probe"]["has_labels"] is True
+    assert run.labels.values.tolist() == names.tolist()
+    # Plain xarray, without latentgeo's reader, sees the same strings.
+    plain = xr.open_zarr(tmp_path / "r.zarr")
+    assert plain["labels"].values.tolist() == names.tolist()
+    # Labels that are neither numbers nor strings: said so, not stored, not claimed.
+    odd = np.empty(7, dtype=object)
+    odd[:] = [{"k": i} for i in range(7)]
+    with pytest.warns(UserWarning, match="not stored"):
+        with LatentRecorder(model, "fc", action, x, tmp_path / "s.zarr", labels=odd) as rec:
+            rec.record(0)
+    run = latentgeo.open_run(tmp_path / "s.zarr")
+    assert run.attrs["probe"]["has_labels"] is False and run.labels is None
+
+
 def test_record_checkpoints_is_exported_lazily():
     import latentgeo.record
 

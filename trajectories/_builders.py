@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from latentgeo.geometry import (
 )
 from latentgeo.geometry._common import as_tensor, check_positive_int
 from trajectories._trajectory import Trajectory
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _COV_METRICS = {
     "affine": "spd_affine",
@@ -328,7 +331,7 @@ def representation(
     return Trajectory(Q, np.asarray(rho["step"].values), "orthogonal", name=layer)
 
 
-def series(probe_results: Any, var: str, layer: str, **sel: Any) -> Any:
+def series(probe_results: xr.Dataset, var: str, layer: str, **sel: Any) -> xr.DataArray:
     """A scalar series of the probe results for one layer, along ``step``.
 
     Parameters

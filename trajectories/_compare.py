@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from latentgeo.geometry import distance
 from trajectories import _builders
 from trajectories._trajectory import Trajectory
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _SUMMARIES = ("subspace", "covariance", "shape")
 
@@ -45,7 +48,7 @@ def compare(
     summary: str | None = None,
     layer: str | None = None,
     **builder_kwargs: Any,
-) -> Any:
+) -> xr.Dataset:
     """Line up several trajectories (or runs) step by step.
 
     Parameters

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +12,10 @@ from latentgeo.geometry import METRICS, distance, pairwise_distances
 from latentgeo.geometry._common import as_tensor
 from latentgeo.geometry._pairwise import _resolve, _validate_points
 from trajectories._embed import classical_mds
+
+if TYPE_CHECKING:
+    import torch
+    import xarray as xr
 from trajectories._onset import change_points as _change_points
 from trajectories._onset import onset as _onset
 
@@ -38,6 +43,12 @@ class Trajectory:
         Label kept in the attrs of results (e.g. the layer).
     **metric_options
         Passed to the metric (e.g. ``convention="geomstats"`` for ``"grassmann"``).
+
+    Attributes
+    ----------
+    basis : torch.Tensor or None
+        The common basis of the points when a builder used one (e.g. the (d, k) basis of
+        :func:`trajectories.covariance`), else None.
 
     Notes
     -----
@@ -84,6 +95,7 @@ class Trajectory:
             _validate_points(self.points, "points", metric)
             distance(self.points[:1], self.points[:1], metric, **self.metric_options)
         self._distances: np.ndarray | None = None
+        self.basis: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -114,7 +126,7 @@ class Trajectory:
             attrs["name"] = self.name
         return {**attrs, **extra}
 
-    def distance_matrix(self) -> Any:
+    def distance_matrix(self) -> xr.DataArray:
         """Distances between all pairs of checkpoints.
 
         Returns
@@ -132,7 +144,7 @@ class Trajectory:
             attrs=self._attrs(),
         )
 
-    def step_lengths(self) -> Any:
+    def step_lengths(self) -> xr.DataArray:
         """Distance between consecutive checkpoints, indexed by the earlier one.
 
         Returns
@@ -152,7 +164,7 @@ class Trajectory:
             attrs=self._attrs(),
         )
 
-    def speed(self) -> Any:
+    def speed(self) -> xr.DataArray:
         """Distance per training step between consecutive checkpoints.
 
         ``speed[t] = d(p_t, p_{t+1}) / (s_{t+1} - s_t)``.
@@ -189,7 +201,7 @@ class Trajectory:
             return float("inf") if length > 0 else float("nan")
         return length / end
 
-    def distance_to(self, reference: str | int = "final") -> Any:
+    def distance_to(self, reference: str | int = "final") -> xr.DataArray:
         """Distance of every checkpoint to a reference checkpoint.
 
         Parameters
@@ -225,7 +237,7 @@ class Trajectory:
         )
 
     # --- events ----------------------------------------------------------------------------
-    def _named_series(self, series: Any) -> Any:
+    def _named_series(self, series: Any) -> xr.DataArray:
         if isinstance(series, str):
             if series == "speed":
                 return self.speed()
@@ -247,7 +259,9 @@ class Trajectory:
             return xr.DataArray(values, dims=("step",), coords={"step": self.steps})
         return series
 
-    def onset(self, series: Any, threshold: float, direction: str = "above") -> Any:
+    def onset(
+        self, series: Any, threshold: float, direction: str = "above"
+    ) -> int | float | xr.DataArray | None:
         """First step from which ``series`` is past ``threshold`` and stays there.
 
         Parameters
@@ -267,7 +281,7 @@ class Trajectory:
     def change_points(self, series: Any = "speed", **kwargs: Any) -> np.ndarray:
         """Steps where the mean of a series changes, by default the speed.
 
-        PELT with an L2 (change-in-mean) cost and a Schwarz penalty; see
+        ``ruptures``' PELT with an L2 (change-in-mean) cost and latentgeo's penalty; see
         :func:`trajectories.change_points` for ``method``, ``penalty``, ``n_change_points``
         and ``min_size``. With the speed, each returned step starts a segment of steady
         movement (indexed by segment start, as :meth:`speed` is).
@@ -275,21 +289,32 @@ class Trajectory:
         return _change_points(self._named_series(series), **kwargs)
 
     # --- pictures --------------------------------------------------------------------------
-    def embed(self, method: str = "mds", n_components: int = 2) -> Any:
+    def embed(self, method: str = "mds", n_components: int = 2) -> xr.DataArray:
         """Embed the checkpoints in a few dimensions, e.g. to plot the path in 2-D.
 
         Parameters
         ----------
         method : {"mds", "tangent_pca"}
             ``"mds"``: classical MDS of the distance matrix (any metric).
-            ``"tangent_pca"``: geomstats' tangent PCA at the Frechet mean (Grassmann, SPD,
-            orthogonal (rotations) and sphere metrics).
+            ``"tangent_pca"``: PCA of the logs at the Frechet mean (geomstats' log and inner
+            product; Grassmann, SPD, orthogonal (rotations) and sphere metrics).
         n_components : int
 
         Returns
         -------
         xarray.DataArray of shape (T, n_components)
-            dims ``("step", "component")``.
+            dims ``("step", "component")``. Coordinates are in the units of the trajectory's
+            metric for every method: tangent PCA works in geomstats' convention, whose
+            Grassmann distance is ``sqrt(2)`` times the default ``"arc"`` distance, and is
+            rescaled here, so that on a geodesic both methods reproduce the distances of
+            :meth:`distance_matrix`.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``method``; for ``"tangent_pca"`` with a metric that is not a
+            Riemannian geodesic distance (``"cka"``, ``"procrustes"``, ``"euclidean"``, a
+            callable, or the Grassmann ``"chordal"`` convention).
         """
         import xarray as xr
 
@@ -301,7 +326,10 @@ class Trajectory:
             attrs["eigenvalues"] = eig.tolist()
         else:
             manifold = self._manifold()
+            scale = self._tangent_scale()
             coords = manifold.tangent_pca(self.points, n_components=n_components).cpu().numpy()
+            coords = coords * scale
+            attrs["scale_from_geomstats"] = scale
         return xr.DataArray(
             coords,
             dims=("step", "component"),
@@ -309,6 +337,20 @@ class Trajectory:
             name="embedding",
             attrs=attrs,
         )
+
+    def _tangent_scale(self) -> float:
+        """Factor from the manifold's (geomstats') distance to the trajectory's metric."""
+        if self.metric != "grassmann":
+            # SPD, Bures-Wasserstein, orthogonal and sphere distances follow geomstats.
+            return 1.0
+        convention = self.metric_options.get("convention", "arc")
+        if convention == "chordal":
+            raise ValueError(
+                "tangent_pca has no chordal units: the chordal Grassmann distance is not a "
+                "geodesic distance; use method='mds' or convention='arc'"
+            )
+        # geomstats' Grassmannian: dist = sqrt(2) * ||theta||; "arc": ||theta||.
+        return 1.0 if convention == "geomstats" else 1.0 / math.sqrt(2.0)
 
     def _manifold(self) -> Any:
         from latentgeo.geometry import SO, SPD, Grassmann, Sphere
@@ -327,7 +369,7 @@ class Trajectory:
             f"orthogonal, sphere), got {self.metric!r}; use method='mds'"
         )
 
-    def to_dataset(self) -> Any:
+    def to_dataset(self) -> xr.Dataset:
         """Speed, distances to the first and final checkpoints, and the distance matrix.
 
         Returns

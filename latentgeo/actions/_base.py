@@ -11,15 +11,20 @@ from __future__ import annotations
 import abc
 import dataclasses
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from latentgeo._errors import LatentgeoError
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
+
 __all__ = ["Action", "ActionCheck", "ActionCheckError"]
 
 
-class ActionCheckError(AssertionError):
+class ActionCheckError(LatentgeoError, AssertionError):
     """Raised by :meth:`Action.check` when an action breaks the homomorphism law."""
 
 
@@ -122,7 +127,7 @@ class Action(abc.ABC):
     # -- to implement -----------------------------------------------------------------------
     @property
     @abc.abstractmethod
-    def group(self) -> Any:
+    def group(self) -> FiniteGroup:
         """The finite group that acts (a ``latentgeo.groups`` group)."""
 
     @abc.abstractmethod

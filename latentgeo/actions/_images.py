@@ -125,7 +125,7 @@ class ImageTranslations(Action):
         s = self.stride
         s = (s, s) if isinstance(s, numbers.Integral) else tuple(s)
         if len(s) != 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in s
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1 for v in s
         ):
             raise ValueError(
                 f"stride must be a positive int or a pair of them, got {self.stride!r}"

@@ -66,11 +66,11 @@ class TokenShift(Action):
         return self._cached("_group", self._make_group)
 
     def _make_group(self) -> Any:
-        from latentgeo.groups import Cyclic, DirectProduct
+        from latentgeo.groups import Cyclic, DirectProduct, FiniteGroup
 
         if not self.independent or len(self.position) == 1:
             return Cyclic(self.p)
-        g = Cyclic(self.p)
+        g: FiniteGroup = Cyclic(self.p)
         for _ in self.position[1:]:
             g = DirectProduct(g, Cyclic(self.p))
         return g

@@ -15,12 +15,15 @@ import numbers
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo.schedules import as_schedule
+
+if TYPE_CHECKING:
+    from latentgeo.record import LatentRecorder
 
 __all__ = [
     "RecordingSession",
@@ -143,10 +146,10 @@ def _check_recorder_kwargs(recorder_kwargs: Mapping[str, Any]) -> None:
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -350,7 +353,7 @@ class SessionView:
         return self._session.last_step
 
     @property
-    def recorder(self) -> Any:
+    def recorder(self) -> LatentRecorder | None:
         """The :class:`latentgeo.LatentRecorder` while training, else None."""
         return self._session.recorder
 

@@ -91,10 +91,10 @@ class LightningRecorder(SessionView, pl.Callback):
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _disabled(trainer: pl.Trainer) -> bool:
-        return bool(trainer.fast_dev_run) or bool(trainer.sanity_checking)
+        return _fast_dev_run(trainer) or bool(trainer.sanity_checking)
 
     def _build(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.fast_dev_run:
+        if _fast_dev_run(trainer):
             return
         self._session.build(pl_module, resume=trainer.global_step > 0, device=pl_module.device)
 
@@ -107,7 +107,7 @@ class LightningRecorder(SessionView, pl.Callback):
 
     # -- hooks -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.fast_dev_run:
+        if _fast_dev_run(trainer):
             rank_zero_info("LightningRecorder: fast_dev_run, no latents are recorded")
             return
         # Strategies that restore checkpoints after setup (DeepSpeed, FSDP) load this callback's
@@ -151,3 +151,8 @@ class LightningRecorder(SessionView, pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._session.load_state_dict(state_dict)
+
+
+def _fast_dev_run(trainer: pl.Trainer) -> bool:
+    """Whether ``trainer`` runs Lightning's ``fast_dev_run`` (an attribute set at run time)."""
+    return bool(getattr(trainer, "fast_dev_run", False))

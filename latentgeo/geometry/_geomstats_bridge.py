@@ -71,7 +71,8 @@ def _geomstats_backend() -> Any:
     """Import geomstats (once; Python caches the module) and return its backend module."""
     if not hasattr(np, "trapz"):
         # geomstats 2.8.0 imports numpy.trapz, removed in numpy 2.4; same function, new name.
-        np.trapz = np.trapezoid  # noqa: NPY201 - the alias is the point here
+        # numpy's stubs have no trapz any more: the alias is the point here.
+        np.trapz = np.trapezoid  # type: ignore[attr-defined]  # noqa: NPY201
     with _torch_default_dtype_kept():
         import geomstats.backend as gs
     return gs
@@ -319,9 +320,10 @@ class _Manifold:
             gs_base = _to_gs(self._to_gs_point(B))
             metric = self.space.metric
             logs = metric.log(_to_gs(self._to_gs_point(P)), gs_base)
+            cpu = torch.device("cpu")
             gram = np.stack(
                 [
-                    _from_gs(metric.inner_product(logs[i], logs, gs_base), "cpu").numpy()
+                    _from_gs(metric.inner_product(logs[i], logs, gs_base), cpu).numpy()
                     for i in range(P.shape[0])
                 ]
             )

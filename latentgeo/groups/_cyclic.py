@@ -53,6 +53,7 @@ class Cyclic(FiniteGroup):
     """
 
     spec_prefix = "C"
+    n: int
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Cyclic group order n", minimum=1)

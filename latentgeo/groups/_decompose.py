@@ -282,7 +282,7 @@ def real_irreps_from_table(
 
     # Right action R_g e_h = e_{h g^-1}; Y = sum_g c_g (R_g + R_g^T) is symmetric and commutes
     # with every L_g, so its eigenspaces are invariant subspaces of the regular rep.
-    coeff = rng.standard_normal(n)
+    coeff = rng.standard_normal(size=(n,))
     y = np.zeros((n, n))
     for g in range(n):
         y[table[cols, inverses[g]], cols] += coeff[g]

@@ -49,6 +49,7 @@ class Dihedral(FiniteGroup):
     """
 
     spec_prefix = "D"
+    n: int
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Dihedral group parameter n", minimum=1)

@@ -158,6 +158,11 @@ class FiniteGroup(Group):
     (2, 0, ['1a', '1b'])
     """
 
+    # Set once by _setup (the instance is immutable).
+    _table: np.ndarray
+    _names: tuple[str, ...]
+    _name_index: dict[str, int]
+
     def __init__(self, cayley_table: Any, names: Sequence[str] | None = None) -> None:
         table = _as_table(cayley_table)
         _check_group_axioms(table)
@@ -436,9 +441,9 @@ class FiniteGroup(Group):
         mask = np.zeros(self.order, dtype=bool)
         mask[0] = True
         frontier = [0]
-        gens = np.asarray(gens, dtype=np.int64)
-        while frontier and gens.size:
-            new = np.unique(self._table[np.asarray(frontier)[:, None], gens])
+        gen_idx = np.asarray(gens, dtype=np.int64)
+        while frontier and gen_idx.size:
+            new = np.unique(self._table[np.asarray(frontier)[:, None], gen_idx])
             new = new[~mask[new]]
             mask[new] = True
             frontier = new.tolist()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from latentgeo._registry import GROUPS, MissingExtensionError
 
 from ._protocol import Group
+
+if TYPE_CHECKING:
+    from ._so2 import SO2
 
 __all__ = ["parse"]
 
@@ -162,7 +165,7 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         ) from None
 
 
-def parse(spec: Any) -> Any:
+def parse(spec: Any) -> FiniteGroup | SO2:
     """Build a group from its spec or repr.
 
     Parameters

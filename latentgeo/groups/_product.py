@@ -58,6 +58,9 @@ class DirectProduct(FiniteGroup):
     ('C2xC4', 8, '(e,e)')
     """
 
+    first: FiniteGroup
+    second: FiniteGroup
+
     def __init__(self, first: FiniteGroup, second: FiniteGroup) -> None:
         for g in (first, second):
             if not isinstance(g, FiniteGroup):

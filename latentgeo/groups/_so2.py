@@ -34,6 +34,8 @@ class SO2Irrep:
         rotation irrep ``"E{k}"`` (complex type: the realification of ``exp(ikθ)``).
     """
 
+    frequency: int
+
     __slots__ = ("frequency",)
 
     def __init__(self, frequency: int) -> None:

@@ -63,6 +63,8 @@ class Symmetric(PermutationGroup):
     """
 
     spec_prefix = "S"
+    n: int
+    permutations: tuple[tuple[int, ...], ...]
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Symmetric group degree n", minimum=1, maximum=MAX_DEGREE)

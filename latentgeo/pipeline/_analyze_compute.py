@@ -120,10 +120,12 @@ def compute_geometry(run: Run, layers: list[str], device: str, progress: bool) -
         and np.array_equal(np.asarray(cached["step"].values), steps)
     ):
         return cached.sel(layer=layers).load()
-    from tqdm import tqdm
+    from latentgeo._progress import progress_bar
 
     per_layer = []
-    for layer in tqdm(layers, desc="geometry", unit="layer", disable=not progress, leave=False):
+    for layer in progress_bar(
+        layers, desc="geometry", unit="layer", disable=not progress, leave=False
+    ):
         k = _subspace_k(run, layer)
         traj = trajectories.subspace(run, layer, k, device=device)
         D = np.asarray(traj.distance_matrix().values, dtype=np.float64)

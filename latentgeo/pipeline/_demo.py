@@ -141,9 +141,9 @@ def _train_and_record(
     progress: bool,
 ) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
     from latentgeo import LatentRecorder
+    from latentgeo._progress import progress_bar
     from latentgeo.actions import ImageRotations
     from latentgeo.groups import parse
     from latentgeo.reducers import BlockMeanPool
@@ -171,7 +171,7 @@ def _train_and_record(
     n = x_train.shape[0]
     loss_value, acc_value = float("nan"), float("nan")
     with rec, _isolated_rng(seed, device):
-        bar = tqdm(
+        bar = progress_bar(
             range(cfg.train_steps + 1),
             desc=f"train {spec.name}",
             disable=not progress,
@@ -268,9 +268,9 @@ def _comparison_figures(analyses: dict[str, Any], titles: dict[str, str]) -> dic
     fig.suptitle("Equivariance by depth and invariance over training")
     figs["depth_invariance"] = fig
 
-    depth = len(analyses[names[0]].layers)
-    fig = new_figure((5.6 * ncol, 3.0 * depth))
-    axes = fig.subplots(depth, ncol, squeeze=False)
+    n_layers = len(analyses[names[0]].layers)
+    fig = new_figure((5.6 * ncol, 3.0 * n_layers))
+    axes = fig.subplots(n_layers, ncol, squeeze=False)
     for col, name in enumerate(names):
         for row, layer in enumerate(analyses[name].layers):
             plot.irrep_spectrum(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from latentgeo._errors import LatentgeoError
+
 __all__ = ["CorruptStoreError", "PipelineError", "StoreBusyError", "UsageError"]
 
 
-class PipelineError(RuntimeError):
+class PipelineError(LatentgeoError, RuntimeError):
     """A runtime failure the user should read as one line (CLI exit code 1)."""
 
 
@@ -17,5 +19,5 @@ class StoreBusyError(PipelineError):
     """A writer is still appending to the store (analyse it when the run is closed)."""
 
 
-class UsageError(ValueError):
+class UsageError(LatentgeoError, ValueError):
     """Bad input from the user: a missing store, an unknown layer (CLI exit code 2)."""

@@ -189,9 +189,8 @@ def info(path: str | os.PathLike[str]) -> dict[str, Any]:
             "dtype": str(da.dtype),
         }
     steps = [int(s) for s in run.steps]
-    metrics = sorted(
-        str(v) for v in getattr(run, "metrics", {}).data_vars if str(v) not in ("step",)
-    )
+    metric_vars = run.metrics.data_vars if hasattr(run, "metrics") else {}
+    metrics = sorted(str(v) for v in metric_vars if str(v) not in ("step",))
     action = getattr(run, "action", None)
     return {
         "path": spath,

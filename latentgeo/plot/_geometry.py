@@ -83,8 +83,8 @@ def trajectory_embedding(
     sc = ax.scatter(
         xy[:, 0], xy[:, 1], c=s, cmap=SEQUENTIAL_CMAP, norm=norm, s=28, zorder=2, edgecolor="k"
     )
-    ax.scatter(*xy[0], marker="^", s=90, facecolor="none", edgecolor="k", zorder=3)
-    ax.scatter(*xy[-1], marker="s", s=90, facecolor="none", edgecolor="k", zorder=3)
+    ax.scatter(xy[0, 0], xy[0, 1], marker="^", s=90, facecolor="none", edgecolor="k", zorder=3)
+    ax.scatter(xy[-1, 0], xy[-1, 1], marker="s", s=90, facecolor="none", edgecolor="k", zorder=3)
     ax.annotate("start", xy[0], textcoords="offset points", xytext=(6, 6), fontsize="small")
     ax.annotate(
         label or "end", xy[-1], textcoords="offset points", xytext=(6, -10), fontsize="small"
@@ -213,7 +213,7 @@ def orbits(
                 h = int(table[r, g])
                 ax.plot(*np.stack([p[g], p[h]]).T, color=color, linewidth=1, alpha=0.7)
         ax.scatter(p[:, 0], p[:, 1], color=color, s=22, zorder=2, label=f"sample {idx[j]}")
-        ax.scatter(*p[0], marker="*", s=160, color=color, edgecolor="k", zorder=3)
+        ax.scatter(p[0, 0], p[0, 1], marker="*", s=160, color=color, edgecolor="k", zorder=3)
         if annotate and j == 0:
             for g, name in enumerate(group.elements):
                 ax.annotate(

@@ -83,7 +83,10 @@ def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figu
 
     if not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}: {ax!r}")
-    return ax.get_figure(root=True), ax
+    owner = ax.get_figure(root=True)
+    if owner is None:
+        raise ValueError("ax must belong to a figure (it has none)")
+    return owner, ax
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 150, **kwargs: Any) -> Path:
@@ -239,7 +242,8 @@ def check_results(results: Any, needs: Sequence[str]) -> xr.Dataset:
     missing = [v for v in needs if v not in results.data_vars]
     if missing:
         raise ValueError(
-            f"results lack the variable(s) {missing!r}; they hold {sorted(results.data_vars)!r}"
+            f"results lack the variable(s) {missing!r}; they hold "
+            f"{sorted(str(v) for v in results.data_vars)!r}"
         )
     return results
 

@@ -40,7 +40,9 @@ def _metrics_panel(ax: Axes, metrics: xr.Dataset) -> None:
         acc_ax.set_ylim(0.0, 1.02)
     lines = ax.get_lines() + (acc_ax.get_lines() if acc_ax is not None else [])
     if lines:
-        ax.legend(lines, [ln.get_label() for ln in lines], fontsize="x-small", loc="center right")
+        ax.legend(
+            lines, [str(ln.get_label()) for ln in lines], fontsize="x-small", loc="center right"
+        )
     else:
         ax.text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Training metrics")

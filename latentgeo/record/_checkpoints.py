@@ -15,9 +15,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from latentgeo.store import Run
 
 __all__ = ["parse_step", "record_checkpoints"]
 
@@ -282,7 +285,7 @@ def record_checkpoints(
     steps: Sequence[int] | None = None,
     map_location: Any = "cpu",
     **recorder_kwargs: Any,
-) -> Any:
+) -> Run:
     """Record latents of saved checkpoints into a run store, in step order.
 
     Parameters
@@ -372,4 +375,4 @@ def record_checkpoints(
         raise
     finally:
         target.load_state_dict(original, strict=True)
-    return open_run(store)
+    return open_run(store, storage_options=recorder_kwargs.get("storage_options"))

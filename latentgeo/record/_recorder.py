@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._errors import LatentgeoError
 from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
-from latentgeo.store._writer import count_nonfinite
+from latentgeo.store._writer import count_nonfinite, storable_probe_array
 
 __all__ = ["LatentRecorder", "NonFiniteLatentsWarning", "WriterError"]
 
@@ -42,7 +43,7 @@ class NonFiniteLatentsWarning(RuntimeWarning):
     """Some recorded latents are NaN or infinite (they are stored as they are)."""
 
 
-class WriterError(RuntimeError):
+class WriterError(LatentgeoError, RuntimeError):
     """The background writer failed; the original exception is the ``__cause__``."""
 
 
@@ -54,10 +55,10 @@ def _dist_rank_world() -> tuple[int, int]:
 
 
 def _model_device(module: torch.nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -127,6 +128,9 @@ class LatentRecorder:
         Store the probe inputs in the run ("auto": when they take at most 64 MiB).
     compressors : optional
         zarr compressors for the latents (default none, see :class:`latentgeo.store.RunWriter`).
+    storage_options : mapping, optional
+        fsspec options for a store at a URL, e.g. ``{"endpoint_url": ...}`` for an
+        S3-compatible server (see :class:`latentgeo.store.RunWriter`).
     max_queue : int
         Checkpoints waiting for the background writer before :meth:`record` blocks.
 
@@ -157,6 +161,16 @@ class LatentRecorder:
     >>> rec.close()  # doctest: +SKIP
     """
 
+    # Set in __init__; declared here for the type checker (read by _close_at_exit).
+    store: str | os.PathLike[str]
+    device: torch.device
+    batch_size: int
+    schedule: Schedule
+    _x: torch.Tensor
+    _order: int
+    _lock: threading.Lock
+    _closed: bool
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -174,6 +188,7 @@ class LatentRecorder:
         *,
         store_inputs: bool | str = "auto",
         compressors: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
         max_queue: int = 2,
     ) -> None:
         from latentgeo.store import RunWriter, open_run
@@ -217,10 +232,19 @@ class LatentRecorder:
         self._x = x.detach()
         if labels is not None:
             labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-            labels = np.asarray(labels)
-            if labels.ndim < 1 or labels.shape[0] != x.shape[0]:
+            given = np.asarray(labels)
+            if given.ndim < 1 or given.shape[0] != x.shape[0]:
                 raise ValueError(
-                    f"labels must have shape (n_samples={x.shape[0]}, ...), got {labels.shape!r}"
+                    f"labels must have shape (n_samples={x.shape[0]}, ...), got {given.shape!r}"
+                )
+            # Numbers and strings are stored; anything else is said so, and not claimed stored.
+            labels = storable_probe_array(given)
+            if labels is None:
+                warnings.warn(
+                    f"labels of dtype {given.dtype} are neither numbers nor strings and are not "
+                    "stored (the store records has_labels=False)",
+                    UserWarning,
+                    stacklevel=2,
                 )
         self.store = store
         self.rank, self.world_size = _dist_rank_world()
@@ -261,7 +285,9 @@ class LatentRecorder:
         self._feature_shapes: dict[str, tuple[int, ...]] = {}
         committed: list[int] = []
         if self.rank == 0:
-            self._writer = RunWriter(store, mode, meta=meta, compressors=compressors)
+            self._writer = RunWriter(
+                store, mode, meta=meta, compressors=compressors, storage_options=storage_options
+            )
             committed = self._writer.steps
             if store_inputs == "auto":
                 store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
@@ -269,7 +295,7 @@ class LatentRecorder:
                 self._writer.write_element_values(action.element_values)
                 if store_inputs and x_host.dtype.kind in "biuf":
                     self._writer.write_probe(x_host, labels)
-                elif labels is not None and labels.dtype.kind in "biuf":
+                elif labels is not None:
                     self._writer.write_probe(None, labels)
             except BaseException:
                 self._writer.close(consolidate_metadata=False)  # release the store's lock
@@ -282,7 +308,7 @@ class LatentRecorder:
         elif mode == "a":
             # Non-zero ranks only learn which steps are already there, to answer like rank 0.
             try:
-                committed = [int(s) for s in open_run(store).steps]
+                committed = [int(s) for s in open_run(store, storage_options=storage_options).steps]
             except (FileNotFoundError, ValueError):
                 committed = []
         self._recorded: list[int] = list(committed)

@@ -2,7 +2,9 @@
 
 ``open_run(path)`` reads the committed checkpoints of a store as a :class:`Run`;
 :class:`RunWriter` creates, resumes and appends to one with a crash-safe commit protocol
-(see ``latentgeo.store._writer``).  The layout is fixed in ``docs/interfaces.md``.
+(see ``latentgeo.store._writer``); one writer per store, by ``flock`` on local folders and by a
+lease object beside stores at fsspec URLs (``latentgeo.store._lease``).  The layout is fixed
+in ``docs/interfaces.md``.
 """
 
 from __future__ import annotations

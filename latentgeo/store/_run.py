@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import uuid
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentgeo.store._lease import lease_is_live
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
     PER_STEP_FIXED,
@@ -18,23 +19,37 @@ from latentgeo.store._schema import (
     SCHEMA_VERSION,
     WriterLock,
     clean_partials,
+    dimension_names,
     local_path,
     nonfinite_name,
     open_zarr_store,
+    root_meta,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
+    import zarr
+
+    from latentgeo.actions import Action
+    from latentgeo.groups import Group
 
 __all__ = ["Run", "open_run"]
 
 _ANALYSIS = "analysis"
 
 
-def open_run(path: str | os.PathLike[str]) -> Run:
+def open_run(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+) -> Run:
     """Open a run store for reading.
 
     Parameters
     ----------
     path : str or os.PathLike
         Local folder or fsspec URL of the store.
+    storage_options : mapping, optional
+        fsspec options for a URL (e.g. ``{"endpoint_url": ...}`` for an S3-compatible
+        server); also used when the analysis cache writes to the store.
 
     Returns
     -------
@@ -47,7 +62,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     >>> run = latentgeo.open_run("runs/cnn.zarr")  # doctest: +SKIP
     >>> run.latents("fc").sel(element="r").isel(step=-1)  # doctest: +SKIP
     """
-    return Run(path)
+    return Run(path, storage_options=storage_options)
 
 
 class Run:
@@ -57,6 +72,8 @@ class Run:
     ----------
     path : str or os.PathLike
         Local folder or fsspec URL of the store.
+    storage_options : mapping, optional
+        fsspec options for a URL (see :func:`open_run`).
 
     Notes
     -----
@@ -67,13 +84,16 @@ class Run:
     checkpoint.  Latents stay lazy (dask, one chunk per step).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(
                 f"path must be a local path or an fsspec URL string, got {path!r} "
                 f"({type(path).__name__})"
             )
         self.path = path if isinstance(path, str) else os.fspath(path)
+        self.storage_options = dict(storage_options or {})
         self._local = local_path(self.path)
         if self._local is not None and not (self._local / "zarr.json").exists():
             raise FileNotFoundError(f"no run store at {self.path!r} (no zarr.json)")
@@ -88,21 +108,17 @@ class Run:
             with WriterLock(self._local).try_hold() as free:
                 if free:
                     clean_partials(self._local)
-        self._zstore = open_zarr_store(self.path, read_only=True)
+        self._zstore = open_zarr_store(
+            self.path, read_only=True, storage_options=self.storage_options
+        )
         group = zarr.open_group(self._zstore, mode="r")
-        attrs = group.attrs.asdict()
-        if ROOT_KEY not in attrs:
-            raise ValueError(
-                f"{self.path!r} is a zarr store but not a latentgeo run store "
-                f"(no {ROOT_KEY!r} root attribute)"
-            )
-        meta = attrs[ROOT_KEY]
+        meta = root_meta(group.attrs.asdict(), self.path)
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
                 f"run store {self.path!r} has schema version {meta.get('schema_version')!r}; "
                 f"this latentgeo reads {SCHEMA_VERSION}"
             )
-        self._meta = meta
+        self._meta: dict[str, Any] = meta
         self._committed = int(meta.get("committed_steps", 0))
         # Consolidated metadata was written at a writer's close; when present it is a
         # consistent snapshot.  Without it, every array's metadata is read fresh, and
@@ -133,13 +149,14 @@ class Run:
 
     @property
     def writer_active(self) -> bool:
-        """Whether a writer holds the store right now (local stores; False for URLs).
+        """Whether a writer holds the store right now.
 
-        The writer's ``flock`` is dropped by the kernel if the writer dies, so a killed run
-        does not count as active.
+        Local stores: the writer's ``flock``, dropped by the kernel if the writer dies.  Stores
+        at URLs: a live (unexpired) lease, which a killed writer stops renewing.  Either way a
+        killed run does not count as active (for a URL, once its lease has expired).
         """
         if self._local is None:
-            return False
+            return lease_is_live(self.path, self.storage_options)
         with WriterLock(self._local).try_hold() as free:
             return not free
 
@@ -175,7 +192,7 @@ class Run:
         return values
 
     @cached_property
-    def group(self) -> Any:
+    def group(self) -> Group | None:
         """The group (``latentgeo.groups.parse`` of the stored spec), None if not stored.
 
         Raises
@@ -197,7 +214,7 @@ class Run:
             raise MissingExtensionError(f"run store {self.path!r}: {err}") from None
 
     @cached_property
-    def action(self) -> Any:
+    def action(self) -> Action | None:
         """The action (``latentgeo.actions.from_spec`` of the stored spec), None if not stored.
 
         Raises
@@ -233,10 +250,22 @@ class Run:
             )
 
     # -- data -----------------------------------------------------------------------------
+    def _array(self, name: str) -> zarr.Array:
+        """The zarr array ``name`` of the store (ValueError if it is a group)."""
+        import zarr
+
+        node = self._group[name]
+        if not isinstance(node, zarr.Array):
+            raise ValueError(
+                f"run store {self.path!r} is corrupted: {name!r} is a {type(node).__name__}, "
+                "not an array"
+            )
+        return node
+
     def _dask(self, name: str) -> Any:
         import dask.array as da
 
-        arr = self._group[name]
+        arr = self._array(name)
         d = da.from_array(
             arr,
             chunks=arr.chunks,
@@ -245,7 +274,7 @@ class Run:
             asarray=True,
             inline_array=True,
         )
-        dims = tuple(arr.metadata.dimension_names)
+        dims = dimension_names(arr)
         if dims[0] == "step":
             d = d[: self._committed]
         return d, dims, arr.attrs.asdict()
@@ -253,9 +282,9 @@ class Run:
     @cached_property
     def steps(self) -> np.ndarray:
         """Training steps of the committed checkpoints: int64 array of shape (n_steps,)."""
-        return np.asarray(self._group["step"][: self._committed], dtype=np.int64)
+        return np.asarray(self._array("step")[: self._committed], dtype=np.int64)
 
-    def latents(self, layer: str) -> Any:
+    def latents(self, layer: str) -> xr.DataArray:
         """Latents of ``layer``, lazily.
 
         Returns
@@ -320,7 +349,7 @@ class Run:
         return read_step(self._group[layer], i % self._committed)
 
     @cached_property
-    def metrics(self) -> Any:
+    def metrics(self) -> xr.Dataset:
         """Per-step scalars (``epoch``, ``wall_time`` and the caller's metrics) as an
         ``xarray.Dataset`` along ``step``."""
         import xarray as xr
@@ -328,20 +357,20 @@ class Run:
         skip = {"step", *(nonfinite_name(layer) for layer in self.layers)}
         data = {}
         for name, arr in self._group.arrays():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr)
             if dims == ("step",) and name not in skip:
                 data[name] = ("step", np.asarray(arr[: self._committed]))
         order = [*PER_STEP_FIXED[1:], *sorted(k for k in data if k not in PER_STEP_FIXED)]
         return xr.Dataset({k: data[k] for k in order if k in data}, coords={"step": self.steps})
 
     @cached_property
-    def nonfinite(self) -> Any:
+    def nonfinite(self) -> xr.DataArray:
         """Counts of non-finite latents: int64 ``xarray.DataArray`` of dims ``(step, layer)``."""
         import xarray as xr
 
         counts = np.zeros((self._committed, len(self.layers)), dtype=np.int64)
         for j, layer in enumerate(self.layers):
-            counts[:, j] = self._group[nonfinite_name(layer)][: self._committed]
+            counts[:, j] = np.asarray(self._array(nonfinite_name(layer))[: self._committed])
         return xr.DataArray(
             counts,
             dims=("step", "layer"),
@@ -349,26 +378,26 @@ class Run:
             name="nonfinite",
         )
 
-    def _probe_array(self, name: str) -> Any:
+    def _probe_array(self, name: str) -> xr.DataArray | None:
         import xarray as xr
 
         if name not in self._group:
             return None
-        arr = self._group[name]
-        return xr.DataArray(np.asarray(arr[...]), dims=arr.metadata.dimension_names, name=name)
+        arr = self._array(name)
+        return xr.DataArray(np.asarray(arr[...]), dims=dimension_names(arr), name=name)
 
     @cached_property
-    def inputs(self) -> Any:
+    def inputs(self) -> xr.DataArray | None:
         """The stored probe inputs, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
         return self._probe_array("inputs")
 
     @cached_property
-    def labels(self) -> Any:
+    def labels(self) -> xr.DataArray | None:
         """The stored probe labels, ``xarray.DataArray`` of shape (n_samples, ...), or None."""
         return self._probe_array("labels")
 
     @cached_property
-    def dataset(self) -> Any:
+    def dataset(self) -> xr.Dataset:
         """The whole committed store as one lazy ``xarray.Dataset`` (the layout plain
         ``xarray.open_zarr`` shows, cut to the committed steps)."""
         import xarray as xr
@@ -379,8 +408,8 @@ class Run:
             variables[layer] = xr.Variable(dims, data, attrs)
             nf = nonfinite_name(layer)
             variables[nf] = xr.Variable(("step",), self.nonfinite.sel(layer=layer).values)
-        for name, values in self.metrics.data_vars.items():
-            variables[name] = values.variable
+        for metric, values in self.metrics.data_vars.items():
+            variables[str(metric)] = values.variable
         if ELEMENT_VALUES in self._group:
             ev = self._probe_array(ELEMENT_VALUES)
             variables[ELEMENT_VALUES] = ev.variable
@@ -401,7 +430,7 @@ class Run:
             )
         return f"{_ANALYSIS}/{name}"
 
-    def save_analysis(self, name: str, ds: Any) -> None:
+    def save_analysis(self, name: str, ds: xr.Dataset) -> None:
         """Cache an analysis result in the store under ``analysis/<name>`` (overwriting).
 
         Parameters
@@ -429,7 +458,7 @@ class Run:
         for var in ds.variables.values():
             # Encodings inherited from another store (chunks, compressors) do not apply here.
             var.encoding = {}
-        writable = open_zarr_store(self.path, read_only=False)
+        writable = open_zarr_store(self.path, read_only=False, storage_options=self.storage_options)
         ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
         self._reconsolidate(writable)
 
@@ -442,12 +471,15 @@ class Run:
 
         if zarr.open_group(writable, mode="r").metadata.consolidated_metadata is None:
             return
-        lock = WriterLock(self._local) if self._local is not None else None
-        with lock.try_hold() if lock is not None else contextlib.nullcontext(True) as free:
+        if self._local is None:
+            if not lease_is_live(self.path, self.storage_options):
+                consolidate(writable)
+            return
+        with WriterLock(self._local).try_hold() as free:
             if free:
                 consolidate(writable)
 
-    def load_analysis(self, name: str) -> Any:
+    def load_analysis(self, name: str) -> xr.Dataset | None:
         """The cached result ``analysis/<name>`` as an ``xarray.Dataset``, or None if absent."""
         import xarray as xr
         import zarr

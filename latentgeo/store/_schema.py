@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from latentgeo._errors import LatentgeoError
 
 __all__ = [
     "ELEMENT_VALUES",
@@ -23,10 +25,12 @@ __all__ = [
     "StoreLockedError",
     "WriterLock",
     "clean_partials",
+    "dimension_names",
     "is_url",
     "local_path",
     "nonfinite_name",
     "open_zarr_store",
+    "root_meta",
     "unit_dim",
     "validate_metric_name",
     "validate_node_name",
@@ -49,8 +53,9 @@ _NONFINITE_PREFIX = "nonfinite_"
 _PARTIAL_SUFFIX = ".partial"
 
 
-class StoreLockedError(RuntimeError):
-    """Another process (or another writer in this one) is writing to the store."""
+class StoreLockedError(LatentgeoError, RuntimeError):
+    """Another writer holds the store: its ``flock`` (local folders) or its lease (fsspec URLs,
+    see ``latentgeo.store._lease``); also raised by a writer that lost its lease."""
 
 
 def unit_dim(layer: str) -> str:
@@ -101,6 +106,33 @@ def validate_metric_name(name: Any, layers: Any = ()) -> str:
     return name
 
 
+def root_meta(attrs: Mapping[str, Any], store: Any) -> dict[str, Any]:
+    """latentgeo's root metadata (the ``"latentgeo"`` attribute) of the store ``store``.
+
+    Raises
+    ------
+    ValueError
+        When the attribute is missing (a zarr store that is not a run store) or not a mapping.
+    """
+    if ROOT_KEY not in attrs:
+        raise ValueError(
+            f"{str(store)!r} is a zarr store but not a latentgeo run store "
+            f"(no {ROOT_KEY!r} root attribute)"
+        )
+    meta = attrs[ROOT_KEY]
+    if not isinstance(meta, Mapping):
+        raise ValueError(
+            f"run store {str(store)!r} is corrupted: its {ROOT_KEY!r} root attribute is "
+            f"{type(meta).__name__}, not a mapping"
+        )
+    return dict(meta)
+
+
+def dimension_names(arr: Any) -> tuple[str, ...]:
+    """The ``dimension_names`` of a zarr v3 array (empty when it has none)."""
+    return tuple(getattr(arr.metadata, "dimension_names", None) or ())
+
+
 def is_url(store: str) -> bool:
     """Whether ``store`` is an fsspec URL (``s3://…``, ``memory://…``) rather than a path."""
     return "://" in store and not store.startswith("file://")
@@ -115,13 +147,16 @@ def local_path(store: str | os.PathLike[str]) -> Path | None:
     return None if is_url(store) else Path(store)
 
 
-def open_zarr_store(store: Any, *, read_only: bool) -> Any:
+def open_zarr_store(
+    store: Any, *, read_only: bool, storage_options: Mapping[str, Any] | None = None
+) -> Any:
     """Turn a path or fsspec URL into a zarr store object.
 
     Local folders use :class:`zarr.storage.LocalStore`, which (zarr >= 3.0.7) writes every key
     to ``<key>.<uuid>.partial`` and renames it into place: a write is atomic on POSIX, which the
-    commit protocol relies on.  URLs go through :class:`zarr.storage.FsspecStore`, whose object
-    stores replace whole objects atomically.
+    commit protocol relies on.  URLs go through :class:`zarr.storage.FsspecStore` (with
+    ``storage_options``, e.g. ``{"endpoint_url": ...}`` for s3fs), whose object stores replace
+    whole objects atomically.
     """
     import zarr.storage
 
@@ -129,7 +164,9 @@ def open_zarr_store(store: Any, *, read_only: bool) -> Any:
         path = local_path(store)
         if path is not None:
             return zarr.storage.LocalStore(path, read_only=read_only)
-        return zarr.storage.FsspecStore.from_url(str(store), read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            str(store), storage_options=dict(storage_options or {}), read_only=read_only
+        )
     raise TypeError(
         f"store must be a local path or an fsspec URL string, got {store!r} "
         f"({type(store).__name__})"

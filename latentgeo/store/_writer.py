@@ -31,7 +31,9 @@ objects atomically.  What a SIGKILL can leave behind is a ``*.partial`` file; th
 them when it opens a store, and :func:`open_run` does too when no writer holds the store.
 
 Only one writer may hold a store: local stores are locked with ``flock`` on the store folder
-(released by the kernel if the writer dies).
+(released by the kernel if the writer dies); stores at fsspec URLs (S3…), where there is no
+``flock``, by a lease object ``<url>.lease`` that the writer renews and that expires when it
+dies (see ``latentgeo.store._lease``).
 
 Chunk layout and speed
 ----------------------
@@ -59,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo.store._lease import StoreLease
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
     PER_STEP_FIXED,
@@ -67,16 +70,24 @@ from latentgeo.store._schema import (
     StoreLockedError,
     WriterLock,
     clean_partials,
+    dimension_names,
     local_path,
     nonfinite_name,
     open_zarr_store,
+    root_meta,
     unit_dim,
     validate_metric_name,
     validate_node_name,
 )
 from latentgeo.store._zarr_compat import delete_chunks_from, write_step
 
-__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate", "count_nonfinite"]
+__all__ = [
+    "LATENT_DTYPES",
+    "RunWriter",
+    "consolidate",
+    "count_nonfinite",
+    "storable_probe_array",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +160,20 @@ class RunWriter:
         compress poorly and compression would dominate the writer's time; ``"auto"`` uses zarr's
         default (zstd).
     lock_timeout : float
-        Seconds to wait for another writer to release the store.
+        Seconds to wait for another writer to release the store (its lock, or its lease).
+    storage_options : mapping, optional
+        fsspec options for a store at a URL (e.g. ``{"endpoint_url": ...}`` for s3fs).
+    lease_ttl : float
+        Lifetime in seconds of the lease that guards a store at a URL (renewed every
+        ``lease_ttl / 3`` while the writer lives): how long a killed writer's store stays
+        refused to the next writer.
+
+    Raises
+    ------
+    StoreLockedError
+        When another writer holds the store for all of ``lock_timeout``.
+    FileExistsError
+        For ``mode="w-"`` on an existing store.
 
     Examples
     --------
@@ -169,6 +193,8 @@ class RunWriter:
         meta: Mapping[str, Any] | None = None,
         compressors: Any = None,
         lock_timeout: float = 2.0,
+        storage_options: Mapping[str, Any] | None = None,
+        lease_ttl: float = 60.0,
     ) -> None:
         import zarr
 
@@ -179,21 +205,37 @@ class RunWriter:
                 f"store must be a local path or an fsspec URL string, got {store!r} "
                 f"({type(store).__name__})"
             )
-        meta = _jsonable(dict(meta or {}))
-        if "elements" not in meta or "probe" not in meta or "n_samples" not in meta["probe"]:
+        root: dict[str, Any] = _jsonable(dict(meta or {}))
+        if "elements" not in root or "probe" not in root or "n_samples" not in root["probe"]:
             raise ValueError(
                 "meta must hold 'elements' (element names) and 'probe' with 'n_samples', "
-                f"got keys {sorted(meta)!r}"
+                f"got keys {sorted(root)!r}"
             )
         self.store = store
         self.mode = mode
         self._compressors = compressors
         self._lock: WriterLock | None = None
+        self._lease: StoreLease | None = None
         self._closed = False
+        self._storage_options = dict(storage_options or {})
         path = local_path(store) if isinstance(store, str) else Path(store)
         self.path = path
 
-        exists = self._exists(store, path)
+        if path is None:
+            # No flock on object storage: take the store's lease before looking at it.
+            self._lease = StoreLease(str(store), self._storage_options, ttl=lease_ttl)
+            if not self._lease.acquire(timeout=lock_timeout):
+                holder = (self._lease.read() or {}).get("owner")
+                self._lease = None
+                raise StoreLockedError(
+                    f"run store {str(store)!r} is being written by another writer (lease held "
+                    f"by {holder!r}; it expires {lease_ttl:g} s after that writer stops)"
+                )
+        try:
+            exists = self._exists(store, path, self._storage_options)
+        except BaseException:
+            self._release()
+            raise
         if mode == "w-" and exists:
             raise FileExistsError(
                 f"run store {str(store)!r} already exists; pass mode='w' to overwrite it or "
@@ -209,41 +251,48 @@ class RunWriter:
                 )
         try:
             if mode == "w" and exists:
-                self._clear(store, path)
+                self._clear(store, path, self._storage_options)
                 exists = False
             if path is not None:
                 removed = clean_partials(path)
                 if removed:
                     log.info("removed %d stale temporary files from %s", len(removed), path)
-            self._zstore = open_zarr_store(store, read_only=False)
+            self._zstore = open_zarr_store(
+                store, read_only=False, storage_options=self._storage_options
+            )
             if exists:
                 self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
-                self._resume(meta)
+                self._resume(root)
             else:
-                self._create(meta)
+                self._create(root)
         except BaseException:
             self._release()
             raise
 
     # -- opening --------------------------------------------------------------------------
     @staticmethod
-    def _exists(store: Any, path: Path | None) -> bool:
+    def _exists(store: Any, path: Path | None, storage_options: Mapping[str, Any]) -> bool:
         if path is not None:
             return path.exists() and any(path.iterdir())
         import zarr
 
         try:
-            zarr.open_group(open_zarr_store(store, read_only=True), mode="r")
+            zarr.open_group(
+                open_zarr_store(store, read_only=True, storage_options=storage_options), mode="r"
+            )
         except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
             return False
         return True
 
     @staticmethod
-    def _clear(store: Any, path: Path | None) -> None:
+    def _clear(store: Any, path: Path | None, storage_options: Mapping[str, Any]) -> None:
         if path is None:
             import zarr
 
-            zarr.open_group(open_zarr_store(store, read_only=False), mode="w")
+            zarr.open_group(
+                open_zarr_store(store, read_only=False, storage_options=storage_options),
+                mode="w",
+            )
             return
         # Empty the folder but keep it: the writer lock is held on the folder itself.
         for child in path.iterdir():
@@ -275,13 +324,7 @@ class RunWriter:
         self._steps: list[int] = []
 
     def _resume(self, meta: dict[str, Any]) -> None:
-        attrs = self._group.attrs.asdict()
-        if ROOT_KEY not in attrs:
-            raise ValueError(
-                f"{str(self.store)!r} is a zarr store but not a latentgeo run store "
-                f"(no {ROOT_KEY!r} root attribute); refusing to append to it"
-            )
-        stored = copy.deepcopy(attrs[ROOT_KEY])
+        stored = copy.deepcopy(root_meta(self._group.attrs.asdict(), self.store))
         if stored.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
                 f"run store {str(self.store)!r} has schema version "
@@ -299,7 +342,7 @@ class RunWriter:
         self._per_step_arrays = {}
         self._layer_arrays = {}
         for name, arr in members.items():
-            dims = arr.metadata.dimension_names or ()
+            dims = dimension_names(arr)
             if not dims or dims[0] != "step":
                 continue
             if arr.shape[0] < committed:
@@ -438,17 +481,30 @@ class RunWriter:
         ----------
         inputs : array of shape (n_samples, ...), optional
         labels : array of shape (n_samples, ...), optional
+            Numbers, booleans or strings; strings are stored as zarr v3 variable-length
+            UTF-8 (``"string"`` data type), which plain ``xarray.open_zarr`` reads back.
+
+        Raises
+        ------
+        TypeError
+            For values that are neither numeric, boolean nor strings (see
+            :func:`storable_probe_array`).
+        ValueError
+            For a leading dimension other than ``n_samples``.
         """
         self._check_open()
         n = int(self._meta["probe"]["n_samples"])
         for name, value in (("inputs", inputs), ("labels", labels)):
             if value is None or name in self._group:
                 continue
-            arr = np.asarray(value)
+            arr = storable_probe_array(value)
+            if arr is None:
+                raise TypeError(
+                    f"{name} must be numeric, boolean or strings to be stored, got dtype "
+                    f"{np.asarray(value).dtype}"
+                )
             if arr.ndim == 0 or arr.shape[0] != n:
                 raise ValueError(f"{name} must have shape (n_samples={n}, ...), got {arr.shape!r}")
-            if arr.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must be numeric to be stored, got dtype {arr.dtype}")
             dims = ("sample", *(f"{name}/dim_{i}" for i in range(1, arr.ndim)))
             z = self._group.create_array(
                 name,
@@ -556,9 +612,9 @@ class RunWriter:
             arrays[name] = arr
         metrics = dict(metrics or {})
         scalars: dict[str, Any] = {}
-        for key, value in metrics.items():
+        for key, number in metrics.items():
             validate_metric_name(key, layers)
-            scalars[key] = float(value)
+            scalars[key] = float(number)
         nonfinite = dict(nonfinite or {})
         for name, arr in arrays.items():
             if name not in nonfinite:
@@ -586,8 +642,12 @@ class RunWriter:
         ]
         # Phases 1 and 2 as one batch of concurrent store operations.  A missing metric is
         # written as NaN rather than left to the fill value, so no stale chunk can show through.
+        if self._lease is not None:
+            self._lease.check()  # never write a checkpoint into a store another writer took
         write_step(i, targets)
-        # Phase 3: commit.
+        # Phase 3: commit (only while the store is still ours).
+        if self._lease is not None:
+            self._lease.check()
         self._meta["committed_steps"] = i + 1
         self._write_meta()
         self._steps.append(step)
@@ -608,6 +668,9 @@ class RunWriter:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -630,6 +693,32 @@ class RunWriter:
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.release()
+        lease = getattr(self, "_lease", None)
+        if lease is not None:
+            lease.release()
+
+
+def storable_probe_array(value: Any) -> np.ndarray | None:
+    """``value`` as an array the run store can hold, or None when it cannot be stored.
+
+    Numbers and booleans are kept as they are; strings (numpy ``U``/``S``/``StringDType``
+    arrays, or object arrays of ``str``) become numpy's variable-length ``StringDType``,
+    stored as zarr v3's ``"string"`` data type (variable-length UTF-8; zarr v3 has no
+    settled specification for fixed-width unicode). Anything else (objects, dates) is None.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind in "biuf":
+        return arr
+    if arr.dtype.kind == "S":
+        try:
+            return np.char.decode(arr, "utf-8").astype(np.dtypes.StringDType())
+        except UnicodeDecodeError:
+            return None
+    if arr.dtype.kind in "UT":
+        return arr.astype(np.dtypes.StringDType())
+    if arr.dtype.kind == "O" and arr.size and all(isinstance(v, str) for v in arr.flat):
+        return arr.astype(np.dtypes.StringDType())
+    return None
 
 
 def count_nonfinite(arr: np.ndarray) -> int:
