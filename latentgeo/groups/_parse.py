@@ -18,7 +18,7 @@ from latentgeo._registry import GROUPS, MissingExtensionError
 from ._protocol import Group
 
 if TYPE_CHECKING:
-    from ._so2 import SO2
+    pass
 
 __all__ = ["parse"]
 
@@ -165,7 +165,7 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         ) from None
 
 
-def parse(spec: Any) -> FiniteGroup | SO2:
+def parse(spec: Any) -> Group:
     """Build a group from its spec or repr.
 
     Parameters
