@@ -32,12 +32,14 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any, TypeVar, overload
 
+from latentgeo._errors import LatentgeoError
+
 __all__ = ["ACTIONS", "GROUPS", "REDUCERS", "MissingExtensionError", "Registry"]
 
 T = TypeVar("T")
 
 
-class MissingExtensionError(ValueError, LookupError):
+class MissingExtensionError(LatentgeoError, ValueError, LookupError):
     """A spec names a group, action or reducer that is neither registered nor installed.
 
     Raised with the name, the kind and the registered names; import the module that
