@@ -14,7 +14,9 @@ Every action is an immutable value object with the same interface:
 
 Actions: :class:`ImageRotations` (rot90/flips: C4, D4, C2, ...), :class:`ImageTranslations`
 (cyclic shifts), :class:`ImageRotationAngles` (any angle, by interpolation),
-:class:`TokenShift` (tokens modulo p), :class:`SetPermutation` (set elements / graph nodes).
+:class:`GroupTokens` (tokens indexing a finite group's elements: group-composition tasks),
+:class:`TokenShift` (tokens modulo p, the cyclic case), :class:`SetPermutation` (set
+elements / graph nodes).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from typing import Any
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._sets import SetPermutation
-from latentgeo.actions._tokens import TokenShift
+from latentgeo.actions._tokens import GroupTokens, TokenShift
 
 __all__ = [
     "Action",
     "ActionCheck",
     "ActionCheckError",
+    "GroupTokens",
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
@@ -46,6 +49,7 @@ _SPEC_FIELDS: dict[str, tuple[type[Action], tuple[str, ...]]] = {
     "ImageTranslations": (ImageTranslations, ("h", "w", "stride")),
     "ImageRotationAngles": (ImageRotationAngles, ("n", "interpolation", "padding_mode")),
     "TokenShift": (TokenShift, ("p", "position", "independent")),
+    "GroupTokens": (GroupTokens, ("group", "position", "side")),
     "SetPermutation": (SetPermutation, ("n", "kind", "axes", "permutations")),
 }
 
