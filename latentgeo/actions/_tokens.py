@@ -160,7 +160,8 @@ class GroupTokens(_TokenAction):
     torch.Size([6, 1, 2])
     """
 
-    group: Any
+    # A default only so that the field overrides Action's abstract ``group``; None is refused.
+    group: Any = None
     position: Any = 0
     side: str = "left"
 
