@@ -17,6 +17,13 @@ Actions: :class:`ImageRotations` (rot90/flips: C4, D4, C2, ...), :class:`ImageTr
 :class:`GroupTokens` (tokens indexing a finite group's elements: group-composition tasks),
 :class:`TokenShift` (tokens modulo p, the cyclic case), :class:`SetPermutation` (set
 elements / graph nodes).
+
+Groups too large to record whole orbits: :class:`ElementSubset` (a fixed random subset of
+any finite action's elements, identity first; ``element_values`` their indices) and
+:class:`RandomPermutations` (random permutations of ``n`` items for ``n`` beyond an
+enumerable ``S_n``; ``element_values`` the permutations).  The recorder records exactly
+these elements; ``probes.run`` gives r2 per recorded element and invariance over them, and
+the spectrum on a finite subgroup they contain (``subgroup=``).
 """
 
 from __future__ import annotations
@@ -27,16 +34,19 @@ from typing import Any
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._sets import SetPermutation
+from latentgeo.actions._subsets import ElementSubset, RandomPermutations
 from latentgeo.actions._tokens import GroupTokens, TokenShift
 
 __all__ = [
     "Action",
     "ActionCheck",
     "ActionCheckError",
+    "ElementSubset",
     "GroupTokens",
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
+    "RandomPermutations",
     "SetPermutation",
     "TokenShift",
     "from_spec",
@@ -50,6 +60,11 @@ _SPEC_FIELDS: dict[str, tuple[type[Action], tuple[str, ...]]] = {
     "ImageRotationAngles": (ImageRotationAngles, ("n", "interpolation", "padding_mode")),
     "TokenShift": (TokenShift, ("p", "position", "independent")),
     "GroupTokens": (GroupTokens, ("group", "position", "side")),
+    "ElementSubset": (ElementSubset, ("action", "n_elements", "seed")),
+    "RandomPermutations": (
+        RandomPermutations,
+        ("n", "n_elements", "kind", "axes", "seed", "include"),
+    ),
     "SetPermutation": (SetPermutation, ("n", "kind", "axes", "permutations")),
 }
 

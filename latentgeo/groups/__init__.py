@@ -22,6 +22,7 @@ from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._parse import parse
+from ._permutation import PermutationGroup
 from ._product import DirectProduct
 from ._protocol import Group, as_generator
 from ._so2 import SO2, SO2Irrep
@@ -36,6 +37,7 @@ __all__ = [
     "FiniteGroup",
     "Group",
     "Irrep",
+    "PermutationGroup",
     "SO2Irrep",
     "Symmetric",
     "as_generator",

@@ -18,6 +18,7 @@ _CALL_NAMES = (
     "Symmetric",
     "Cyclic",
     "SO2",
+    "PermutationGroup",  # C2: the unenumerated symmetric group (_permutation.py)
 )
 _HELP = (
     "expected a spec like 'C8', 'D4', 'S3', 'SO2', a product 'C2xC4' or 'D4x(C2xC3)', or a "
@@ -145,6 +146,10 @@ def _evaluate(node: ast.AST, parser: _Parser) -> Any:
         "SO2": SO2,
         "FiniteGroup.from_cayley_table": FiniteGroup.from_cayley_table,
     }
+    # C2: the unenumerated symmetric group of a RandomPermutations action
+    from ._permutation import PermutationGroup
+
+    constructors["PermutationGroup"] = PermutationGroup
     if func not in constructors or (kwargs and func != "FiniteGroup.from_cayley_table"):
         raise parser.error(f"unknown constructor {ast.unparse(node)!r}")
     if set(kwargs) - {"names"}:
