@@ -16,7 +16,8 @@ import torch
 from probes._characters import character_multiplicities
 from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
-from probes._spectrum import invariance_of_centred, is_circle_group, spectrum_of_centred
+from probes._spectrum import invariance_of_centred, is_circle_group
+from probes._subsets import plan_subset, subgroup_spectrum  # C2: subset runs
 from probes._validation import as_index_list, check_group_order
 
 __all__ = ["PROBES", "run"]
@@ -113,7 +114,7 @@ def probe_private(Zt: torch.Tensor, group: Any, settings: dict[str, Any], device
     if "invariance" in wanted:
         out["invariance"] = np.asarray(invariance_of_centred(Zt))
     if "spectrum" in wanted:
-        out["spectrum"] = spectrum_of_centred(Zt, group)[1].cpu().numpy()
+        out["spectrum"] = subgroup_spectrum(Zt, group, settings)  # C2: or on a subgroup
     lin = None
     if "linear" in wanted or wanted & _NEEDS_LINEAR:
         lin = LinearProbe(device=device, dtype=dtype, **settings["linear"]).fit(Zt)
@@ -265,6 +266,7 @@ def run(
     linear: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float64,
     group: Any = None,
+    subgroup: Sequence[Any] | None = None,
 ) -> Any:
     """Probe every (layer, step) of a run store, one at a time, with a results cache.
 
@@ -311,6 +313,14 @@ def run(
         Computation dtype; part of the cache key.
     group : FiniteGroup, optional
         Overrides the run's stored group (needed when the store records none).
+    subgroup : sequence of elements, optional
+        Names (as in ``run.elements``) or values (rows of ``run.element_values``) of a finite
+        subgroup: the spectrum is computed on its elements' latents, irreps named as
+        ``FiniteGroup.from_cayley_table``'s.  A run that records a subset of its group's
+        elements (``ElementSubset``, ``RandomPermutations``) gets r2 per recorded element
+        and invariance over them; its spectrum needs ``subgroup`` (skipped with a warning
+        without it, or when an element of the subgroup was not recorded), and the
+        homomorphism, characters and consistent probes are skipped with a warning.
 
     Returns
     -------
@@ -348,7 +358,14 @@ def run(
                 f"probes {finite_only!r} need a finite group; this run's group is {group!r}"
             )
     elements = list(getattr(r, "elements", None) or r.latents(layer_list[0]).element.values)
-    if circle:
+    # C2: runs over a subset of the group's elements, spectra on a named subgroup
+    values = getattr(r, "element_values", None)
+    values = np.arange(len(elements)) if values is None else values
+    plan = None if circle else plan_subset(group, elements, values, subgroup, settings)
+    if plan is not None:
+        settings, irreps = plan
+        key = _cache_key(settings)
+    elif circle:
         irreps = list(group.irrep_names(len(elements) // 2))
     else:
         check_group_order(len(elements), group, name=f"run {r!r}")
