@@ -17,7 +17,7 @@ from probes._characters import character_multiplicities
 from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
 from probes._spectrum import invariance_of_centred, is_circle_group
-from probes._subsets import plan_subset, subgroup_spectrum  # C2: subset runs
+from probes._subsets import plan_subset, records_subset, subgroup_spectrum  # C2: subset runs
 from probes._validation import as_index_list, check_group_order
 
 __all__ = ["PROBES", "run"]
@@ -361,7 +361,11 @@ def run(
     # C2: runs over a subset of the group's elements, spectra on a named subgroup
     values = getattr(r, "element_values", None)
     values = np.arange(len(elements)) if values is None else values
-    plan = None if circle else plan_subset(group, elements, values, subgroup, settings)
+    plan = (
+        None
+        if circle
+        else plan_subset(group, elements, values, subgroup, settings, records_subset(r))
+    )
     if plan is not None:
         settings, irreps = plan
         key = _cache_key(settings)

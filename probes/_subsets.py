@@ -20,17 +20,27 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["plan_subset", "subgroup_spectrum"]
+__all__ = ["plan_subset", "records_subset", "subgroup_spectrum"]
 
 #: Probes that need the whole group along the element axis.
 NEEDS_WHOLE_GROUP = ("homomorphism", "characters", "consistent")
 
 
-def _is_whole_orbit(group: Any, values: np.ndarray, n_elements: int) -> bool:
-    order = getattr(group, "order", None)
-    if not group.is_finite or order != n_elements or values.ndim != 1:
+def records_subset(run: Any) -> bool:
+    """Whether ``run`` was recorded over a subset of its group's elements: its action's orbit
+    is shorter than the group (``action.order != action.group.order``).
+
+    A run whose action cannot be rebuilt counts as a whole-orbit run (its element axis is
+    then checked against the group's order, as before).
+    """
+    try:
+        action = getattr(run, "action", None)
+    except (ValueError, TypeError, KeyError, ImportError):
         return False
-    return bool(np.array_equal(values, np.arange(n_elements)))
+    if action is None:
+        return False
+    group = action.group
+    return bool(group.is_finite and action.order != group.order)
 
 
 def _position(element: Any, names: Sequence[str], values: np.ndarray) -> int | None:
@@ -115,6 +125,7 @@ def plan_subset(
     values: Any,
     subgroup: Sequence[Any] | None,
     settings: dict[str, Any],
+    subset: bool,
 ) -> tuple[dict[str, Any], list[str]] | None:
     """Settings and irrep names for a subset run or a named subgroup; None for a plain run.
 
@@ -130,15 +141,22 @@ def plan_subset(
         The runner's settings; a copy is returned with the probes that cannot run dropped
         and, when the spectrum runs on a subgroup, ``settings["subgroup"]`` (part of the cache
         key).
+    subset : bool
+        Whether the run records a subset of the group's elements (:func:`records_subset`);
+        otherwise the element axis must list the whole group.
 
     Returns
     -------
     (settings, irrep names) or None
     """
+    from probes._validation import check_group_order
+
     values = np.asarray(values)
-    whole = _is_whole_orbit(group, values, len(names))
-    if whole and subgroup is None:
-        return None
+    whole = not subset
+    if whole:
+        check_group_order(len(names), group, name="the run")
+        if subgroup is None:
+            return None
     settings = dict(settings)
     wanted = list(settings["probes"])
     if not whole:
