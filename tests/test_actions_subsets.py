@@ -190,3 +190,22 @@ def test_element_subset_run_spectrum_on_a_subgroup_matches_the_whole_run(tmp_pat
     rf = probes.run(paths[1], progress=False, probes=("spectrum",), subgroup=pair)
     assert np.allclose(rs["spectrum"].values, rf["spectrum"].values, rtol=0, atol=1e-12)
     assert list(rs["irrep"].values) == list(rf["irrep"].values)
+
+
+def test_subset_check_of_an_interpolating_action_uses_its_tolerance_and_mask():
+    from latentgeo.actions import ImageRotationAngles
+
+    act = ImageRotationAngles(8)
+    sub = ElementSubset(act, n_elements=4, seed=1)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 15), torch.linspace(-1, 1, 15), indexing="ij")
+    x = torch.exp(-4 * (xx**2 + yy**2))[None, None].repeat(2, 1, 1, 1).double()
+    disc = (xx**2 + yy**2) < 0.5
+    res = sub.check(x, mask=disc, strict=False, atol=0.05)
+    # a smooth blob rotated by interpolation: small but nonzero error inside the disc
+    assert res.passed and 0 < res.max_error < 0.05 and not res.exact
+    few = sub.check(x, mask=disc, strict=False, max_pairs=2, atol=0.05)
+    assert few.n_pairs == 2
+    with pytest.raises(ValueError, match="max_pairs"):
+        sub.check(x, max_pairs=0)
+    with pytest.raises(ValueError, match="mask"):
+        sub.check(x, mask=torch.ones(3, 3, dtype=torch.bool))

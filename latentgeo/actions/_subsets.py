@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentgeo.actions._base import Action, ActionCheck, ActionCheckError, as_tensor
+from latentgeo.actions._base import (
+    Action,
+    ActionCheck,
+    ActionCheckError,
+    as_tensor,
+    default_tolerance,
+)
 from latentgeo.actions._sets import SetPermutation, permute_axes
 
 __all__ = ["ElementSubset", "RandomPermutations"]
@@ -54,14 +60,21 @@ class _Subset(Action):
         self,
         x: Any,
         *,
+        max_pairs: int = 1024,
+        seed: int = 0,
         atol: float | None = None,
         rtol: float | None = None,
+        mask: Any = None,
         strict: bool | None = None,
-        **_: Any,
     ) -> ActionCheck:
-        """The identity law, and ``act(g, act(h, x)) == act(g∘h, x)`` for every pair of
-        recorded elements whose product ``g∘h`` is recorded too (``act(g⁻¹, act(g, x)) == x``
-        for every recorded ``g`` otherwise: the inverse is acted with directly).
+        """Verify on real data that the recorded elements act as a group would.
+
+        Checks the identity, ``act(g, act(h, x)) == act(g∘h, x)`` for the pairs of recorded
+        elements whose product ``g∘h`` is recorded too (a seeded random subset of
+        ``max_pairs`` of them when there are more), and ``act(g⁻¹, act(g, x)) == x`` for
+        every recorded ``g`` (acting with ``g⁻¹`` directly), so that every recorded element
+        is checked even when few products are recorded.  Parameters and result as for
+        :meth:`Action.check`.
 
         Returns
         -------
@@ -69,36 +82,53 @@ class _Subset(Action):
         """
         t, _ = as_tensor(x)
         self._validate(t)
+        if not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
+            raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
+        d_atol, d_rtol = default_tolerance(t.dtype)
+        atol = d_atol if atol is None else float(atol)
+        rtol = d_rtol if rtol is None else float(rtol)
         strict = self.exact if strict is None else bool(strict)
-        atol = 0.0 if atol is None else float(atol)
-        rtol = 0.0 if rtol is None else float(rtol)
-        vals = self.element_values
-        key = {self._key(v): i for i, v in enumerate(vals)}
-        orbit = self._orbit(t)
+        if mask is not None:
+            mask, _ = as_tensor(mask, "mask")
+            mask = mask.to(device=t.device, dtype=torch.bool)
+            try:
+                torch.broadcast_shapes(mask.shape, t.shape[1:])
+            except RuntimeError:
+                raise ValueError(
+                    f"mask of shape {tuple(mask.shape)} does not broadcast to the sample "
+                    f"shape {tuple(t.shape[1:])}"
+                ) from None
 
         def err(a: torch.Tensor, b: torch.Tensor) -> float:
-            return (
-                float((a.to(torch.float64) - b.to(torch.float64)).abs().max()) if a.numel() else 0.0
-            )
+            if not a.numel():
+                return 0.0
+            d = (a.to(torch.float64) - b.to(torch.float64)).abs()
+            return float((d * mask if mask is not None else d).max())
 
-        identity_error = err(orbit[0], t)
-        hom_error, worst, n_pairs = 0.0, None, 0
+        vals = self.element_values
+        key = {self._key(v): i for i, v in enumerate(vals)}
+        pairs = []
         for g in range(len(vals)):
             for h in range(len(vals)):
                 gh = key.get(self._key(self._compose(vals[g], vals[h])))
-                if gh is None:
-                    continue
-                n_pairs += 1
-                e = err(self._act(g, orbit[h]), orbit[gh])
-                if worst is None or e > hom_error:
-                    hom_error, worst = e, (g, h)
-            # g⁻¹ acted with directly: every recorded element is checked at least once.
-            back = self._act_value(self._inverse(vals[g]), orbit[g])
-            e = err(back, t)
-            if e > hom_error:
+                if gh is not None:
+                    pairs.append((g, h, gh))
+        if len(pairs) > max_pairs:
+            pick = np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False)
+            pairs = [pairs[i] for i in np.sort(pick)]
+        orbit = self._orbit(t)
+        identity_error = err(orbit[0], t)
+        hom_error, worst = 0.0, None
+        for g, h, gh in pairs:
+            e = err(self._act(g, orbit[h]), orbit[gh])
+            if worst is None or e > hom_error:
+                hom_error, worst = e, (g, h)
+        for g in range(len(vals)):
+            e = err(self._act_value(self._inverse(vals[g]), orbit[g]), t)
+            if worst is None or e > hom_error:
                 hom_error, worst = e, (g, g)
         max_error = max(identity_error, hom_error)
-        scale = float(t.abs().max()) if t.numel() else 0.0
+        scale = float(t.detach().abs().max()) if t.numel() else 0.0
         tol = atol + rtol * scale
         names = self.elements
         result = ActionCheck(
@@ -107,7 +137,7 @@ class _Subset(Action):
             homomorphism_error=hom_error,
             relative_error=max_error / scale if scale > 0 else max_error,
             worst_pair=None if worst is None else (names[worst[0]], names[worst[1]]),
-            n_pairs=n_pairs,
+            n_pairs=len(pairs),
             tolerance=tol,
             passed=max_error <= tol,
             exact=self.exact,
