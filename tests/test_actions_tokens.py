@@ -12,7 +12,14 @@ import torch
 
 from latentgeo.actions import GroupTokens, TokenShift, from_spec
 from latentgeo.datasets import group_composition, modular_addition
-from latentgeo.groups import Cyclic, Dihedral, DirectProduct, FiniteGroup, Symmetric
+from latentgeo.groups import (
+    Cyclic,
+    Dihedral,
+    DirectProduct,
+    FiniteGroup,
+    PermutationGroup,
+    Symmetric,
+)
 from latentgeo.models import ModularMLP
 
 
@@ -161,6 +168,7 @@ def test_numpy_in_numpy_out_and_narrow_dtypes():
     [
         (lambda: GroupTokens("SO2"), ValueError, "finite group"),
         (lambda: GroupTokens(None), ValueError, "finite group"),
+        (lambda: GroupTokens(PermutationGroup(50)), ValueError, "cannot index"),
         (lambda: GroupTokens("C3", side="up"), ValueError, "'up'"),
         (lambda: GroupTokens("C3", position=(0, 0)), ValueError, "distinct"),
         (lambda: GroupTokens("C3", position=1.5), ValueError, "1.5"),

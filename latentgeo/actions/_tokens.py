@@ -177,6 +177,10 @@ class GroupTokens(_TokenAction):
             raise ValueError(
                 f"GroupTokens needs a finite group whose elements tokens can index, got {group!r}"
             )
+        try:
+            group.element_values()  # tokens index the elements: they must be enumerable
+        except TypeError as err:
+            raise ValueError(f"GroupTokens cannot index the elements of {group!r}: {err}") from None
         object.__setattr__(self, "group", group)
         object.__setattr__(self, "position", _positions_tuple(self.position))
         if self.side not in _SIDES:
