@@ -309,11 +309,8 @@ class RandomPermutations(_Subset):
 
     def __post_init__(self) -> None:
         n = _check_count(self.n, "n")
-        # The trivial subgroup of SetPermutation validates kind/axes and the input shapes.
-        layout = SetPermutation(n, kind=self.kind, axes=self.axes, permutations=[tuple(range(n))])
         object.__setattr__(self, "n", n)
-        object.__setattr__(self, "axes", layout.axes)
-        object.__setattr__(self, "_layout", layout)
+        object.__setattr__(self, "axes", self._layout.axes)
         m = _check_count(self.n_elements, "n_elements")
         object.__setattr__(self, "n_elements", m)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
@@ -323,6 +320,16 @@ class RandomPermutations(_Subset):
             inc = tuple(tuple(int(v) for v in p) for p in self.include)
             self.group.check(np.array(inc, dtype=np.int64).reshape(-1, n))
             object.__setattr__(self, "include", inc)
+
+    @property
+    def _layout(self) -> SetPermutation:
+        # The trivial subgroup of SetPermutation validates kind/axes and the input shapes.
+        return self._cached(
+            "_layout_cache",
+            lambda: SetPermutation(
+                self.n, kind=self.kind, axes=self.axes, permutations=[tuple(range(self.n))]
+            ),
+        )
 
     @property
     def group(self) -> Any:

@@ -304,7 +304,7 @@ class TokenShift(_TokenAction):
 
         if not self.independent or len(self.position) == 1:
             return Cyclic(self.p)
-        g = Cyclic(self.p)
+        g: Any = Cyclic(self.p)
         for _ in self.position[1:]:
             g = DirectProduct(g, Cyclic(self.p))
         return g

@@ -4,7 +4,7 @@ cyclic case ``(a + b) mod p``."""
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -81,22 +81,27 @@ def group_composition(
     >>> len(train.labels) + len(test.labels)
     36
     """
-    if isinstance(group, str):
+    G: Any = group
+    if isinstance(G, str):
         from latentgeo.groups import parse
 
-        group = parse(group)
-    order = getattr(group, "order", None) if getattr(group, "is_finite", False) else None
+        G = parse(G)
+    order = getattr(G, "order", None) if getattr(G, "is_finite", False) else None
     if not isinstance(order, numbers.Integral) or order < 2:
-        raise ValueError(f"group must be a finite group of order >= 2, got {group!r}")
+        raise ValueError(f"group must be a finite group of order >= 2, got {G!r}")
     _check_split(train_fraction, seed)
     n = int(order)
     x, y = np.divmod(np.arange(n * n, dtype=np.int64), n)
-    labels = np.asarray(group.compose(x, y), dtype=np.int64)
+    labels = np.asarray(G.compose(x, y), dtype=np.int64)
     return _split(np.stack([x, y], axis=1), labels, float(train_fraction), int(seed), device)
 
 
 def _split(
-    inputs: np.ndarray, labels: np.ndarray, fraction: float, seed: int, device: object
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    fraction: float,
+    seed: int,
+    device: torch.device | str | None,
 ) -> TrainTest:
     m = len(labels)
     n_train = min(max(round(fraction * m), 1), m - 1)

@@ -37,6 +37,7 @@ class PermutationGroup(Group):
     """
 
     __slots__ = ("n",)
+    n: int
 
     def __init__(self, n: int) -> None:
         object.__setattr__(self, "n", check_int(n, "number of points n", minimum=1))

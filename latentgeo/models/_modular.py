@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -66,16 +66,17 @@ class ModularMLP(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        n_tokens: Any = p
         if not isinstance(p, numbers.Integral) and getattr(p, "is_finite", False):
-            p = p.order  # a finite group: its elements are the tokens and the classes
-        for name, v in (("p", p), ("d_embed", d_embed), ("d_hidden", d_hidden)):
+            n_tokens = getattr(p, "order", p)  # a finite group: its elements are tokens/classes
+        for name, v in (("p", n_tokens), ("d_embed", d_embed), ("d_hidden", d_hidden)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if combine not in ("concat", "sum"):
             raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
         gen = make_generator(seed, generator)
         self.p, self.d_embed, self.d_hidden, self.combine = (
-            int(p),
+            int(n_tokens),
             int(d_embed),
             int(d_hidden),
             combine,
