@@ -46,9 +46,19 @@ class _Subset(Action):
     homomorphism check over the pairs of recorded elements whose product is recorded."""
 
     def _values(self) -> np.ndarray:
+        """The chosen element values (drawn once; cached by :attr:`element_values`)."""
         raise NotImplementedError
 
-    def _compose(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def _compose(self, a: Any, b: Any) -> Any:
+        """``a∘b`` of two element values."""
+        raise NotImplementedError
+
+    def _inverse(self, a: Any) -> Any:
+        """The inverse of an element value."""
+        raise NotImplementedError
+
+    def _act_value(self, value: Any, x: torch.Tensor) -> torch.Tensor:
+        """Act with any element of the group, given by its value (recorded or not)."""
         raise NotImplementedError
 
     @property
