@@ -361,11 +361,7 @@ def run(
     # C2: runs over a subset of the group's elements, spectra on a named subgroup
     values = getattr(r, "element_values", None)
     values = np.arange(len(elements)) if values is None else values
-    plan = (
-        None
-        if circle
-        else plan_subset(group, elements, values, subgroup, settings, records_subset(r))
-    )
+    plan = plan_subset(group, elements, values, subgroup, settings, records_subset(r))
     if plan is not None:
         settings, irreps = plan
         key = _cache_key(settings)

@@ -148,9 +148,23 @@ def plan_subset(
     Returns
     -------
     (settings, irrep names) or None
+        None for a whole-orbit run without ``subgroup`` and for a continuous group.
+
+    Raises
+    ------
+    ValueError
+        If ``subgroup`` is given for a continuous group or is not a subgroup; if a whole-orbit
+        run's element axis does not match the group's order.
     """
     from probes._validation import check_group_order
 
+    if not group.is_finite:
+        if subgroup is not None:
+            raise ValueError(
+                f"subgroup= names elements of a finite subgroup; {getattr(group, 'spec', group)} "
+                "is continuous (its spectra are over sampled elements)"
+            )
+        return None
     values = np.asarray(values)
     whole = not subset
     if whole:

@@ -209,3 +209,13 @@ def test_subset_check_of_an_interpolating_action_uses_its_tolerance_and_mask():
         sub.check(x, max_pairs=0)
     with pytest.raises(ValueError, match="mask"):
         sub.check(x, mask=torch.ones(3, 3, dtype=torch.bool))
+
+
+def test_subgroup_of_a_continuous_group_is_refused():
+    from latentgeo.groups import SO2
+    from probes._subsets import plan_subset
+
+    settings = {"probes": ["spectrum"], "linear": {}, "dtype": "float64", "version": 1}
+    assert plan_subset(SO2(), ["g0", "g1"], np.zeros(2), None, settings, False) is None
+    with pytest.raises(ValueError, match="continuous"):
+        plan_subset(SO2(), ["g0", "g1"], np.zeros(2), ["g0"], settings, False)
