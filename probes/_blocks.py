@@ -288,9 +288,10 @@ def _invariance(block: Block) -> dict[str, Any]:
 
 @register_probe("spectrum", {"spectrum": ("irrep",)})
 def _spectrum(block: Block) -> dict[str, Any]:
-    from probes._spectrum import spectrum_of_centred
+    from probes._subsets import subgroup_spectrum
 
-    return {"spectrum": spectrum_of_centred(block.Z, block.group)[1].cpu().numpy()}
+    # On the whole group, or on the subgroup the settings name (a subset run).
+    return {"spectrum": subgroup_spectrum(block.Z, block.group, block.settings)}
 
 
 @register_probe(

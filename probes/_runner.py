@@ -21,6 +21,7 @@ from probes._executors import run_tasks
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
 from probes._spectrum import is_circle_group
+from probes._subsets import plan_subset, records_subset
 from probes._validation import as_index_list, check_group_order
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def run(
     linear: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float64,
     group: Any = None,
+    subgroup: Sequence[Any] | None = None,
 ) -> xr.Dataset:
     """Probe every (layer, step) of a run store, one at a time, with a results cache.
 
@@ -84,6 +86,15 @@ def run(
     group : FiniteGroup or SO2, optional
         Overrides the run's stored group (needed when the store records none); part of the
         cache key.
+    subgroup : sequence of elements, optional
+        Names (as in ``run.elements``) or values (rows of ``run.element_values``) of a finite
+        subgroup: the spectrum is computed on its elements' latents, irreps named as
+        ``FiniteGroup.from_cayley_table``'s.  A run that records a subset of its group's
+        elements (``ElementSubset``, ``RandomPermutations``) gets r2 per recorded element
+        and invariance over them; its spectrum needs ``subgroup`` (skipped with a warning
+        without it, or when an element of the subgroup was not recorded), and the probes
+        that need every element (homomorphism, characters, consistent, subgroups) are
+        skipped with a warning.
 
     Returns
     -------
@@ -127,13 +138,22 @@ def run(
             raise ValueError(
                 f"probes {finite_only!r} need a finite group; this run's group is {group!r}"
             )
-    else:
+    # A run over a subset of the group's elements, or a spectrum on a named subgroup: some
+    # kinds are dropped and the irreps are the subgroup's (part of the cache key).
+    plan = plan_subset(group, elements, r.element_values, subgroup, settings, records_subset(r))
+    irrep_labels = None
+    if plan is not None:
+        settings, irrep_labels = plan
+        key = cache_key(settings, group, _action_spec(r))
+    elif not is_circle_group(group):
         check_group_order(len(elements), group, name=f"run {r!r}")
     # Only the dims the requested kinds use: some labels cost work (a group's subgroups).
     used = {
         d for k in settings["probes"] for dims in PROBE_KINDS[k].variables.values() for d in dims
     }
     labels = {dim: make(group, elements) for dim, make in DIMS.items() if dim in used}
+    if irrep_labels is not None and "irrep" in used:
+        labels["irrep"] = irrep_labels
     extra = {dim: make(group, elements) for dim, make in DIM_COORDS.items() if dim in used}
 
     cached = r.load_analysis(CACHE_NAME) if cache else None

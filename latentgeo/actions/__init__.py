@@ -19,7 +19,16 @@ class name, and decorate it with :func:`register` (or declare it in the
 
 Actions: :class:`ImageRotations` (rot90/flips: C4, D4, C2, ...), :class:`ImageTranslations`
 (cyclic shifts), :class:`ImageRotationAngles` (any angle, by interpolation),
-:class:`TokenShift` (tokens modulo p), :class:`SetPermutation` (set elements / graph nodes).
+:class:`GroupTokens` (tokens indexing a finite group's elements: group-composition tasks),
+:class:`TokenShift` (tokens modulo p, the cyclic case), :class:`SetPermutation` (set
+elements / graph nodes).
+
+Groups too large to record whole orbits: :class:`ElementSubset` (a fixed random subset of
+any finite action's elements, identity first; ``element_values`` their indices) and
+:class:`RandomPermutations` (random permutations of ``n`` items for ``n`` beyond an
+enumerable ``S_n``; ``element_values`` the permutations).  The recorder records exactly
+these elements; ``probes.run`` gives r2 per recorded element and invariance over them, and
+the spectrum on a finite subgroup they contain (``subgroup=``).
 """
 
 from __future__ import annotations
@@ -33,16 +42,20 @@ from latentgeo._registry import MissingExtensionError
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._sets import SetPermutation
-from latentgeo.actions._tokens import TokenShift
+from latentgeo.actions._subsets import ElementSubset, RandomPermutations
+from latentgeo.actions._tokens import GroupTokens, TokenShift
 
 __all__ = [
     "Action",
     "ActionCheck",
     "ActionCheckError",
+    "ElementSubset",
+    "GroupTokens",
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
     "MissingExtensionError",
+    "RandomPermutations",
     "SetPermutation",
     "TokenShift",
     "from_spec",
@@ -62,6 +75,9 @@ for _cls in (
     ImageRotationAngles,
     TokenShift,
     SetPermutation,
+    GroupTokens,
+    ElementSubset,
+    RandomPermutations,
 ):
     register(_cls)
 del _cls

@@ -34,6 +34,15 @@ def _as_permutation(p: Any, n: int) -> tuple[int, ...]:
     return perm
 
 
+def permute_axes(x: torch.Tensor, perm: np.ndarray, axes: tuple[int, ...]) -> torch.Tensor:
+    """Move item ``i`` to place ``perm[i]`` along each of ``axes`` (negative): ``y[perm[i]] =
+    x[i]``, i.e. ``y[j] = x[perm⁻¹[j]]``; shared by every action that permutes items."""
+    inv = torch.as_tensor(np.argsort(perm), device=x.device)
+    for a in axes:
+        x = x.index_select(x.ndim + a, inv)
+    return x
+
+
 def _group_permutations(group: Any, n: int) -> np.ndarray:
     """Permutation (as an int array of shape (order, n)) of every element of ``group``,
     consistent with its Cayley table under ``(a∘b)(i) = a(b(i))``."""
@@ -169,11 +178,7 @@ class SetPermutation(Action):
                 )
 
     def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        perm = self._perms[k]
-        inv = torch.as_tensor(np.argsort(perm), device=x.device)
-        for a in self.axes:
-            x = x.index_select(x.ndim + a, inv)  # y[σ[i]] = x[i]  <=>  y[j] = x[σ⁻¹[j]]
-        return x
+        return permute_axes(x, self._perms[k], self.axes)
 
     @property
     def _perms(self) -> np.ndarray:

@@ -36,6 +36,7 @@ from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._isotypic import isotypic_energies, project_isotypic
 from ._parse import parse
 from ._permutation import PermutationGroup
+from ._permutations import Permutations
 from ._product import DirectProduct
 from ._protocol import Group, as_generator
 from ._quaternion import Quaternion
@@ -60,6 +61,7 @@ __all__ = [
     "Irrep",
     "MissingExtensionError",
     "PermutationGroup",
+    "Permutations",
     "Quaternion",
     "SO2Irrep",
     "Subgroup",

@@ -5,7 +5,8 @@
   ``pool``, ``fc``), exactly rotation-equivariant, with its building blocks
   :class:`LiftingConv2d`, :class:`GroupConv2d`, :class:`RotationPool`,
   :class:`SpatialMaxPool` and the feature-map action :func:`p4_rotate`;
-- :class:`ModularMLP`: ``embed``, ``hidden``, ``out`` for ``(a + b) mod p``.
+- :class:`ModularMLP`: ``embed``, ``hidden``, ``out`` for ``(a + b) mod p`` or any finite
+  group's composition table ``x∘y``.
 
 Every model takes ``seed=`` (default 0) or ``generator=`` and initialises deterministically
 without touching torch's global random state.

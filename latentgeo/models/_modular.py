@@ -1,14 +1,19 @@
-"""An MLP for modular addition ``(a + b) mod p`` (the grokking task)."""
+"""An MLP for modular addition ``(a + b) mod p`` (the grokking task) and, alike, for the
+composition table ``x∘y`` of any finite group."""
 
 from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
+
+if TYPE_CHECKING:  # pragma: no cover
+    from latentgeo.groups import Group
 
 __all__ = ["ModularMLP"]
 
@@ -20,12 +25,18 @@ class ModularMLP(nn.Module):
     → concatenate (n, 2 * d_embed) or sum (n, d_embed) → ``hidden`` (``hidden.linear`` then
     ``hidden.relu``; recording ``hidden`` gives the post-ReLU neurons, shape (n, d_hidden))
     → ``out`` (logits, shape (n, p)).  This is the one-hidden-layer model in which Fourier
-    features of ``Z_p`` emerge during training (Nanda et al. 2023; Chughtai et al. 2023).
+    features of ``Z_p`` emerge during training (Nanda et al. 2023), and, given a finite
+    group, the model of Chughtai et al. 2023 ("A toy model of universality") for its
+    composition table ``x∘y`` (tokens and classes are element indices; see
+    :func:`latentgeo.datasets.group_composition`), in which the embeddings and neurons
+    come to use a few of the group's irreps.  Use ``combine="concat"`` (the default) for a
+    non-abelian group: a sum cannot tell ``x∘y`` from ``y∘x``.
 
     Parameters
     ----------
-    p : int
-        The modulus (vocabulary size and number of classes).
+    p : int or finite Group
+        The modulus (vocabulary size and number of classes), or a finite group whose order
+        is both (``ModularMLP(Symmetric(4))`` has 24 tokens and 24 classes).
     d_embed, d_hidden : int
     combine : {"concat", "sum"}
         How the two embeddings enter the hidden layer.
@@ -37,11 +48,14 @@ class ModularMLP(nn.Module):
     >>> model = ModularMLP(7, d_embed=8, d_hidden=16)
     >>> model(torch.tensor([[3, 5]])).shape
     torch.Size([1, 7])
+    >>> from latentgeo.groups import Symmetric
+    >>> ModularMLP(Symmetric(4), d_embed=8, d_hidden=16).p
+    24
     """
 
     def __init__(
         self,
-        p: int,
+        p: int | Group,
         d_embed: int = 32,
         d_hidden: int = 128,
         *,
@@ -52,14 +66,17 @@ class ModularMLP(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, v in (("p", p), ("d_embed", d_embed), ("d_hidden", d_hidden)):
+        n_tokens: Any = p
+        if not isinstance(p, numbers.Integral) and getattr(p, "is_finite", False):
+            n_tokens = getattr(p, "order", p)  # a finite group: its elements are tokens/classes
+        for name, v in (("p", n_tokens), ("d_embed", d_embed), ("d_hidden", d_hidden)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if combine not in ("concat", "sum"):
             raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
         gen = make_generator(seed, generator)
         self.p, self.d_embed, self.d_hidden, self.combine = (
-            int(p),
+            int(n_tokens),
             int(d_embed),
             int(d_hidden),
             combine,
