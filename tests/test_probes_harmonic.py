@@ -147,3 +147,26 @@ def test_float32_and_zero_signal():
     assert_allclose(float(spec.sel(irrep="E2")), 1.0, rtol=1e-4)
     zero = probes.orbit_spectrum(np.zeros((64, 3, 2)), G, g)
     assert float(zero[0]) == 1.0 and float(zero.sum()) == 1.0
+
+
+def test_run_on_so2_store_without_element_values(tmp_path):
+    # A store that records SO2 but no element values (indices only): its orbit axis was the
+    # uniform grid, which the runner recovers; the spectrum goes through the harmonic path.
+    from latentgeo.store import RunWriter
+
+    n = 16
+    theta = SO2().grid(n)
+    rng = np.random.default_rng(0)
+    amp = rng.normal(size=(50, 2))
+    Z = np.stack([amp @ SO2().irrep("E2")(t) for t in theta])  # (16, 50, 2)
+    meta = {"elements": [f"g{k}" for k in range(n)], "group": "SO2", "probe": {"n_samples": 50}}
+    path = tmp_path / "so2.zarr"
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers({"h": {"feature_shape": [2], "n_units": 2, "dtype": "float64"}})
+        w.append(0, {"h": Z})
+    ds = probes.run(path, probes=("spectrum", "invariance"), progress=False, cache=False)
+    assert list(ds.irrep.values) == ["A", "E1", "E2", "E3", "residual"]
+    assert_allclose(ds.spectrum.sel(layer="h", step=0, irrep="E2"), 1.0, atol=1e-12)
+    assert_allclose(ds.invariance.sel(layer="h", step=0), 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="need a finite group"):
+        probes.run(path, probes=("homomorphism",), progress=False, cache=False)
