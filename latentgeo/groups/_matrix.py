@@ -35,6 +35,10 @@ class MatrixIrrep:
     """
 
     __slots__ = ("_dim", "degree", "group", "name")
+    group: MatrixGroup
+    name: str
+    degree: int
+    _dim: int
 
     def __init__(self, group: MatrixGroup, name: str) -> None:
         dim, degree = group._irrep_shape(name)
