@@ -31,7 +31,7 @@ class O3(MatrixGroup):
     Examples
     --------
     >>> G = O3()
-    >>> G.irrep("1o")(-np.eye(3)[None])[0].diagonal().tolist()
+    >>> np.round(G.irrep("1o")(-np.eye(3)), 12).diagonal().tolist()
     [-1.0, -1.0, -1.0]
     """
 
