@@ -20,8 +20,8 @@ and units:
 - ``"residual"`` is what the fit leaves over the sampled elements, ``RSS / n``;
 
 all over their sum, so the shares sum to 1.  One design matrix serves every sample and unit:
-its thin QR is computed once and applied to all right-hand sides (in column chunks, so memory
-stays bounded), the cost of a single plain least-squares solve.
+its pseudo-inverse is computed once and applied to all right-hand sides (in column chunks,
+so memory stays bounded), the cost of a single plain least-squares solve.
 
 A fit needs more sampled elements than basis functions: on each connected component of the
 group (``det = ±1`` for O(2) and O(3)), the default ``max_degree`` is the largest (at most
@@ -211,24 +211,32 @@ def harmonic_spectrum(
     n_irreps = len(names) - 1
     B = torch.as_tensor(B_np, dtype=Z.dtype, device=Z.device)
     owner = torch.as_tensor(owner_np, device=Z.device)
-    Q, R = torch.linalg.qr(B)  # one factorisation for all right-hand sides
+    # One factorisation for all right-hand sides: the (minimum-norm) least-squares
+    # coefficients are P Y with P the pseudo-inverse of the design, and the fitted energy
+    # ‖B c‖² = cᵀ (BᵀB) c.  Cost per right-hand side: n p + p² multiply-adds, as a QR solve.
+    P = torch.linalg.pinv(B)  # (p, n_el)
+    gram = B.T @ B
     const = int(np.flatnonzero(owner_np == 0)[0])  # the trivial irrep's column
+    n_samples, n_units = Z.shape[1], Z.shape[2]
     Y = Z.reshape(n_el, -1)
-    n_units = Z.shape[2]
+    # Centre each unit by its grand mean chunk by chunk (no full copy of Z): offsets lie in
+    # the fit anyway, and centring keeps ‖Y‖² − ‖fit‖² free of cancellation.
+    mu = Z.mean(dim=(0, 1))
     energy = torch.zeros(n_irreps, dtype=Z.dtype, device=Z.device)
     total_sq = torch.zeros((), dtype=Z.dtype, device=Z.device)
     fitted_sq = torch.zeros((), dtype=Z.dtype, device=Z.device)
     c0 = torch.empty(Y.shape[1], dtype=Z.dtype, device=Z.device)
-    for start in range(0, Y.shape[1], _CHUNK):
-        block = Y[:, start : start + _CHUNK]
-        QtY = Q.T @ block  # (p, chunk)
-        C = torch.linalg.solve_triangular(R, QtY, upper=True)
+    chunk = max(n_units, (_CHUNK // n_units) * n_units)  # whole samples per chunk
+    for start in range(0, Y.shape[1], chunk):
+        block = Y[:, start : start + chunk].reshape(n_el, -1, n_units) - mu
+        block = block.reshape(n_el, -1)
+        C = P @ block  # (p, chunk)
         energy.index_add_(0, owner, (C * C).sum(dim=1))
+        fitted_sq += (C * (gram @ C)).sum()
         c0[start : start + block.shape[1]] = C[const]
-        total_sq += torch.linalg.vector_norm(block) ** 2
-        fitted_sq += torch.linalg.vector_norm(QtY) ** 2
+        total_sq += (block * block).sum()
     # Invariant share: the spread over samples of each unit's Haar mean (c0 per (sample, unit)).
-    c0 = c0.reshape(Z.shape[1], n_units)
+    c0 = c0.reshape(n_samples, n_units)
     energy[0] = ((c0 - c0.mean(dim=0, keepdim=True)) ** 2).sum()
     residual = (total_sq - fitted_sq).clamp_min(0.0) / n_el
     out = torch.cat([energy, residual.reshape(1)])

@@ -74,7 +74,8 @@ def invariance(
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     if group is not None and not group.is_finite:
         values = continuous_elements(group, elements, Zt.shape[0])
-        return float(harmonic_spectrum(_centred(Zt), group, values, max_degree)[1][0])
+        # The harmonic fit centres chunk by chunk: no centred copy of Z.
+        return float(harmonic_spectrum(Zt, group, values, max_degree)[1][0])
     return invariance_of_centred(_centred(Zt))
 
 
@@ -189,7 +190,9 @@ def orbit_spectrum(
                 f"elements of a finite group's orbit must be None or arange({group.order}) "
                 f"(every element, in order), got {elements!r}"
             )
-    names, fractions = spectrum_of_centred(_centred(Zt), group, elements, max_degree)
+    # The harmonic fit (continuous groups) centres chunk by chunk: no centred copy of Z.
+    Zc = _centred(Zt) if group.is_finite else Zt
+    names, fractions = spectrum_of_centred(Zc, group, elements, max_degree)
     return xr.DataArray(
         fractions.cpu().numpy(),
         dims=("irrep",),
