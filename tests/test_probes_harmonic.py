@@ -170,3 +170,16 @@ def test_run_on_so2_store_without_element_values(tmp_path):
     assert_allclose(ds.invariance.sel(layer="h", step=0), 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="need a finite group"):
         probes.run(path, probes=("homomorphism",), progress=False, cache=False)
+
+
+def test_chunked_fit_and_offsets_do_not_change_the_spectrum(monkeypatch):
+    import probes._harmonic as harmonic
+
+    G = SO3()
+    g = G.sample(300, 9)
+    Z, _ = _planted(G, "2", g, n=30, units=5)
+    Z = Z + 0.3 * _planted(G, "1", g, n=30, units=5, seed=1)[0]
+    whole = probes.orbit_spectrum(Z, G, g, max_degree=2).values
+    monkeypatch.setattr(harmonic, "_CHUNK", 7)  # chunks of one sample (5 units) each
+    chunked = probes.orbit_spectrum(Z + 1e4 * np.arange(5), G, g, max_degree=2).values
+    assert_allclose(chunked, whole, atol=1e-10)
