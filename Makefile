@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/geometry.py
 	$(PY) benchmarks/probes.py
 	$(PY) benchmarks/record.py
+	$(PY) benchmarks/continuous.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo_out

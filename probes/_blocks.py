@@ -279,10 +279,24 @@ def _irrep_labels(group: Any, elements: Sequence[str]) -> list[Any]:
 # -- the probe kinds ----------------------------------------------------------------------
 
 
+def _harmonic(block: Block) -> np.ndarray:
+    """Shares of a continuous group's harmonic fit (shared by spectrum and invariance)."""
+    from probes._harmonic import harmonic_spectrum
+
+    def fit() -> np.ndarray:
+        s = block.settings
+        shares = harmonic_spectrum(block.Z, block.group, s["element_values"], s["harmonic_degree"])
+        return shares[1].cpu().numpy()
+
+    return block.shared("harmonic", fit)
+
+
 @register_probe("invariance", {"invariance": ()})
 def _invariance(block: Block) -> dict[str, Any]:
     from probes._spectrum import invariance_of_centred
 
+    if not block.group.is_finite:  # the Haar-trivial share of the harmonic fit
+        return {"invariance": float(_harmonic(block)[0])}
     return {"invariance": invariance_of_centred(block.Z)}
 
 
@@ -290,6 +304,8 @@ def _invariance(block: Block) -> dict[str, Any]:
 def _spectrum(block: Block) -> dict[str, Any]:
     from probes._subsets import subgroup_spectrum
 
+    if not block.group.is_finite:
+        return {"spectrum": _harmonic(block)}
     # On the whole group, or on the subgroup the settings name (a subset run).
     return {"spectrum": subgroup_spectrum(block.Z, block.group, block.settings)}
 

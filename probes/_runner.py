@@ -18,6 +18,7 @@ import torch
 
 from probes._blocks import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._executors import run_tasks
+from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
 from probes._spectrum import is_circle_group
@@ -44,6 +45,7 @@ def run(
     dtype: torch.dtype = torch.float64,
     group: Any = None,
     subgroup: Sequence[Any] | None = None,
+    max_degree: int | None = None,
 ) -> xr.Dataset:
     """Probe every (layer, step) of a run store, one at a time, with a results cache.
 
@@ -95,6 +97,10 @@ def run(
         without it, or when an element of the subgroup was not recorded), and the probes
         that need every element (homomorphism, characters, consistent, subgroups) are
         skipped with a warning.
+    max_degree : int, optional
+        Continuous groups: the largest irrep degree of the harmonic spectrum (default: the
+        largest the sampled elements support, see :func:`probes.orbit_spectrum`); part of the
+        cache key.  The ``irrep`` coordinate then ends with ``"residual"``.
 
     Returns
     -------
@@ -116,6 +122,8 @@ def run(
     by contrast, raise ``ValueError`` on non-finite input.
     """
     settings = make_settings(probes, linear, dtype)
+    if max_degree is not None:  # only then, so other runs keep their cache keys
+        settings["max_degree"] = int(max_degree)
     r = _open(run_or_path)
     group = r.group if group is None else group
     if group is None:
@@ -142,7 +150,13 @@ def run(
     # kinds are dropped and the irreps are the subgroup's (part of the cache key).
     plan = plan_subset(group, elements, r.element_values, subgroup, settings, records_subset(r))
     irrep_labels = None
-    if plan is not None:
+    if not group.is_finite:
+        # The harmonic fit needs the sampled element values and one degree for every block.
+        values = run_element_values(r, group, len(elements))
+        degree = resolve_max_degree(group, values, settings.get("max_degree"))
+        irrep_labels = harmonic_names(group, degree)
+        settings = dict(settings, element_values=values, harmonic_degree=degree)
+    elif plan is not None:
         settings, irrep_labels = plan
         key = cache_key(settings, group, _action_spec(r))
     elif not is_circle_group(group):

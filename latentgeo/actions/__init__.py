@@ -29,6 +29,10 @@ any finite action's elements, identity first; ``element_values`` their indices) 
 enumerable ``S_n``; ``element_values`` the permutations).  The recorder records exactly
 these elements; ``probes.run`` gives r2 per recorded element and invariance over them, and
 the spectrum on a finite subgroup they contain (``subgroup=``).
+
+Continuous groups: :class:`PointCloudRotations` (point clouds under a fixed sample of
+elements of SO(3), O(3), O(2), identity first) and :class:`ImageRotationAngles` with
+``group="SO2"``/``"O2"``; their ``element_values`` are the sampled matrices.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from latentgeo._registry import ACTIONS as _ACTIONS
 from latentgeo._registry import MissingExtensionError
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
+from latentgeo.actions._pointcloud import PointCloudRotations
 from latentgeo.actions._sets import SetPermutation
 from latentgeo.actions._subsets import ElementSubset, RandomPermutations
 from latentgeo.actions._tokens import GroupTokens, TokenShift
@@ -55,6 +60,7 @@ __all__ = [
     "ImageRotations",
     "ImageTranslations",
     "MissingExtensionError",
+    "PointCloudRotations",
     "RandomPermutations",
     "SetPermutation",
     "TokenShift",
@@ -78,6 +84,7 @@ for _cls in (
     GroupTokens,
     ElementSubset,
     RandomPermutations,
+    PointCloudRotations,
 ):
     register(_cls)
 del _cls

@@ -14,6 +14,8 @@ Every group class is found by name in one registry: decorate your own :class:`Gr
 with :func:`register` (or declare it in the ``latentgeo.groups`` entry-point group of an
 installed package) and :func:`parse` rebuilds it from its spec, also in a fresh process that
 opens a run store recorded with it.
+:class:`O2`, :class:`SO3` and :class:`O3` are the compact matrix groups with real irreps
+by degree (Wigner-D for SO(3)).
 
 Examples
 --------
@@ -34,6 +36,9 @@ from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._isotypic import isotypic_energies, project_isotypic
+from ._matrix import MatrixGroup, MatrixIrrep
+from ._o2 import O2
+from ._o3 import O3
 from ._parse import parse
 from ._permutation import PermutationGroup
 from ._permutations import Permutations
@@ -41,6 +46,7 @@ from ._product import DirectProduct
 from ._protocol import Group, as_generator
 from ._quaternion import Quaternion
 from ._so2 import SO2, SO2Irrep
+from ._so3 import SO3
 from ._subgroups import Subgroup, SubgroupLattice
 from ._symmetric import Symmetric
 
@@ -50,7 +56,10 @@ register = _GROUPS.register
 
 __all__ = [
     "IRREP_TYPES",
+    "O2",
+    "O3",
     "SO2",
+    "SO3",
     "Alternating",
     "CharacterTable",
     "Cyclic",
@@ -59,6 +68,8 @@ __all__ = [
     "FiniteGroup",
     "Group",
     "Irrep",
+    "MatrixGroup",
+    "MatrixIrrep",
     "MissingExtensionError",
     "PermutationGroup",
     "Permutations",
