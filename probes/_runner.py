@@ -150,14 +150,17 @@ def run(
     # kinds are dropped and the irreps are the subgroup's (part of the cache key).
     plan = plan_subset(group, elements, r.element_values, subgroup, settings, records_subset(r))
     irrep_labels = None
+    task_settings = settings
     if not group.is_finite:
         # The harmonic fit needs the sampled element values and one degree for every block.
         values = run_element_values(r, group, len(elements))
         degree = resolve_max_degree(group, values, settings.get("max_degree"))
         irrep_labels = harmonic_names(group, degree)
-        settings = dict(settings, element_values=values, harmonic_degree=degree)
+        settings = dict(settings, harmonic_degree=degree)
+        task_settings = dict(settings, element_values=values)  # arrays: for the blocks only
     elif plan is not None:
         settings, irrep_labels = plan
+        task_settings = settings
         key = cache_key(settings, group, _action_spec(r))
     elif not is_circle_group(group):
         check_group_order(len(elements), group, name=f"run {r!r}")
@@ -186,7 +189,7 @@ def run(
 
     results: dict[tuple[int, int], dict[str, Any]] = {}
     with progress_bar(total=len(tasks), desc="probes", unit="task", disable=not progress) as bar:
-        for li, si, result in run_tasks(r, tasks, group, settings, device, client):
+        for li, si, result in run_tasks(r, tasks, group, task_settings, device, client):
             results[(li, si)] = result
             bar.update()
 
