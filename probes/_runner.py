@@ -22,6 +22,8 @@ from probes._validation import as_index_list, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.store import Run
+
 __all__ = ["PROBES", "run"]
 
 #: Probes :func:`run` knows, with the variables each adds to the result.
@@ -256,7 +258,7 @@ def _empty(
 
 
 def run(
-    run_or_path: Any,
+    run_or_path: Run | str | os.PathLike[str],
     layers: str | Sequence[str] | None = None,
     steps: int | Iterable[int] | None = None,
     probes: Sequence[str] = ("linear", "spectrum", "invariance", "homomorphism"),
