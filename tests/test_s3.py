@@ -129,6 +129,35 @@ def test_a_writer_that_lost_its_lease_writes_nothing(s3):
     assert open_run(url, storage_options=options).steps.tolist() == [0]
 
 
+def test_two_writers_racing_for_a_free_store_one_wins(s3):
+    # Taking the lease is an exclusive create (If-None-Match: *): of writers racing for the
+    # same free store, exactly one gets it, however their requests interleave.
+    import threading
+
+    from latentgeo.store._lease import StoreLease
+
+    url, options = s3
+    for _ in range(3):
+        leases = [StoreLease(url, options, ttl=30.0) for _ in range(4)]
+        start = threading.Barrier(len(leases))
+        won = [False] * len(leases)
+
+        def take(i, leases=leases, start=start, won=won):
+            start.wait()
+            won[i] = leases[i].acquire(timeout=0.0)
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(len(leases))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(won) == 1, won
+        winner = leases[won.index(True)]
+        assert winner.read()["owner"] == winner.owner
+        winner.release()
+        assert winner.read() is None
+
+
 _KILLED_WRITER = """
 import sys, time
 import numpy as np

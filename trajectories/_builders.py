@@ -21,6 +21,8 @@ from trajectories._trajectory import Trajectory
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.store import Run
+
 _COV_METRICS = {
     "affine": "spd_affine",
     "log_euclidean": "spd_log_euclidean",
@@ -29,7 +31,7 @@ _COV_METRICS = {
 _SHAPE_METRICS = ("procrustes", "cka")
 
 
-def _open(run: Any) -> Any:
+def _open(run: Any) -> Run:
     if isinstance(run, (str, os.PathLike)):
         from latentgeo.store import open_run
 
@@ -88,7 +90,7 @@ def _build(
 
 
 def subspace(
-    run: Any,
+    run: Run | str | os.PathLike[str],
     layer: str,
     k: int,
     *,
@@ -139,7 +141,7 @@ def subspace(
 
 
 def covariance(
-    run: Any,
+    run: Run | str | os.PathLike[str],
     layer: str,
     k: int,
     metric: str = "affine",
@@ -220,7 +222,7 @@ def _reduce_units(X: torch.Tensor) -> torch.Tensor:
 
 
 def shape(
-    run: Any,
+    run: Run | str | os.PathLike[str],
     layer: str,
     metric: str = "procrustes",
     *,
@@ -280,7 +282,7 @@ def _select_layer(results: Any, var: str, layer: str) -> Any:
 
 
 def representation(
-    probe_results: Any, layer: str, element: Any, *, special: bool = False
+    probe_results: xr.Dataset, layer: str, element: str | int, *, special: bool = False
 ) -> Trajectory:
     """Trajectory of a fitted ``rho(g)``, orthogonalised, on the orthogonal group.
 

@@ -71,8 +71,8 @@ def _geomstats_backend() -> Any:
     """Import geomstats (once; Python caches the module) and return its backend module."""
     if not hasattr(np, "trapz"):
         # geomstats 2.8.0 imports numpy.trapz, removed in numpy 2.4; same function, new name.
-        # numpy's stubs have no trapz any more: the alias is the point here.
-        np.trapz = np.trapezoid  # type: ignore[attr-defined]  # noqa: NPY201
+        # setattr: numpy's stubs (>= 2.4) have no trapz, older ones do; no ignore fits both.
+        setattr(np, "trapz", np.trapezoid)  # noqa: B010
     with _torch_default_dtype_kept():
         import geomstats.backend as gs
     return gs
