@@ -98,6 +98,7 @@ def test_image_rotation_angles_so2_and_o2():
         ImageRotationAngles(4, group="SO3")
 
 
+@pytest.mark.slow
 def test_recorded_point_cloud_run_probed(tmp_path):
     """A model with known irreps per layer, recorded under 256 SO(3) elements and probed."""
     from latentgeo.record import LatentRecorder
