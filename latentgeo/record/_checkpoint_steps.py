@@ -413,10 +413,15 @@ def _same_weights(a: Any, b: Any) -> bool:
 
 def _resolve_duplicates(step: int, group: list[CheckpointEntry]) -> CheckpointEntry:
     """One entry for a step held by several files with identical weights, else refuse."""
-    # Prefer a file whose name holds the step (the one a user would pick), then name order.
+    # Prefer a file whose name holds the step (the one a user would pick), then one without a
+    # Lightning version suffix, then name order.
     ranked = sorted(
         group,
-        key=lambda e: (parse_step(e.source) != step, _natural_key(Path(os.fspath(e.source)))),
+        key=lambda e: (
+            parse_step(e.source) != step,
+            _VERSION_SUFFIX.search(_stem(e.source)) is not None,
+            _natural_key(Path(os.fspath(e.source))),
+        ),
     )
     keep = ranked[0]
     for other in ranked[1:]:
