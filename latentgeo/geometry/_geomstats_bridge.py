@@ -339,7 +339,9 @@ class _Manifold:
             logs = metric.log(_to_gs(self._to_gs_point(P)), gs_base)
             return np.stack(
                 [
-                    _from_gs(metric.inner_product(logs[i], logs, gs_base), "cpu").numpy()
+                    _from_gs(
+                        metric.inner_product(logs[i], logs, gs_base), torch.device("cpu")
+                    ).numpy()
                     for i in range(P.shape[0])
                 ]
             )

@@ -133,7 +133,7 @@ def _as_count(value: Any) -> int | None:
         value = int(value.item())
     if isinstance(value, bool):
         return None
-    if isinstance(value, numbers.Integral) and value >= 0:
+    if isinstance(value, numbers.Integral) and int(value) >= 0:
         return int(value)
     return None
 
@@ -507,7 +507,7 @@ def collect_checkpoints(
             epoch = parse_epoch(src) if is_path else None
             entries.append(CheckpointEntry(step, src, epoch, "steps="))
     else:
-        skipped = []
+        skipped: list[str] = []
         for src in sources:
             if not isinstance(src, (str, os.PathLike)):
                 raise ValueError(
@@ -516,9 +516,9 @@ def collect_checkpoints(
                 )
             if not Path(os.fspath(src)).exists():
                 raise FileNotFoundError(f"checkpoint {os.fspath(src)!r} does not exist")
-            step, epoch, origin = _discover_step(src, "cpu")
-            if step is not None:
-                entries.append(CheckpointEntry(step, src, epoch, origin))
+            found, epoch, origin = _discover_step(src, "cpu")
+            if found is not None:
+                entries.append(CheckpointEntry(found, src, epoch, origin))
                 continue
             if not from_directory:
                 raise ValueError(
