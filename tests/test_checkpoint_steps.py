@@ -379,3 +379,17 @@ def test_real_hf_trainer_checkpoint_folders(tmp_path, caplog, action, probe):
     assert "named for step 9 but records global step 2" in caplog.text
     # One checkpoint folder on its own.
     assert [e.step for e in collect_checkpoints(out / "final")] == [4]
+
+
+def test_symlinked_last_and_safetensors(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    d = tmp_path / "d"
+    d.mkdir()
+    torch.save({"global_step": 6, "state_dict": _weights(0)}, d / "epoch=1-step=6.ckpt")
+    (d / "last.ckpt").symlink_to(d / "epoch=1-step=6.ckpt")  # Lightning's save_last="link"
+    safetensors.save_file(_weights(1), str(d / "step_9.safetensors"))
+    entries = collect_checkpoints(d)
+    assert [(e.step, e.source.name, e.epoch) for e in entries] == [
+        (6, "epoch=1-step=6.ckpt", 1),
+        (9, "step_9.safetensors", None),
+    ]

@@ -199,7 +199,9 @@ def _load_file(path: str, map_location: Any) -> Any:
             raise ImportError(
                 f"reading {path!r} needs the safetensors package: pip install safetensors"
             ) from exc
-        device = "cpu" if map_location is None else str(map_location)
+        # safetensors takes a device name; torch.load's dict/callable map_location does not
+        # apply, so those load on the CPU.
+        device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
         return load_file(path, device=device)
     try:
         # Memory-map: a training checkpoint's optimizer state is never read from disk.
@@ -401,6 +403,8 @@ def _discover_step(src: Any, map_location: Any) -> tuple[int | None, int | None,
 
 
 def _same_weights(a: Any, b: Any) -> bool:
+    if os.path.samefile(a, b):  # e.g. Lightning's save_last="link": a symlink to the step file
+        return True
     sa = extract_state_dict(*load_checkpoint(a, "cpu"))
     sb = extract_state_dict(*load_checkpoint(b, "cpu"))
     if set(sa) != set(sb):
