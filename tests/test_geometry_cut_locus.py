@@ -351,3 +351,27 @@ def test_karcher_mean_warns_when_it_does_not_converge():
     pts = pts / pts.norm(dim=1, keepdim=True)
     with pytest.warns(RuntimeWarning, match="max_iter=1"):
         S.frechet_mean(pts, max_iter=1, tol=1e-14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_closed_forms_run_on_the_inputs_device():
+    dev = torch.device("cuda")
+    theta = torch.tensor([math.pi / 2 - 1e-6, 0.3], dtype=F64)
+    U, Y, _ = _planted_grassmann(5, theta)
+    x = torch.tensor([0.0, 0.6, 0.8], dtype=F64)
+    y = torch.tensor([1e-7, -0.6, -0.8], dtype=F64)
+    R3 = torch.from_numpy(Rotation.from_rotvec([0.0, 0.0, math.pi - 1e-7]).as_matrix())
+    R5 = torch.linalg.matrix_exp(_frame(9, 5) - _frame(9, 5).T)
+    pairs = [
+        (geo.grassmann_log, geo.grassmann_exp, Y, U),
+        (geo.sphere_log, geo.sphere_exp, y, x),
+        (geo.so_log, geo.so_exp, R3, torch.eye(3, dtype=F64)),
+        (geo.so_log, geo.so_exp, R5, torch.eye(5, dtype=F64)),
+    ]
+    for log, exp, p, b in pairs:
+        v = log(p.to(dev), b.to(dev))
+        assert v.device.type == "cuda"
+        torch.testing.assert_close(v.cpu(), log(p, b), rtol=1e-9, atol=1e-12)
+        out = exp(v, b.to(dev))
+        assert out.device.type == "cuda"
+        torch.testing.assert_close(out.cpu(), exp(v.cpu(), b), rtol=1e-9, atol=1e-12)
