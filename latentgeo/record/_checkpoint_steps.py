@@ -379,7 +379,7 @@ def _validate_steps(steps: Sequence[Any], n_sources: int) -> list[int]:
     return parsed
 
 
-def _discover_step(src: Any, map_location: Any) -> tuple[int | None, int | None, str]:
+def _discover_step(src: Any) -> tuple[int | None, int | None, str]:
     """(step, epoch, origin) of one path: content first, then the name."""
     path = Path(os.fspath(src))
     name_step, name_epoch = parse_step(path), parse_epoch(path)
@@ -445,7 +445,7 @@ def _resolve_duplicates(step: int, group: list[CheckpointEntry]) -> CheckpointEn
 
 
 def collect_checkpoints(
-    checkpoints: Any, steps: Sequence[int] | None = None, map_location: Any = "cpu"
+    checkpoints: Any, steps: Sequence[int] | None = None
 ) -> list[CheckpointEntry]:
     """The checkpoints to record, validated and sorted by step.
 
@@ -458,8 +458,6 @@ def collect_checkpoints(
     steps : sequence of int, optional
         The step of each checkpoint in the order given (directories: natural name order);
         distinct non-negative integers. Overrides steps read from contents and names.
-    map_location : str or torch.device
-        Unused for discovery (steps are read on the CPU); kept for symmetry with loading.
 
     Returns
     -------
@@ -476,7 +474,6 @@ def collect_checkpoints(
     FileNotFoundError
         A path that does not exist.
     """
-    del map_location
     from_directory = False
     if isinstance(checkpoints, (str, os.PathLike)):
         path = Path(os.fspath(checkpoints))
@@ -520,7 +517,7 @@ def collect_checkpoints(
                 )
             if not Path(os.fspath(src)).exists():
                 raise FileNotFoundError(f"checkpoint {os.fspath(src)!r} does not exist")
-            found, epoch, origin = _discover_step(src, "cpu")
+            found, epoch, origin = _discover_step(src)
             if found is not None:
                 entries.append(CheckpointEntry(found, src, epoch, origin))
                 continue
