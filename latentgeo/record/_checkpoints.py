@@ -15,13 +15,10 @@ from typing import Any
 
 import torch
 
-from latentgeo.record._checkpoint_steps import (
-    CHECKPOINT_SUFFIXES,
-    collect_checkpoints,
-    parse_step,
-)
-from latentgeo.record._checkpoint_steps import extract_state_dict as _extract_state_dict
-from latentgeo.record._checkpoint_steps import load_checkpoint as _load
+from latentgeo.record._checkpoint_files import CHECKPOINT_SUFFIXES
+from latentgeo.record._checkpoint_files import extract_state_dict as _extract_state_dict
+from latentgeo.record._checkpoint_files import load_checkpoint as _load
+from latentgeo.record._checkpoint_steps import collect_checkpoints, parse_step
 
 __all__ = ["CHECKPOINT_SUFFIXES", "parse_step", "record_checkpoints"]
 
