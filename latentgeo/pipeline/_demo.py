@@ -41,7 +41,7 @@ class DemoConfig:
 
 
 FULL = DemoConfig()
-QUICK = DemoConfig(train_steps=200, batch_size=48, n_probe=96, width=6, n_checkpoints=7, lr=1e-2)
+QUICK = DemoConfig(train_steps=200, batch_size=48, n_probe=96, width=6, n_checkpoints=5, lr=1e-2)
 
 
 @dataclass(frozen=True)
