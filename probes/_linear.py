@@ -11,7 +11,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from probes._base import RidgeProbeBase
-from probes._ridge import Design, default_alphas, fit_design, ridge_weights, select_alpha
+from probes._ridge import Design, default_alphas, fit_design, select_alpha
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
 
@@ -137,7 +137,9 @@ class LinearProbe(RidgeProbeBase):
         Zs = Z.permute(1, 0, 2)
         design = fit_design(Z[self.identity, tr])
         alphas = self._alpha_grid(design)
-        W, bias, alpha_idx, scores = self._fit_targets(design, Zs[tr], alphas)
+        W, _, bias, alpha_idx, scores = self._fit_targets(
+            design, Zs[tr], alphas, inputs=self.identity
+        )
         X_test = Z[self.identity, te]
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
@@ -146,13 +148,16 @@ class LinearProbe(RidgeProbeBase):
         del Y_hat
 
         null = []
+        XV = X_test @ design.Vt.T if self.n_null else None  # rotated test inputs, shared
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
-            # so the SVD) are unchanged; only the targets move.
+            # so the decomposition) are unchanged; only the targets move.  The null needs no
+            # weights: predictions come from the rotated inputs and the scaled projections.
             perm = torch.as_tensor(rng.permutation(n), device=Z.device)
-            Wp, bp, _, _ = self._fit_targets(design, Zs[perm[tr]], alphas)
+            _, DBp, bp, _, _ = self._fit_targets(design, Zs[perm[tr]], alphas, weights=False)
             Yp = Z[:, perm[te]]
-            null.append(variance_weighted_r2(Yp, self._predict(X_test, Wp, bp)))
+            null.append(variance_weighted_r2(Yp, self._predict_projected(XV, DBp, bp)))
+            del DBp
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
@@ -173,22 +178,65 @@ class LinearProbe(RidgeProbeBase):
         return self
 
     def _fit_targets(
-        self, design: Design, Y: torch.Tensor, alphas: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Ridge maps for targets ``Y`` of shape (n_train, G, d), a fresh copy (centred here)."""
+        self,
+        design: Design,
+        Y: torch.Tensor,
+        alphas: torch.Tensor,
+        inputs: int | None = None,
+        weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Ridge fits for targets ``Y`` of shape (n_train, G, d), a fresh copy (centred here).
+
+        ``inputs``: the element whose targets are the design's own inputs (the identity of a
+        real fit): its projection ``Uᵀ Xc = diag(s) Vᵀ`` is known and left out of the GEMM.
+        Returns the weights ``W`` (G, d_in, d_out) (None unless ``weights``), the
+        projections scaled by the chosen gain ``diag(s/(s²+α)) B`` (G, rank, d), the bias,
+        the chosen penalty indices and the criterion scores.
+        """
         n, G, d = Y.shape
         y_mean = Y.mean(dim=0)  # (G, d)
         Y -= y_mean  # in place: Y is the caller's gathered copy
-        # One GEMM for all elements: (rank, n) @ (n, G·d).
-        B = (design.U.T @ Y.reshape(n, G * d)).reshape(-1, G, d).permute(1, 0, 2)
-        best, scores = select_alpha(design, Y.permute(1, 0, 2), B, alphas, self.criterion)
-        W = ridge_weights(design, B, alphas[best])  # (G, d_in, d_out)
-        bias = y_mean - torch.einsum("d,gde->ge", design.mean, W)
-        return W, bias, best, scores
+        r = design.s.numel()
+        U = design.U
+        if inputs is None:
+            # One GEMM for all elements: (rank, n) @ (n, G·d).
+            B = (U.T @ Y.reshape(n, G * d)).reshape(r, G, d).permute(1, 0, 2)
+        else:
+            B = torch.empty(G, r, d, dtype=Y.dtype, device=Y.device)
+            B[inputs] = design.s[:, None] * design.Vt
+            others = [g for g in range(G) if g != inputs]
+            if others:
+                # A view (stride G·d between samples) when the identity is element 0.
+                Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
+                Bo = U.T @ Yo.reshape(n, (G - 1) * d)
+                B[others] = Bo.reshape(r, G - 1, d).permute(1, 0, 2)
+                del Bo, Yo
+        best, scores = select_alpha(
+            design, Y.permute(1, 0, 2), B, alphas, self.criterion, inputs=inputs
+        )
+        s = design.s
+        alpha = alphas[best]
+        DB = (s[None, :] / (s[None, :] ** 2 + alpha[:, None]))[:, :, None] * B  # (G, r, d)
+        del B
+        # bias = ȳ − x̄ᵀ W with x̄ᵀ W = (x̄ᵀ V) diag(gain) B: no W needed.
+        bias = y_mean - torch.einsum("r,grd->gd", design.Vt @ design.mean, DB)
+        W = torch.einsum("rd,gre->gde", design.Vt, DB) if weights else None
+        return W, DB, bias, best, scores
 
     @staticmethod
     def _predict(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("nd,gde->gne", X, W) + bias[:, None, :]
+        """``X @ W[g] + bias[g]`` for every element, as one GEMM: shape (G, n, d_out)."""
+        G, d_in, d_out = W.shape
+        flat = X @ W.permute(1, 0, 2).reshape(d_in, G * d_out)  # (n, G·d_out)
+        out = flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
+        return out + bias[:, None, :]
+
+    @staticmethod
+    def _predict_projected(XV: torch.Tensor, DB: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Predictions from rotated inputs ``XV = X Vᵀᵀ`` (n, rank) and ``DB`` (G, rank, d)."""
+        G, r, d = DB.shape
+        flat = XV @ DB.permute(1, 0, 2).reshape(r, G * d)
+        return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2) + bias[:, None, :]
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

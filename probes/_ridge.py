@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Design", "default_alphas", "fit_design", "ridge_weights", "select_alpha"]
+__all__ = ["GRAM_CONDITION_LIMIT", "Design", "default_alphas", "fit_design", "select_alpha"]
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,54 @@ class Design:
     U: torch.Tensor
     s: torch.Tensor
     Vt: torch.Tensor
+    #: Sum of the squared singular values below the rank threshold (0-dim tensor): the
+    #: residual of regressing the inputs on themselves.
+    dropped: torch.Tensor
 
     @property
     def n(self) -> int:
         return self.U.shape[0]
 
 
+#: Largest ratio of the largest to the smallest eigenvalue of the training Gram matrix for
+#: which :func:`fit_design` takes the eigendecomposition path: every eigenvalue of ``XcᵀXc`` is
+#: then known to a relative error of about ``n_units · eps · 1e6 ≈ 1e-10`` (Weyl), and ``U`` is
+#: orthonormal to the same order.  Worse-conditioned inputs take the QR + SVD path.
+GRAM_CONDITION_LIMIT = 1e6
+
+
 def fit_design(X: torch.Tensor) -> Design:
-    """Centre ``X`` (n_train, n_units) and keep its numerically non-zero singular triplets."""
+    """Centre ``X`` (n_train, n_units) and keep its numerically non-zero singular triplets.
+
+    Two paths with the same result to round-off:
+
+    * well-conditioned tall inputs (``n_train > n_units`` and ``cond(Xc)² <=``
+      :data:`GRAM_CONDITION_LIMIT`): the symmetric eigendecomposition of the Gram matrix
+      ``XcᵀXc = V diag(s²) Vᵀ`` and ``U = Xc V diag(1/s)`` — one GEMM-rich pass of about
+      ``4 n d²`` flops, several times faster than a QR or an SVD of ``Xc``;
+    * otherwise Householder QR then the SVD of the small triangle (tall), or a direct thin
+      SVD (wide): backward stable at any condition number, and what keeps rank-deficient
+      latents (dead units) exact.
+    """
     mean = X.mean(dim=0)
     Xc = X - mean
-    if Xc.shape[0] > Xc.shape[1]:
+    n, d = Xc.shape
+    if n > d and d > 0:
+        evals, evecs = torch.linalg.eigh(Xc.T @ Xc)  # ascending
+        top = evals[-1]
+        if bool(top > 0) and bool(evals[0] * GRAM_CONDITION_LIMIT >= top):
+            s2 = evals.flip(0)
+            V = evecs.flip(1)
+            s = s2.sqrt()
+            U = Xc @ (V / s)
+            return Design(
+                mean=mean,
+                U=U,
+                s=s,
+                Vt=V.T.contiguous(),
+                dropped=torch.zeros((), dtype=X.dtype, device=X.device),
+            )
+    if n > d:
         # Tall: Householder QR, then the SVD of the small triangle.  As accurate as a direct
         # SVD (both backward stable) and the divide-and-conquer workspace is d × d, not n × d.
         Q, R = torch.linalg.qr(Xc)
@@ -65,7 +102,13 @@ def fit_design(X: torch.Tensor) -> Design:
     # alone removes one), and keeping them would divide by ~0 in the penalised inverse.
     tol = s.max() * max(Xc.shape) * torch.finfo(X.dtype).eps if s.numel() else 0.0
     keep = s > tol
-    return Design(mean=mean, U=U[:, keep].contiguous(), s=s[keep], Vt=Vt[keep].contiguous())
+    return Design(
+        mean=mean,
+        U=U[:, keep].contiguous(),
+        s=s[keep],
+        Vt=Vt[keep].contiguous(),
+        dropped=(s[~keep] ** 2).sum(),
+    )
 
 
 def default_alphas(design: Design, n_alphas: int = 29) -> torch.Tensor:
@@ -85,6 +128,7 @@ def select_alpha(
     B: torch.Tensor,
     alphas: torch.Tensor,
     criterion: str,
+    inputs: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Score every penalty for every element and return the index of the best one.
 
@@ -97,6 +141,9 @@ def select_alpha(
         ``Uᵀ Yc`` per element.
     alphas : Tensor of shape (n_alphas,)
     criterion : {"gcv", "loo"}
+    inputs : int, optional
+        Index of an element whose targets are the inputs themselves (the identity): its
+        residual outside the span is known (``design.dropped``) and not recomputed.
 
     Returns
     -------
@@ -112,7 +159,7 @@ def select_alpha(
         b2 = torch.linalg.vector_norm(B, dim=2) ** 2  # (G, rank), without a B² temporary
         # ‖P⊥Yc‖² computed directly rather than as ‖Yc‖² − ‖B‖², which cancels catastrophically
         # when the fit is nearly exact (exactly the regime where small penalties win).
-        perp = _perp_norms(design, Yc, B)  # (G,)
+        perp = _perp_norms(design, Yc, B, inputs)  # (G,)
         rss = perp[:, None] + (b2[:, None, :] * shrink[None] ** 2).sum(dim=2)  # (G, n_alphas)
         dof_left = shrink.sum(dim=1) + (n - 1 - s2.numel())  # n − tr H(α)
         # No residual degrees of freedom left (interpolation): GCV is undefined, never chosen.
@@ -134,7 +181,9 @@ def select_alpha(
     return torch.argmin(scores, dim=1), scores
 
 
-def _perp_norms(design: Design, Yc: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+def _perp_norms(
+    design: Design, Yc: torch.Tensor, B: torch.Tensor, inputs: int | None = None
+) -> torch.Tensor:
     """‖(I − UUᵀ) Yc‖² per element, without forming the (n × n) projector.
 
     ``‖Yc‖² − ‖B‖²`` is exact in exact arithmetic and costs nothing, but it loses everything
@@ -147,25 +196,9 @@ def _perp_norms(design: Design, Yc: torch.Tensor, B: torch.Tensor) -> torch.Tens
     tss = torch.linalg.vector_norm(Yc, dim=(1, 2)) ** 2
     out = tss - torch.linalg.vector_norm(B, dim=(1, 2)) ** 2
     threshold = torch.finfo(Yc.dtype).eps ** 0.5
+    if inputs is not None:
+        out[inputs] = design.dropped  # the inputs' own residual: the dropped directions
     for g in torch.nonzero(out <= threshold * tss).flatten().tolist():
-        out[g] = ((Yc[g] - design.U @ B[g]) ** 2).sum()
+        if g != inputs:
+            out[g] = ((Yc[g] - design.U @ B[g]) ** 2).sum()
     return out.clamp_min(0.0)
-
-
-def ridge_weights(design: Design, B: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Ridge coefficients ``W[g]`` of shape (n_units_in, n_units_out) for per-element penalties.
-
-    Parameters
-    ----------
-    design : Design
-    B : Tensor of shape (n_elements, rank, n_units)
-    alpha : Tensor of shape (n_elements,)
-
-    Returns
-    -------
-    Tensor of shape (n_elements, n_units, n_units)
-        ``Yc ≈ Xc @ W[g]``.
-    """
-    s = design.s
-    gain = s[None, :] / (s[None, :] ** 2 + alpha[:, None])  # (G, rank)
-    return torch.einsum("rd,gr,gre->gde", design.Vt, gain, B)

@@ -355,3 +355,17 @@ def test_a_new_probe_kind_is_one_registered_function(planted_store, monkeypatch)
         blocks.register_probe("unit_norms", {"x": ()})(_unit_norms)
     with pytest.raises(ValueError, match="already registered"):
         blocks.register_probe("other", {"r2": ("element",)})(_unit_norms)
+
+
+def test_client_workers_use_the_group_override(c4_store):
+    # The workers open the store by path; the caller's group must travel with the task.
+    from latentgeo.groups import parse
+
+    other = parse("C2xC2")
+    serial = probes.run(c4_store, probes=("spectrum",), progress=False, cache=False, group=other)
+    with ThreadPoolExecutor(2) as pool:
+        mapped = probes.run(
+            c4_store, probes=("spectrum",), progress=False, cache=False, group=other, client=pool
+        )
+    np.testing.assert_array_equal(mapped.spectrum.values, serial.spectrum.values)
+    assert list(mapped.irrep.values) == [irrep.name for irrep in other.irreps]

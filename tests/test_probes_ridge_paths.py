@@ -1,0 +1,64 @@
+"""The two decompositions of the ridge design, and LinearProbe against scikit-learn's Ridge."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+
+import probes._ridge as ridge
+from probes import LinearProbe
+
+
+def _check_design(X, design, rtol):
+    Xc = X - X.mean(axis=0)
+    U, s, Vt = (t.numpy() for t in (design.U, design.s, design.Vt))
+    np.testing.assert_allclose(U.T @ U, np.eye(len(s)), atol=rtol)
+    np.testing.assert_allclose((U * s) @ Vt, Xc, atol=rtol * np.abs(Xc).max())
+    ref = np.linalg.svd(Xc, compute_uv=False)
+    np.testing.assert_allclose(s, ref[: len(s)], rtol=rtol)
+
+
+def test_gram_path_on_well_conditioned_inputs(monkeypatch, rng):
+    X = rng.normal(size=(300, 20)) * np.linspace(0.5, 2.0, 20)
+    calls = []
+    real = torch.linalg.qr
+    monkeypatch.setattr(torch.linalg, "qr", lambda *a, **k: calls.append(1) or real(*a, **k))
+    design = ridge.fit_design(torch.as_tensor(X))
+    assert calls == []  # the eigendecomposition path, no QR
+    _check_design(X, design, 1e-10)
+    assert float(design.dropped) == 0.0
+
+
+def test_qr_path_on_ill_conditioned_and_rank_deficient_inputs(rng):
+    # cond(Xc)² = 1e12 > GRAM_CONDITION_LIMIT: the backward-stable path, exact to round-off.
+    X = rng.normal(size=(300, 12)) * np.logspace(0, -6, 12)
+    design = ridge.fit_design(torch.as_tensor(X))
+    _check_design(X, design, 1e-11)
+    # A duplicated column: rank 11, the dropped direction carries nothing.
+    Xd = np.concatenate([X[:, :11], X[:, :1]], axis=1)
+    d2 = ridge.fit_design(torch.as_tensor(Xd))
+    assert d2.s.numel() == 11 and float(d2.dropped) < 1e-20
+
+
+@pytest.mark.parametrize("force_qr", [False, True])
+def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr):
+    # With one penalty there is nothing to select: every map, bias, held-out R² and the
+    # null fit equal scikit-learn's Ridge on the same split and the same re-pairing.
+    if force_qr:
+        monkeypatch.setattr(ridge, "GRAM_CONDITION_LIMIT", 0.0)
+    G, n, d, alpha = 4, 200, 6, 3.0
+    X = rng.normal(size=(n, d)) * np.linspace(0.5, 2.0, d)
+    Z = np.stack([X] + [X @ rng.normal(size=(d, d)) + rng.normal(size=(n, d)) for _ in range(3)])
+    p = LinearProbe(alphas=[alpha], n_null=1, n_bootstrap=0, random_state=5).fit(Z)
+    tr, te = p.train_index_, p.test_index_
+    perm = np.random.default_rng(5).permutation(n)  # the probe's first draw (no bootstrap)
+    for g in range(G):
+        ref = Ridge(alpha=alpha).fit(Z[0, tr], Z[g, tr])
+        np.testing.assert_allclose(p.rho_[g], ref.coef_, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(p.bias_[g], ref.intercept_, rtol=1e-9, atol=1e-11)
+        r2 = r2_score(Z[g, te], ref.predict(Z[0, te]), multioutput="variance_weighted")
+        np.testing.assert_allclose(p.r2_[g], r2, rtol=1e-10)
+        null = Ridge(alpha=alpha).fit(Z[0, tr], Z[g, perm[tr]])
+        r2n = r2_score(Z[g, perm[te]], null.predict(Z[0, te]), multioutput="variance_weighted")
+        np.testing.assert_allclose(p.null_r2_[g], r2n, rtol=1e-9, atol=1e-12)
