@@ -368,4 +368,4 @@ def test_client_workers_use_the_group_override(c4_store):
             c4_store, probes=("spectrum",), progress=False, cache=False, group=other, client=pool
         )
     np.testing.assert_array_equal(mapped.spectrum.values, serial.spectrum.values)
-    assert list(mapped.irrep.values) == [irrep.name for irrep in other.irreps]
+    assert list(mapped.irrep.values) == [irrep.name for irrep in other.irreps()]
