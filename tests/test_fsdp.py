@@ -184,3 +184,113 @@ def test_fsdp_models_are_detected_without_a_process_group():
 
     assert collective_forward(Net()) is None
     assert collective_forward(nn.parallel.DataParallel(Net())) is None
+
+
+def _lightning_worker(rank: int, world: int, port: int, store: str, weights: str) -> None:
+    import os
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        NODE_RANK="0",
+    )
+    torch.set_num_threads(1)
+    import lightning.pytorch as pl
+    from lightning.pytorch.strategies import ModelParallelStrategy
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    from latentgeo.actions import ImageRotations
+    from latentgeo.callbacks import LightningRecorder
+    from latentgeo.groups import Cyclic
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = Net()
+
+        def configure_model(self) -> None:
+            mesh = self.device_mesh["data_parallel"]
+            for part in (self.net.fc1, self.net.fc2, self.net):
+                fully_shard(part, mesh=mesh)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(32, 1, 6, 6))
+    rec = LightningRecorder(
+        ["net.conv", "net.fc1", "net.fc2"], ImageRotations(Cyclic(4)), _probe(), store, schedule=1
+    )
+    module = Module()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=world,
+        strategy=ModelParallelStrategy(data_parallel_size=world, tensor_parallel_size=1),
+        max_steps=STEPS - 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[rec],
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4))
+    state = get_model_state_dict(module.net, options=StateDictOptions(full_state_dict=True))
+    if rank == 0:
+        torch.save(state, Path(weights) / "last.pt")
+
+
+@pytest.mark.slow
+def test_lightning_model_parallel_strategy_records_in_lockstep(tmp_path):
+    """Lightning's FSDP2 strategy (``ModelParallelStrategy`` + ``fully_shard``) on 2 CPU ranks.
+
+    (Lightning's FSDP1 ``FSDPStrategy`` refuses a CPU accelerator, so it cannot run here; the
+    callback forwards through its FSDP wrapper by the same rule.)
+    """
+    pytest.importorskip("lightning")
+    import torch.multiprocessing as tmp
+
+    import latentgeo
+
+    store, weights = tmp_path / "run.zarr", tmp_path
+    mp.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    ctx = tmp.start_processes(
+        _lightning_worker,
+        args=(2, _free_port(), str(store), str(weights)),
+        nprocs=2,
+        join=False,
+        start_method="forkserver",
+    )
+    deadline = time.monotonic() + 150
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline:
+                pytest.fail("the Lightning FSDP2 run hung")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    run = latentgeo.open_run(store)
+    assert run.steps.tolist() == list(range(STEPS))  # step 0 at train start, then each step
+    assert run.attrs["recorder"]["lockstep"] is True
+    model = Net()
+    model.load_state_dict(torch.load(weights / "last.pt", weights_only=True))
+    with _recorder(model, tmp_path / "single.zarr") as rec:
+        rec.record(STEPS - 1)
+    single = latentgeo.open_run(tmp_path / "single.zarr")
+    for layer in ("conv", "fc1", "fc2"):
+        np.testing.assert_allclose(
+            run.latents(f"net.{layer}").values[-1],
+            single.latents(layer).values[0],
+            rtol=1e-5,
+            atol=1e-6,
+        )
