@@ -140,7 +140,7 @@ def _step(obj: Any, step: str, where: str) -> Any:
         for key in obj:  # non-string keys (ints) written as text in the path
             if str(key) == step:
                 return obj[key]
-        raise KeyError(f"{where}: no key {step!r}; keys are {[str(k) for k in obj]!r}")
+        raise ValueError(f"{where}: no key {step!r}; keys are {[str(k) for k in obj]!r}")
     if isinstance(obj, (tuple, list)):
         fields = getattr(obj, "_fields", None)  # named tuple: allow field names too
         if fields is not None and step in fields:
@@ -148,16 +148,16 @@ def _step(obj: Any, step: str, where: str) -> Any:
         try:
             i = int(step)
         except ValueError:
-            raise KeyError(
+            raise ValueError(
                 f"{where}: {type(obj).__name__} of length {len(obj)} needs an integer index, "
                 f"got {step!r}"
             ) from None
         if not -len(obj) <= i < len(obj):
-            raise KeyError(f"{where}: index {i} out of range for length {len(obj)}")
+            raise ValueError(f"{where}: index {i} out of range for length {len(obj)}")
         return obj[i]
     if hasattr(obj, step):
         return getattr(obj, step)
-    raise KeyError(f"{where}: {type(obj).__name__} has no attribute or key {step!r}")
+    raise ValueError(f"{where}: {type(obj).__name__} has no attribute or key {step!r}")
 
 
 def select_output(
@@ -185,7 +185,7 @@ def select_output(
     ------
     TypeError
         When no tensor is found, or a callable selector returns something else.
-    KeyError
+    ValueError
         When a path step does not exist in the output.
 
     Examples
