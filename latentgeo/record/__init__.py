@@ -12,7 +12,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from latentgeo.record._layers import resolve_layers, unwrap_model
-from latentgeo.record._recorder import LatentRecorder, NonFiniteLatentsWarning, WriterError
+from latentgeo.record._lockstep import LockstepError
+from latentgeo.record._recorder import (
+    LatentRecorder,
+    NonFiniteLatentsWarning,
+    StorageOverflowWarning,
+    WriterError,
+)
 from latentgeo.record._reducers import (
     BlockMeanPool,
     Flatten,
@@ -31,10 +37,12 @@ __all__ = [
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",
+    "LockstepError",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",
     "SpatialMeanPool",
+    "StorageOverflowWarning",
     "WriterError",
     "as_reducer",
     "record_checkpoints",

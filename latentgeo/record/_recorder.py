@@ -501,7 +501,14 @@ class LatentRecorder:
         batches = []
         for s0 in range(0, n, per):
             xb = self._x[s0 : s0 + per].to(self.device)
-            orbit = self.action.orbit(xb)
+            if xb.is_floating_point() and xb.element_size() == 1:
+                # float8: torch implements few ops on it (no flip on CPU).  Float32 holds every
+                # float8 value, so the orbit is computed there and cast back: exact for actions
+                # that move values (rotations by 90°, flips, shifts, permutations).
+                orbit = self.action.orbit(xb.float())
+                orbit = orbit.to(xb.dtype) if isinstance(orbit, torch.Tensor) else orbit
+            else:
+                orbit = self.action.orbit(xb)
             if not isinstance(orbit, torch.Tensor) or orbit.shape[:2] != (self._order, xb.shape[0]):
                 raise ValueError(
                     f"action.orbit must return a tensor of shape (order={self._order}, "
