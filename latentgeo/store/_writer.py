@@ -113,7 +113,11 @@ def _difference(stored: Any, given: Any, path: str = "") -> str:
             elif stored[key] != given[key]:
                 parts.append(_difference(stored[key], given[key], where))
         return "; ".join(parts)
-    return f"{path or 'value'}: stored {stored!r}, given {given!r}"
+    return (
+        f"{path}: stored {stored!r}, given {given!r}"
+        if path
+        else f"stored {stored!r}, given {given!r}"
+    )
 
 
 def _version() -> str:
