@@ -310,10 +310,16 @@ class LatentRecorder:
         failure: BaseException | None = None
         if self.rank == 0:
             try:
-                self._writer = RunWriter(store, mode, meta=meta, compressors=compressors)
+                # A resumed store recorded otherwise fails here, before training resumes and
+                # before anything in it changes.
+                self._writer = RunWriter(
+                    store,
+                    mode,
+                    meta=meta,
+                    compressors=compressors,
+                    layers=self._partial_layer_specs(),
+                )
                 try:
-                    # A resumed store recorded otherwise fails here, before training resumes.
-                    self._writer.check_layers(self._partial_layer_specs())
                     committed = self._writer.steps
                     if store_inputs == "auto":
                         store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES

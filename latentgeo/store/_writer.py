@@ -100,6 +100,26 @@ class ResumeMismatchError(ValueError):
     """A store opened to resume (mode ``"a"``) was recorded with other settings."""
 
 
+def _check_layers(store: str, stored: Mapping[str, Any], specs: Mapping[str, Any]) -> None:
+    given = {k: _jsonable(dict(v)) for k, v in specs.items()}
+    if list(given) != list(stored):
+        raise ResumeMismatchError(
+            f"cannot resume run store {store!r}: it holds the layers {list(stored)!r}, the "
+            f"recorder records {list(given)!r}"
+        )
+    problems = []
+    for name, spec in given.items():
+        for key, value in spec.items():
+            if key in stored[name] and stored[name][key] != value:
+                problems.append(
+                    f"layer {name!r} {key}: stored {stored[name][key]!r}, given {value!r}"
+                )
+    if problems:
+        raise ResumeMismatchError(
+            f"cannot resume run store {store!r} with other layer settings: " + "; ".join(problems)
+        )
+
+
 def _difference(stored: Any, given: Any, path: str = "") -> str:
     """What differs between two JSON-like values, key by key (``probe.sha256: 'ab..' != ..``)."""
     if isinstance(stored, Mapping) and isinstance(given, Mapping):
@@ -178,6 +198,16 @@ class RunWriter:
         default (zstd).
     lock_timeout : float
         Seconds to wait for another writer to release the store.
+    layers : mapping of str to mapping, optional
+        On resume, what is known of the layers before the first forward (names in order,
+        and per layer e.g. ``dtype``, ``reducer``, ``select``): compared with the stored
+        layers before anything in the store changes (see :meth:`check_layers`).
+
+    Raises
+    ------
+    ResumeMismatchError
+        On resume, when the store was recorded with another group, elements, action, probe
+        set or (given ``layers``) other layers.
 
     Examples
     --------
@@ -197,6 +227,7 @@ class RunWriter:
         meta: Mapping[str, Any] | None = None,
         compressors: Any = None,
         lock_timeout: float = 2.0,
+        layers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         import zarr
 
@@ -246,7 +277,7 @@ class RunWriter:
             self._zstore = open_zarr_store(store, read_only=False)
             if exists:
                 self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
-                self._resume(meta)
+                self._resume(meta, layers)
             else:
                 self._create(meta)
         except BaseException:
@@ -302,7 +333,7 @@ class RunWriter:
         self._layer_arrays: dict[str, Any] = {}
         self._steps: list[int] = []
 
-    def _resume(self, meta: dict[str, Any]) -> None:
+    def _resume(self, meta: dict[str, Any], layers: Mapping[str, Any] | None = None) -> None:
         attrs = self._group.attrs.asdict()
         if ROOT_KEY not in attrs:
             raise ValueError(
@@ -321,8 +352,10 @@ class RunWriter:
                     f"cannot resume run store {str(self.store)!r}: it was recorded with another "
                     f"{_IDENTITY_NAMES[key]}: {_difference(stored[key], meta[key])}"
                 )
-        self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
         committed = int(stored.get("committed_steps", 0))
+        if layers is not None and committed:
+            _check_layers(str(self.store), stored.get("layers", {}), layers)
+        self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
         members = dict(self._group.arrays())
         self._per_step_arrays = {}
         self._layer_arrays = {}
@@ -424,27 +457,8 @@ class RunWriter:
             Naming every difference.
         """
         self._check_open()
-        stored = self._meta["layers"]
-        if not self._steps:
-            return
-        given = {k: _jsonable(dict(v)) for k, v in specs.items()}
-        if list(given) != list(stored):
-            raise ResumeMismatchError(
-                f"cannot resume run store {str(self.store)!r}: it holds the layers "
-                f"{list(stored)!r}, the recorder records {list(given)!r}"
-            )
-        problems = []
-        for name, spec in given.items():
-            for key, value in spec.items():
-                if key in stored[name] and stored[name][key] != value:
-                    problems.append(
-                        f"layer {name!r} {key}: stored {stored[name][key]!r}, given {value!r}"
-                    )
-        if problems:
-            raise ResumeMismatchError(
-                f"cannot resume run store {str(self.store)!r} with other layer settings: "
-                + "; ".join(problems)
-            )
+        if self._steps:
+            _check_layers(str(self.store), self._meta["layers"], specs)
 
     def ensure_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
         """Create the latent arrays of ``specs``, or check them against an existing store.
