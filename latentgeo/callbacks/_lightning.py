@@ -60,8 +60,12 @@ class LightningRecorder(SessionView, pl.Callback):
     collective.  Under a strategy that shards parameters (``FSDPStrategy``,
     ``ModelParallelStrategy`` with ``fully_shard``, DeepSpeed stage 3) every forward is a
     collective, so every rank runs the recording forwards in lockstep (the callback is called
-    on every rank at the same global steps, which Lightning guarantees) and rank 0 writes. The store is closed at the end of ``fit``, at ``teardown`` and when training
-    raises (``on_exception``; a writer error then is logged, not raised over the original).
+    on every rank at the same global steps) and rank 0 writes.  Lightning's ``FSDPStrategy``
+    wraps the whole LightningModule in FSDP; the recorder then forwards through that wrapper
+    (layer names stay the LightningModule's).
+
+    The store is closed at the end of ``fit``, at ``teardown`` and when training raises
+    (``on_exception``; a writer error then is logged, not raised over the original).
 
     Examples
     --------

@@ -112,13 +112,15 @@ class LatentRecorder:
     Parameters
     ----------
     model : torch.nn.Module
-        The model; DDP / DataParallel / ``torch.compile`` wrappers are looked through.
+        The model; DDP / DataParallel / ``torch.compile`` wrappers are looked through; FSDP
+        and other sharded models record in lockstep (see *Distributed*).
     layers : str or sequence of str
         Module names or ``fnmatch`` patterns over ``named_modules()``.
     action : latentgeo.actions.Action
         How the group acts on inputs (``action.orbit``, ``action.group``, ``action.to_spec``).
     probe_inputs : tensor or array of shape (n_samples, ...)
-        The fixed probe set.
+        The fixed probe set, in any dtype (bfloat16 and float8 are hashed and stored through
+        an exact float32 copy).
     store : str or os.PathLike
         Path or fsspec URL of the run store.
     labels : tensor or array of shape (n_samples, ...), optional
@@ -129,7 +131,9 @@ class LatentRecorder:
     reduce : str, Reducer, callable or mapping
         Reducer for every layer, or ``{layer: reducer}`` (unlisted layers are flattened).
     dtype : {"float32", "float16", "float64"}
-        Storage dtype; the cast happens on the device.
+        Storage dtype; the cast happens on the device.  Finite values beyond its range (float16:
+        65504) are counted before the cast, stored in ``overflow_<layer>`` apart from the
+        model's own non-finite values, and reported by a :class:`StorageOverflowWarning`.
     batch_size : int
         Number of transformed inputs per forward pass (``batch_size // order`` probe samples,
         with all their group transforms).
@@ -137,6 +141,13 @@ class LatentRecorder:
         Steps :meth:`maybe_record` records (default: :func:`latentgeo.schedules.default_schedule`).
     device : torch.device or str, optional
         Where to run the forward passes (default: the model's device).
+    select : str, sequence, callable or mapping, optional
+        Which tensor of a layer's output to record, for every layer or ``{layer: selector}``:
+        a path such as ``"hidden_states.-1"`` or ``"0.1"``, or a callable ``output -> tensor``.
+        Default: the first tensor in reading order, depth-first through tuples, lists,
+        mappings (``ModelOutput``), dataclasses and tensor wrappers (``.tensor``).  The
+        selector and the path taken are stored in the layer's attributes (``select``,
+        ``output_path``).
     store_inputs : bool or "auto"
         Store the probe inputs in the run ("auto": when they take at most 64 MiB).
     compressors : optional
@@ -146,9 +157,11 @@ class LatentRecorder:
 
     Notes
     -----
-    *Observer effect.* Recording runs under ``eval()`` and ``torch.inference_mode()``, restores
-    every module's own train/eval flag afterwards, forks the RNG (``torch.random.fork_rng``)
-    so no random state changes, and registers its hooks only for the duration of a recording.
+    *Observer effect.* Every forward runs inside latentgeo's protected model-call path
+    (``latentgeo._model_call.protected_call``): eval entered and left through the model's own
+    ``train()``, then every module's own flag restored; ``torch.no_grad()`` (never
+    ``inference_mode``, so a cache the model builds during the call stays trainable); torch,
+    CUDA, Python and numpy random state restored; hooks only for the duration of a recording.
     Training with and without the recorder gives bit-identical weights.
 
     *Threads.* Reduction and the cast run on the device; the result is copied once to (pinned,
@@ -156,11 +169,23 @@ class LatentRecorder:
     writer thread that waits on the event and appends to the store.  An error in the writer
     is raised by the next :meth:`record`, :meth:`flush` or :meth:`close`.
 
-    *Distributed.* Under ``torch.distributed`` only rank 0 records, forwarding through the
-    unwrapped module (so DDP's buffer broadcast is not triggered); other ranks keep track of
-    the steps and do nothing else.  The recorder calls no collective at all, so it may be
-    created on every rank or on rank 0 only, and recording never deadlocks.  Every rank holds
-    the same weights under DDP, so rank 0's recording is the recording.
+    *Distributed.* Under DDP only rank 0 records, forwarding through the unwrapped module (so
+    DDP's buffer broadcast is not triggered); other ranks keep track of the steps and do
+    nothing else.  The recorder then calls no collective, so it may be created on every rank
+    or on rank 0 only.  Every rank holds the same weights under DDP, so rank 0's recording is
+    the recording.
+
+    A model whose forward is itself a collective -- FSDP1 ``FullyShardedDataParallel``, FSDP2
+    ``fully_shard``, DTensor (tensor-parallel) parameters, DeepSpeed ZeRO-3 -- is detected at
+    construction (:attr:`collective` says why) and recorded **in lockstep**: the recorder must
+    be constructed on every rank with the same arguments (checked by one collective;
+    :class:`~latentgeo.record.LockstepError` on every rank otherwise), and :meth:`record` /
+    :meth:`maybe_record` called on every rank at the same steps (checked at each recording).
+    Every rank runs the orbit forwards; rank 0 writes.
+
+    *Resuming.* ``mode="a"`` on a store recorded with other layers, group, action, probe
+    set, storage dtype, reducer or selector raises
+    :class:`~latentgeo.store._writer.ResumeMismatchError` here, at construction.
 
     Examples
     --------
