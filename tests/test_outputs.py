@@ -238,3 +238,74 @@ def test_lie_derivative_and_assert_equivariant_read_structured_outputs():
     assert_equivariant(Radial(), ACTION, x)  # logits: invariant
     with pytest.raises(AssertionError, match="not invariant"):
         assert_equivariant(Radial(), ACTION, x, select="hidden_states.0")
+
+
+@pytest.mark.slow
+def test_a_real_hugging_face_model_records_its_model_outputs(tmp_path):
+    """A tiny BERT: ``encoder`` returns a ``ModelOutput``, its layers tuples or tensors."""
+    transformers = pytest.importorskip("transformers")
+    from latentgeo.actions import SetPermutation
+
+    config = transformers.BertConfig(
+        vocab_size=20,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=8,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(config)
+    model.train()  # dropout on: recording must see the eval-mode model
+    ids = torch.randint(0, 20, (3, 4), generator=torch.Generator().manual_seed(0))
+    action = SetPermutation(4, kind="sequence")
+    path = tmp_path / "bert.zarr"
+    layers = ["encoder", "encoder.layer.0", "pooler"]
+    select = {"pooler": None, "encoder": None, "encoder.layer.0": None}
+    with latentgeo.LatentRecorder(model, layers, action, ids, path, select=select) as rec:
+        rec.record(0)
+    run = latentgeo.open_run(path)
+    assert model.training
+    assert run.layer_attrs("encoder")["output_path"] == "last_hidden_state"
+    orbit = action.orbit(ids).reshape(-1, 4)
+    model.eval()
+    with torch.no_grad():
+        out = model(orbit)
+    order = orbit.shape[0] // 3
+    np.testing.assert_allclose(
+        run.latents("encoder").values[0],
+        out.last_hidden_state.reshape(order, 3, -1).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        run.latents("encoder.layer.0").values[0],
+        run.latents("encoder").values[0],
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        run.latents("pooler").values[0],
+        out.pooler_output.reshape(order, 3, -1).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_layer_names_drop_wrapper_segments_only_where_they_are_wrappers():
+    from latentgeo.record import resolve_layers
+    from latentgeo.record._layers import layer_modules
+
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = nn.Linear(2, 2)  # a user's own submodule called "module"
+            self.other = nn.Linear(2, 2)
+
+    net = nn.Sequential(Holder())
+    names = layer_modules(net)
+    assert names["0.module"] is net[0].module and names["0"] is net[0]
+    dp = nn.DataParallel(net)  # its own "module." is a wrapper segment
+    assert layer_modules(dp)["0.module"] is net[0].module
+    assert resolve_layers(dp, ["module.0.module", "0.other"]) == ["0.module", "0.other"]
+    assert resolve_layers(net, ["_orig_mod.0.module"]) == ["0.module"]  # a copied name
