@@ -492,7 +492,7 @@ class LatentRecorder:
             )
             return False
         if self._lockstep is not None and self.rank != 0:
-            self._forward()  # every rank runs the forwards together; rank 0 keeps the latents
+            self._forward(keep=False)  # every rank runs the forwards; rank 0 keeps the latents
         elif self.rank == 0:
             latents, counts, overflow, event = self._forward()
             if not self._layers_defined:
@@ -550,7 +550,9 @@ class LatentRecorder:
             self._orbit_batches = batches
         return batches
 
-    def _forward(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], Any]:
+    def _forward(
+        self, keep: bool = True
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], Any]:
         """Run the probe orbit through the model.
 
         Returns host latents ``{layer: (order, n, units)}``, non-finite counts of the stored
@@ -631,6 +633,8 @@ class LatentRecorder:
                         f"{type(module).__name__}"
                     )
                 s0 += b
+        if not keep:
+            return {}, {}, {}, None
         counts: dict[str, Any] = {}
         overflow: dict[str, Any] = {}
         cuda = dev.type == "cuda"
