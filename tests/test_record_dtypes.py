@@ -209,3 +209,25 @@ def test_float32_storage_skips_the_check_and_counts_zero(tmp_path):
     run = latentgeo.open_run(tmp_path / "r.zarr")
     assert run.overflow.values.tolist() == [[0]]
     assert np.isfinite(run.latents("0").values).all()
+
+
+def test_a_store_without_overflow_counts_resumes_with_them_unknown(tmp_path):
+    """Stores written before overflow counts existed: -1 (unknown) for their steps."""
+    import zarr
+
+    from latentgeo.store._writer import consolidate
+
+    path = tmp_path / "old.zarr"
+    x = torch.randn(3, 1, 8, 8)
+    with latentgeo.LatentRecorder(_net(torch.float32), ["1"], ACTION, x, path) as rec:
+        rec.record(0)
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    del group["overflow_1"]
+    consolidate(str(path))  # as a closing writer leaves it
+    assert latentgeo.open_run(path).overflow.values.tolist() == [[-1]]
+    with latentgeo.LatentRecorder(_net(torch.float32), ["1"], ACTION, x, path, mode="a") as rec:
+        rec.record(1)
+    run = latentgeo.open_run(path)
+    assert run.overflow.values.tolist() == [[-1], [0]]
+    assert run.nonfinite.values.tolist() == [[0], [0]]
+    assert "overflow_1" not in run.metrics  # a count, not a metric
