@@ -185,7 +185,7 @@ class LatentRecorder:
 
     *Resuming.* ``mode="a"`` on a store recorded with other layers, group, action, probe
     set, storage dtype, reducer or selector raises
-    :class:`~latentgeo.store._writer.ResumeMismatchError` here, at construction.
+    :class:`~latentgeo.store.ResumeMismatchError` here, at construction.
 
     Examples
     --------

@@ -16,12 +16,13 @@ from latentgeo.store._schema import (
     overflow_name,
     unit_dim,
 )
-from latentgeo.store._writer import LATENT_DTYPES, RunWriter
+from latentgeo.store._writer import LATENT_DTYPES, ResumeMismatchError, RunWriter
 
 __all__ = [
     "LATENT_DTYPES",
     "ROOT_KEY",
     "SCHEMA_VERSION",
+    "ResumeMismatchError",
     "Run",
     "RunWriter",
     "StoreLockedError",
