@@ -15,18 +15,21 @@ from latentgeo.store._schema import (
     SCHEMA_VERSION,
     StoreLockedError,
     nonfinite_name,
+    overflow_name,
     unit_dim,
 )
-from latentgeo.store._writer import LATENT_DTYPES, RunWriter
+from latentgeo.store._writer import LATENT_DTYPES, ResumeMismatchError, RunWriter
 
 __all__ = [
     "LATENT_DTYPES",
     "ROOT_KEY",
     "SCHEMA_VERSION",
+    "ResumeMismatchError",
     "Run",
     "RunWriter",
     "StoreLockedError",
     "nonfinite_name",
     "open_run",
+    "overflow_name",
     "unit_dim",
 ]
