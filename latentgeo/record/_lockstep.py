@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentgeo._errors import LatentgeoError
+
 __all__ = ["Lockstep", "LockstepError"]
 
 
-class LockstepError(RuntimeError):
+class LockstepError(LatentgeoError, RuntimeError):
     """The ranks of a lockstep recording disagree (settings, step, or rank 0 failed)."""
 
 

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._errors import LatentgeoError
 from latentgeo.store._lease import StoreLease
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
@@ -111,7 +112,7 @@ _IDENTITY_NAMES = {
 }
 
 
-class ResumeMismatchError(ValueError):
+class ResumeMismatchError(LatentgeoError, ValueError):
     """A store opened to resume (mode ``"a"``) was recorded with other settings."""
 
 
