@@ -11,6 +11,8 @@ torch, float64 by default, on any device).
 - :class:`OrthogonalProbe` — whitened Procrustes, ``rho(g) ∈ O(k)``;
 - :func:`character_multiplicities` — soft irrep multiplicities of fitted maps;
 - :class:`GeneratorProbe`, :func:`lie_derivative` — SO(2) generators and Lie derivatives;
+- :class:`LieAlgebraProbe`, :func:`bracket_law` — one generator per Lie-algebra basis element
+  (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
@@ -22,17 +24,21 @@ from probes._homomorphism import (
     homomorphism_error,
 )
 from probes._lie import GeneratorProbe, lie_derivative
+from probes._lie_algebra import BracketLawCheck, LieAlgebraProbe, bracket_law
 from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
 
 __all__ = [
+    "BracketLawCheck",
     "GeneratorProbe",
     "GroupConsistentProbe",
     "HomomorphismError",
+    "LieAlgebraProbe",
     "LinearProbe",
     "OrthogonalProbe",
+    "bracket_law",
     "character_multiplicities",
     "fit_from_generators",
     "homomorphism_error",

@@ -187,33 +187,41 @@ def _relative_loss(L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.
 def _refine(
     L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, max_iter: int
 ) -> tuple[torch.Tensor, float]:
-    """L-BFGS on the relative loss, gradients by autograd through ``matrix_exp``.
+    """L-BFGS on the relative loss, gradients by autograd through ``matrix_exp``."""
+    return lbfgs_minimize(lambda param: _relative_loss(param, th, X, Y), L, max_iter)
+
+
+def lbfgs_minimize(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, max_iter: int
+) -> tuple[torch.Tensor, float]:
+    """Minimise a scalar torch loss of one parameter tensor by L-BFGS (autograd gradients).
 
     scipy's L-BFGS drives the iteration: ``torch.optim`` would import ``torch._dynamo`` on
-    first use, which costs seconds, and a d² problem gains nothing from torch's optimiser.
+    first use, which costs seconds, and the small problems here gain nothing from torch's
+    optimiser.  Returns the minimiser (same shape, dtype and device as ``init``) and its loss.
     """
     from scipy.optimize import minimize
 
-    shape = L.shape
+    shape = init.shape
 
     def value_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        param = torch.as_tensor(flat, dtype=L.dtype, device=L.device).reshape(shape)
+        param = torch.as_tensor(flat, dtype=init.dtype, device=init.device).reshape(shape)
         param.requires_grad_(True)
         with torch.enable_grad():
-            loss = _relative_loss(param, th, X, Y)
+            loss = loss_fn(param)
             (grad,) = torch.autograd.grad(loss, param)
         return float(loss.detach()), grad.detach().cpu().numpy().ravel().astype(np.float64)
 
     res = minimize(
         value_and_grad,
-        L.detach().cpu().numpy().ravel().astype(np.float64),
+        init.detach().cpu().numpy().ravel().astype(np.float64),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iter, "gtol": 1e-12, "ftol": 1e-15},
     )
-    best = torch.as_tensor(res.x, dtype=L.dtype, device=L.device).reshape(shape)
+    best = torch.as_tensor(res.x, dtype=init.dtype, device=init.device).reshape(shape)
     with torch.no_grad():
-        loss = float(_relative_loss(best, th, X, Y))
+        loss = float(loss_fn(best))
     return best, loss
 
 

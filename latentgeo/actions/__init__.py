@@ -15,6 +15,11 @@ Every action is an immutable value object with the same interface:
 Actions: :class:`ImageRotations` (rot90/flips: C4, D4, C2, ...), :class:`ImageTranslations`
 (cyclic shifts), :class:`ImageRotationAngles` (any angle, by interpolation),
 :class:`TokenShift` (tokens modulo p), :class:`SetPermutation` (set elements / graph nodes).
+
+One-parameter families ``t ↦ T_t`` (differentiable in ``t``, for Lie derivatives; not group
+actions over a stored orbit): :class:`PointCloudFamily` (``x ↦ x expm(tG)ᵀ``, e.g.
+:func:`point_cloud_rotation`), :class:`ImageAffineFamily` (:func:`image_translation`,
+:func:`image_scaling`, :func:`image_shear`, :func:`image_rotation`); :func:`so3_basis`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
+from latentgeo.actions._families import (
+    ImageAffineFamily,
+    OneParameterFamily,
+    PointCloudFamily,
+    image_rotation,
+    image_scaling,
+    image_shear,
+    image_translation,
+    point_cloud_rotation,
+    so3_basis,
+)
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._sets import SetPermutation
 from latentgeo.actions._tokens import TokenShift
@@ -31,12 +47,21 @@ __all__ = [
     "Action",
     "ActionCheck",
     "ActionCheckError",
+    "ImageAffineFamily",
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
+    "OneParameterFamily",
+    "PointCloudFamily",
     "SetPermutation",
     "TokenShift",
     "from_spec",
+    "image_rotation",
+    "image_scaling",
+    "image_shear",
+    "image_translation",
+    "point_cloud_rotation",
+    "so3_basis",
 ]
 
 # The parameters each spec type accepts (beyond "type"); a fixed table, never extended at
