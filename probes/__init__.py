@@ -13,6 +13,8 @@ torch, float64 by default, on any device).
 - :class:`GeneratorProbe`, :func:`lie_derivative` — SO(2) generators and Lie derivatives;
 - :class:`LieAlgebraProbe`, :func:`bracket_law` — one generator per Lie-algebra basis element
   (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
+- :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
+  (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
@@ -23,7 +25,13 @@ from probes._homomorphism import (
     fit_from_generators,
     homomorphism_error,
 )
-from probes._lie import GeneratorProbe, lie_derivative
+from probes._lie import (
+    GeneratorProbe,
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
+)
 from probes._lie_algebra import BracketLawCheck, LieAlgebraProbe, bracket_law
 from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
@@ -40,10 +48,13 @@ __all__ = [
     "OrthogonalProbe",
     "bracket_law",
     "character_multiplicities",
+    "family_latents",
+    "family_lie_derivative",
     "fit_from_generators",
     "homomorphism_error",
     "invariance",
     "lie_derivative",
     "orbit_spectrum",
     "run",
+    "so3_lie_derivative",
 ]

@@ -40,7 +40,9 @@ _PADDING = ("zeros", "border", "reflection")
 _AXES = {"x": 0, "y": 1, "z": 2}
 
 
-def _as_matrix(value: Any, shape: tuple[int, ...] | None, name: str) -> tuple[tuple[float, ...], ...]:
+def _as_matrix(
+    value: Any, shape: tuple[int, ...] | None, name: str
+) -> tuple[tuple[float, ...], ...]:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         want = f"shape {shape}" if shape is not None else "a square 2-D matrix"
