@@ -119,7 +119,7 @@ def test_planted_degrees_1_and_2_recovered_and_bracket_holds(rng):
 
 def test_noisy_planted_bracket_holds_within_the_spread_rule(rng):
     R, a = one_parameter_elements("so3", TS)
-    Z, true = _planted(rng, a, n=400, noise=0.02)
+    Z, _true = _planted(rng, a, n=400, noise=0.02)
     probe = probes.LieAlgebraProbe(n_bootstrap=0, max_iter=60).fit(Z, R)
     check = probe.bracket_check()
     assert 0 < probe.spread_ < 0.1
@@ -173,7 +173,7 @@ def test_nonlinear_latents_fail(rng):
 def test_d_at_least_n_is_scored_held_out(rng):
     """Random latents with more units than training samples: the training fit is good but
     the held-out R² stays at chance."""
-    R, a = one_parameter_elements("so3", [0.05, -0.05, 0.1])
+    R, _a = one_parameter_elements("so3", [0.05, -0.05, 0.1])
     Z = rng.normal(size=(len(R), 24, 24))
     probe = probes.LieAlgebraProbe(n_bootstrap=0, estimate_spread=False, max_iter=30).fit(Z, R)
     assert len(probe.train_index_) < Z.shape[2]
@@ -185,7 +185,7 @@ def test_d_at_least_n_is_scored_held_out(rng):
 
 def test_refinement_lowers_the_loss(rng):
     R, a = one_parameter_elements("so3", TS)
-    Z, true = _planted(rng, a, n=300, noise=0.1)
+    Z, _true = _planted(rng, a, n=300, noise=0.1)
     init = probes.LieAlgebraProbe(refine=False, n_bootstrap=0, estimate_spread=False).fit(Z, R)
     ref = probes.LieAlgebraProbe(n_bootstrap=0, estimate_spread=False).fit(Z, R)
     assert ref.loss_ < init.loss_
@@ -244,7 +244,7 @@ def test_bad_input(rng):
         P(small_t=-1.0).fit(Z, R)
     with pytest.raises(ValueError, match="n_bootstrap"):
         P(n_bootstrap=-1).fit(Z, R)
-    with pytest.raises(ValueError, match="NaN|finite"):
+    with pytest.raises(ValueError, match=r"NaN|finite"):
         P().fit(np.full_like(Z, np.nan), R)
     with pytest.raises(ValueError, match=r"shape \(3, d, d\)"):
         probes.bracket_law(np.zeros((2, 3, 3)))
@@ -256,7 +256,7 @@ def test_bad_input(rng):
 
 def test_float32_fit(rng):
     R, a = one_parameter_elements("so3", TS)
-    Z, true = _planted(rng, a, n=300)
+    Z, _true = _planted(rng, a, n=300)
     probe = probes.LieAlgebraProbe(dtype=torch.float32, n_bootstrap=0).fit(Z.astype(np.float32), R)
     np.testing.assert_allclose(probe.r2_, 1.0, atol=1e-4)
     assert probe.bracket_check(tol=1e-3).holds
