@@ -343,6 +343,23 @@ def _check_method(method: str, eps: Any) -> None:
         raise ValueError(f"eps must be a positive float, got {eps!r}")
 
 
+def _jvp(F: Callable[[torch.Tensor], torch.Tensor], t0: torch.Tensor) -> tuple[Any, Any]:
+    """``(F(t0), dF/dt(t0))`` exactly: forward mode (dual numbers) where every operation
+    has a forward-mode formula, else two reverse passes (double backward), which covers
+    operations without one (e.g. ``grid_sample``)."""
+    import torch.autograd.forward_ad as fwAD
+
+    one = torch.ones_like(t0)
+    try:
+        # Dual numbers directly: torch.func.jvp would import torch._dynamo (seconds).
+        with fwAD.dual_level():
+            y, dy = fwAD.unpack_dual(F(fwAD.make_dual(t0, one)))
+        return y, torch.zeros_like(y) if dy is None else dy
+    except NotImplementedError:
+        with torch.enable_grad():
+            return torch.autograd.functional.jvp(F, t0, one)
+
+
 def family_lie_derivative(
     fn: Callable[[Any], Any],
     x: torch.Tensor,
@@ -364,9 +381,10 @@ def family_lie_derivative(
     translation of images (:mod:`latentgeo.actions` families) have no Haar spectrum but a
     Lie derivative all the same.
 
-    ``method="autograd"`` differentiates exactly: one forward-mode product computed by two
-    reverse passes (the double-backward trick of ``torch.autograd.functional.jvp``), so the
-    model must support double backward; parameters' ``.grad`` are not touched.
+    ``method="autograd"`` differentiates exactly: one forward-mode product (dual numbers)
+    or, where an operation has no forward-mode formula (e.g. ``grid_sample``), the same product
+    from two reverse passes (double backward, ``torch.autograd.functional.jvp``); parameters'
+    ``.grad`` are not touched.
     ``method="fd"`` uses the central difference ``(F(ε) − F(−ε)) / 2ε`` with no gradients
     (error O(ε²) for smooth families; O(ε) for bicubic image interpolation, whose second
     derivative jumps at pixel centres).
@@ -420,8 +438,7 @@ def family_lie_derivative(
 
     zero = torch.zeros((), dtype=t_dtype, device=x.device)
     if method == "autograd":
-        with torch.enable_grad():
-            y0, dy = torch.autograd.functional.jvp(F, zero, torch.ones_like(zero))
+        y0, dy = _jvp(F, zero)
     else:
         with torch.no_grad():
             y0 = F(zero)
