@@ -301,7 +301,7 @@ def test_lie_derivative_bad_input(cloud):
         probes.family_lie_derivative(_weighted_centroid, cloud, fam, np.eye(4))
     with pytest.raises(TypeError, match="must return a tensor"):
         probes.family_lie_derivative(lambda p: (p,), cloud, fam)
-    with pytest.raises(TypeError, match="floating-point torch.Tensor"):
+    with pytest.raises(TypeError, match=r"floating-point torch\.Tensor"):
         probes.family_lie_derivative(_weighted_centroid, cloud.numpy(), fam)
     with pytest.raises(TypeError, match="family"):
         probes.family_lie_derivative(_weighted_centroid, cloud, "x")
