@@ -14,9 +14,15 @@ import numpy as np
 import torch
 
 from probes._characters import character_multiplicities
+from probes._harmonic import (  # D1 (issue 11)
+    continuous_block,
+    harmonic_names,
+    resolve_max_degree,
+    run_element_values,
+)
 from probes._homomorphism import GroupConsistentProbe, homomorphism_error
 from probes._linear import LinearProbe
-from probes._spectrum import invariance_of_centred, is_circle_group, spectrum_of_centred
+from probes._spectrum import invariance_of_centred, spectrum_of_centred
 from probes._validation import as_index_list, check_group_order
 
 __all__ = ["PROBES", "run"]
@@ -110,9 +116,11 @@ def probe_private(Zt: torch.Tensor, group: Any, settings: dict[str, Any], device
     if bad:
         return out
     Zt -= Zt.mean(dim=(0, 1))
-    if "invariance" in wanted:
+    if not group.is_finite:  # D1 (issue 11): harmonic spectrum over the sampled elements
+        out.update(continuous_block(Zt, group, settings))
+    elif "invariance" in wanted:
         out["invariance"] = np.asarray(invariance_of_centred(Zt))
-    if "spectrum" in wanted:
+    if "spectrum" in wanted and group.is_finite:
         out["spectrum"] = spectrum_of_centred(Zt, group)[1].cpu().numpy()
     lin = None
     if "linear" in wanted or wanted & _NEEDS_LINEAR:
@@ -265,6 +273,7 @@ def run(
     linear: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float64,
     group: Any = None,
+    max_degree: int | None = None,
 ) -> Any:
     """Probe every (layer, step) of a run store, one at a time, with a results cache.
 
@@ -311,6 +320,10 @@ def run(
         Computation dtype; part of the cache key.
     group : FiniteGroup, optional
         Overrides the run's stored group (needed when the store records none).
+    max_degree : int, optional
+        Continuous groups: the largest irrep degree of the harmonic spectrum (default: the
+        largest the sampled elements support, see :func:`probes.orbit_spectrum`); part of the
+        cache key.  The ``irrep`` coordinate then ends with ``"residual"``.
 
     Returns
     -------
@@ -327,6 +340,8 @@ def run(
     import xarray as xr
 
     settings = _settings(probes, linear, dtype)
+    if max_degree is not None:  # D1 (issue 11): only then, so other runs keep their keys
+        settings["max_degree"] = int(max_degree)
     key = _cache_key(settings)
     r = _open(run_or_path)
     group = r.group if group is None else group
@@ -340,7 +355,7 @@ def run(
     else:
         step_req = [int(s) for s in steps]
     step_list = as_index_list(step_req, [int(s) for s in run_steps], "step")
-    circle = is_circle_group(group)
+    circle = not group.is_finite
     if circle:
         finite_only = sorted(set(settings["probes"]) & _NEEDS_FINITE)
         if finite_only:
@@ -348,8 +363,12 @@ def run(
                 f"probes {finite_only!r} need a finite group; this run's group is {group!r}"
             )
     elements = list(getattr(r, "elements", None) or r.latents(layer_list[0]).element.values)
-    if circle:
-        irreps = list(group.irrep_names(len(elements) // 2))
+    block_settings = settings
+    if circle:  # D1 (issue 11): element values and the resolved degree for each block
+        values = run_element_values(r, group, len(elements))
+        degree = resolve_max_degree(group, values, settings.get("max_degree"))
+        irreps = harmonic_names(group, degree)
+        block_settings = dict(settings, element_values=values, harmonic_degree=degree)
     else:
         check_group_order(len(elements), group, name=f"run {r!r}")
         irreps = [irrep.name for irrep in group.irreps()]
@@ -394,7 +413,7 @@ def run(
                 block = load_block(r, layer_list[li], index_of_step[int(steps_arr[si])])
                 Zt = private_tensor(block, dtype, device)
                 del block  # the float64 copy is all the probes need from here on
-                store(li, si, probe_private(Zt, group, settings, device))
+                store(li, si, probe_private(Zt, group, block_settings, device))
                 del Zt
                 _trim_memory()
                 bar.update()
@@ -409,7 +428,7 @@ def run(
                     str(path),
                     layer_list[li],
                     index_of_step[int(steps_arr[si])],
-                    settings,
+                    block_settings,
                     device,
                 ): (li, si)
                 for li, si in todo

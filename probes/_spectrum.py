@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes._harmonic import harmonic_spectrum
 from probes._validation import as_orbit_tensor, check_group_order
 
 __all__ = ["invariance", "orbit_spectrum"]
@@ -17,19 +18,35 @@ def _centred(Z: torch.Tensor) -> torch.Tensor:
     return Z - Z.mean(dim=(0, 1), keepdim=True)
 
 
-def invariance(Z: Any, *, device: Any = None, dtype: torch.dtype = torch.float64) -> float:
+def invariance(
+    Z: Any,
+    group: Any = None,
+    elements: Any = None,
+    max_degree: int | None = None,
+    *,
+    device: Any = None,
+    dtype: torch.dtype = torch.float64,
+) -> float:
     """Fraction of the centred variance of the latents that is invariant under the group.
 
     The invariant part of a sample's orbit signal ``g ↦ z(g·x)`` is its orbit mean; the
     fraction is ``Σ_{units} |G| Σ_i ‖m_i − μ‖² / Σ_{units} Σ_{g,i} ‖z(g·x_i) − μ‖²`` with ``m_i``
     the orbit mean and ``μ`` the grand mean, i.e. per-unit fractions aggregated with weights
     proportional to each unit's variance.  It equals the trivial irrep's share of
-    :func:`orbit_spectrum`.
+    :func:`orbit_spectrum`.  For a continuous group (``group`` given, ``group.is_finite`` False)
+    the orbit mean is the Haar mean of the harmonic fit, and the fraction is the trivial
+    irrep's share of :func:`orbit_spectrum` (see there).
 
     Parameters
     ----------
     Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
-        Orbit latents over all group elements (or a uniform grid of a continuous group).
+        Orbit latents over all group elements (a finite group) or sampled elements.
+    group : group, optional
+        Needed only for a continuous group (with ``elements``).
+    elements : array of shape (n_elements, ...), optional
+        Element values of the element axis (continuous groups: required).
+    max_degree : int, optional
+        Degree of the harmonic fit (continuous groups); see :func:`orbit_spectrum`.
     device : torch.device or str, optional
     dtype : torch.dtype
 
@@ -38,6 +55,11 @@ def invariance(Z: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
     float in [0, 1]
         1 for an invariant layer; 0 when every orbit has the grand mean as its mean.  A layer
         with no variance at all returns 1 (nothing varies, so nothing breaks invariance).
+
+    Raises
+    ------
+    TypeError
+        For a continuous group without ``elements``.
 
     Examples
     --------
@@ -49,7 +71,34 @@ def invariance(Z: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
     >>> round(invariance(np.stack([z, -z])), 12)
     0.0
     """
-    return invariance_of_centred(_centred(as_orbit_tensor(Z, dtype=dtype, device=device)))
+    Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
+    if group is not None and not group.is_finite:
+        values = continuous_elements(group, elements, Zt.shape[0])
+        return float(harmonic_spectrum(_centred(Zt), group, values, max_degree)[1][0])
+    return invariance_of_centred(_centred(Zt))
+
+
+def continuous_elements(group: Any, elements: Any, n_elements: int) -> np.ndarray:
+    """The element values a continuous group's probes need, checked against ``Z``.
+
+    Raises
+    ------
+    TypeError
+        If ``elements`` is None.
+    ValueError
+        If its first axis does not have ``n_elements`` entries.
+    """
+    if elements is None:
+        raise TypeError(
+            f"{group!r} is continuous: pass elements=, the element values along Z's element "
+            "axis (e.g. action.element_values or run.element_values)"
+        )
+    values = np.asarray(elements, dtype=np.float64)
+    if values.shape[:1] != (n_elements,):
+        raise ValueError(
+            f"elements has shape {values.shape!r} but Z has {n_elements} elements along axis 0"
+        )
+    return values
 
 
 def invariance_of_centred(Zc: torch.Tensor) -> float:
@@ -63,32 +112,60 @@ def invariance_of_centred(Zc: torch.Tensor) -> float:
 
 
 def orbit_spectrum(
-    Z: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
+    Z: Any,
+    group: Any,
+    elements: Any = None,
+    max_degree: int | None = None,
+    *,
+    device: Any = None,
+    dtype: torch.dtype = torch.float64,
 ) -> Any:
     """Share of the centred variance of the orbit signal in each real irrep's isotypic part.
 
-    For each sample and unit, the orbit signal ``f(g) = z(g·x) − μ`` is a function on the group;
-    the isotypic projectors of the regular representation split it into orthogonal parts, one
-    per real irrep (for a cyclic group this is the discrete Fourier transform over the orbit,
-    with frequencies ``k`` and ``n − k`` pooled into one real irrep).  The spectrum is the
-    energy of each part summed over samples and units, divided by the total.
+    For each sample and unit, the orbit signal ``f(g) = z(g·x) − μ`` is a function on the
+    group.  For a finite group the isotypic projectors of the regular representation split it
+    into orthogonal parts, one per real irrep (for a cyclic group this is the discrete Fourier
+    transform over the orbit, with frequencies ``k`` and ``n − k`` pooled into one real irrep).
+    For a continuous group (SO(2), O(2), SO(3), O(3)) the orbit is known at sampled elements
+    and the parts come from harmonic least squares in the irreps' matrix entries up to
+    ``max_degree`` (:mod:`probes._harmonic`): each irrep's share is the Haar norm of its fitted
+    component, the invariant share is the spread over samples of each orbit's fitted Haar
+    mean, and ``"residual"`` is the share the fit leaves.  On a uniform grid of SO(2) this
+    equals the discrete Fourier transform with the frequencies above ``max_degree`` pooled in
+    ``"residual"``.  The spectrum is each part's energy summed over samples and units, over
+    the total.
 
     Parameters
     ----------
     Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
-        Orbit latents, element axis in the group's element order.
-    group : FiniteGroup
-        Provides ``irreps`` (names) and ``isotypic_projectors()``.  For ``SO2`` the element
-        axis is taken as a uniform grid of angles ``2πk/n`` and the spectrum is over integer
-        frequencies ``0, 1, ..., n // 2``, named as the group's irreps (``"A"``, ``"E1"``, ...).
+        Orbit latents, element axis in the group's element order (finite groups) or at the
+        element values ``elements`` (continuous groups).
+    group : group
+        Any group of the protocol (``latentgeo.groups``).
+    elements : array of shape (n_elements, ...), optional
+        Element values along ``Z``'s element axis: required for a continuous group
+        (``action.element_values``, ``run.element_values``); for a finite group ``None`` or
+        ``arange(order)``.
+    max_degree : int, optional
+        Continuous groups: the largest irrep degree fitted.  Default: the largest (at most 4)
+        with at least 2 sampled elements per basis function on each component of the group;
+        a larger value warns with the numbers.
     device : torch.device or str, optional
     dtype : torch.dtype
 
     Returns
     -------
     xarray.DataArray of shape (n_irreps,)
-        Dim ``"irrep"`` with the irrep names as coordinates, summing to 1; the trivial irrep's
-        share equals :func:`invariance`.
+        Dim ``"irrep"`` with the irrep names as coordinates (continuous groups: up to
+        ``max_degree``, then ``"residual"``), summing to 1; the trivial irrep's share equals
+        :func:`invariance`.
+
+    Raises
+    ------
+    TypeError
+        For a continuous group without ``elements``.
+    ValueError
+        If the element axis does not match the group (finite) or ``elements``.
 
     Examples
     --------
@@ -103,23 +180,22 @@ def orbit_spectrum(
     import xarray as xr
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
-    if not is_circle_group(group):
+    if group.is_finite:
         check_group_order(Zt.shape[0], group)
-    names, fractions = spectrum_of_centred(_centred(Zt), group)
+        if elements is not None and not np.array_equal(
+            np.asarray(elements), np.arange(group.order)
+        ):
+            raise ValueError(
+                f"elements of a finite group's orbit must be None or arange({group.order}) "
+                f"(every element, in order), got {elements!r}"
+            )
+    names, fractions = spectrum_of_centred(_centred(Zt), group, elements, max_degree)
     return xr.DataArray(
         fractions.cpu().numpy(),
         dims=("irrep",),
         coords={"irrep": np.asarray(names, dtype=object)},
         name="spectrum",
     )
-
-
-def is_circle_group(group: Any) -> bool:
-    """True for a continuous group (the protocol's ``is_finite`` is False).
-
-    Its orbit axis is taken as a uniform grid of angles ``2πk/n`` of a one-parameter group.
-    """
-    return not group.is_finite
 
 
 def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[str], torch.Tensor]:
@@ -133,10 +209,17 @@ def projector_stack(group: Any, dtype: torch.dtype, device: Any) -> tuple[list[s
     return names, torch.as_tensor(P, dtype=dtype, device=device)
 
 
-def spectrum_of_centred(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    """Irrep names and spectrum of latents already centred by their grand mean."""
-    if is_circle_group(group):
-        return _circle_spectrum(Zc, group)
+def spectrum_of_centred(
+    Zc: torch.Tensor, group: Any, elements: Any = None, max_degree: int | None = None
+) -> tuple[list[str], torch.Tensor]:
+    """Irrep names and spectrum of latents already centred by their grand mean.
+
+    Continuous groups need ``elements`` (the element values) and take ``max_degree``
+    (:func:`probes._harmonic.harmonic_spectrum`); their names end with ``"residual"``.
+    """
+    if not group.is_finite:
+        values = continuous_elements(group, elements, Zc.shape[0])
+        return harmonic_spectrum(Zc, group, values, max_degree)
     check_group_order(Zc.shape[0], group)
     return _finite_spectrum(Zc, group)
 
@@ -155,22 +238,3 @@ def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Ten
         out[0] = 1.0
         return names, out
     return names, (energy / total).clamp_min(0.0)
-
-
-def _circle_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    n = Zc.shape[0]
-    F = torch.fft.rfft(Zc, dim=0)  # (n // 2 + 1, samples, units)
-    power = (F.abs() ** 2).sum(dim=(1, 2))
-    # Parseval for the real FFT: interior frequencies stand for k and n − k.
-    weight = torch.full_like(power, 2.0)
-    weight[0] = 1.0
-    if n % 2 == 0:
-        weight[-1] = 1.0
-    power = power * weight
-    total = power.sum()
-    names = list(group.irrep_names(power.numel() - 1))
-    if total <= 0:
-        out = torch.zeros_like(power)
-        out[0] = 1.0
-        return names, out
-    return names, power / total

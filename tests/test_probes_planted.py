@@ -113,7 +113,7 @@ def test_circle_spectrum_on_uniform_grid(rng):
     theta = 2 * np.pi * np.arange(n) / n
     amp = rng.normal(size=(40, 1))
     Z = np.stack([np.hstack([amp * np.cos(3 * t), amp * np.sin(3 * t)]) for t in theta])
-    spec = probes.orbit_spectrum(Z, SO2())
+    spec = probes.orbit_spectrum(Z, SO2(), theta)
     np.testing.assert_allclose(float(spec.sel(irrep="E3")), 1.0, rtol=1e-12)
 
 

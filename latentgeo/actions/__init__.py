@@ -14,7 +14,8 @@ Every action is an immutable value object with the same interface:
 
 Actions: :class:`ImageRotations` (rot90/flips: C4, D4, C2, ...), :class:`ImageTranslations`
 (cyclic shifts), :class:`ImageRotationAngles` (any angle, by interpolation),
-:class:`TokenShift` (tokens modulo p), :class:`SetPermutation` (set elements / graph nodes).
+:class:`TokenShift` (tokens modulo p), :class:`SetPermutation` (set elements / graph nodes),
+:class:`PointCloudRotations` (point clouds under sampled elements of SO(3), O(3), O(2)).
 
 One-parameter families ``t ↦ T_t`` (differentiable in ``t``, for Lie derivatives; not group
 actions over a stored orbit): :class:`PointCloudFamily` (``x ↦ x expm(tG)ᵀ``, e.g.
@@ -40,6 +41,7 @@ from latentgeo.actions._families import (
     so3_basis,
 )
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
+from latentgeo.actions._pointcloud import PointCloudRotations
 from latentgeo.actions._sets import SetPermutation
 from latentgeo.actions._tokens import TokenShift
 
@@ -53,6 +55,7 @@ __all__ = [
     "ImageTranslations",
     "OneParameterFamily",
     "PointCloudFamily",
+    "PointCloudRotations",
     "SetPermutation",
     "TokenShift",
     "from_spec",
@@ -69,9 +72,17 @@ __all__ = [
 _SPEC_FIELDS: dict[str, tuple[type[Action], tuple[str, ...]]] = {
     "ImageRotations": (ImageRotations, ("group",)),
     "ImageTranslations": (ImageTranslations, ("h", "w", "stride")),
-    "ImageRotationAngles": (ImageRotationAngles, ("n", "interpolation", "padding_mode")),
+    "ImageRotationAngles": (
+        ImageRotationAngles,
+        ("n", "interpolation", "padding_mode", "group"),  # D1: "group" (SO2/O2)
+    ),
     "TokenShift": (TokenShift, ("p", "position", "independent")),
     "SetPermutation": (SetPermutation, ("n", "kind", "axes", "permutations")),
+    # D1 (issue 11)
+    "PointCloudRotations": (
+        PointCloudRotations,
+        ("group", "n_elements", "seed", "vectors", "scalars"),
+    ),
 }
 
 

@@ -182,6 +182,16 @@ class ImageRotationAngles(Action):
     (the test suite's image) on ``Cyclic(8)`` the relative composition error is about 12%,
     3.6% and 0.9% at 16², 32² and 64² pixels, while white noise gives ~50% at any size.
 
+    The continuous groups: with ``group="SO2"`` the same ``n`` grid angles are elements of
+    ``SO2()`` (:attr:`element_values` the angles, names ``"g0"``, ``"g1"``, ...), so the
+    probes treat the orbit as samples of SO(2) (harmonic spectrum, which on this grid equals
+    the discrete Fourier transform).  With ``group="O2"`` the orbit has ``2n`` elements of
+    ``O2()``: the ``n`` rotations, then the same rotations after the mirror
+    ``S = diag(1, −1)`` (:meth:`latentgeo.groups.O2.grid`), element values 2x2 matrices.
+    An element ``g`` (a matrix) samples the input at ``F gᵀ F p`` with ``F = diag(1, −1)``,
+    which is ``R(θ) p`` for the rotation by ``θ`` as above (the image ``y`` axis points down),
+    and for ``S`` flips the image upside down.  :meth:`act_value` acts with any element.
+
     Parameters
     ----------
     n : int or sequence of float
@@ -189,11 +199,15 @@ class ImageRotationAngles(Action):
         uniform grid starting at 0.
     interpolation : {"bilinear", "bicubic", "nearest"}
     padding_mode : {"zeros", "border", "reflection"}
+    group : {None, "SO2", "O2"}
+        ``None`` (default): the finite group ``Cyclic(n)``; ``"SO2"`` / ``"O2"``: the
+        continuous group, as described above.
     """
 
     n: Any = 8
     interpolation: str = "bilinear"
     padding_mode: str = "zeros"
+    group: Any = None
 
     exact = False
 
@@ -221,12 +235,59 @@ class ImageRotationAngles(Action):
             )
         if self.padding_mode not in _PADDING:
             raise ValueError(f"padding_mode must be one of {_PADDING}, got {self.padding_mode!r}")
+        from latentgeo.groups import Cyclic, parse
+
+        group = Cyclic(self.n) if self.group is None else self.group
+        group = parse(group) if isinstance(group, str) else group
+        if group not in (Cyclic(self.n), parse("SO2"), parse("O2")):
+            raise ValueError(
+                f"ImageRotationAngles(n={self.n}) carries Cyclic({self.n}), SO2 or O2; "
+                f"got group={self.group!r}"
+            )
+        object.__setattr__(self, "group", group)
 
     @property
-    def group(self) -> Any:
-        from latentgeo.groups import Cyclic
+    def _mode(self) -> str | None:
+        # None for the finite Cyclic(n), else the continuous group's spec ("SO2", "O2").
+        return None if self.group.is_finite else self.group.spec
 
-        return self._cached("_group", lambda: Cyclic(self.n))
+    @property
+    def element_values(self) -> np.ndarray:
+        """Cyclic: indices ``arange(n)``; SO2: the angles; O2: the ``2n`` matrices."""
+        if self._mode is None:
+            return super().element_values
+        if self._mode == "SO2":
+            return self.angles
+        return self.group.grid(self.n)
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Cyclic: the group's names; SO2/O2: ``"g0"``, ``"g1"``, ..."""
+        if self._mode is None:
+            return super().elements
+        from latentgeo.actions._continuous import sampled_names
+
+        return sampled_names(len(self.element_values))
+
+    def _sampling_matrices(self, values: Any) -> torch.Tensor:
+        """Pixel-coordinate sampling maps ``A`` (output at ``p`` reads input at ``A p``)."""
+        if self._mode in (None, "SO2"):
+            theta = np.asarray(values, dtype=np.float64)
+            c, s = np.cos(theta), np.sin(theta)
+            A = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+        else:
+            F = np.diag([1.0, -1.0])
+            A = F @ np.swapaxes(self.group.check_elements(values), -1, -2) @ F
+        return torch.as_tensor(A, dtype=torch.float64)
+
+    def act_value(self, value: Any, x: Any) -> Any:
+        """Act with any element value (an angle for Cyclic/SO2, a 2x2 matrix for O2)."""
+        t, was_numpy = as_tensor(x)
+        self._validate(t)
+        A = self._sampling_matrices(value)
+        if A.ndim != 2:
+            raise ValueError(f"value must be one element, got {value!r}")
+        return like_input(self._resample(t, A), was_numpy)
 
     @property
     def lie_group(self) -> Any:
@@ -250,12 +311,18 @@ class ImageRotationAngles(Action):
     def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
         if k == 0:
             return x.clone()
+        if self._mode == "O2":
+            return self._resample(x, self._sampling_matrices(self.element_values[k]))
         return self._rotate(x, torch.tensor(2 * math.pi * k / self.n, dtype=torch.float64))
 
     def _orbit(self, x: torch.Tensor) -> torch.Tensor:
-        # One grid_sample call for all n angles (the batch repeated per angle).
-        thetas = torch.as_tensor(self.angles, dtype=torch.float64)
-        out = self._rotate(x.expand(self.n, *x.shape).contiguous(), thetas)
+        # One grid_sample call for all angles (the batch repeated per angle).
+        if self._mode == "O2":
+            A = self._sampling_matrices(self.element_values)
+            out = self._resample(x.expand(len(A), *x.shape).contiguous(), A)
+        else:
+            thetas = torch.as_tensor(self.angles, dtype=torch.float64)
+            out = self._rotate(x.expand(self.n, *x.shape).contiguous(), thetas)
         out[0] = x  # the identity, untouched by interpolation
         return out
 
@@ -291,37 +358,43 @@ class ImageRotationAngles(Action):
         return like_input(self._rotate(t, th), was_numpy)
 
     def _rotate(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        theta = theta.to(device=x.device, dtype=torch.float64)
+        c, s = torch.cos(theta), torch.sin(theta)
+        A = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        return self._resample(x, A)
+
+    def _resample(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """Output at pixel ``p`` (pixel units from the centre, ``(column, row)``) samples the
+        input at ``A p``; ``A`` of shape (2, 2) or (n, 2, 2) with ``n = x.shape[0]``."""
         import torch.nn.functional as F
 
         h, w = x.shape[-2:]
         lead = x.shape[:-2]
         flat = x.reshape(-1, 1, h, w)
         m = flat.shape[0]
-        theta = theta.to(device=x.device, dtype=torch.float64)
-        if theta.ndim == 1:
-            # one angle per leading index: repeat over the remaining leading axes
+        A = A.to(device=x.device, dtype=torch.float64)
+        if A.ndim == 3:
+            # one map per leading index: repeat over the remaining leading axes
             per = int(np.prod(lead[1:], dtype=np.int64)) if len(lead) > 1 else 1
-            theta = theta.repeat_interleave(per)
+            A = A.repeat_interleave(per, dim=0)
         else:
-            theta = theta.expand(m)
-        c, s = torch.cos(theta), torch.sin(theta)
+            A = A.expand(m, 2, 2)
         # affine_grid works in coordinates normalised to [-1, 1] along each axis; convert to
-        # pixel units (scale by W/2, H/2) so the rotation is rigid on non-square images:
-        # A = S^-1 R(θ) S, with (u, v) = (column, row) and R(θ) = [[c, -s], [s, c]] which
-        # reproduces torch.rot90 at θ = π/2.
-        sx, sy = w / 2.0, h / 2.0
-        zero = torch.zeros_like(c)
-        rows = [
-            torch.stack([c, -s * sy / sx, zero], dim=-1),
-            torch.stack([s * sx / sy, c, zero], dim=-1),
-        ]
+        # pixel units (scale by W/2, H/2) so the map is rigid on non-square images:
+        # S^-1 A S with S = diag(W/2, H/2); R(θ) = [[c, -s], [s, c]] reproduces torch.rot90
+        # at θ = π/2.
+        scale = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64, device=x.device)
+        An = A * scale[None, None, :] / scale[None, :, None]
         # float64 affine parameters rounded once to the image dtype: the grid is then as
         # accurate as that dtype allows.
-        A = torch.stack(rows, dim=-2).to(x.dtype)
-        grid = F.affine_grid(A, [m, 1, h, w], align_corners=False)
-        mode = self.interpolation
+        affine = torch.cat([An, torch.zeros(m, 2, 1, dtype=An.dtype, device=An.device)], -1)
+        grid = F.affine_grid(affine.to(x.dtype), [m, 1, h, w], align_corners=False)
         out = F.grid_sample(
-            flat, grid, mode=mode, padding_mode=self.padding_mode, align_corners=False
+            flat,
+            grid,
+            mode=self.interpolation,
+            padding_mode=self.padding_mode,
+            align_corners=False,
         )
         return out.reshape(x.shape)
 
@@ -347,12 +420,19 @@ class ImageRotationAngles(Action):
             t, _ = as_tensor(x)
             _check_image(t, "ImageRotationAngles")
             mask = self.disc_mask(t.shape[-2], t.shape[-1]).to(t.device)
+        if self._mode is not None:
+            from latentgeo.actions._continuous import check_continuous
+
+            return check_continuous(self, x, mask=mask, **kwargs)
         return super().check(x, mask=mask, **kwargs)
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec = {
             "type": "ImageRotationAngles",
             "n": self.n,
             "interpolation": self.interpolation,
             "padding_mode": self.padding_mode,
         }
+        if self._mode is not None:
+            spec["group"] = self._mode
+        return spec

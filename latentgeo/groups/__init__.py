@@ -6,7 +6,9 @@ Finite groups are immutable, hashable value objects defined by a Cayley table, w
 closed-form real irreps; any other group (:meth:`FiniteGroup.from_cayley_table`) gets its
 real irreps by a seeded numerical decomposition of the regular representation.
 :func:`parse` turns a spec (``"C8"``, ``"D4"``, ``"C2xC4"``, ``"S3"``, ``"SO2"``) or a repr
-back into a group.  :class:`SO2` is the continuous rotation group.
+back into a group.  :class:`SO2` is the continuous rotation group of the plane;
+:class:`O2`, :class:`SO3` and :class:`O3` are the compact matrix groups with real irreps
+by degree (Wigner-D for SO(3)).
 
 Examples
 --------
@@ -21,21 +23,30 @@ from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
+from ._matrix import MatrixGroup, MatrixIrrep
+from ._o2 import O2
+from ._o3 import O3
 from ._parse import parse
 from ._product import DirectProduct
 from ._protocol import Group, as_generator
 from ._so2 import SO2, SO2Irrep
+from ._so3 import SO3
 from ._symmetric import Symmetric
 
 __all__ = [
     "IRREP_TYPES",
+    "O2",
+    "O3",
     "SO2",
+    "SO3",
     "Cyclic",
     "Dihedral",
     "DirectProduct",
     "FiniteGroup",
     "Group",
     "Irrep",
+    "MatrixGroup",
+    "MatrixIrrep",
     "SO2Irrep",
     "Symmetric",
     "as_generator",

@@ -11,6 +11,8 @@ from ._finite import FiniteGroup
 __all__ = ["parse"]
 
 _SHORT = re.compile(r"(SO2|C|D|S)(\d*)")
+# D1 (issue 11): the compact matrix groups, matched before the finite families.
+_MATRIX_GROUPS = ("SO3", "O3", "O2")
 _CALL_NAMES = (
     "FiniteGroup.from_cayley_table",
     "DirectProduct",
@@ -63,6 +65,17 @@ class _Parser:
                 raise self.error("missing ')'")
             self.pos += 1
             return group
+        # D1 (issue 11): SO3, O3, O2 and their reprs SO3(), O3(), O2().
+        for name in _MATRIX_GROUPS:
+            if self.text.startswith(name, self.pos):
+                end = self.pos + len(name)
+                if self.text.startswith("()", end):
+                    end += 2
+                if end == len(self.text) or not self.text[end].isalnum():
+                    self.pos = end
+                    from . import _o2, _o3, _so3
+
+                    return {"SO3": _so3.SO3, "O3": _o3.O3, "O2": _o2.O2}[name]()
         for name in _CALL_NAMES:
             if self.text.startswith(name, self.pos):
                 after = self.pos + len(name)
@@ -184,9 +197,9 @@ def parse(spec: Any) -> Any:
     >>> parse("C2xC4").order
     8
     """
-    from ._so2 import SO2
+    from ._protocol import Group
 
-    if isinstance(spec, FiniteGroup | SO2):
+    if isinstance(spec, Group):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"group spec must be a str, got {spec!r}")
