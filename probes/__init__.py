@@ -32,7 +32,12 @@ from probes._lie import (
     lie_derivative,
     so3_lie_derivative,
 )
-from probes._lie_algebra import BracketLawCheck, LieAlgebraProbe, bracket_law
+from probes._lie_algebra import (
+    BracketLawCheck,
+    LieAlgebraProbe,
+    bracket_law,
+    one_parameter_elements,
+)
 from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
@@ -54,6 +59,7 @@ __all__ = [
     "homomorphism_error",
     "invariance",
     "lie_derivative",
+    "one_parameter_elements",
     "orbit_spectrum",
     "run",
     "so3_lie_derivative",
