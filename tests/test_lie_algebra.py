@@ -20,9 +20,8 @@ from probes._lie_algebra import (
 TS = [0.05, -0.05, 0.1, -0.1, 0.4, 0.9]
 
 
-def _degree2_generators() -> np.ndarray:
-    """so(3) on traceless symmetric 3x3 matrices (S ↦ R S Rᵀ, the real degree-2 irrep):
-    (l2(X))_ab = <E_a, [X, E_b]> in a Frobenius-orthonormal basis E_a."""
+def _degree2_basis() -> np.ndarray:
+    """A Frobenius-orthonormal basis E_a (5, 3, 3) of traceless symmetric 3x3 matrices."""
     E = []
     for i, j in ((0, 1), (0, 2), (1, 2)):
         M = np.zeros((3, 3))
@@ -30,7 +29,13 @@ def _degree2_generators() -> np.ndarray:
         E.append(M)
     E.append(np.diag([1.0, -1.0, 0.0]) / np.sqrt(2))
     E.append(np.diag([1.0, 1.0, -2.0]) / np.sqrt(6))
-    E = np.stack(E)
+    return np.stack(E)
+
+
+def _degree2_generators() -> np.ndarray:
+    """so(3) on traceless symmetric 3x3 matrices (S ↦ R S Rᵀ, the real degree-2 irrep):
+    (l2(X))_ab = <E_a, [X, E_b]>."""
+    E = _degree2_basis()
     X = so3_basis()
     return np.einsum("aij,xjk,bki->xab", E, X, E) - np.einsum("aij,bjk,xki->xab", E, E, X)
 
@@ -260,3 +265,43 @@ def test_float32_fit(rng):
     probe = probes.LieAlgebraProbe(dtype=torch.float32, n_bootstrap=0).fit(Z.astype(np.float32), R)
     np.testing.assert_allclose(probe.r2_, 1.0, atol=1e-4)
     assert probe.bracket_check(tol=1e-3).holds
+
+
+def test_fit_from_a_recorded_store(tmp_path, rng):
+    """Latents recorded under SO3AxisRotations into a real zarr store, read back with their
+    element values, give the degree-1 ⊕ degree-2 generators of the layer."""
+    from latentgeo.actions import SO3AxisRotations, from_spec
+    from latentgeo.record import LatentRecorder
+    from latentgeo.store import open_run
+
+    E = torch.as_tensor(_degree2_basis())
+    P = torch.as_tensor(rng.normal(size=(8, 8)) + 3 * np.eye(8))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.feat = torch.nn.Identity()
+
+        def forward(self, x):
+            c = x.mean(dim=-2)
+            m = torch.einsum("bni,bnj->bij", x, x) / x.shape[-2]
+            q = torch.einsum("aij,bij->ba", E, m)  # traceless part, degree 2
+            return self.feat(torch.cat([c, q], -1) @ P.T)
+
+    act = SO3AxisRotations((0.05, -0.05, 0.1, -0.1, 0.4))
+    assert from_spec(act.to_spec()) == act
+    x = torch.as_tensor(rng.normal(size=(120, 6, 3)) + np.array([0.5, 0.0, -0.3]))
+    path = tmp_path / "axis.zarr"
+    rec = LatentRecorder(Net(), ["feat"], act, x, path, dtype="float64")
+    rec.record(0)
+    rec.close()
+    run = open_run(path)
+    np.testing.assert_array_equal(run.element_values, act.element_values)
+    Z = run.latents("feat").isel(step=0).values
+    probe = probes.LieAlgebraProbe(n_bootstrap=0).fit(Z, run.element_values)
+    gens = np.zeros((3, 8, 8))
+    gens[:, :3, :3] = so3_basis()
+    gens[:, 3:, 3:] = _degree2_generators()
+    true = np.einsum("ij,xjk,kl->xil", P.numpy(), gens, np.linalg.inv(P.numpy()))
+    np.testing.assert_allclose(probe.generators_, true, atol=1e-7 * np.abs(true).max())
+    assert probe.bracket_check().holds

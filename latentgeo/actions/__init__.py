@@ -21,6 +21,8 @@ One-parameter families ``t ↦ T_t`` (differentiable in ``t``, for Lie derivativ
 actions over a stored orbit): :class:`PointCloudFamily` (``x ↦ x expm(tG)ᵀ``, e.g.
 :func:`point_cloud_rotation`), :class:`ImageAffineFamily` (:func:`image_translation`,
 :func:`image_scaling`, :func:`image_shear`, :func:`image_rotation`); :func:`so3_basis`.
+:class:`SO3AxisRotations` records point clouds under small rotations about each axis (the
+orbit :class:`probes.LieAlgebraProbe` fits generators from).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from latentgeo.actions._axis_rotations import SO3AxisRotations
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
 from latentgeo.actions._families import (
     ImageAffineFamily,
@@ -56,6 +59,7 @@ __all__ = [
     "OneParameterFamily",
     "PointCloudFamily",
     "PointCloudRotations",
+    "SO3AxisRotations",
     "SetPermutation",
     "TokenShift",
     "from_spec",
@@ -83,6 +87,8 @@ _SPEC_FIELDS: dict[str, tuple[type[Action], tuple[str, ...]]] = {
         PointCloudRotations,
         ("group", "n_elements", "seed", "vectors", "scalars"),
     ),
+    # D2 (issue 11): the small-rotation orbit of the Lie-algebra probe
+    "SO3AxisRotations": (SO3AxisRotations, ("ts", "vectors", "scalars")),
 }
 
 
