@@ -104,7 +104,7 @@ def structure_constants(basis: Any) -> np.ndarray:
     brackets = np.einsum("iab,jbc->ijac", B, B) - np.einsum("jab,ibc->ijac", B, B)
     target = brackets.reshape(k * k, -1).T  # (m², k²)
     coef, *_ = np.linalg.lstsq(flat, target, rcond=None)
-    resid = np.linalg.norm(flat @ coef - target) / max(np.linalg.norm(target), 1.0)
+    resid = float(np.linalg.norm(flat @ coef - target)) / max(float(np.linalg.norm(target)), 1.0)
     if resid > 1e-9:
         raise ValueError(
             f"the basis is not closed under the commutator (relative residual {resid:.2e}): "
@@ -386,8 +386,7 @@ class LieAlgebraProbe(BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from probes import LieAlgebraProbe
-    >>> from probes._lie_algebra import one_parameter_elements
+    >>> from probes import LieAlgebraProbe, one_parameter_elements
     >>> R, a = one_parameter_elements("so3", [0.05, -0.05, 0.1, 0.5])
     >>> x = np.random.default_rng(0).normal(size=(100, 3))
     >>> Z = np.einsum("gij,nj->gni", R, x)     # vectors: the defining representation
