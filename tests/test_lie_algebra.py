@@ -122,6 +122,7 @@ def test_planted_degrees_1_and_2_recovered_and_bracket_holds(rng):
     )
 
 
+@pytest.mark.slow
 def test_noisy_planted_bracket_holds_within_the_spread_rule(rng):
     R, a = one_parameter_elements("so3", TS)
     Z, _true = _planted(rng, a, n=400, noise=0.02)
