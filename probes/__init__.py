@@ -12,6 +12,10 @@ torch, float64 by default, on any device).
 - :func:`character_multiplicities` — soft irrep multiplicities of fitted maps;
 - :class:`GeneratorProbe`, :func:`lie_derivative` — SO(2) generators and Lie derivatives;
 - :func:`subgroup_scan` — invariance and equivariance under every subgroup, from one orbit;
+- :class:`LieAlgebraProbe`, :func:`bracket_law` — one generator per Lie-algebra basis element
+  (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
+- :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
+  (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
@@ -22,7 +26,19 @@ from probes._homomorphism import (
     fit_from_generators,
     homomorphism_error,
 )
-from probes._lie import GeneratorProbe, lie_derivative
+from probes._lie import (
+    GeneratorProbe,
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
+)
+from probes._lie_algebra import (
+    BracketLawCheck,
+    LieAlgebraProbe,
+    bracket_law,
+    one_parameter_elements,
+)
 from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
@@ -30,18 +46,25 @@ from probes._spectrum import invariance, orbit_spectrum
 from probes._subgroups import respected_subgroups, subgroup_scan
 
 __all__ = [
+    "BracketLawCheck",
     "GeneratorProbe",
     "GroupConsistentProbe",
     "HomomorphismDefect",
+    "LieAlgebraProbe",
     "LinearProbe",
     "OrthogonalProbe",
+    "bracket_law",
     "character_multiplicities",
+    "family_latents",
+    "family_lie_derivative",
     "fit_from_generators",
     "homomorphism_error",
     "invariance",
     "lie_derivative",
+    "one_parameter_elements",
     "orbit_spectrum",
     "respected_subgroups",
     "run",
+    "so3_lie_derivative",
     "subgroup_scan",
 ]

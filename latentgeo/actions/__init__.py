@@ -33,6 +33,13 @@ the spectrum on a finite subgroup they contain (``subgroup=``).
 Continuous groups: :class:`PointCloudRotations` (point clouds under a fixed sample of
 elements of SO(3), O(3), O(2), identity first) and :class:`ImageRotationAngles` with
 ``group="SO2"``/``"O2"``; their ``element_values`` are the sampled matrices.
+
+One-parameter families ``t ↦ T_t`` (differentiable in ``t``, for Lie derivatives; not group
+actions over a stored orbit): :class:`PointCloudFamily` (``x ↦ x expm(tG)ᵀ``, e.g.
+:func:`point_cloud_rotation`), :class:`ImageAffineFamily` (:func:`image_translation`,
+:func:`image_scaling`, :func:`image_shear`, :func:`image_rotation`); :func:`so3_basis`.
+:class:`SO3AxisRotations` records point clouds under small rotations about each axis (the
+orbit :class:`probes.LieAlgebraProbe` fits generators from).
 """
 
 from __future__ import annotations
@@ -43,7 +50,19 @@ from typing import Any
 
 from latentgeo._registry import ACTIONS as _ACTIONS
 from latentgeo._registry import MissingExtensionError
+from latentgeo.actions._axis_rotations import SO3AxisRotations
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
+from latentgeo.actions._families import (
+    ImageAffineFamily,
+    OneParameterFamily,
+    PointCloudFamily,
+    image_rotation,
+    image_scaling,
+    image_shear,
+    image_translation,
+    point_cloud_rotation,
+    so3_basis,
+)
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._pointcloud import PointCloudRotations
 from latentgeo.actions._sets import SetPermutation
@@ -56,16 +75,26 @@ __all__ = [
     "ActionCheckError",
     "ElementSubset",
     "GroupTokens",
+    "ImageAffineFamily",
     "ImageRotationAngles",
     "ImageRotations",
     "ImageTranslations",
     "MissingExtensionError",
+    "OneParameterFamily",
+    "PointCloudFamily",
     "PointCloudRotations",
     "RandomPermutations",
+    "SO3AxisRotations",
     "SetPermutation",
     "TokenShift",
     "from_spec",
+    "image_rotation",
+    "image_scaling",
+    "image_shear",
+    "image_translation",
+    "point_cloud_rotation",
     "register",
+    "so3_basis",
 ]
 
 #: Class decorator registering an :class:`Action` subclass under its class name (the
@@ -85,6 +114,7 @@ for _cls in (
     ElementSubset,
     RandomPermutations,
     PointCloudRotations,
+    SO3AxisRotations,
 ):
     register(_cls)
 del _cls
