@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["GRAM_CONDITION_LIMIT", "Design", "default_alphas", "fit_design", "select_alpha"]
+__all__ = [
+    "GRAM_CONDITION_LIMIT",
+    "Design",
+    "default_alphas",
+    "fit_design",
+    "ridge_weights",
+    "select_alpha",
+]
 
 
 @dataclass(frozen=True)
@@ -202,3 +209,22 @@ def _perp_norms(
         if g != inputs:
             out[g] = ((Yc[g] - design.U @ B[g]) ** 2).sum()
     return out.clamp_min(0.0)
+
+
+def ridge_weights(design: Design, B: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Ridge coefficients ``W[g]`` of shape (n_units_in, n_units_out) for per-element penalties.
+
+    Parameters
+    ----------
+    design : Design
+    B : Tensor of shape (n_elements, rank, n_units)
+    alpha : Tensor of shape (n_elements,)
+
+    Returns
+    -------
+    Tensor of shape (n_elements, n_units, n_units)
+        ``Yc ≈ Xc @ W[g]``.
+    """
+    s = design.s
+    gain = s[None, :] / (s[None, :] ** 2 + alpha[:, None])  # (G, rank)
+    return torch.einsum("rd,gr,gre->gde", design.Vt, gain, B)
