@@ -314,10 +314,16 @@ def lie_derivative(
 def _call_model(fn: Callable[[Any], Any], inputs: Any) -> torch.Tensor:
     """The one place the Lie-derivative functions below call the user's model.
 
-    (The lead routes this through the protected model-call path.)  Gradients flow when the
-    caller enables them: the autograd Lie derivative differentiates through this call.
+    Through the protected model-call path (:func:`latentgeo._model_call.protected_call`: eval
+    through the model's own API, modes, batch-norm statistics and random state restored),
+    with the caller's grad mode kept inside it: the autograd Lie derivative differentiates
+    through this call with respect to the family's parameter (never the weights).
     """
-    out = fn(inputs)
+    from latentgeo._model_call import protected_call
+
+    grad = torch.is_grad_enabled()
+    with protected_call(fn), torch.set_grad_enabled(grad):
+        out = fn(inputs)
     if not isinstance(out, torch.Tensor):
         raise TypeError(
             f"fn must return a tensor for a Lie derivative, got {type(out).__name__!r}; wrap "
@@ -399,8 +405,11 @@ def family_lie_derivative(
 
     Parameters
     ----------
-    fn : callable
-        The model or function of a batch of inputs; must return a tensor.
+    fn : torch.nn.Module or callable
+        The model or function of a batch of inputs; must return a tensor.  A module is
+        called through the protected model-call path (eval through its own API, modes,
+        batch-norm statistics and random state restored); a plain function gets the
+        random-state protection only, so pass the module itself to measure its eval mode.
     x : Tensor
         A batch of inputs (floating point).
     family : callable ``(x, t) -> x'``

@@ -309,3 +309,40 @@ def test_lie_derivative_bad_input(cloud):
         probes.so3_lie_derivative(_weighted_centroid, cloud, np.zeros((2, 3, 3)))
     with pytest.raises(ValueError, match="ts"):
         probes.family_latents(_weighted_centroid, cloud, fam, [])
+
+
+def test_family_lie_derivative_goes_through_the_protected_path():
+    # A model left in train mode with batch norm and dropout: the Lie derivative is the
+    # eval-mode answer, and the model (weights, buffers, modes) is left bit-identical.
+    import copy
+
+    from latentgeo.actions import point_cloud_rotation
+    from probes import family_lie_derivative
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 2)
+    ).double()
+    net.train()
+    before = copy.deepcopy(net.state_dict())
+    x = torch.randn(16, 3, dtype=torch.float64)
+
+    class PointNetHead(torch.nn.Module):  # the model itself is passed: its modes are handled
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, p):
+            return self.net(p.reshape(-1, 3)).reshape(*p.shape[:-1], 2).mean(dim=-2)
+
+    fn = PointNetHead().train()
+
+    rng = torch.get_rng_state()
+    d_train = family_lie_derivative(fn, x[None], point_cloud_rotation("z"))
+    assert fn.training and all(m.training for m in net.modules())
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(torch.get_rng_state(), rng)
+    net.eval()
+    d_eval = family_lie_derivative(fn, x[None], point_cloud_rotation("z"))
+    torch.testing.assert_close(d_train, d_eval, rtol=1e-12, atol=1e-12)
