@@ -6,8 +6,11 @@ element by element, and reports the worst element when the check fails.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 __all__ = ["assert_equivariant", "default_tolerance"]
 
@@ -47,12 +50,18 @@ def assert_equivariant(
     atol: float | None = None,
     rtol: float | None = None,
     out_action: Any = None,
+    *,
+    select: Any = None,
 ) -> None:
     """Assert ``f(g·x) == out_action(g, f(x))`` for every element ``g`` of the action's group.
 
     With ``out_action`` None or ``"invariant"`` the check is invariance, ``f(g·x) == f(x)``.
-    A ``torch.nn.Module`` is evaluated in ``eval()`` mode (dropout and batch statistics would
-    break any symmetry) under ``torch.no_grad()``; its previous mode is restored.
+    A ``torch.nn.Module`` is called through latentgeo's protected model-call path
+    (``latentgeo._model_call``): eval mode entered and left through the model's own
+    ``train()`` (dropout and batch statistics would break any symmetry), every submodule's own
+    mode restored afterwards, no gradients, random state untouched.  Outputs that are not a
+    tensor (tuples, dicts, dataclasses, ``ModelOutput``) stand for their first tensor
+    (depth-first), or the one ``select`` names.
 
     Parameters
     ----------
@@ -67,6 +76,9 @@ def assert_equivariant(
         output dtype: float32 ``(rtol, atol) = (1e-4, 1e-5)``, float64 ``(1e-7, 1e-10)``.
     out_action : Action or callable ``(g, y) -> y``, or "invariant", optional
         How the group acts on outputs.
+    select : str, sequence or callable, optional
+        Which tensor of a structured output to compare (``"logits"``, ``"0.1"``, a callable);
+        default: the first tensor, depth-first (see ``latentgeo._outputs``).
 
     Raises
     ------
@@ -101,47 +113,52 @@ def assert_equivariant(
         if value is not None and not (isinstance(value, (int, float)) and value >= 0):
             raise ValueError(f"{name} must be a non-negative float, got {value!r}")
 
-    module = model_or_fn if isinstance(model_or_fn, torch.nn.Module) else None
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
-    try:
-        with torch.no_grad():
-            y = torch.as_tensor(model_or_fn(x))
-            if not y.is_floating_point():
-                raise TypeError(f"outputs must be floating point, got dtype {y.dtype}")
-            d_rtol, d_atol = default_tolerance(y.dtype)
-            rtol = d_rtol if rtol is None else float(rtol)
-            atol = d_atol if atol is None else float(atol)
-            names = list(getattr(group, "elements", range(group.order)))
-            worst = None  # (excess, element, max error, tolerance there, n bad)
-            for g in range(group.order):
-                got = torch.as_tensor(model_or_fn(action(g, x)))
-                want = y if out_action is None else torch.as_tensor(out_action(g, y))
-                if got.shape != want.shape:
-                    raise AssertionError(
-                        f"element {names[g]!r}: output shape {tuple(got.shape)} differs from "
-                        f"the expected {tuple(want.shape)}"
-                    )
-                err = (got - want).abs().to(torch.float64)
-                tol = atol + rtol * want.abs().to(torch.float64)
-                bad = ~(err <= tol)  # NaN counts as a failure
-                if bool(bad.any()):
-                    excess = torch.where(bad, err - tol, torch.zeros_like(err))
-                    excess = torch.nan_to_num(excess, nan=float("inf"))
-                    i = int(torch.argmax(excess.flatten()))
-                    item = (
-                        float(excess.flatten()[i]),
-                        names[g],
-                        float(err.flatten()[i]),
-                        float(tol.flatten()[i]),
-                        int(bad.sum()),
-                    )
-                    if worst is None or item[0] > worst[0]:
-                        worst = item
-    finally:
-        if module is not None:
-            module.train(was_training)
+    from latentgeo._model_call import protected_call
+    from latentgeo._outputs import select_output
+
+    def f(inputs: Any) -> torch.Tensor:
+        out = model_or_fn(inputs)
+        if select is None and isinstance(out, torch.Tensor):
+            return out
+        if isinstance(out, (numbers.Number, np.ndarray)):
+            return torch.as_tensor(out)
+        return select_output(out, select, what="the model's output")[0]
+
+    # Every call of the model in one protected block: eval through its own API, no grad,
+    # random state kept, every submodule's own mode restored afterwards.
+    with protected_call(model_or_fn):
+        y = f(x)
+        if not y.is_floating_point():
+            raise TypeError(f"outputs must be floating point, got dtype {y.dtype}")
+        d_rtol, d_atol = default_tolerance(y.dtype)
+        rtol = d_rtol if rtol is None else float(rtol)
+        atol = d_atol if atol is None else float(atol)
+        names = list(getattr(group, "elements", range(group.order)))
+        worst = None  # (excess, element, max error, tolerance there, n bad)
+        for g in range(group.order):
+            got = f(action(g, x))
+            want = y if out_action is None else torch.as_tensor(out_action(g, y))
+            if got.shape != want.shape:
+                raise AssertionError(
+                    f"element {names[g]!r}: output shape {tuple(got.shape)} differs from "
+                    f"the expected {tuple(want.shape)}"
+                )
+            err = (got - want).abs().to(torch.float64)
+            tol = atol + rtol * want.abs().to(torch.float64)
+            bad = ~(err <= tol)  # NaN counts as a failure
+            if bool(bad.any()):
+                excess = torch.where(bad, err - tol, torch.zeros_like(err))
+                excess = torch.nan_to_num(excess, nan=float("inf"))
+                i = int(torch.argmax(excess.flatten()))
+                item = (
+                    float(excess.flatten()[i]),
+                    names[g],
+                    float(err.flatten()[i]),
+                    float(tol.flatten()[i]),
+                    int(bad.sum()),
+                )
+                if worst is None or item[0] > worst[0]:
+                    worst = item
     if worst is not None:
         kind = "invariant" if out_action is None else "equivariant"
         raise AssertionError(

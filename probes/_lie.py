@@ -213,6 +213,8 @@ def lie_derivative(
     action: Any,
     eps: float = 1e-3,
     out_action: Any = None,
+    *,
+    select: Any = None,
 ) -> torch.Tensor:
     """Lie derivative of ``fn`` along rotations at θ = 0, by central finite differences.
 
@@ -233,6 +235,15 @@ def lie_derivative(
         Finite-difference step in radians.
     out_action : callable ``(angle, y) -> y`` or object with ``rotate``, optional
         Rotation of the outputs.
+    select : str, sequence or callable, optional
+        Which tensor of a structured output (tuple, dict, ``ModelOutput``) to differentiate;
+        default: its first tensor, depth-first (``latentgeo._outputs``).
+
+    Notes
+    -----
+    A model is called through latentgeo's protected model-call path: in eval mode entered and
+    left through its own ``train()`` (every submodule's mode restored), without gradients,
+    with random state and batch-norm statistics untouched.
 
     Returns
     -------
@@ -265,9 +276,16 @@ def lie_derivative(
     else:
         out_rotate = out_action
 
+    from latentgeo._model_call import protected_call
+    from latentgeo._outputs import select_output
+
     def F(angle: float) -> Any:
         y = fn(action.rotate(x, angle))
+        if not isinstance(y, torch.Tensor):
+            y = select_output(y, select, what="the model's output")[0]
         return y if out_rotate is None else out_rotate(-angle, y)
 
-    with torch.no_grad():
+    # The model is measured, never changed: eval through its own API (the answer of a model
+    # left in train mode is its eval-mode answer), no grad, RNG and batch-norm stats kept.
+    with protected_call(fn):
         return (F(eps) - F(-eps)) / (2.0 * eps)

@@ -234,7 +234,7 @@ def test_modes_and_resume_never_duplicate(tmp_path, caplog):
         rtol=RTOL32,
         atol=ATOL32,
     )
-    with pytest.raises(ValueError, match="'probe'"):
+    with pytest.raises(ValueError, match="another probe set"):
         LatentRecorder(model, ["fc"], action, x[:3], path, mode="a")  # a different probe set
     with LatentRecorder(model, ["fc"], action, x, path, mode="w") as rec:
         rec.record(1)

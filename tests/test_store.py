@@ -124,7 +124,7 @@ def test_modes(tmp_path):
 
 def test_resume_refuses_a_different_run(tmp_path):
     path = _write(tmp_path / "run.zarr", [0])
-    with pytest.raises(ValueError, match="'probe'"):
+    with pytest.raises(ValueError, match="another probe set"):
         RunWriter(path, "a", meta={**META, "probe": {"n_samples": N + 1}})
     with RunWriter(path, "a", meta=META) as w:
         other = {"fc": SPECS["fc"]}

@@ -21,7 +21,10 @@ class HFRecorder(SessionView, TrainerCallback):
     the model's device) and records at ``state.global_step``, the number of optimizer steps
     taken: the latents at step ``s`` are those of the weights after ``s`` optimizer steps
     (step 0, the initial weights, is recorded when training begins). Only the world process
-    zero (``state.is_world_process_zero``) records; the others do nothing.
+    zero (``state.is_world_process_zero``) records; the others do nothing -- except when the
+    model's forward is a collective (FSDP, DeepSpeed ZeRO-3: the Trainer hands callbacks its
+    FSDP wrapper), where every process records in lockstep and process zero writes (see
+    :class:`latentgeo.LatentRecorder`, *Distributed*).
 
     Parameters
     ----------
@@ -113,10 +116,14 @@ class HFRecorder(SessionView, TrainerCallback):
         model: torch.nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
-        if not state.is_world_process_zero:
-            return
         if model is None:
             raise ValueError("HFRecorder needs the Trainer's model in on_train_begin, got None")
+        from latentgeo.record._layers import collective_forward
+
+        # Under FSDP the Trainer hands callbacks its FSDP wrapper, whose forward is a
+        # collective: every rank then records in lockstep (rank 0 writes).
+        if not state.is_world_process_zero and collective_forward(model) is None:
+            return
         self._metrics, self._metrics_step = {}, None
         self._pending = None
         self._session.build(model, resume=state.global_step > 0)

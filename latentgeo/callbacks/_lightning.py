@@ -57,8 +57,15 @@ class LightningRecorder(SessionView, pl.Callback):
     checkpoint (the first run went on after saving it) are kept, not rewritten.
 
     Under DDP every rank calls the recorder, which writes from rank 0 only and calls no
-    collective. The store is closed at the end of ``fit``, at ``teardown`` and when training
-    raises (``on_exception``; a writer error then is logged, not raised over the original).
+    collective.  Under a strategy that shards parameters (``FSDPStrategy``,
+    ``ModelParallelStrategy`` with ``fully_shard``, DeepSpeed stage 3) every forward is a
+    collective, so every rank runs the recording forwards in lockstep (the callback is called
+    on every rank at the same global steps) and rank 0 writes.  Lightning's ``FSDPStrategy``
+    wraps the whole LightningModule in FSDP; the recorder then forwards through that wrapper
+    (layer names stay the LightningModule's).
+
+    The store is closed at the end of ``fit``, at ``teardown`` and when training raises
+    (``on_exception``; a writer error then is logged, not raised over the original).
 
     Examples
     --------
@@ -96,7 +103,20 @@ class LightningRecorder(SessionView, pl.Callback):
     def _build(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fast_dev_run:
             return
-        self._session.build(pl_module, resume=trainer.global_step > 0, device=pl_module.device)
+        from latentgeo.record._layers import collective_forward
+
+        # Lightning's FSDP strategy wraps the whole LightningModule in FSDP1: its parameters
+        # are flat shards that only the wrapper's forward gathers, so the recorder forwards
+        # through the wrapper (names are the LightningModule's, wrapper segments dropped).
+        wrapper = trainer.strategy.model
+        model = pl_module
+        if (
+            isinstance(wrapper, torch.nn.Module)
+            and wrapper is not pl_module
+            and collective_forward(wrapper) is not None
+        ):
+            model = wrapper
+        self._session.build(model, resume=trainer.global_step > 0, device=pl_module.device)
 
     def _record(self, trainer: pl.Trainer) -> None:
         session = self._session

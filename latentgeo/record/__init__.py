@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from latentgeo.record._layers import resolve_layers, unwrap_model
 from latentgeo.record._live import LiveProbes
-from latentgeo.record._recorder import LatentRecorder, NonFiniteLatentsWarning, WriterError
+from latentgeo.record._lockstep import LockstepError
+from latentgeo.record._recorder import (
+    LatentRecorder,
+    NonFiniteLatentsWarning,
+    StorageOverflowWarning,
+    WriterError,
+)
 from latentgeo.record._reducers import (
     BlockMeanPool,
     Flatten,
@@ -33,10 +39,12 @@ __all__ = [
     "FunctionReducer",
     "LatentRecorder",
     "LiveProbes",
+    "LockstepError",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",
     "SpatialMeanPool",
+    "StorageOverflowWarning",
     "WriterError",
     "as_reducer",
     "record_checkpoints",

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["capture_outputs", "first_tensor", "resolve_layers", "unwrap_model"]
+__all__ = ["collective_forward", "layer_modules", "resolve_layers", "unwrap_model"]
 
-# Prefixes that wrappers add to parameter/module names: DDP/DataParallel ("module.") and
-# torch.compile ("_orig_mod.").  Users often copy names from a wrapped model's state_dict.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Name segments that wrappers add to module names: torch.compile ("_orig_mod"), FSDP1
+# ("_fsdp_wrapped_module") and activation checkpointing; DDP/DataParallel add "module", dropped
+# where the parent is such a wrapper.  Users often copy names from a wrapped model's state_dict.
+_WRAPPER_SEGMENTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
 
 
 def unwrap_model(model: Any) -> torch.nn.Module:
@@ -37,16 +37,6 @@ def unwrap_model(model: Any) -> torch.nn.Module:
     raise ValueError("model wrappers nested more than 16 deep")
 
 
-def _strip(name: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                name, changed = name[len(prefix) :], True
-    return name
-
-
 def resolve_layers(module: torch.nn.Module, layers: str | Sequence[str]) -> list[str]:
     """Resolve layer names and glob patterns against ``module.named_modules()``.
 
@@ -56,7 +46,8 @@ def resolve_layers(module: torch.nn.Module, layers: str | Sequence[str]) -> list
         The unwrapped model.
     layers : str or sequence of str
         Exact module names (``"block2.conv"``) or ``fnmatch`` patterns (``"block*.conv"``).
-        Wrapper prefixes ``module.`` / ``_orig_mod.`` are ignored.
+        Wrapper segments (``module.``, ``_orig_mod.``, ``_fsdp_wrapped_module.``) are
+        ignored (see :func:`layer_modules`).
 
     Returns
     -------
@@ -73,14 +64,14 @@ def resolve_layers(module: torch.nn.Module, layers: str | Sequence[str]) -> list
         layers = [layers]
     if not isinstance(layers, Sequence) or not layers:
         raise ValueError(f"layers must be a non-empty list of module names, got {layers!r}")
-    names = [n for n, _ in module.named_modules() if n]
+    names = list(layer_modules(module))
     known = set(names)
     out: list[str] = []
     problems = []
     for raw in layers:
         if not isinstance(raw, str):
             raise TypeError(f"layer names must be strings, got {raw!r} ({type(raw).__name__})")
-        name = _strip(raw)
+        name = _clean(raw)
         if any(c in name for c in "*?["):
             matched = [n for n in names if fnmatch.fnmatchcase(n, name)]
         else:
@@ -100,44 +91,74 @@ def resolve_layers(module: torch.nn.Module, layers: str | Sequence[str]) -> list
     return out
 
 
-def first_tensor(output: Any, layer: str) -> torch.Tensor:
-    """The tensor a module's output stands for: itself, the first tensor of a tuple/list, or
-    the first tensor value of a mapping (e.g. a Hugging Face ``ModelOutput``)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)):
-        items: Any = output
-    elif isinstance(output, dict) or hasattr(output, "values"):
-        items = list(output.values())
-    else:
-        items = ()
-    for item in items:
-        if isinstance(item, torch.Tensor):
-            return item
-    raise TypeError(
-        f"layer {layer!r} returned {type(output).__name__}, which holds no tensor to record"
-    )
+def layer_modules(module: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """``{name: module}`` of ``module.named_modules()`` under the names a user writes.
 
-
-@contextlib.contextmanager
-def capture_outputs(
-    module: torch.nn.Module, layers: Sequence[str], sink: Callable[[str, torch.Tensor], None]
-) -> Iterator[None]:
-    """Hook ``layers`` of ``module`` for the duration of the block.
-
-    Every hooked module's output is passed to ``sink(name, tensor)``.  Hooks are registered
-    all-or-nothing and removed in ``finally``, also when the forward raises.
+    Wrapper segments are dropped from the names: ``_orig_mod`` (``torch.compile``),
+    ``_fsdp_wrapped_module`` (FSDP1), ``_checkpoint_wrapped_module`` (activation
+    checkpointing), and ``module`` where its parent is a DDP/DataParallel wrapper.  Where a
+    wrapper and the module it wraps get one name, the name stands for the innermost module
+    (the one that computes); its output is the wrapper's output.
     """
-    modules = dict(module.named_modules())
-    handles = []
+    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    clean: dict[str, str] = {"": ""}
+    out: dict[str, torch.nn.Module] = {}
+    for raw, mod in module.named_modules():
+        if not raw:
+            continue
+        parent_raw, _, leaf = raw.rpartition(".")
+        parent = module.get_submodule(parent_raw) if parent_raw else module
+        drop = leaf in _WRAPPER_SEGMENTS or (leaf == "module" and isinstance(parent, parallel))
+        base = clean.get(parent_raw, _clean(parent_raw))
+        name = base if drop else (f"{base}.{leaf}" if base else leaf)
+        clean[raw] = name
+        if name:
+            out[name] = mod  # named_modules() lists a wrapper before what it wraps
+    return out
+
+
+def _clean(name: str) -> str:
+    """A user-written name without wrapper segments (leading ``module.`` included)."""
+    parts = [p for p in name.split(".") if p not in _WRAPPER_SEGMENTS]
+    while name.startswith("module.") and parts and parts[0] == "module":
+        parts = parts[1:]
+        name = name[len("module.") :]
+    return ".".join(parts)
+
+
+def collective_forward(module: torch.nn.Module) -> str | None:
+    """Why a forward of ``module`` is a collective of all ranks, or None if it is not.
+
+    A forward is a collective when parameters are sharded across ranks and gathered on use:
+    FSDP1 (``FullyShardedDataParallel``), FSDP2 (``fully_shard``), tensor parallelism
+    (``DTensor`` parameters) and DeepSpeed ZeRO-3 (partitioned parameters).  DDP is not: its
+    forward is a collective only through the wrapper, which the recorder looks through.
+    """
+    if not (torch.distributed.is_available()):
+        return None
+    fsdp1: Any = ()
+    fsdp2: Any = ()
+    dtensor: Any = ()
     try:
-        for name in layers:
-
-            def hook(_mod: Any, _inp: Any, output: Any, name: str = name) -> None:
-                sink(name, first_tensor(output, name))
-
-            handles.append(modules[name].register_forward_hook(hook))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+        from torch.distributed.fsdp import FullyShardedDataParallel as fsdp1
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from torch.distributed.fsdp import FSDPModule as fsdp2
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from torch.distributed.tensor import DTensor as dtensor
+    except ImportError:  # pragma: no cover
+        pass
+    for mod in module.modules():
+        if fsdp1 and isinstance(mod, fsdp1):
+            return "FSDP1 (FullyShardedDataParallel)"
+        if fsdp2 and isinstance(mod, fsdp2):
+            return "FSDP2 (fully_shard)"
+    for p in module.parameters():
+        if dtensor and isinstance(p, dtensor):
+            return "DTensor parameters (tensor/sequence parallel or FSDP2)"
+        if hasattr(p, "ds_status") or hasattr(p, "ds_id"):
+            return "DeepSpeed ZeRO-3 partitioned parameters"
+    return None

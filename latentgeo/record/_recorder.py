@@ -18,12 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentgeo.record._layers import capture_outputs, resolve_layers, unwrap_model
+from latentgeo._model_call import protected_call
+from latentgeo._outputs import describe_selector, parse_selector, select_output
+from latentgeo.record._dtypes import OverflowCheck, host_array, wider_storage
+from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
+from latentgeo.record._lockstep import Lockstep, LockstepError
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
 from latentgeo.store._writer import count_nonfinite
 
-__all__ = ["LatentRecorder", "NonFiniteLatentsWarning", "WriterError"]
+__all__ = [
+    "LatentRecorder",
+    "NonFiniteLatentsWarning",
+    "StorageOverflowWarning",
+    "WriterError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,10 @@ _STORE_INPUTS_BYTES = 64 * 2**20
 
 class NonFiniteLatentsWarning(RuntimeWarning):
     """Some recorded latents are NaN or infinite (they are stored as they are)."""
+
+
+class StorageOverflowWarning(NonFiniteLatentsWarning):
+    """Finite latents beyond the storage dtype's range became infinite in the storage cast."""
 
 
 class WriterError(RuntimeError):
@@ -61,9 +74,10 @@ def _model_device(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _probe_digest(x: np.ndarray) -> str:
+def _probe_digest(x: np.ndarray, dtype: str) -> str:
+    """sha256 of the probe inputs: shape, the model-side dtype name and the exact host copy."""
     h = hashlib.sha256()
-    h.update(repr((x.shape, str(x.dtype))).encode())
+    h.update(repr((x.shape, dtype)).encode())
     h.update(np.ascontiguousarray(x).data)
     return h.hexdigest()
 
@@ -98,13 +112,15 @@ class LatentRecorder:
     Parameters
     ----------
     model : torch.nn.Module
-        The model; DDP / DataParallel / ``torch.compile`` wrappers are looked through.
+        The model; DDP / DataParallel / ``torch.compile`` wrappers are looked through; FSDP
+        and other sharded models record in lockstep (see *Distributed*).
     layers : str or sequence of str
         Module names or ``fnmatch`` patterns over ``named_modules()``.
     action : latentgeo.actions.Action
         How the group acts on inputs (``action.orbit``, ``action.group``, ``action.to_spec``).
     probe_inputs : tensor or array of shape (n_samples, ...)
-        The fixed probe set.
+        The fixed probe set, in any dtype (bfloat16 and float8 are hashed and stored through
+        an exact float32 copy).
     store : str or os.PathLike
         Path or fsspec URL of the run store.
     labels : tensor or array of shape (n_samples, ...), optional
@@ -115,7 +131,9 @@ class LatentRecorder:
     reduce : str, Reducer, callable or mapping
         Reducer for every layer, or ``{layer: reducer}`` (unlisted layers are flattened).
     dtype : {"float32", "float16", "float64"}
-        Storage dtype; the cast happens on the device.
+        Storage dtype; the cast happens on the device.  Finite values beyond its range (float16:
+        65504) are counted before the cast, stored in ``overflow_<layer>`` apart from the
+        model's own non-finite values, and reported by a :class:`StorageOverflowWarning`.
     batch_size : int
         Number of transformed inputs per forward pass (``batch_size // order`` probe samples,
         with all their group transforms).
@@ -123,6 +141,13 @@ class LatentRecorder:
         Steps :meth:`maybe_record` records (default: :func:`latentgeo.schedules.default_schedule`).
     device : torch.device or str, optional
         Where to run the forward passes (default: the model's device).
+    select : str, sequence, callable or mapping, optional
+        Which tensor of a layer's output to record, for every layer or ``{layer: selector}``:
+        a path such as ``"hidden_states.-1"`` or ``"0.1"``, or a callable ``output -> tensor``.
+        Default: the first tensor in reading order, depth-first through tuples, lists,
+        mappings (``ModelOutput``), dataclasses and tensor wrappers (``.tensor``).  The
+        selector and the path taken are stored in the layer's attributes (``select``,
+        ``output_path``).
     store_inputs : bool or "auto"
         Store the probe inputs in the run ("auto": when they take at most 64 MiB).
     compressors : optional
@@ -132,9 +157,11 @@ class LatentRecorder:
 
     Notes
     -----
-    *Observer effect.* Recording runs under ``eval()`` and ``torch.inference_mode()``, restores
-    every module's own train/eval flag afterwards, forks the RNG (``torch.random.fork_rng``)
-    so no random state changes, and registers its hooks only for the duration of a recording.
+    *Observer effect.* Every forward runs inside latentgeo's protected model-call path
+    (``latentgeo._model_call.protected_call``): eval entered and left through the model's own
+    ``train()``, then every module's own flag restored; ``torch.no_grad()`` (never
+    ``inference_mode``, so a cache the model builds during the call stays trainable); torch,
+    CUDA, Python and numpy random state restored; hooks only for the duration of a recording.
     Training with and without the recorder gives bit-identical weights.
 
     *Threads.* Reduction and the cast run on the device; the result is copied once to (pinned,
@@ -142,11 +169,23 @@ class LatentRecorder:
     writer thread that waits on the event and appends to the store.  An error in the writer
     is raised by the next :meth:`record`, :meth:`flush` or :meth:`close`.
 
-    *Distributed.* Under ``torch.distributed`` only rank 0 records, forwarding through the
-    unwrapped module (so DDP's buffer broadcast is not triggered); other ranks keep track of
-    the steps and do nothing else.  The recorder calls no collective at all, so it may be
-    created on every rank or on rank 0 only, and recording never deadlocks.  Every rank holds
-    the same weights under DDP, so rank 0's recording is the recording.
+    *Distributed.* Under DDP only rank 0 records, forwarding through the unwrapped module (so
+    DDP's buffer broadcast is not triggered); other ranks keep track of the steps and do
+    nothing else.  The recorder then calls no collective, so it may be created on every rank
+    or on rank 0 only.  Every rank holds the same weights under DDP, so rank 0's recording is
+    the recording.
+
+    A model whose forward is itself a collective -- FSDP1 ``FullyShardedDataParallel``, FSDP2
+    ``fully_shard``, DTensor (tensor-parallel) parameters, DeepSpeed ZeRO-3 -- is detected at
+    construction (:attr:`collective` says why) and recorded **in lockstep**: the recorder must
+    be constructed on every rank with the same arguments (checked by one collective;
+    :class:`~latentgeo.record.LockstepError` on every rank otherwise), and :meth:`record` /
+    :meth:`maybe_record` called on every rank at the same steps (checked at each recording).
+    Every rank runs the orbit forwards; rank 0 writes.
+
+    *Resuming.* ``mode="a"`` on a store recorded with other layers, group, action, probe
+    set, storage dtype, reducer or selector raises
+    :class:`~latentgeo.store._writer.ResumeMismatchError` here, at construction.
 
     Examples
     --------
@@ -172,16 +211,19 @@ class LatentRecorder:
         schedule: Schedule | int | Sequence[int] | None = None,
         device: torch.device | str | None = None,
         *,
+        select: Any = None,
         store_inputs: bool | str = "auto",
         compressors: Any = None,
         max_queue: int = 2,
     ) -> None:
-        from latentgeo.store import RunWriter, open_run
+        from latentgeo.store import RunWriter
 
         self._model = model
         self._module = unwrap_model(model)
         # Resolve every name before anything else: a typo fails before any hook or file.
         self.layers = resolve_layers(self._module, layers)
+        modules = layer_modules(self._module)
+        self._hooked = {name: modules[name] for name in self.layers}
         for attr in ("orbit", "group", "to_spec"):
             if not hasattr(action, attr):
                 raise TypeError(
@@ -189,6 +231,7 @@ class LatentRecorder:
                 )
         self.action = action
         self._reducers = self._make_reducers(reduce)
+        self._selectors = self._make_selectors(select)
         if isinstance(dtype, torch.dtype):
             dtype = str(dtype).removeprefix("torch.")
         if dtype not in _DTYPES:
@@ -215,42 +258,58 @@ class LatentRecorder:
                 f"probe_inputs must have shape (n_samples >= 1, ...), got {tuple(x.shape)}"
             )
         self._x = x.detach()
+        labels_dtype = None
         if labels is not None:
-            labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-            labels = np.asarray(labels)
+            labels, labels_dtype = host_array(labels, "labels")
             if labels.ndim < 1 or labels.shape[0] != x.shape[0]:
                 raise ValueError(
                     f"labels must have shape (n_samples={x.shape[0]}, ...), got {labels.shape!r}"
                 )
         self.store = store
         self.rank, self.world_size = _dist_rank_world()
+        # A model whose forward gathers sharded parameters (FSDP...) records in lockstep.
+        self.collective = collective_forward(self._module)
+        self._lockstep = (
+            Lockstep(self.collective, self.rank, self.world_size)
+            if self.collective is not None and self.world_size > 1
+            else None
+        )
 
         group = action.group
         elements = list(getattr(action, "elements", None) or [str(e) for e in group.elements])
         self._order = len(elements)
-        x_host = self._x.cpu().numpy()
+        x_host, input_dtype = host_array(self._x, "probe_inputs")
+        probe = {
+            "n_samples": int(x.shape[0]),
+            "input_shape": list(x.shape[1:]),
+            "input_dtype": input_dtype,
+            "sha256": _probe_digest(x_host, input_dtype),
+            "has_labels": labels is not None,
+        }
+        if str(x_host.dtype) != input_dtype:
+            probe["stored_dtype"] = str(x_host.dtype)  # the exact wider copy hashed and stored
+        if labels is not None and labels_dtype != str(labels.dtype):
+            probe["labels_dtype"] = labels_dtype
         meta = {
             "group": getattr(group, "spec", None) or repr(group),
             "elements": elements,
             "action": action.to_spec(),
-            "probe": {
-                "n_samples": int(x.shape[0]),
-                "input_shape": list(x.shape[1:]),
-                "input_dtype": str(x_host.dtype),
-                "sha256": _probe_digest(x_host),
-                "has_labels": labels is not None,
-            },
+            "probe": probe,
             "model": {
                 "class": f"{type(self._module).__module__}.{type(self._module).__qualname__}",
                 "n_parameters": int(sum(p.numel() for p in self._module.parameters())),
             },
-            "recorder": {"batch_size": self.batch_size, "world_size": self.world_size},
+            "recorder": {
+                "batch_size": self.batch_size,
+                "world_size": self.world_size,
+                "lockstep": self._lockstep is not None,
+            },
         }
         self._writer: Any = None
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(max_queue)))
         self._error: BaseException | None = None
-        self._warnings: list[str] = []
+        self._warnings: list[tuple[str, type[Warning]]] = []
         self._lock = threading.Lock()
         self._closed = False
         self._orbit_batches: list[torch.Tensor] | None = None
@@ -259,32 +318,73 @@ class LatentRecorder:
         self._free_host: dict[str, list[torch.Tensor]] = {}
         self._layers_defined = False
         self._feature_shapes: dict[str, tuple[int, ...]] = {}
+        self._output_paths: dict[str, str] = {}
+        if self._lockstep is not None:
+            self._lockstep.agree(
+                "the recorder's settings",
+                {
+                    "layers": self.layers,
+                    "probe": probe,
+                    "batch_size": self.batch_size,
+                    "elements": elements,
+                    "dtype": self.dtype,
+                    "mode": self.mode,
+                },
+            )
         committed: list[int] = []
+        failure: BaseException | None = None
         if self.rank == 0:
-            self._writer = RunWriter(store, mode, meta=meta, compressors=compressors)
-            committed = self._writer.steps
-            if store_inputs == "auto":
-                store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
             try:
-                self._writer.write_element_values(action.element_values)
-                if store_inputs and x_host.dtype.kind in "biuf":
-                    self._writer.write_probe(x_host, labels)
-                elif labels is not None and labels.dtype.kind in "biuf":
-                    self._writer.write_probe(None, labels)
-            except BaseException:
-                self._writer.close(consolidate_metadata=False)  # release the store's lock
-                raise
+                # A resumed store recorded otherwise fails here, before training resumes and
+                # before anything in it changes.
+                self._writer = RunWriter(
+                    store,
+                    mode,
+                    meta=meta,
+                    compressors=compressors,
+                    layers=self._partial_layer_specs(),
+                )
+                try:
+                    committed = self._writer.steps
+                    self._writer.write_element_values(action.element_values)
+                    if store_inputs == "auto":
+                        store_inputs = x_host.nbytes <= _STORE_INPUTS_BYTES
+                    if store_inputs and x_host.dtype.kind in "biuf":
+                        self._writer.write_probe(x_host, labels)
+                    elif labels is not None and labels.dtype.kind in "biuf":
+                        self._writer.write_probe(None, labels)
+                except BaseException:
+                    self._writer.close(consolidate_metadata=False)  # release the store's lock
+                    raise
+            except BaseException as err:
+                failure = err
+        if self._lockstep is not None:
+            # Every rank must learn whether rank 0 opened the store (else the others would
+            # wait in the first recording's collectives forever), and which steps it holds.
+            state = self._lockstep.from_rank0(
+                (committed, None if failure is None else f"{type(failure).__name__}: {failure}")
+            )
+            committed, message = state
+            if failure is not None:
+                raise failure
+            if message is not None:
+                raise LockstepError(f"rank 0 could not open the run store {store!r}: {message}")
+        elif failure is not None:
+            raise failure
+        elif self.rank != 0 and mode == "a":
+            # Non-zero ranks only learn which steps are already there, to answer like rank 0.
+            from latentgeo.store import open_run
+
+            try:
+                committed = [int(s) for s in open_run(store).steps]
+            except (FileNotFoundError, ValueError):
+                committed = []
+        if self.rank == 0:
             self._thread = threading.Thread(
                 target=self._write_loop, name="latentgeo-writer", daemon=True
             )
             self._thread.start()
             _close_at_exit(self)
-        elif mode == "a":
-            # Non-zero ranks only learn which steps are already there, to answer like rank 0.
-            try:
-                committed = [int(s) for s in open_run(store).steps]
-            except (FileNotFoundError, ValueError):
-                committed = []
         self._recorded: list[int] = list(committed)
 
     # -- configuration helpers ----------------------------------------------------------------
@@ -299,6 +399,29 @@ class LatentRecorder:
             return {name: as_reducer(reduce.get(name, "flatten")) for name in self.layers}
         reducer = as_reducer(reduce)
         return dict.fromkeys(self.layers, reducer)
+
+    def _make_selectors(self, select: Any) -> dict[str, Any]:
+        if isinstance(select, Mapping):
+            unknown = [k for k in select if k not in self.layers]
+            if unknown:
+                raise ValueError(
+                    f"select has entries for layers that are not recorded: {unknown!r}; "
+                    f"recorded layers: {self.layers}"
+                )
+            return {name: parse_selector(select.get(name)) for name in self.layers}
+        selector = parse_selector(select)
+        return dict.fromkeys(self.layers, selector)
+
+    def _partial_layer_specs(self) -> dict[str, dict[str, Any]]:
+        """What is known of each layer's spec before the first forward."""
+        return {
+            name: {
+                "dtype": self.dtype,
+                "reducer": self._reducers[name].to_spec(),
+                "select": describe_selector(self._selectors[name]),
+            }
+            for name in self.layers
+        }
 
     # -- public state ---------------------------------------------------------------------------
     @property
@@ -346,11 +469,6 @@ class LatentRecorder:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         step = int(step)
-        if self._recorded and step <= self._recorded[-1]:
-            log.debug(
-                "step %d skipped: not after the last recorded step %d", step, self._recorded[-1]
-            )
-            return False
         if epoch is not None and (
             isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral)
         ):
@@ -365,14 +483,25 @@ class LatentRecorder:
                 scalars[str(key)] = float(value)
             except (TypeError, ValueError) as err:
                 raise TypeError(f"metric {key!r} must be a real scalar, got {value!r}") from err
-        if self.rank == 0:
-            latents, counts, event = self._forward()
+        if self._lockstep is not None:
+            # One small collective turns ranks recording different steps into an error on
+            # every rank instead of mismatched all-gathers (a hang under NCCL).
+            self._lockstep.agree("the step to record", step)
+        if self._recorded and step <= self._recorded[-1]:
+            log.debug(
+                "step %d skipped: not after the last recorded step %d", step, self._recorded[-1]
+            )
+            return False
+        if self._lockstep is not None and self.rank != 0:
+            self._forward()  # every rank runs the forwards together; rank 0 keeps the latents
+        elif self.rank == 0:
+            latents, counts, overflow, event = self._forward()
             if not self._layers_defined:
                 # The writer thread is idle before the first checkpoint, so defining the
                 # layers here (and failing loudly on a resume mismatch) is race-free.
                 self._writer.ensure_layers(self._layer_specs(latents))
                 self._layers_defined = True
-            item = (step, epoch, time.time(), scalars, latents, counts, event)
+            item = (step, epoch, time.time(), scalars, latents, counts, overflow, event)
             while True:
                 try:
                     self._queue.put(item, timeout=0.5)
@@ -389,6 +518,8 @@ class LatentRecorder:
                 "n_units": int(latents[name].shape[-1]),
                 "dtype": self.dtype,
                 "reducer": self._reducers[name].to_spec(),
+                "select": describe_selector(self._selectors[name]),
+                "output_path": self._output_paths[name],
             }
             for name in self.layers
         }
@@ -402,7 +533,14 @@ class LatentRecorder:
         batches = []
         for s0 in range(0, n, per):
             xb = self._x[s0 : s0 + per].to(self.device)
-            orbit = self.action.orbit(xb)
+            if xb.is_floating_point() and xb.element_size() == 1:
+                # float8: torch implements few ops on it (no flip on CPU).  Float32 holds every
+                # float8 value, so the orbit is computed there and cast back: exact for actions
+                # that move values (rotations by 90°, flips, shifts, permutations).
+                orbit = self.action.orbit(xb.float())
+                orbit = orbit.to(xb.dtype) if isinstance(orbit, torch.Tensor) else orbit
+            else:
+                orbit = self.action.orbit(xb)
             if not isinstance(orbit, torch.Tensor) or orbit.shape[:2] != (self._order, xb.shape[0]):
                 raise ValueError(
                     f"action.orbit must return a tensor of shape (order={self._order}, "
@@ -413,30 +551,42 @@ class LatentRecorder:
             self._orbit_batches = batches
         return batches
 
-    def _forward(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Any]:
-        """Run the probe orbit through the model; return host latents (order, n, units)."""
+    def _forward(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], Any]:
+        """Run the probe orbit through the model.
+
+        Returns host latents ``{layer: (order, n, units)}``, non-finite counts of the stored
+        values (filled in by the writer thread when empty), storage-cast overflow
+        ``{layer: (count, largest magnitude)}`` and the CUDA event of the copy (or None).
+        """
         module = self._module
         dev = self.device
         n = self._x.shape[0]
         order = self._order
         target = _DTYPES[self.dtype]
         buffers: dict[str, torch.Tensor] = {}
+        checks: dict[str, OverflowCheck] = {}
         seen: dict[str, int] = {}
         state: dict[str, Any] = {}
 
-        def sink(name: str, out: torch.Tensor) -> None:
+        def sink(name: str, output: Any) -> None:
             if seen.get(name, 0):
                 raise ValueError(
                     f"layer {name!r} ran more than once in one forward pass (a module reused "
                     "inside the model); record a module that runs once"
                 )
             seen[name] = 1
-            b = state["b"]
-            if out.shape[0] != order * b:
+            out, path = select_output(output, self._selectors[name], what=f"layer {name!r}")
+            if self._output_paths.setdefault(name, path) != path:
                 raise ValueError(
-                    f"layer {name!r} output has batch size {out.shape[0]}, expected "
-                    f"{order * b} (order {order} x {b} samples): record modules whose first "
-                    "axis is the batch"
+                    f"the output of layer {name!r} changed structure: the tensor recorded was "
+                    f"at path {self._output_paths[name]!r}, now at {path!r}; pass select="
+                )
+            b = state["b"]
+            if out.ndim < 1 or out.shape[0] != order * b:
+                raise ValueError(
+                    f"layer {name!r} output has shape {tuple(out.shape)}, expected batch size "
+                    f"{order * b} (order {order} x {b} samples) first: record modules whose "
+                    "first axis is the batch, or pick another output with select="
                 )
             feat = tuple(out.shape[1:])
             if self._feature_shapes.setdefault(name, feat) != feat:
@@ -444,6 +594,8 @@ class LatentRecorder:
                     f"layer {name!r} changed its output shape from {self._feature_shapes[name]} "
                     f"to {feat}"
                 )
+            if out.is_floating_point() and out.element_size() == 1:
+                out = out.float()  # float8: exact in float32, where reductions are implemented
             red = self._reducers[name](out)
             if not isinstance(red, torch.Tensor) or red.ndim != 2 or red.shape[0] != out.shape[0]:
                 raise ValueError(
@@ -456,41 +608,41 @@ class LatentRecorder:
                     buffers[name] = self._host_buffer(name, shape, target, pinned=False)
                 else:
                     buffers[name] = torch.empty(shape, dtype=target, device=dev)
+            check = checks.setdefault(name, OverflowCheck(target))
+            if check.needed(red.dtype):
+                check.update(red)  # before the cast, on the device
             s0 = state["s0"]
             buffers[name][:, s0 : s0 + b] = red.reshape(order, b, -1).to(target)
 
-        saved_modes = [(m, m.training) for m in module.modules()]
-        cuda_devices = (
-            [dev.index if dev.index is not None else torch.cuda.current_device()]
-            if dev.type == "cuda"
-            else []
-        )
-        try:
-            with (
-                torch.random.fork_rng(devices=cuda_devices),
-                torch.inference_mode(),
-                capture_outputs(module, self.layers, sink),
-            ):
-                module.eval()
-                s0 = 0
-                for batch in self._orbits():
-                    b = batch.shape[0] // order
-                    state["s0"], state["b"] = s0, b
-                    seen.clear()
-                    module(batch)
-                    missing = [name for name in self.layers if name not in seen]
-                    if missing:
-                        raise ValueError(
-                            f"layers {missing!r} did not run in the forward pass of "
-                            f"{type(module).__name__}"
-                        )
-                    s0 += b
-        finally:
-            for m, training in saved_modes:
-                m.training = training
-        counts: dict[str, torch.Tensor] = {}
+        hooks = {
+            mod: (lambda output, name=name: sink(name, output))
+            for name, mod in self._hooked.items()
+        }
+        with protected_call(module, hooks=hooks, devices=[dev]):
+            s0 = 0
+            for batch in self._orbits():
+                b = batch.shape[0] // order
+                state["s0"], state["b"] = s0, b
+                seen.clear()
+                module(batch)
+                missing = [name for name in self.layers if name not in seen]
+                if missing:
+                    raise ValueError(
+                        f"layers {missing!r} did not run in the forward pass of "
+                        f"{type(module).__name__}"
+                    )
+                s0 += b
+        counts: dict[str, Any] = {}
+        overflow: dict[str, Any] = {}
+        cuda = dev.type == "cuda"
+        for name, check in checks.items():
+            if check.count is not None and check.peak is not None:
+                overflow[name] = (
+                    check.count.to("cpu", non_blocking=cuda),
+                    check.peak.to("cpu", non_blocking=cuda),
+                )
         event = None
-        if dev.type == "cuda":
+        if cuda:
             host = {}
             for name, buf in buffers.items():
                 counts[name] = (~torch.isfinite(buf)).sum().to("cpu", non_blocking=True)
@@ -498,10 +650,11 @@ class LatentRecorder:
                 host[name].copy_(buf, non_blocking=True)
             event = torch.cuda.Event()
             event.record(torch.cuda.current_stream(dev))
-            return host, counts, event
+            return host, counts, overflow, event
         return (
             {k: v if v.device.type == "cpu" else v.cpu() for k, v in buffers.items()},
             counts,
+            overflow,
             None,
         )
 
@@ -525,16 +678,25 @@ class LatentRecorder:
                     return
                 if self._error is not None:
                     continue  # drain without writing after a failure
-                step, epoch, wall, scalars, latents, counts, event = item
+                step, epoch, wall, scalars, latents, counts, overflow, event = item
                 if event is not None:
                     event.synchronize()
                 arrays = {k: v.numpy() for k, v in latents.items()}
-                nonfinite = {k: int(v) for k, v in counts.items()}
+                stored_bad = {k: int(v) for k, v in counts.items()}
                 for name, arr in arrays.items():
-                    if name not in nonfinite:
-                        nonfinite[name] = count_nonfinite(arr)
+                    if name not in stored_bad:
+                        stored_bad[name] = count_nonfinite(arr)
+                # Values the storage cast sent to inf are not the model's own non-finite values.
+                over = {k: int(overflow[k][0]) if k in overflow else 0 for k in arrays}
+                nonfinite = {k: stored_bad[k] - over[k] for k in arrays}
                 self._writer.append(
-                    step, arrays, epoch=epoch, wall_time=wall, metrics=scalars, nonfinite=nonfinite
+                    step,
+                    arrays,
+                    epoch=epoch,
+                    wall_time=wall,
+                    metrics=scalars,
+                    nonfinite=nonfinite,
+                    overflow=over,
                 )
                 # append() returns once the store holds the data: the buffers are free.
                 with self._lock:
@@ -542,24 +704,52 @@ class LatentRecorder:
                         free = self._free_host.setdefault(name, [])
                         if len(free) < 2:
                             free.append(buf)
+                messages = []
                 bad = {k: v for k, v in nonfinite.items() if v}
                 if bad:
-                    with self._lock:
-                        self._warnings.append(
+                    messages.append(
+                        (
                             f"non-finite latents at step {step}: "
                             + ", ".join(f"{k!r}: {v} values" for k, v in bad.items())
-                            + " (stored as they are)"
+                            + " (the model's own NaN/inf, stored as they are)",
+                            NonFiniteLatentsWarning,
                         )
+                    )
+                for name, n_over in over.items():
+                    if n_over:
+                        messages.append(
+                            (
+                                self._overflow_message(step, name, n_over, overflow[name][1]),
+                                StorageOverflowWarning,
+                            )
+                        )
+                if messages:
+                    with self._lock:
+                        self._warnings.extend(messages)
             except BaseException as err:  # surfaced on the next record()/flush()/close()
                 self._error = err
             finally:
                 self._queue.task_done()
 
+    def _overflow_message(self, step: int, layer: str, count: int, peak: Any) -> str:
+        limit = float(torch.finfo(_DTYPES[self.dtype]).max)
+        wider = wider_storage(self.dtype)
+        instead = (
+            f"record with dtype={wider!r}" if wider is not None else "scale the layer's values"
+        )
+        return (
+            f"storage overflow at step {step}, layer {layer!r}: {count} finite latents are "
+            f"beyond the range of the storage dtype {self.dtype} (largest |value| "
+            f"{float(peak):.4g} > {limit:.6g}) and were stored as non-finite (inf) by the cast; "
+            f"the model itself produced finite values. They are counted in "
+            f"'overflow_{layer}', apart from 'nonfinite_{layer}'. To keep them, {instead}"
+        )
+
     def _raise_pending(self) -> None:
         with self._lock:
             messages, self._warnings = self._warnings, []
-        for msg in messages:
-            warnings.warn(msg, NonFiniteLatentsWarning, stacklevel=3)
+        for msg, category in messages:
+            warnings.warn(msg, category, stacklevel=3)
         if self._error is not None:
             err = self._error
             raise WriterError(f"writing to run store {str(self.store)!r} failed: {err!r}") from err

@@ -1,6 +1,6 @@
 """Reducers: turn one layer's output ``(batch, *feature_shape)`` into ``(batch, n_units)``.
 
-They run on the model's device, inside the recorder's ``torch.inference_mode`` block, before
+They run on the model's device, inside the recorder's protected call (``torch.no_grad``), before
 anything is copied to the host, so a reducer that shrinks the latents also shrinks the copy.
 """
 

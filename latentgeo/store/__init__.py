@@ -13,6 +13,7 @@ from latentgeo.store._schema import (
     SCHEMA_VERSION,
     StoreLockedError,
     nonfinite_name,
+    overflow_name,
     unit_dim,
 )
 from latentgeo.store._writer import LATENT_DTYPES, RunWriter
@@ -26,5 +27,6 @@ __all__ = [
     "StoreLockedError",
     "nonfinite_name",
     "open_run",
+    "overflow_name",
     "unit_dim",
 ]

@@ -21,6 +21,7 @@ from latentgeo.store._schema import (
     local_path,
     nonfinite_name,
     open_zarr_store,
+    overflow_name,
 )
 
 __all__ = ["Run", "open_run"]
@@ -114,6 +115,7 @@ class Run:
             "metrics",
             "dataset",
             "nonfinite",
+            "overflow",
             "inputs",
             "labels",
             "element_values",
@@ -303,6 +305,7 @@ class Run:
         import xarray as xr
 
         skip = {"step", *(nonfinite_name(layer) for layer in self.layers)}
+        skip |= {overflow_name(layer) for layer in self.layers}
         data = {}
         for name, arr in self._group.arrays():
             dims = arr.metadata.dimension_names or ()
@@ -312,8 +315,28 @@ class Run:
         return xr.Dataset({k: data[k] for k in order if k in data}, coords={"step": self.steps})
 
     @cached_property
+    def overflow(self) -> Any:
+        """Counts of finite latents the storage cast made infinite (beyond the storage dtype's
+        range, e.g. float16's 65504): int64 ``xarray.DataArray`` of dims ``(step, layer)``;
+        -1 where unknown (stores written before these counts existed)."""
+        import xarray as xr
+
+        counts = np.full((self._committed, len(self.layers)), -1, dtype=np.int64)
+        for j, layer in enumerate(self.layers):
+            if overflow_name(layer) in self._group:
+                counts[:, j] = self._group[overflow_name(layer)][: self._committed]
+        return xr.DataArray(
+            counts,
+            dims=("step", "layer"),
+            coords={"step": self.steps, "layer": np.array(self.layers, dtype=object)},
+            name="overflow",
+        )
+
+    @cached_property
     def nonfinite(self) -> Any:
-        """Counts of non-finite latents: int64 ``xarray.DataArray`` of dims ``(step, layer)``."""
+        """Counts of the model's own non-finite latents (NaN/inf it produced; values the
+        storage cast made infinite are in :attr:`overflow`): int64 ``xarray.DataArray`` of dims
+        ``(step, layer)``."""
         import xarray as xr
 
         counts = np.zeros((self._committed, len(self.layers)), dtype=np.int64)

@@ -27,6 +27,7 @@ __all__ = [
     "local_path",
     "nonfinite_name",
     "open_zarr_store",
+    "overflow_name",
     "unit_dim",
     "validate_metric_name",
     "validate_node_name",
@@ -45,6 +46,7 @@ RESERVED_NAMES = frozenset(
     {*PER_STEP_FIXED, "inputs", "labels", ELEMENT_VALUES, "analysis", "element", "sample"}
 )
 _NONFINITE_PREFIX = "nonfinite_"
+_OVERFLOW_PREFIX = "overflow_"
 #: zarr's LocalStore writes ``<name>.<uuid4 hex>.partial`` and renames it into place.
 _PARTIAL_SUFFIX = ".partial"
 
@@ -61,6 +63,11 @@ def unit_dim(layer: str) -> str:
 def nonfinite_name(layer: str) -> str:
     """Name of the per-step array that counts non-finite latents of ``layer``."""
     return f"{_NONFINITE_PREFIX}{layer}"
+
+
+def overflow_name(layer: str) -> str:
+    """Name of the per-step array counting latents of ``layer`` the storage cast made inf."""
+    return f"{_OVERFLOW_PREFIX}{layer}"
 
 
 def validate_node_name(name: Any, what: str = "layer") -> str:
@@ -85,10 +92,11 @@ def validate_node_name(name: Any, what: str = "layer") -> str:
             f"{what} name {name!r} cannot name a zarr array: expected a non-empty string "
             "without '/', not '.' or '..', not starting with '__'"
         )
-    if name in RESERVED_NAMES or name.startswith(_NONFINITE_PREFIX):
+    if name in RESERVED_NAMES or name.startswith((_NONFINITE_PREFIX, _OVERFLOW_PREFIX)):
         raise ValueError(
             f"{what} name {name!r} is reserved by the run store "
-            f"(reserved: {sorted(RESERVED_NAMES)} and names starting with {_NONFINITE_PREFIX!r})"
+            f"(reserved: {sorted(RESERVED_NAMES)} and names starting with {_NONFINITE_PREFIX!r} "
+            f"or {_OVERFLOW_PREFIX!r})"
         )
     return name
 

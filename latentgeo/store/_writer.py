@@ -70,13 +70,14 @@ from latentgeo.store._schema import (
     local_path,
     nonfinite_name,
     open_zarr_store,
+    overflow_name,
     unit_dim,
     validate_metric_name,
     validate_node_name,
 )
 from latentgeo.store._zarr_compat import delete_chunks_from, write_step
 
-__all__ = ["LATENT_DTYPES", "RunWriter", "consolidate", "count_nonfinite"]
+__all__ = ["LATENT_DTYPES", "ResumeMismatchError", "RunWriter", "consolidate", "count_nonfinite"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,56 @@ _MODES = ("w-", "w", "a")
 _CHUNK_BYTES = 32 * 2**20
 #: Metadata that must agree between a resumed store and the writer resuming it.
 _IDENTITY_KEYS = ("group", "elements", "action", "probe")
+_IDENTITY_NAMES = {
+    "group": "group",
+    "elements": "list of group elements",
+    "action": "action",
+    "probe": "probe set",
+}
+
+
+class ResumeMismatchError(ValueError):
+    """A store opened to resume (mode ``"a"``) was recorded with other settings."""
+
+
+def _check_layers(store: str, stored: Mapping[str, Any], specs: Mapping[str, Any]) -> None:
+    given = {k: _jsonable(dict(v)) for k, v in specs.items()}
+    if list(given) != list(stored):
+        raise ResumeMismatchError(
+            f"cannot resume run store {store!r}: it holds the layers {list(stored)!r}, the "
+            f"recorder records {list(given)!r}"
+        )
+    problems = []
+    for name, spec in given.items():
+        for key, value in spec.items():
+            if key in stored[name] and stored[name][key] != value:
+                problems.append(
+                    f"layer {name!r} {key}: stored {stored[name][key]!r}, given {value!r}"
+                )
+    if problems:
+        raise ResumeMismatchError(
+            f"cannot resume run store {store!r} with other layer settings: " + "; ".join(problems)
+        )
+
+
+def _difference(stored: Any, given: Any, path: str = "") -> str:
+    """What differs between two JSON-like values, key by key (``probe.sha256: 'ab..' != ..``)."""
+    if isinstance(stored, Mapping) and isinstance(given, Mapping):
+        parts = []
+        for key in [*stored, *(k for k in given if k not in stored)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in given:
+                parts.append(f"{where}: stored {stored[key]!r}, not given")
+            elif key not in stored:
+                parts.append(f"{where}: not stored, given {given[key]!r}")
+            elif stored[key] != given[key]:
+                parts.append(_difference(stored[key], given[key], where))
+        return "; ".join(parts)
+    return (
+        f"{path}: stored {stored!r}, given {given!r}"
+        if path
+        else f"stored {stored!r}, given {given!r}"
+    )
 
 
 def _version() -> str:
@@ -150,6 +201,16 @@ class RunWriter:
         default (zstd).
     lock_timeout : float
         Seconds to wait for another writer to release the store.
+    layers : mapping of str to mapping, optional
+        On resume, what is known of the layers before the first forward (names in order,
+        and per layer e.g. ``dtype``, ``reducer``, ``select``): compared with the stored
+        layers before anything in the store changes (see :meth:`check_layers`).
+
+    Raises
+    ------
+    ResumeMismatchError
+        On resume, when the store was recorded with another group, elements, action, probe
+        set or (given ``layers``) other layers.
 
     Examples
     --------
@@ -169,6 +230,7 @@ class RunWriter:
         meta: Mapping[str, Any] | None = None,
         compressors: Any = None,
         lock_timeout: float = 2.0,
+        layers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         import zarr
 
@@ -218,7 +280,7 @@ class RunWriter:
             self._zstore = open_zarr_store(store, read_only=False)
             if exists:
                 self._group = zarr.open_group(self._zstore, mode="r+", use_consolidated=False)
-                self._resume(meta)
+                self._resume(meta, layers)
             else:
                 self._create(meta)
         except BaseException:
@@ -274,7 +336,7 @@ class RunWriter:
         self._layer_arrays: dict[str, Any] = {}
         self._steps: list[int] = []
 
-    def _resume(self, meta: dict[str, Any]) -> None:
+    def _resume(self, meta: dict[str, Any], layers: Mapping[str, Any] | None = None) -> None:
         attrs = self._group.attrs.asdict()
         if ROOT_KEY not in attrs:
             raise ValueError(
@@ -289,12 +351,14 @@ class RunWriter:
             )
         for key in _IDENTITY_KEYS:
             if key in meta and key in stored and meta[key] != stored[key]:
-                raise ValueError(
-                    f"cannot resume run store {str(self.store)!r}: its {key!r} is "
-                    f"{stored[key]!r} but the writer was given {meta[key]!r}"
+                raise ResumeMismatchError(
+                    f"cannot resume run store {str(self.store)!r}: it was recorded with another "
+                    f"{_IDENTITY_NAMES[key]}: {_difference(stored[key], meta[key])}"
                 )
-        self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
         committed = int(stored.get("committed_steps", 0))
+        if layers is not None and committed:
+            _check_layers(str(self.store), stored.get("layers", {}), layers)
+        self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
         members = dict(self._group.arrays())
         self._per_step_arrays = {}
         self._layer_arrays = {}
@@ -329,6 +393,11 @@ class RunWriter:
             ):
                 raise ValueError(
                     f"run store {str(self.store)!r} is corrupted: layer {layer!r} lost"
+                )
+            if overflow_name(layer) not in self._per_step_arrays:
+                # A store written before overflow counts existed: unknown (-1) so far.
+                self._per_step_arrays[overflow_name(layer)] = self._new_per_step(
+                    overflow_name(layer), "int64", -1, committed
                 )
         self._steps = [int(s) for s in self._per_step_arrays["step"][:committed]]
         # Rewriting the root metadata drops consolidated metadata written by an earlier close:
@@ -377,6 +446,23 @@ class RunWriter:
         return copy.deepcopy(self._meta["layers"])
 
     # -- schema ---------------------------------------------------------------------------
+    def check_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Refuse to resume a store whose committed steps were recorded with other layers.
+
+        Called when a recorder is constructed, before training resumes, with what is known
+        before the first forward (layer names in order, and per layer e.g. ``dtype``,
+        ``reducer``, ``select``); keys a stored spec lacks are not compared.  A store with no
+        committed step accepts anything (its layers are redefined at the first append).
+
+        Raises
+        ------
+        ResumeMismatchError
+            Naming every difference.
+        """
+        self._check_open()
+        if self._steps:
+            _check_layers(str(self.store), self._meta["layers"], specs)
+
     def ensure_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
         """Create the latent arrays of ``specs``, or check them against an existing store.
 
@@ -399,14 +485,15 @@ class RunWriter:
         if specs == self._meta["layers"]:
             return
         if self._steps:
-            raise ValueError(
-                f"cannot resume run store {str(self.store)!r} with different layers: it holds "
-                f"{self._meta['layers']!r}, the writer records {specs!r}"
+            raise ResumeMismatchError(
+                f"cannot resume run store {str(self.store)!r} with different layers: "
+                f"{_difference(self._meta['layers'], specs)}"
             )
         for old in self._meta["layers"]:
-            for name in (old, nonfinite_name(old)):
+            for name in (old, nonfinite_name(old), overflow_name(old)):
                 if name in self._group:
                     del self._group[name]
+                self._per_step_arrays.pop(name, None)
         n_el = len(self._meta["elements"])
         n_samples = int(self._meta["probe"]["n_samples"])
         self._layer_arrays = {}
@@ -425,9 +512,8 @@ class RunWriter:
                 attributes={"layer": name, **spec},
                 overwrite=True,
             )
-            self._per_step_arrays[nonfinite_name(name)] = self._new_per_step(
-                nonfinite_name(name), "int64", -1, 0
-            )
+            for counter in (nonfinite_name(name), overflow_name(name)):
+                self._per_step_arrays[counter] = self._new_per_step(counter, "int64", -1, 0)
         self._meta["layers"] = specs
         self._write_meta()
 
@@ -514,6 +600,7 @@ class RunWriter:
         wall_time: float | None = None,
         metrics: Mapping[str, float] | None = None,
         nonfinite: Mapping[str, int] | None = None,
+        overflow: Mapping[str, int] | None = None,
     ) -> None:
         """Write one checkpoint and commit it.
 
@@ -530,7 +617,11 @@ class RunWriter:
         metrics : mapping of str to float, optional
             Scalars for this step; a metric first seen now is NaN at earlier steps.
         nonfinite : mapping of str to int, optional
-            Number of non-finite latents per layer (counted here when missing).
+            Number of the model's own non-finite latents per layer (when missing: the
+            non-finite values of ``latents`` less ``overflow``).
+        overflow : mapping of str to int, optional
+            Number of finite latents per layer that the cast to the storage dtype made
+            infinite (when missing: -1, unknown).
         """
         self._check_open()
         step = int(step)
@@ -559,10 +650,11 @@ class RunWriter:
         for key, value in metrics.items():
             validate_metric_name(key, layers)
             scalars[key] = float(value)
+        overflow = dict(overflow or {})
         nonfinite = dict(nonfinite or {})
         for name, arr in arrays.items():
             if name not in nonfinite:
-                nonfinite[name] = count_nonfinite(arr)
+                nonfinite[name] = count_nonfinite(arr) - max(0, int(overflow.get(name, 0)))
 
         i = len(self._steps)
         # Phase 0: arrays for metrics seen for the first time (NaN at earlier steps).
@@ -576,6 +668,7 @@ class RunWriter:
         }
         for name in layers:
             values[nonfinite_name(name)] = int(nonfinite[name])
+            values[overflow_name(name)] = int(overflow.get(name, -1))
         per_step = {
             key: np.asarray([values.get(key, scalars.get(key, math.nan))], arr.dtype)
             for key, arr in self._per_step_arrays.items()
