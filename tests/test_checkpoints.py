@@ -191,8 +191,11 @@ def test_wrapped_model_loads_underlying_module(tmp_path, trained, action, probe,
         ("step=5-v1.ckpt", 5),
         ("ckpt.12.pt", 12),
         ("last.ckpt", None),
+        ("last-v1.ckpt", None),
         ("epoch=3.ckpt", None),
         ("best.pt", None),
+        ("resnet18.pt", None),
+        ("model_v2.pt", None),
     ],
 )
 def test_parse_step(name, step):
@@ -206,20 +209,23 @@ def test_errors(tmp_path, trained, action, probe):
     d.mkdir()
     torch.save(snap, d / "step_1.pt")
     torch.save(snap, d / "last.pt")
+    # Named explicitly, a file without a step is refused (in a directory it is skipped).
     with pytest.raises(ValueError, match=r"'last\.pt'.*steps="):
-        latentgeo.record_checkpoints(Net(), d, LAYERS, action, probe, tmp_path / "e1.zarr")
+        latentgeo.record_checkpoints(
+            Net(), [d / "step_1.pt", d / "last.pt"], LAYERS, action, probe, tmp_path / "e1.zarr"
+        )
     assert not (tmp_path / "e1.zarr").exists()  # fails before a store is created
 
     dup = tmp_path / "dup"
     dup.mkdir()
     torch.save(snap, dup / "step=4.pt")
-    torch.save(snap, dup / "epoch=0-step=4.ckpt")
+    torch.save(trained["snapshots"][1], dup / "epoch=0-step=4.ckpt")
     with pytest.raises(ValueError, match="step 4"):
         latentgeo.record_checkpoints(Net(), dup, LAYERS, action, probe, tmp_path / "e2.zarr")
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="no checkpoint files"):
+    with pytest.raises(ValueError, match="no checkpoints"):
         latentgeo.record_checkpoints(Net(), empty, LAYERS, action, probe, tmp_path / "e3.zarr")
     with pytest.raises(FileNotFoundError):
         latentgeo.record_checkpoints(

@@ -208,3 +208,23 @@ def test_bridge_rejects_bad_points(rng):
         geo.Grassmann(2, 3)
     assert repr(geo.SPD(4, "log_euclidean")) == "SPD(4, metric='log_euclidean')"
     assert math.isfinite(geo.Sphere(2).dist(_unit(rng, 3), _unit(rng, 3)).item())
+
+
+def test_closed_form_means_agree_with_geomstats_frechet_mean(rng):
+    # Away from the cut locus the Karcher descent on the closed forms and geomstats'
+    # FrechetMean find the same mean (points in a ball, where it is unique).
+    cases = _cases(rng)  # builds the manifolds: imports geomstats through the bridge
+    from geomstats.learning.frechet_mean import FrechetMean
+
+    for manifold, sample, to_gs in cases:
+        if isinstance(manifold, geo.SPD):
+            continue  # SPD still runs through geomstats
+        a = sample()
+        pts = torch.stack([a] + [manifold.geodesic(a, sample(), [0.4])[0] for _ in range(4)])
+        ours = manifold.frechet_mean(pts, tol=1e-12)
+        est = FrechetMean(manifold.space)
+        est.set(max_iter=500, epsilon=1e-24)
+        est.fit(np.stack([to_gs(p).numpy() for p in pts]))
+        np.testing.assert_allclose(
+            to_gs(ours).numpy(), est.estimate_, atol=1e-8, err_msg=repr(manifold)
+        )

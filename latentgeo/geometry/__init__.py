@@ -2,12 +2,23 @@
 
 Closed forms (batched over leading dims, any device, float64 unless given float32):
 distances on the Grassmannian, SPD matrices, orthogonal group and sphere, representational
-shape metrics, intrinsic dimension. Summaries per (layer, step) turn latents into manifold
-points. ``Grassmann``, ``SPD``, ``SO`` and ``Sphere`` wrap geomstats manifolds (imported only
-when one is built) for Frechet means, exp/log, geodesics and tangent PCA.
+shape metrics, intrinsic dimension, and exp/log on the Grassmannian, the sphere and SO(n)
+(accurate at and near the cut locus). Summaries per (layer, step) turn latents into manifold
+points. ``Grassmann``, ``SPD``, ``SO`` and ``Sphere`` give Frechet means, exp/log, geodesics and
+tangent PCA: by those closed forms on the Grassmannian, sphere and SO(n), by geomstats (imported
+only when a manifold is built) on SPD.
 """
 
 from latentgeo.geometry._dimension import twonn_dimension
+from latentgeo.geometry._exp_log import (
+    grassmann_exp,
+    grassmann_log,
+    so_exp,
+    so_log,
+    so_logm,
+    sphere_exp,
+    sphere_log,
+)
 from latentgeo.geometry._geomstats_bridge import SO, SPD, Grassmann, Sphere
 from latentgeo.geometry._pairwise import METRICS, distance, pairwise_distances
 from latentgeo.geometry._rotation import (
@@ -41,6 +52,8 @@ __all__ = [
     "cka_distance",
     "distance",
     "grassmann_distance",
+    "grassmann_exp",
+    "grassmann_log",
     "isotypic_component",
     "isotypic_subspace",
     "ledoit_wolf",
@@ -53,9 +66,14 @@ __all__ = [
     "procrustes_distance",
     "rotation_angles",
     "shrinkage_covariance",
+    "so_exp",
+    "so_log",
+    "so_logm",
     "spd_distance",
     "spd_logm",
     "spd_sqrtm",
     "sphere_distance",
+    "sphere_exp",
+    "sphere_log",
     "twonn_dimension",
 ]

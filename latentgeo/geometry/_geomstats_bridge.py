@@ -14,15 +14,19 @@ manifold built), so ``import latentgeo.geometry`` stays light. Two hazards are h
 
 Points are exchanged as torch tensors in latentgeo's representation (orthonormal bases for the
 Grassmannian, matrices for SPD and SO, vectors for the sphere); geomstats sees float64 arrays of
-its active backend. Distances use latentgeo's closed forms (tested equal to geomstats' ``dist``);
-Frechet means, exp/log, geodesics and tangent PCA run through geomstats.
+its active backend. Distances use latentgeo's closed forms (tested equal to geomstats' ``dist``).
+On the Grassmannian, the sphere and SO(n), exp/log, geodesics, Frechet means and tangent PCA
+use the torch closed forms of ``_exp_log`` too: geomstats' logs there are wrong at and near the
+cut locus (a zero log between orthogonal subspaces, antipodal points, rotations by pi). They
+agree with geomstats away from it (tested). SPD manifolds (no cut locus) run through geomstats.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,7 +38,20 @@ from latentgeo.geometry._common import (
     check_orthonormal,
     check_positive_int,
 )
-from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
+from latentgeo.geometry._exp_log import (
+    grassmann_exp,
+    grassmann_log,
+    so_exp,
+    so_log,
+    sphere_exp,
+    sphere_log,
+)
+from latentgeo.geometry._rotation import (
+    _check_orthogonal,
+    orthogonal_distance,
+    orthogonalize,
+    sphere_distance,
+)
 from latentgeo.geometry._spd import SPD_METRICS, _check_spd_input, _sym_function, spd_distance
 from latentgeo.geometry._subspace import grassmann_distance
 
@@ -314,17 +331,23 @@ class _Manifold:
         B = self.frechet_mean(P) if base is None else self._points(base, "base", batch=False)
         return self._tangent_pca(P, B, n_components)
 
-    def _tangent_pca(self, P: torch.Tensor, B: torch.Tensor, n_components: int) -> torch.Tensor:
+    def _tangent_gram(self, P: torch.Tensor, B: torch.Tensor) -> np.ndarray:
+        """Inner products ``<log_B p_i, log_B p_j>_B`` of the metric, shape (n, n)."""
         with _geomstats_call():
             gs_base = _to_gs(self._to_gs_point(B))
             metric = self.space.metric
             logs = metric.log(_to_gs(self._to_gs_point(P)), gs_base)
-            gram = np.stack(
+            return np.stack(
                 [
-                    _from_gs(metric.inner_product(logs[i], logs, gs_base), "cpu").numpy()
+                    _from_gs(
+                        metric.inner_product(logs[i], logs, gs_base), torch.device("cpu")
+                    ).numpy()
                     for i in range(P.shape[0])
                 ]
             )
+
+    def _tangent_pca(self, P: torch.Tensor, B: torch.Tensor, n_components: int) -> torch.Tensor:
+        gram = self._tangent_gram(P, B)
         n = gram.shape[0]
         J = np.eye(n) - 1.0 / n
         K = J @ (0.5 * (gram + gram.T)) @ J
@@ -344,13 +367,84 @@ class _Manifold:
         return "()"
 
 
-class Grassmann(_Manifold):
+class _ClosedFormManifold(_Manifold):
+    """A manifold whose exp/log are latentgeo's closed forms; geomstats only for reference.
+
+    Subclasses give ``_cf_exp(V, B)``, ``_cf_log(P, B)``, ``_metric_scale`` (the metric's inner
+    product is ``_metric_scale * <V, W>_F`` on the tangents' representation) and
+    ``_initial_mean``. Geodesics are ``t -> exp(t log)``; the Frechet mean is the Karcher
+    gradient descent ``m <- exp_m(sum_i w_i log_m p_i)`` (Karcher 1977; step size 1, which is
+    Newton's step for two points and converges for points in a convex ball), stopped when the
+    metric norm of the mean log falls below ``tol``.
+    """
+
+    _metric_scale = 1.0
+    _cf_exp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    _cf_log: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def _tangent_ndim(self) -> int:
+        return len(self.point_shape)
+
+    def _sq_norm(self, V: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(-self._tangent_ndim(), 0))
+        return self._metric_scale * (V * V).sum(dim=dims)
+
+    def _exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return self._cf_exp(V, B)
+
+    def _log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return self._cf_log(P, B)
+
+    def _geodesic(self, A: torch.Tensor, B: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        V = self._cf_log(B, A)
+        t = times.to(V.dtype).reshape(-1, *([1] * V.ndim))
+        return self._cf_exp(t * V, A.expand(times.numel(), *A.shape))
+
+    def _frechet_mean(
+        self, P: torch.Tensor, w: torch.Tensor | None, tol: float, max_iter: int
+    ) -> torch.Tensor:
+        n = P.shape[0]
+        w = torch.full((n,), 1.0 / n, dtype=P.dtype, device=P.device) if w is None else w
+        w = (w / w.sum()).to(P.device).reshape(n, *([1] * len(self.point_shape)))
+        mean = self._start(P, w)
+        grad_norm = math.inf
+        for _ in range(max_iter):
+            grad = (w * self._cf_log(P, mean.expand_as(P))).sum(dim=0)
+            grad_norm = float(self._sq_norm(grad)) ** 0.5
+            if grad_norm < tol:
+                return mean
+            mean = self._cf_exp(grad, mean)
+        warnings.warn(
+            f"{self!r}.frechet_mean stopped after max_iter={max_iter} iterations with a "
+            f"gradient norm {grad_norm:.3g} > tol={tol:.3g} (points spread beyond a convex "
+            f"ball have no unique mean)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return mean
+
+    def _start(self, P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Starting point of the Karcher descent (a closed-form guess, else the first point)."""
+        return P[0]
+
+    def _tangent_gram(self, P: torch.Tensor, B: torch.Tensor) -> np.ndarray:
+        V = self._cf_log(P, B.expand_as(P)).reshape(P.shape[0], -1)
+        return (self._metric_scale * (V @ V.mT)).detach().cpu().numpy()
+
+
+class Grassmann(_ClosedFormManifold):
     """Grassmannian Gr(d, k) of k-dimensional subspaces of R^d (geomstats ``Grassmannian``).
 
     Points are orthonormal bases of shape (d, k) (any basis of the subspace); geomstats works on
     the projectors ``U U^T``. Tangent vectors at ``U`` are horizontal (d, k) matrices ``D`` with
     ``U^T D = 0`` (Edelman, Arias & Smith 1998), corresponding to geomstats' ``D U^T + U D^T``.
-    ``dist`` follows geomstats: ``sqrt(2) * ||theta||_2``, so ``dist = sqrt(2) ||log||_F``.
+    The metric follows geomstats: ``<D1, D2> = 2 tr(D1^T D2)``, so ``dist = sqrt(2) ||theta||_2
+    = sqrt(2) ||log||_F`` (``grassmann_distance(convention="geomstats")``; the default "arc"
+    convention of :func:`grassmann_distance` is ``||log||_F``).
+
+    exp/log/geodesics/Frechet mean/tangent PCA use :func:`grassmann_exp` and
+    :func:`grassmann_log` (O(d k^2), valid at principal angles of pi/2, where geomstats returns a
+    zero log). ``exp`` and ``geodesic`` return the horizontal lift of the starting basis.
 
     Parameters
     ----------
@@ -359,6 +453,8 @@ class Grassmann(_Manifold):
     k : int
         Subspace dimension, ``k <= d``.
     """
+
+    _metric_scale = 2.0
 
     def __init__(self, d: int, k: int) -> None:
         self.d = check_positive_int(d, "d")
@@ -376,9 +472,6 @@ class Grassmann(_Manifold):
     def point_shape(self) -> tuple[int, ...]:
         return (self.d, self.k)
 
-    def _gs_point_shape(self) -> tuple[int, ...]:
-        return (self.d, self.d)
-
     def _repr_args(self) -> str:
         return f"({self.d}, {self.k})"
 
@@ -389,92 +482,24 @@ class Grassmann(_Manifold):
     def _to_gs_point(self, P: torch.Tensor) -> torch.Tensor:
         return P @ P.mT
 
-    def _from_gs_point(self, P: torch.Tensor) -> torch.Tensor:
-        # The top-k eigenvectors of a rank-k projector span its range.
-        _, vecs = torch.linalg.eigh(0.5 * (P + P.mT))
-        basis = vecs[..., -self.k :].flip(-1)
-        idx = basis.abs().argmax(dim=-2, keepdim=True)
-        signs = torch.sign(torch.gather(basis, -2, idx))
-        return basis * torch.where(signs == 0, 1.0, signs)
-
-    def _to_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        if V.shape[-2:] != (self.d, self.k):
-            raise ValueError(
-                f"tangent must have shape (..., {self.d}, {self.k}), got {tuple(V.shape)!r}"
-            )
-        V = V - base @ (base.mT @ V)  # keep the horizontal part only
-        return V @ base.mT + base @ V.mT
-
-    def _from_gs_tangent(self, V: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        return V @ base
-
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return grassmann_distance(a, b, convention="geomstats", check=False)
 
-    # geomstats works on d x d projectors, so every operation costs O(d^3) whatever k is. The
-    # subspaces involved in one call span a space W of dimension r <= (number of bases) * k,
-    # and Gr(W, k) is a totally geodesic, isometrically embedded copy of Gr(r, k): geodesics,
-    # logs, exps and Frechet means of subspaces of W stay in W. So we run geomstats on
-    # Gr(r, k) in an orthonormal basis Q of W and map back with Q (exact, not an
-    # approximation), e.g. a log on Gr(392, 8) becomes one on Gr(16, 8).
-    def _reduce(self, *tensors: torch.Tensor) -> tuple[Grassmann, torch.Tensor | None]:
-        cols = torch.cat(
-            [
-                t.reshape(-1, self.d, t.shape[-1]).permute(1, 0, 2).reshape(self.d, -1)
-                for t in tensors
-            ],
-            dim=1,
-        )
-        if cols.shape[1] >= self.d - 1:
-            return self, None
-        U, S, _ = torch.linalg.svd(cols, full_matrices=True)
-        tol = float(S[0]) * self.d * float(torch.finfo(S.dtype).eps)
-        # At least k + 1 dims, so that the reduced Grassmannian is not a single point.
-        r = max(int((S > tol).sum()), self.k + 1)
-        if r >= self.d:
-            return self, None
-        return Grassmann(r, self.k), U[:, :r]
-
-    def _initial_mean(self, P: torch.Tensor) -> torch.Tensor:
-        # Extrinsic mean: the top-k eigenvectors of the average projector.
-        return self._from_gs_point((P @ P.mT).mean(dim=0))
-
-    def _frechet_mean(
-        self, P: torch.Tensor, w: torch.Tensor | None, tol: float, max_iter: int
-    ) -> torch.Tensor:
-        sub, Q = self._reduce(P)
-        if Q is None:
-            return super()._frechet_mean(P, w, tol, max_iter)
-        return Q @ sub._frechet_mean(Q.mT @ P, w, tol, max_iter)
-
-    def _tangent_pca(self, P: torch.Tensor, B: torch.Tensor, n_components: int) -> torch.Tensor:
-        sub, Q = self._reduce(P, B)
-        if Q is None:
-            return super()._tangent_pca(P, B, n_components)
-        return sub._tangent_pca(Q.mT @ P, Q.mT @ B, n_components)
-
-    def _log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        sub, Q = self._reduce(P, B)
-        if Q is None:
-            return super()._log(P, B)
-        return Q @ sub._log(Q.mT @ P, Q.mT @ B)
-
-    def _exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    def _cf_exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         if V.shape[-2:] != (self.d, self.k):
             raise ValueError(
                 f"tangent must have shape (..., {self.d}, {self.k}), got {tuple(V.shape)!r}"
             )
-        V = V - B @ (B.mT @ V)  # the horizontal part
-        sub, Q = self._reduce(B, V)
-        if Q is None:
-            return super()._exp(V, B)
-        return Q @ sub._exp(Q.mT @ V, Q.mT @ B)
+        return grassmann_exp(V, B, check=False)
 
-    def _geodesic(self, A: torch.Tensor, B: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        sub, Q = self._reduce(A, B)
-        if Q is None:
-            return super()._geodesic(A, B, times)
-        return Q @ sub._geodesic(Q.mT @ A, Q.mT @ B, times)
+    def _cf_log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return grassmann_log(P, B, check=False)
+
+    def _start(self, P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # Extrinsic mean: the top-k eigenvectors of the weighted mean projector, i.e. the top-k
+        # left singular vectors of [sqrt(w_i) U_i] (O(d (n k)^2), no d x d matrix).
+        stacked = (w.sqrt() * P).permute(1, 0, 2).reshape(self.d, -1)
+        return torch.linalg.svd(stacked, full_matrices=False)[0][:, : self.k]
 
 
 class SPD(_Manifold):
@@ -526,17 +551,24 @@ class SPD(_Manifold):
         return (V * torch.exp(w)) @ V.mT
 
 
-class SO(_Manifold):
+class SO(_ClosedFormManifold):
     """Special orthogonal group SO(k) with the bi-invariant metric (geomstats' convention).
 
     Points are k x k rotation matrices; tangent vectors at ``R`` are ambient matrices ``R A``
-    with ``A`` skew-symmetric (geomstats' matrix representation).
+    with ``A`` skew-symmetric (geomstats' matrix representation). The metric is
+    ``<R A, R B> = tr(A^T B) / 2``, so ``dist = ||A||_F / sqrt(2)`` (a rotation by theta in one
+    plane is at distance theta), as :func:`orthogonal_distance`.
+
+    exp/log/geodesics/Frechet mean/tangent PCA use :func:`so_exp` and :func:`so_log` (stable up
+    to and at rotation angles of pi; see :func:`so_logm` for the choice at exactly pi).
 
     Parameters
     ----------
     k : int
         Matrix size.
     """
+
+    _metric_scale = 0.5
 
     def __init__(self, k: int) -> None:
         self.k = check_positive_int(k, "k")
@@ -567,12 +599,29 @@ class SO(_Manifold):
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return orthogonal_distance(a, b, check=False)
 
+    def _cf_exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return so_exp(V, B, check=False)
 
-class Sphere(_Manifold):
+    def _cf_log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return so_log(P, B, check=False)
+
+    def _start(self, P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # The rotation nearest the weighted mean matrix (the extrinsic mean), unless the
+        # mean matrix is singular (e.g. two rotations by pi apart), then the first point.
+        avg = (w * P).sum(dim=0)
+        if float(torch.linalg.svdvals(avg)[-1]) <= 1e-8:
+            return P[0]
+        return orthogonalize(avg, special=True)
+
+
+class Sphere(_ClosedFormManifold):
     """Unit sphere S^dim in R^(dim + 1) (geomstats ``Hypersphere(dim)``).
 
     Points are unit vectors of length ``dim + 1``; tangent vectors are ambient vectors
-    orthogonal to the base point.
+    orthogonal to the base point, with the Euclidean inner product (``dist = ||log||``).
+    exp/log/geodesics/Frechet mean/tangent PCA use :func:`sphere_exp` and :func:`sphere_log`
+    (stable near antipodal points; see :func:`sphere_log` for the choice at exactly antipodal
+    ones).
 
     Parameters
     ----------
@@ -606,3 +655,15 @@ class Sphere(_Manifold):
 
     def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return sphere_distance(a, b)
+
+    def _cf_exp(self, V: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return sphere_exp(V, B)
+
+    def _cf_log(self, P: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return sphere_log(P, B)
+
+    def _start(self, P: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # The normalised weighted mean (the extrinsic mean) unless it (nearly) vanishes.
+        avg = (w * P).sum(dim=0)
+        norm = float(torch.linalg.vector_norm(avg))
+        return avg / norm if norm > 1e-8 else P[0]

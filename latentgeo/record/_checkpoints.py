@@ -9,114 +9,20 @@ arbitrary code to unpickle is refused, never executed.
 from __future__ import annotations
 
 import logging
-import numbers
-import operator
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["parse_step", "record_checkpoints"]
+from latentgeo.record._checkpoint_files import CHECKPOINT_SUFFIXES
+from latentgeo.record._checkpoint_files import extract_state_dict as _extract_state_dict
+from latentgeo.record._checkpoint_files import load_checkpoint as _load
+from latentgeo.record._checkpoint_steps import collect_checkpoints, parse_step
+
+__all__ = ["CHECKPOINT_SUFFIXES", "parse_step", "record_checkpoints"]
 
 logger = logging.getLogger("latentgeo.record")
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-# Ordered from the most explicit to the loosest: "step=450" / "step_450" / "step-450" /
-# "global_step450" first; a bare trailing integer ("ckpt_000123.pt") last.
-_STEP_PATTERNS = (
-    re.compile(r"(?:^|[^a-z0-9])(?:global_)?step[=_\-]?(\d+)(?![0-9])", re.IGNORECASE),
-    re.compile(r"(\d+)$"),
-)
-_EPOCH_PATTERN = re.compile(r"(?:^|[^a-z0-9])epoch[=_\-]?(\d+)(?![0-9])", re.IGNORECASE)
-
-
-def parse_step(name: str | os.PathLike[str]) -> int | None:
-    """Parse the training step from a checkpoint's file name.
-
-    Parameters
-    ----------
-    name : str or os.PathLike
-        File name or path; only the name without its suffix is read.
-
-    Returns
-    -------
-    int or None
-        The step, or None when the name holds none.
-
-    Examples
-    --------
-    >>> parse_step("epoch=3-step=450.ckpt"), parse_step("step_123.pt"), parse_step("ckpt-7.pth")
-    (450, 123, 7)
-    >>> parse_step("last.ckpt") is None
-    True
-    """
-    stem = Path(os.fspath(name)).name
-    for suffix in CHECKPOINT_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    matches = _STEP_PATTERNS[0].findall(stem)
-    if matches:
-        return int(matches[-1])
-    trailing = _STEP_PATTERNS[1].search(stem)
-    if trailing is None:
-        return None
-    epoch = _EPOCH_PATTERN.search(stem)
-    if epoch is not None and epoch.end() == len(stem):
-        # "epoch=3.ckpt": the trailing number counts epochs, not steps.
-        return None
-    return int(trailing.group(1))
-
-
-def _parse_epoch(name: str) -> int | None:
-    matches = _EPOCH_PATTERN.findall(Path(name).name)
-    return int(matches[-1]) if matches else None
-
-
-def _natural_key(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def _list_directory(directory: Path) -> list[Path]:
-    files = [
-        p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES
-    ]
-    if not files:
-        raise ValueError(
-            f"no checkpoint files ({', '.join('*' + s for s in CHECKPOINT_SUFFIXES)}) in "
-            f"directory {os.fspath(directory)!r}"
-        )
-    return sorted(files, key=_natural_key)
-
-
-def _extract_state_dict(obj: Any, source: str) -> Mapping[str, torch.Tensor]:
-    """The model weights inside a loaded checkpoint object."""
-    if not isinstance(obj, Mapping):
-        raise TypeError(
-            f"checkpoint {source} holds a {type(obj).__name__}, expected a state dict "
-            f"(mapping of parameter names to tensors) or a checkpoint dict with 'state_dict'"
-        )
-    # Lightning: {"state_dict": ..., "epoch": ..., "global_step": ...}; other trainers often
-    # use "model" / "model_state_dict".
-    for key in ("state_dict", "model_state_dict", "model"):
-        inner = obj.get(key)
-        if (
-            isinstance(inner, Mapping)
-            and inner
-            and all(isinstance(v, torch.Tensor) for v in inner.values())
-        ):
-            return inner
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
-    raise ValueError(
-        f"checkpoint {source} is a mapping but holds no state dict: its keys are "
-        f"{sorted(map(str, obj))[:10]!r}; expected parameter names mapped to tensors, or one "
-        f"of 'state_dict', 'model_state_dict', 'model'"
-    )
 
 
 def _match_keys(
@@ -158,118 +64,9 @@ def _match_keys(
     )
 
 
-def _load(source: Any, map_location: Any) -> tuple[Any, str]:
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        try:
-            try:
-                # Memory-map: a training checkpoint's optimizer state is never read from disk.
-                obj = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
-            except RuntimeError as exc:
-                if "mmap" not in str(exc):
-                    raise
-                # Files in torch's legacy (non-zip) format cannot be memory-mapped.
-                obj = torch.load(path, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
-            # weights_only refuses pickles that would run code; say so instead of a raw
-            # UnpicklingError, and never retry with weights_only=False.
-            raise ValueError(
-                f"could not load checkpoint {path!r} with torch.load(weights_only=True): {exc}. "
-                f"Only tensors and plain containers are loaded (arbitrary pickles are refused "
-                f"for safety): save the weights with torch.save(model.state_dict(), path), or "
-                f"allow trusted extra types with torch.serialization.add_safe_globals([...])"
-            ) from exc
-        return obj, repr(path)
-    if isinstance(source, Mapping):
-        return source, "(in-memory state dict)"
-    raise TypeError(
-        f"each checkpoint must be a path (str or os.PathLike) or a state dict mapping, "
-        f"got {type(source).__name__}: {source!r}"
-    )
-
-
 def _collect(checkpoints: Any, steps: Sequence[int] | None) -> list[tuple[int, Any, int | None]]:
-    """(step, source, epoch) triples, validated and sorted by step."""
-    if isinstance(checkpoints, (str, os.PathLike)):
-        path = Path(os.fspath(checkpoints))
-        if path.is_dir():
-            sources: list[Any] = list(_list_directory(path))
-        elif path.is_file():
-            sources = [path]
-        else:
-            raise FileNotFoundError(f"checkpoints {os.fspath(checkpoints)!r} does not exist")
-    elif isinstance(checkpoints, Mapping) and all(
-        isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in checkpoints
-    ):
-        if steps is not None:
-            raise ValueError("steps must not be given when checkpoints maps steps to sources")
-        steps = [int(k) for k in checkpoints]
-        sources = list(checkpoints.values())
-    elif isinstance(checkpoints, Iterable) and not isinstance(checkpoints, Mapping):
-        sources = list(checkpoints)
-    else:
-        raise TypeError(
-            f"checkpoints must be a directory, a file, a sequence of paths or state dicts, or "
-            f"a mapping {{step: path or state dict}}, got {checkpoints!r}"
-        )
-    if not sources:
-        raise ValueError("checkpoints is empty: there is nothing to record")
-
-    if steps is not None:
-        steps = list(steps)
-        if len(steps) != len(sources):
-            raise ValueError(
-                f"steps has {len(steps)} entries but there are {len(sources)} checkpoints"
-            )
-        parsed = []
-        for s in steps:
-            try:
-                if isinstance(s, bool):
-                    raise TypeError
-                value = operator.index(s)
-            except TypeError:
-                raise TypeError(f"steps must be integers, got {s!r}") from None
-            if value < 0:
-                raise ValueError(f"steps must be >= 0, got {s!r}")
-            parsed.append(value)
-    else:
-        parsed = []
-        for src in sources:
-            if not isinstance(src, (str, os.PathLike)):
-                raise ValueError(
-                    "in-memory state dicts carry no file name to read a step from: pass steps= "
-                    "or a mapping {step: state dict}"
-                )
-            step = parse_step(src)
-            if step is None:
-                raise ValueError(
-                    f"cannot read a training step from the checkpoint name "
-                    f"{Path(os.fspath(src)).name!r} (expected e.g. 'step=123', 'step_123', "
-                    f"'epoch=3-step=450' or a trailing integer); pass steps= explicitly or "
-                    f"remove the file from the list"
-                )
-            parsed.append(step)
-
-    by_step: dict[int, Any] = {}
-    for step, src in zip(parsed, sources):
-        if step in by_step:
-            raise ValueError(
-                f"two checkpoints have step {step}: {_describe(by_step[step])} and "
-                f"{_describe(src)}; keep one of them"
-            )
-        by_step[step] = src
-    out = []
-    for step in sorted(by_step):
-        src = by_step[step]
-        epoch = _parse_epoch(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else None
-        out.append((step, src, epoch))
-    return out
-
-
-def _describe(src: Any) -> str:
-    return repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else "an in-memory dict"
+    """(step, source, epoch) triples, validated and sorted by step (see _checkpoint_steps)."""
+    return [(e.step, e.source, e.epoch) for e in collect_checkpoints(checkpoints, steps)]
 
 
 def record_checkpoints(
@@ -292,9 +89,10 @@ def record_checkpoints(
         wrappers allowed: the weights go into the underlying module). Its own weights are put
         back when recording ends, also on error.
     checkpoints : str, os.PathLike, sequence or mapping
-        A directory (its ``*.pt``, ``*.pth`` and ``*.ckpt`` files), one file, a sequence of
-        paths or of in-memory state dicts, or a mapping ``{step: path or state dict}``. A file
-        holds a state dict or a checkpoint dict with ``"state_dict"`` (Lightning),
+        A directory (its ``*.pt``, ``*.pth``, ``*.ckpt``, ``*.safetensors`` files and Hugging
+        Face ``checkpoint-N/`` folders), one file or folder, a sequence of paths or of
+        in-memory state dicts, or a mapping ``{step: path or state dict}``. A file holds a
+        state dict or a checkpoint dict with ``"state_dict"`` (Lightning),
         ``"model_state_dict"`` or ``"model"``; a common key prefix (``"model."`` of a
         LightningModule attribute, ``"module."`` of DDP, ``"_orig_mod."``) is stripped.
     layers, action, probe_inputs
@@ -302,9 +100,17 @@ def record_checkpoints(
     store : str or os.PathLike
         Path or fsspec URL of the run store.
     steps : sequence of int, optional
-        The training step of each checkpoint, in the order given (directories: file names in
-        natural order). Default: parsed from the file names (``step=123``, ``step_123``,
-        ``epoch=3-step=450``, or a trailing integer).
+        The training step of each checkpoint, in the order given (directories: names in
+        natural order); distinct non-negative integers. Default: read from each checkpoint's
+        content where it has one (Lightning's ``global_step``; ``global_step`` of a Hugging
+        Face folder's ``trainer_state.json``), else from its name by the documented patterns
+        of :func:`parse_step` (``step=123``, ``step_123``, ``epoch=3-step=450``,
+        ``checkpoint-500``, ``iter_100``, ...). A file of a directory with no step in content
+        or name (``last-v1.ckpt``, ``resnet18.pt``, ``model_v2.pt``) is skipped with a log
+        line; a file named explicitly without one is refused. Two files with one step are
+        refused with both names unless they hold identical weights (Lightning's
+        ``last.ckpt`` beside the step checkpoint it copies), when the one named for the step
+        is kept.
     map_location : str or torch.device, default "cpu"
         Passed to ``torch.load``.
     **recorder_kwargs
@@ -320,8 +126,10 @@ def record_checkpoints(
     Raises
     ------
     ValueError
-        A name without a step (and no ``steps``), two checkpoints with one step, a checkpoint
-        that does not fit the model, or a file ``torch.load(weights_only=True)`` refuses.
+        A file named explicitly without a step (and no ``steps``), a directory where no file
+        has one, two checkpoints with one step and different weights, repeated ``steps``, a
+        checkpoint that does not fit the model, or a file ``torch.load(weights_only=True)``
+        refuses.
 
     Examples
     --------
