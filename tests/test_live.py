@@ -194,6 +194,28 @@ def test_failing_live_probe_does_not_stop_recording(tmp_path, action, probe_x):
     assert [s for s, _ in live.history] == [0, 2, 3]
 
 
+@pytest.mark.parametrize("group", [Cyclic(4), Cyclic(5)])
+def test_chunked_gram_equals_probes_on_offset_latents(monkeypatch, group):
+    """Chunked accumulation and folded-in centring agree with the probes on latents whose
+    mean is a thousand times their spread (the cancellation case), for any chunking."""
+    import latentgeo.record._live as live_module
+
+    rng = np.random.default_rng(5)
+    G = group.order
+    Z = 1e3 + rng.normal(size=(G, 50, 7)) * rng.uniform(0.1, 2, size=7)
+    Z[1:] += 0.3 * np.roll(Z[:1], 1, axis=-1)  # some non-invariant structure
+    want_inv = probes.invariance(Z)
+    want_spec = probes.orbit_spectrum(Z, group)
+    for per_chunk in (1, 3, 50):
+        monkeypatch.setattr(live_module, "_CHUNK_VALUES", G * 7 * per_chunk)
+        live = LiveProbes(["invariance", "spectrum"])
+        live.bind(group, np.arange(G))
+        out = live.compute(Z.astype(np.float64))
+        np.testing.assert_allclose(out["invariance"], want_inv, rtol=RTOL_F64)
+        got = [out[f"spectrum/{name}"] for name in want_spec.irrep.values]
+        np.testing.assert_allclose(got, want_spec.values, rtol=1e-8, atol=1e-12)
+
+
 def test_nonfinite_latents_give_nan_metrics():
     live = LiveProbes(ALL)
     live.bind(Cyclic(4), np.arange(4))

@@ -22,6 +22,7 @@ The values equal what :func:`probes.invariance`, :func:`probes.orbit_spectrum` a
 from __future__ import annotations
 
 import collections
+import math
 import numbers
 import threading
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,8 @@ __all__ = ["LIVE_PROBES", "LiveProbes", "as_live"]
 
 #: The probes a live object can compute.
 LIVE_PROBES = ("invariance", "spectrum", "r2")
+#: Values converted to float64 at a time when accumulating the orbit's Gram matrix (8 MiB).
+_CHUNK_VALUES = 2**20
 
 
 class LiveProbes:
@@ -70,9 +73,13 @@ class LiveProbes:
 
     Notes
     -----
-    The latents are converted once to float64, centred once by their grand mean, and every
-    probe reads that tensor (the computations are those of the offline probe runner,
-    ``probes.run``).  A step whose latents hold NaN or inf gets NaN metrics.
+    For a finite group, invariance and spectrum are computed from the (n_elements,
+    n_elements) Gram matrix of the centred orbit signals, accumulated in float64 over chunks
+    of samples (no float64 copy of the whole block; the same quantities as
+    :func:`probes.invariance` and :func:`probes.orbit_spectrum`, to float64 rounding); for a
+    continuous group through the probes' own functions on a centred float64 copy.  The
+    ``"r2"`` probe reads only its subsample.  A step whose latents hold NaN or inf gets NaN
+    metrics.
     """
 
     def __init__(
@@ -179,8 +186,6 @@ class LiveProbes:
         """
         import torch
 
-        from probes._spectrum import invariance_of_centred, spectrum_of_centred
-
         if self._group is None:
             raise RuntimeError("LiveProbes is not bound to a group; pass it to a LatentRecorder")
         src = torch.as_tensor(np.asarray(Z))
@@ -189,20 +194,85 @@ class LiveProbes:
                 f"live latents must have shape (n_elements, n_samples, n_units), got "
                 f"{tuple(src.shape)}"
             )
-        Zc = src.to(torch.float64, copy=True)  # one private float64 copy, centred in place
-        names = self._names(Zc.shape[0])
+        names = self._names(src.shape[0])
+        out: dict[str, float] = {}
+        if "invariance" in self.probes or "spectrum" in self.probes:
+            if self._group.is_finite:
+                out.update(self._from_gram(src))
+            else:
+                out.update(self._from_tensor(src))
+            if any(math.isnan(v) for v in out.values()):
+                return dict.fromkeys(names, float("nan"))
+        if "r2" in self.probes:
+            out["r2"] = self._r2(src)
+        return {name: out[name] for name in names}
+
+    def _from_gram(self, src: Any) -> dict[str, float]:
+        """Invariance and spectrum of a finite group's orbit from the centred Gram matrix.
+
+        ``invariance_of_centred`` and ``spectrum_of_centred`` (``probes._spectrum``) read a
+        float64 copy of the whole block centred by its grand mean; both are functions of the
+        (n_elements, n_elements) Gram matrix of the centred orbit signals alone, which is
+        accumulated here over chunks of samples converted to float64 one at a time (no full
+        copy).  Centring is folded in exactly: with ``Y = Z - c`` (``c`` the first chunk's
+        mean, for conditioning), ``S[g] = Σ_i Y[g, i]`` and ``m = Σ_g S[g] / (|G| n)``,
+        ``Gc[g, h] = YᵀY[g, h] - m·S[g] - m·S[h] + n m·m``.
+        """
+        import torch
+
+        from probes._spectrum import projector_stack
+        from probes._validation import check_group_order
+
+        f64 = torch.float64
+        G, n, d = src.shape
+        check_group_order(G, self._group)
+        chunk = max(1, _CHUNK_VALUES // max(1, G * d))
+        shift = src[:, :chunk].to(f64).mean(dim=(0, 1))
+        gram = torch.zeros((G, G), dtype=f64)
+        sums = torch.zeros((G, d), dtype=f64)
+        for s0 in range(0, n, chunk):
+            block = src[:, s0 : s0 + chunk].to(f64)
+            block -= shift
+            flat = block.reshape(G, -1)
+            gram += flat @ flat.T
+            sums += block.sum(dim=1)
+        m = sums.sum(dim=0) / (G * n)
+        ms = sums @ m
+        gram = gram - ms[:, None] - ms[None, :] + n * (m @ m)
+        if not bool(torch.isfinite(gram).all()):  # NaN / inf latents reach the Gram matrix
+            return {"invariance": float("nan")}
+        total = torch.trace(gram)
+        out: dict[str, float] = {}
+        if "invariance" in self.probes:
+            inv = gram.sum() / G / total if total > 0 else torch.tensor(1.0, dtype=f64)
+            out["invariance"] = float(inv.clamp(0.0, 1.0))
+        if "spectrum" in self.probes:
+            irreps, P = projector_stack(self._group, f64, "cpu")
+            if total > 0:
+                shares = (torch.einsum("rgh,gh->r", P, gram) / total).clamp_min(0.0).tolist()
+            else:  # no variance: everything is (trivially) invariant
+                shares = [1.0] + [0.0] * (len(irreps) - 1)
+            out.update({f"spectrum/{name}": v for name, v in zip(irreps, shares, strict=True)})
+        return out
+
+    def _from_tensor(self, src: Any) -> dict[str, float]:
+        """Invariance and spectrum of a continuous group's orbit (the probes' own path)."""
+        import torch
+
+        from probes._spectrum import invariance_of_centred, spectrum_of_centred
+
+        Zc = src.to(torch.float64, copy=True)
         if not bool(torch.isfinite(Zc.sum())):
-            return dict.fromkeys(names, float("nan"))
+            return {"invariance": float("nan")}
         Zc -= Zc.mean(dim=(0, 1))
         out: dict[str, float] = {}
         if "invariance" in self.probes:
             out["invariance"] = invariance_of_centred(Zc)
         if "spectrum" in self.probes:
             irreps, shares = spectrum_of_centred(Zc, self._group)
-            for name, value in zip(irreps, shares.tolist(), strict=True):
-                out[f"spectrum/{name}"] = float(value)
-        if "r2" in self.probes:
-            out["r2"] = self._r2(Zc)
+            out.update(
+                {f"spectrum/{k}": float(v) for k, v in zip(irreps, shares.tolist(), strict=True)}
+            )
         return out
 
     def _names(self, n_elements: int) -> list[str]:
@@ -221,13 +291,16 @@ class LiveProbes:
                 names.append(probe)
         return names
 
-    def _r2(self, Zc: Any) -> float:
+    def _r2(self, src: Any) -> float:
+        import torch
+
         from probes._linear import LinearProbe
 
-        if Zc.shape[0] < 2:
+        if src.shape[0] < 2:
             return float("nan")
-        idx = self.subsample(Zc.shape[1])
-        sub = Zc[:, idx] if len(idx) < Zc.shape[1] else Zc
+        sub = src[:, torch.as_tensor(self.subsample(src.shape[1]))].to(torch.float64)
+        if not bool(torch.isfinite(sub.sum())):
+            return float("nan")
         probe = LinearProbe(n_null=0, n_bootstrap=0, random_state=self.random_state)
         r2 = probe.fit(sub).r2_
         return float(np.mean(r2[1:]))
