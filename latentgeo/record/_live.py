@@ -34,8 +34,9 @@ __all__ = ["LIVE_PROBES", "LiveProbes", "as_live"]
 
 #: The probes a live object can compute.
 LIVE_PROBES = ("invariance", "spectrum", "r2")
-#: Values converted to float64 at a time when accumulating the orbit's Gram matrix (8 MiB).
-_CHUNK_VALUES = 2**20
+#: Values converted to float64 at a time when accumulating the orbit's Gram matrix (2 MiB:
+#: cache-sized chunks ran 1.3-5x faster than 8 MiB or 32 MiB ones on a (8, 512, 4096) block).
+_CHUNK_VALUES = 2**18
 
 
 class LiveProbes:
