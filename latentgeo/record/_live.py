@@ -109,14 +109,14 @@ class LiveProbes:
             raise TypeError(
                 f"tensorboard must be a SummaryWriter (with add_scalar), got {tensorboard!r}"
             )
-        self.probes = tuple(dict.fromkeys(probes))
-        self.r2_samples = int(r2_samples)
-        self.tensorboard = tensorboard
-        self.prefix = prefix
-        self.random_state = random_state
+        self.probes: tuple[str, ...] = tuple(dict.fromkeys(probes))
+        self.r2_samples: int = int(r2_samples)
+        self.tensorboard: Any = tensorboard
+        self.prefix: str = prefix
+        self.random_state: int = random_state
         self.history: list[tuple[int, dict[str, float]]] = []
         self._pending: collections.deque[tuple[int, dict[str, float]]] = collections.deque()
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = threading.Lock()
         self._group: Any = None
         self._irreps: list[str] | None = None
 
@@ -277,7 +277,7 @@ class LiveProbes:
         return out
 
     def _names(self, n_elements: int) -> list[str]:
-        names = []
+        names: list[str] = []
         for probe in self.probes:
             if probe == "spectrum":
                 if self._irreps is None:

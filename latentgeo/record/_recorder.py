@@ -22,7 +22,7 @@ from latentgeo._model_call import protected_call
 from latentgeo._outputs import describe_selector, parse_selector, select_output
 from latentgeo.record._dtypes import OverflowCheck, host_array, wider_storage
 from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
-from latentgeo.record._live import as_live
+from latentgeo.record._live import LiveProbes, as_live
 from latentgeo.record._lockstep import Lockstep, LockstepError
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
@@ -289,7 +289,7 @@ class LatentRecorder:
         elements = list(getattr(action, "elements", None) or [str(e) for e in group.elements])
         self._order = len(elements)
         # Live probes (latentgeo.record._live) run in the writer thread on the host latents.
-        self.live = as_live(live)
+        self.live: LiveProbes | None = as_live(live)
         self._live_failed = False
         if self.live is not None:
             self.live.bind(group, action.element_values)
