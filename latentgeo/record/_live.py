@@ -157,6 +157,7 @@ class LiveProbes:
                     "['invariance', 'r2'])"
                 )
         self._group = group
+        self._irreps = None  # names of the spectrum metrics, from this group
 
     def subsample(self, n_samples: int) -> np.ndarray:
         """The sorted sample indices the ``"r2"`` probe fits on, out of ``n_samples``."""
