@@ -6,6 +6,13 @@
     and 512 probe samples.
 (b) Store write throughput (``RunWriter.append`` of one checkpoint) divided by the throughput
     of writing the same bytes with ``numpy.ndarray.tofile``.  Target: >= 0.5.
+(c) Live probes (``live=True``: invariance and spectrum of every layer, computed in the
+    writer thread): ``record()``'s blocking time with them divided by ``record()``'s without
+    them, both recorders in the same run on the same model, timed alternately.  Target:
+    <= 1.5.  Reported twice: with training time between recordings (``flush()`` untimed
+    between them, the writer finishes meanwhile: the normal case), and back to back (the
+    next ``record()`` meets a writer still busy with the live probes: the worst case).  Also
+    the end-to-end ratio ``record() + flush()`` (what the live probes cost in all).
 
 Run: ``python benchmarks/record.py [--repeats 5] [--device cpu]``.
 """
@@ -88,6 +95,52 @@ def bench_record(tmp: Path, device: torch.device, repeats: int) -> tuple[float, 
     return r / b, r, b
 
 
+def bench_live(tmp: Path, device: torch.device, repeats: int) -> dict[str, tuple[float, ...]]:
+    model = CNN().to(device)
+    action = ImageRotations(Dihedral(4))
+    x = torch.randn(512, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    plain = LatentRecorder(model, LAYERS, action, x, tmp / "plain.zarr")
+    live = LatentRecorder(model, LAYERS, action, x, tmp / "live.zarr", live=True)
+    recs = {"plain": plain, "live": live}
+    for rec in recs.values():  # warm-up: orbit cache, array creation, probe imports
+        rec.record(0)
+        rec.flush()
+    times: dict[str, dict[str, list[float]]] = {
+        k: {"blocking": [], "end_to_end": [], "back_to_back": []} for k in recs
+    }
+    step = 1
+    for i in range(repeats):
+        order = ["plain", "live"] if i % 2 == 0 else ["live", "plain"]
+        for name in order:
+            rec = recs[name]
+            t0 = time.perf_counter()
+            rec.record(step)
+            t1 = time.perf_counter()
+            rec.flush()
+            t2 = time.perf_counter()
+            times[name]["blocking"].append(t1 - t0)
+            times[name]["end_to_end"].append(t2 - t0)
+        step += 1
+    for name in ("plain", "live"):  # back to back: 1 + repeats recordings, no flush between
+        rec = recs[name]
+        rec.record(step)
+        for _ in range(repeats):
+            step += 1
+            t0 = time.perf_counter()
+            rec.record(step)
+            times[name]["back_to_back"].append(time.perf_counter() - t0)
+        rec.flush()
+        step += 1
+    for rec in recs.values():
+        rec.close()
+    out = {}
+    for what in ("blocking", "end_to_end", "back_to_back"):
+        p = statistics.median(times["plain"][what])
+        q = statistics.median(times["live"][what])
+        out[what] = (q / p, q, p)
+    return out
+
+
 def bench_write(tmp: Path, repeats: int) -> tuple[float, float, float]:
     rng = np.random.default_rng(0)
     n_el, n = 8, 512
@@ -137,6 +190,20 @@ def main() -> None:
             f"(b) store write throughput / ndarray.tofile: {ratio:.3f} "
             f"(store {zmb:.0f} MiB/s, tofile {tmb:.0f} MiB/s; target >= 0.5)"
         )
+        live = bench_live(tmp, device, args.repeats)
+        labels = {
+            "blocking": "record() blocking, live / plain (training between recordings)",
+            "back_to_back": "record() blocking, live / plain (back to back, writer busy)",
+            "end_to_end": "record() + flush(), live / plain (end to end)",
+        }
+        for what in ("blocking", "back_to_back", "end_to_end"):
+            ratio, q, p = live[what]
+            target = "; target <= 1.5" if what == "blocking" else ""
+            print(
+                f"(c) {labels[what]}: {ratio:.3f} "
+                f"(live {q * 1e3:.1f} ms, plain {p * 1e3:.1f} ms, invariance + spectrum of "
+                f"4 layers{target})"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -41,10 +41,21 @@ class HFRecorder(SessionView, TrainerCallback):
     schedule : latentgeo.schedules schedule, optional
         Which global steps to record; default: the recorder's default schedule.
     **recorder_kwargs
-        Further arguments of :class:`latentgeo.LatentRecorder`.
+        Further arguments of :class:`latentgeo.LatentRecorder` (``live`` among them).
 
     Notes
     -----
+    *Live metrics.* With ``live=`` (a :class:`latentgeo.record.LiveProbes`, ``True`` or probe
+    names such as ``["invariance", "spectrum", "r2"]``) the recorder computes the cheap
+    symmetry probes of every recorded step in its writer thread.  On the world process zero
+    the callback appends each finished step's results to ``state.log_history`` as
+    ``{"latentgeo/<layer>/invariance": ..., "latentgeo/<layer>/spectrum/<irrep>": ...,
+    "latentgeo/<layer>/r2": ..., "step": recorded_step}``: collected in ``on_log`` and
+    ``on_step_end`` (a step's results usually arrive a few steps later, under the step they
+    describe) and in ``on_train_end`` after the recorder is flushed, so every recorded step
+    is there.  To see them in TensorBoard as well, give the :class:`~latentgeo.record.LiveProbes`
+    a ``SummaryWriter`` (``tensorboard=``).
+
     Metrics come from ``on_log``. The Trainer logs and evaluates a step *after*
     ``on_step_end``, with the weights unchanged, so when a due step is also a logging (or
     evaluation) step the recording waits for that ``on_log`` (or ``on_evaluate``) and stores
@@ -81,6 +92,7 @@ class HFRecorder(SessionView, TrainerCallback):
         self._metrics_step: int | None = None
         self._pending: int | None = None  # a due step waiting for its own logs
         self._wait_for = "log"  # or "evaluate": the last hook of the step with metrics
+        self._live: Any = None  # the recorder's LiveProbes, kept after the recorder closes
 
     def close(self) -> None:
         """Close the store (drains the writer); safe to call more than once."""
@@ -92,6 +104,14 @@ class HFRecorder(SessionView, TrainerCallback):
         # Only values logged at this very step: a loss logged steps ago is not this step's.
         metrics = self._metrics if self._metrics_step == step else None
         self._session.record(step, metrics=metrics, epoch=hf_epoch_index(state.epoch))
+
+    def _log_live(self, state: TrainerState) -> None:
+        """Append the finished live results to ``state.log_history`` (process zero)."""
+        live = self._live
+        if live is None or not state.is_world_process_zero:
+            return
+        for step, metrics in live.drain():
+            state.log_history.append({**metrics, "step": step})
 
     def _flush(self, state: TrainerState, event: str | None = None) -> None:
         # Weights only change at the optimizer step, so a pending step can be recorded in any
@@ -127,6 +147,7 @@ class HFRecorder(SessionView, TrainerCallback):
         self._metrics, self._metrics_step = {}, None
         self._pending = None
         self._session.build(model, resume=state.global_step > 0)
+        self._live = getattr(self._session.recorder, "live", None)
         self._record(state, state.global_step)
 
     def on_step_begin(
@@ -143,6 +164,7 @@ class HFRecorder(SessionView, TrainerCallback):
         self._flush(state)
         step = state.global_step
         if not session.is_due(step):
+            self._log_live(state)
             return
         # DefaultFlowCallback (always first in the handler) has just decided whether this
         # step is logged and evaluated; if so, wait for those metrics of the same step.
@@ -151,6 +173,7 @@ class HFRecorder(SessionView, TrainerCallback):
             self._wait_for = "evaluate" if control.should_evaluate else "log"
         else:
             self._record(state, step)
+        self._log_live(state)
 
     def on_log(
         self,
@@ -168,6 +191,7 @@ class HFRecorder(SessionView, TrainerCallback):
             # Training logs and evaluation logs of one step arrive in separate calls.
             self._metrics.update(logs)
         self._flush(state, "log")
+        self._log_live(state)
 
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -191,3 +215,4 @@ class HFRecorder(SessionView, TrainerCallback):
             self._flush(state)
         finally:
             self.close()
+        self._log_live(state)  # close() waited for the writer: every recorded step is in

@@ -41,10 +41,22 @@ class LightningRecorder(SessionView, pl.Callback):
         Which global steps to record; default: the recorder's default schedule.
     **recorder_kwargs
         Further arguments of :class:`latentgeo.LatentRecorder` (``mode``, ``reduce``,
-        ``dtype``, ``batch_size``, ``device``).
+        ``dtype``, ``batch_size``, ``device``, ``live``).
 
     Notes
     -----
+    *Live metrics.* With ``live=`` (a :class:`latentgeo.record.LiveProbes`, ``True`` or probe
+    names such as ``["invariance", "spectrum", "r2"]``) the recorder computes the cheap
+    symmetry probes of every recorded step in its writer thread.  The callback hands each
+    finished step's results, on global rank 0, to every ``trainer.loggers``'
+    ``log_metrics(metrics, step=recorded_step)`` and puts them into
+    ``trainer.callback_metrics`` (float64 tensors, usable by ``ModelCheckpoint(monitor=...)``
+    and ``EarlyStopping``), named ``latentgeo/<layer>/invariance``,
+    ``latentgeo/<layer>/spectrum/<irrep>``, ``latentgeo/<layer>/r2``.  Results are collected
+    after each training batch (a step's results usually arrive a few batches after the step,
+    logged at the step they describe) and at train end, after the recorder's flush, so every
+    recorded step is logged.  They are not stored back into the run store as metrics.
+
     Metrics are the scalars of ``trainer.callback_metrics`` at the recorded step (tensors
     converted to floats, ``/`` in names turned into ``_``). Lightning keeps epoch-level
     metrics (e.g. ``val_loss``) in ``callback_metrics`` until they are next logged, so they
@@ -88,6 +100,7 @@ class LightningRecorder(SessionView, pl.Callback):
         self._session = RecordingSession(
             layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
         )
+        self._live: Any = None  # the recorder's LiveProbes, kept after the recorder closes
 
     @property
     def state_key(self) -> str:
@@ -117,13 +130,33 @@ class LightningRecorder(SessionView, pl.Callback):
         ):
             model = wrapper
         self._session.build(model, resume=trainer.global_step > 0, device=pl_module.device)
+        self._live = getattr(self._session.recorder, "live", None)
 
     def _record(self, trainer: pl.Trainer) -> None:
         session = self._session
         step = trainer.global_step
         if session.recorder is None or not session.is_due(step):
             return
-        session.record(step, metrics=trainer.callback_metrics, epoch=trainer.current_epoch)
+        metrics = trainer.callback_metrics
+        if self._live is not None:  # live results describe other steps: not this step's metrics
+            metrics = {k: v for k, v in metrics.items() if not self._live.owns(k)}
+        session.record(step, metrics=metrics, epoch=trainer.current_epoch)
+
+    def _log_live(self, trainer: pl.Trainer, *, save: bool = False) -> None:
+        """Hand the finished live results to the trainer's loggers and callback_metrics."""
+        live = self._live
+        if live is None or not trainer.is_global_zero:
+            return
+        results = live.drain()
+        for step, metrics in results:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=step)
+            trainer.callback_metrics.update(
+                {k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()}
+            )
+        if save and results:
+            for logger in trainer.loggers:
+                logger.save()  # after the Trainer finalized its loggers
 
     # -- hooks -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -153,9 +186,17 @@ class LightningRecorder(SessionView, pl.Callback):
         if self._disabled(trainer):
             return
         self._record(trainer)
+        self._log_live(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The loggers are still open here (the Trainer finalizes them before on_fit_end).
+        if self._session.recorder is not None and self._live is not None:
+            self._session.recorder.flush()
+            self._log_live(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._session.close()
+        self._log_live(trainer, save=True)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._session.close()

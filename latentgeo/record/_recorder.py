@@ -23,6 +23,7 @@ from latentgeo._model_call import protected_call
 from latentgeo._outputs import describe_selector, parse_selector, select_output
 from latentgeo.record._dtypes import OverflowCheck, host_array, wider_storage
 from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
+from latentgeo.record._live import LiveProbes, as_live
 from latentgeo.record._lockstep import Lockstep, LockstepError
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
@@ -158,6 +159,14 @@ class LatentRecorder:
         S3-compatible server (see :class:`latentgeo.store.RunWriter`).
     max_queue : int
         Checkpoints waiting for the background writer before :meth:`record` blocks.
+    live : LiveProbes, True, or sequence of {"invariance", "spectrum", "r2"}, optional
+        Symmetry metrics computed at every recorded step from the latents already in host
+        memory, in the writer thread after the step is written (see
+        :class:`latentgeo.record.LiveProbes`): results in ``live.history``, queued for the
+        callbacks (``live.drain()``) and written to its TensorBoard writer.  A failing live
+        probe warns once (a ``RuntimeWarning`` raised by a later :meth:`record` /
+        :meth:`flush`) and recording goes on; :meth:`flush` waits for the live probes too.
+        ``ValueError`` here for a spectrum over an orbit that is not the whole group.
 
     Notes
     -----
@@ -230,6 +239,7 @@ class LatentRecorder:
         compressors: Any = None,
         storage_options: Mapping[str, Any] | None = None,
         max_queue: int = 2,
+        live: Any = None,
     ) -> None:
         from latentgeo.store import RunWriter
 
@@ -302,6 +312,11 @@ class LatentRecorder:
         group = action.group
         elements = list(getattr(action, "elements", None) or [str(e) for e in group.elements])
         self._order = len(elements)
+        # Live probes (latentgeo.record._live) run in the writer thread on the host latents.
+        self.live: LiveProbes | None = as_live(live)
+        self._live_failed = False
+        if self.live is not None:
+            self.live.bind(group, action.element_values)
         x_host, input_dtype = host_array(self._x, "probe_inputs")
         probe = {
             "n_samples": int(x.shape[0]),
@@ -727,6 +742,8 @@ class LatentRecorder:
                     nonfinite=nonfinite,
                     overflow=over,
                 )
+                if self.live is not None:
+                    self._observe_live(step, arrays)  # before the buffers are handed back
                 # append() returns once the store holds the data: the buffers are free.
                 with self._lock:
                     for name, buf in latents.items():
@@ -759,6 +776,26 @@ class LatentRecorder:
                 self._error = err
             finally:
                 self._queue.task_done()
+
+    def _observe_live(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        # A failing live probe must not stop the recording: warn once, keep writing.
+        live = self.live
+        if live is None:
+            return
+        try:
+            live.observe(step, arrays)
+        except Exception as err:
+            log.debug("live probes failed at step %d", step, exc_info=True)
+            if not self._live_failed:
+                self._live_failed = True
+                with self._lock:
+                    self._warnings.append(
+                        (
+                            f"live probes failed at step {step} ({err!r}); recording goes on, "
+                            "later failures are logged at debug level",
+                            RuntimeWarning,
+                        )
+                    )
 
     def _overflow_message(self, step: int, layer: str, count: int, peak: Any) -> str:
         limit = float(torch.finfo(_DTYPES[self.dtype]).max)
@@ -803,6 +840,8 @@ class LatentRecorder:
                 self._thread.join()
             self._raise_pending()
         finally:
+            if self.live is not None:
+                self.live.close()
             if self._writer is not None:
                 self._writer.close(consolidate_metadata=self._error is None)
 
