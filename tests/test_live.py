@@ -397,3 +397,49 @@ def test_hf_trainer_log_history_holds_live_metrics(tmp_path, action, probe_x):
         want = _offline(run, "net.fc", entry["step"], live)
         assert set(entry) == {*want, "step"}
         _assert_close(entry, want, RTOL_F64)
+
+
+def test_live_on_a_continuous_group_equals_the_harmonic_spectrum(tmp_path):
+    # Point clouds under sampled rotations of SO(3): the live spectrum is the harmonic fit of
+    # probes.orbit_spectrum over the stored element values, the invariance its trivial share.
+    import probes
+    from latentgeo import LatentRecorder, LiveProbes, open_run
+    from latentgeo.actions import PointCloudRotations
+    from latentgeo.groups import SO3
+
+    class Centroid(torch.nn.Module):  # degree 1 (the centroid) and degree 0 (the spread)
+        def forward(self, x):
+            return torch.cat([x.mean(dim=-2), (x**2).sum(dim=(-1, -2))[..., None]], dim=-1)
+
+    torch.manual_seed(0)
+    x = torch.randn(24, 5, 3, dtype=torch.float64)
+    model = Centroid()
+    model.fc = torch.nn.Identity()
+    live = LiveProbes(["invariance", "spectrum"])
+    action = PointCloudRotations(SO3(), n_elements=64, seed=1)
+    with LatentRecorder(
+        Wrapped(model), ["inner"], action, x, tmp_path / "so3.zarr", dtype="float64", live=live
+    ) as rec:
+        rec.record(0)
+        rec.flush()
+    run = open_run(tmp_path / "so3.zarr")
+    Z = run.latents("inner").isel(step=0).values
+    ref = probes.orbit_spectrum(Z, SO3(), elements=run.element_values)
+    step, metrics = live.history[0]
+    assert step == 0
+    for name, value in zip(ref.irrep.values, ref.values, strict=True):
+        np.testing.assert_allclose(metrics[f"latentgeo/inner/spectrum/{name}"], value, atol=1e-9)
+    np.testing.assert_allclose(metrics["latentgeo/inner/invariance"], ref.values[0], atol=1e-9)
+    # The centroid is a vector (degree 1), the spread invariant (degree 0): nothing else.
+    share = metrics["latentgeo/inner/spectrum/0"] + metrics["latentgeo/inner/spectrum/1"]
+    np.testing.assert_allclose(share, 1.0, atol=1e-9)
+    assert metrics["latentgeo/inner/spectrum/1"] > 0.01
+
+
+class Wrapped(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)

@@ -119,6 +119,8 @@ class LiveProbes:
         self._lock: threading.Lock = threading.Lock()
         self._group: Any = None
         self._irreps: list[str] | None = None
+        self._element_values: np.ndarray | None = None
+        self._degree: int = 0
 
     def __repr__(self) -> str:
         return f"LiveProbes({list(self.probes)!r}, r2_samples={self.r2_samples})"
@@ -140,22 +142,26 @@ class LiveProbes:
         if not hasattr(group, "is_finite"):
             raise TypeError(f"group must be a latentgeo.groups.Group, got {group!r}")
         values = None if element_values is None else np.asarray(element_values)
-        if "spectrum" in self.probes and values is not None:
-            n = len(values)
-            if group.is_finite:
-                whole = np.arange(group.order)
-                ok = values.shape == whole.shape and np.array_equal(values, whole)
-                what = f"the whole group {getattr(group, 'spec', group)!r} in element order"
-            else:
-                grid = 2 * np.pi * np.arange(n) / max(n, 1)
-                ok = values.ndim == 1 and np.allclose(values, grid, rtol=0, atol=1e-9)
-                what = "the uniform grid of angles 2πk/n"
-            if not ok:
+        if "spectrum" in self.probes and values is not None and group.is_finite:
+            whole = np.arange(group.order)
+            if values.shape != whole.shape or not np.array_equal(values, whole):
                 raise ValueError(
-                    f"the live spectrum needs an orbit over {what}; this action's orbit runs "
-                    f"over elements {values.tolist()[:16]!r}: pass live=['invariance'] (or "
-                    "['invariance', 'r2'])"
+                    f"the live spectrum needs an orbit over the whole group "
+                    f"{getattr(group, 'spec', group)!r} in element order; this action's orbit "
+                    f"runs over elements {values.tolist()[:16]!r}: pass live=['invariance'] "
+                    "(or ['invariance', 'r2'])"
                 )
+        if not group.is_finite:
+            if values is None:
+                raise ValueError(
+                    f"live probes of the continuous group {group!r} need the orbit's element "
+                    "values (action.element_values)"
+                )
+            from probes._harmonic import resolve_max_degree
+
+            # One harmonic degree for the whole run: the largest the sampled elements support.
+            self._degree = resolve_max_degree(group, values, None)
+        self._element_values = values
         self._group = group
         self._irreps = None  # names of the spectrum metrics, from this group
 
@@ -222,7 +228,7 @@ class LiveProbes:
         """
         import torch
 
-        from probes._spectrum import projector_stack
+        from latentgeo.groups._isotypic import isotypic_energies
         from probes._validation import check_group_order
 
         f64 = torch.float64
@@ -249,29 +255,30 @@ class LiveProbes:
             inv = gram.sum() / G / total if total > 0 else torch.tensor(1.0, dtype=f64)
             out["invariance"] = float(inv.clamp(0.0, 1.0))
         if "spectrum" in self.probes:
-            irreps, P = projector_stack(self._group, f64, "cpu")
+            irreps, energies = isotypic_energies(self._group, gram)
             if total > 0:
-                shares = (torch.einsum("rgh,gh->r", P, gram) / total).clamp_min(0.0).tolist()
+                shares = (energies / total).clamp_min(0.0).tolist()
             else:  # no variance: everything is (trivially) invariant
                 shares = [1.0] + [0.0] * (len(irreps) - 1)
             out.update({f"spectrum/{name}": v for name, v in zip(irreps, shares, strict=True)})
         return out
 
     def _from_tensor(self, src: Any) -> dict[str, float]:
-        """Invariance and spectrum of a continuous group's orbit (the probes' own path)."""
+        """Invariance and spectrum of a continuous group's orbit: the harmonic fit over the
+        sampled elements (the probes' own path); the invariance is its Haar-trivial share."""
         import torch
 
-        from probes._spectrum import invariance_of_centred, spectrum_of_centred
+        from probes._harmonic import harmonic_spectrum
 
         Zc = src.to(torch.float64, copy=True)
         if not bool(torch.isfinite(Zc.sum())):
             return {"invariance": float("nan")}
         Zc -= Zc.mean(dim=(0, 1))
+        irreps, shares = harmonic_spectrum(Zc, self._group, self._element_values, self._degree)
         out: dict[str, float] = {}
         if "invariance" in self.probes:
-            out["invariance"] = invariance_of_centred(Zc)
+            out["invariance"] = float(shares[0])
         if "spectrum" in self.probes:
-            irreps, shares = spectrum_of_centred(Zc, self._group)
             out.update(
                 {f"spectrum/{k}": float(v) for k, v in zip(irreps, shares.tolist(), strict=True)}
             )
@@ -282,11 +289,13 @@ class LiveProbes:
         for probe in self.probes:
             if probe == "spectrum":
                 if self._irreps is None:
+                    from probes._harmonic import harmonic_names
+
                     group = self._group
                     self._irreps = (
                         [irrep.name for irrep in group.irreps()]
                         if group.is_finite
-                        else list(group.irrep_names(n_elements // 2))
+                        else harmonic_names(group, self._degree)
                     )
                 names.extend(f"spectrum/{name}" for name in self._irreps)
             else:
