@@ -209,10 +209,12 @@ def select_output(
             f"the output selector {describe_selector(selector)} of {what} returned "
             f"{type(out).__name__}, expected a torch.Tensor"
         )
-    node, path = output, ()
+    node: Any = output
+    path: tuple[str, ...] = ()
     for step in selector or ():
-        node = _step(node, step, f"{what} at path {'.'.join((*path, step))!r}")
-        path = (*path, step)
+        name = str(step)
+        node = _step(node, name, f"{what} at path {'.'.join((*path, name))!r}")
+        path = (*path, name)
     found = _first(node, path, 0)
     if found is None:
         at = f" at path {'.'.join(path)!r}" if path else ""

@@ -140,6 +140,8 @@ class LinearProbe(RidgeProbeBase):
         W, _, bias, alpha_idx, scores = self._fit_targets(
             design, Zs[tr], alphas, inputs=self.identity
         )
+        if W is None:  # weights=True always forms them; this keeps the type checker honest
+            raise RuntimeError("internal error: the ridge fit returned no weights")
         X_test = Z[self.identity, te]
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
@@ -148,7 +150,7 @@ class LinearProbe(RidgeProbeBase):
         del Y_hat
 
         null = []
-        XV = X_test @ design.Vt.T if self.n_null else None  # rotated test inputs, shared
+        XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
@@ -184,7 +186,7 @@ class LinearProbe(RidgeProbeBase):
         alphas: torch.Tensor,
         inputs: int | None = None,
         weights: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ridge fits for targets ``Y`` of shape (n_train, G, d), a fresh copy (centred here).
 
         ``inputs``: the element whose targets are the design's own inputs (the identity of a

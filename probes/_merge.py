@@ -78,7 +78,8 @@ def assemble(
         for (li, si), res in results.items():
             if var in res:
                 value = np.asarray(res[var], dtype=np.float64)
-                arr[(li, si, *(slice(0, n) for n in value.shape))] = value
+                index: tuple[Any, ...] = (li, si, *(slice(0, n) for n in value.shape))
+                arr[index] = value
         variables[var] = (("layer", "step", *dims), arr)
     nonfinite = np.zeros((L, S), dtype=np.int64)
     computed = np.zeros((L, S), dtype=bool)
@@ -97,8 +98,9 @@ def assemble(
             coords[dim] = np.asarray(list(labels[dim]), dtype=object)
         else:
             coords[dim] = np.arange(sizes[dim])
-    for dim in sorted(used & set(extra_coords or {})):
-        coords.update(extra_coords[dim])
+    extra = dict(extra_coords or {})
+    for dim in sorted(used & set(extra)):
+        coords.update(extra[dim])
     return xr.Dataset(variables, coords=coords)
 
 

@@ -123,8 +123,8 @@ def respected_subgroups(
     if "step" in results[var].dims:
         sel["step"] = results.step.values[-1] if step is None else step
     value = np.asarray(results[var].sel(sel).values, dtype=np.float64)
-    low = results.get(f"{var}_low")
-    low = value if low is None else np.asarray(low.sel(sel).values, dtype=np.float64)
+    low_var = results.get(f"{var}_low")
+    low = value if low_var is None else np.asarray(low_var.sel(sel).values, dtype=np.float64)
     bound = np.where(np.isfinite(low), low, value)
     flags = np.nan_to_num(bound, nan=-np.inf) >= threshold
     keep = _maximal_by_membership(member.values, flags)

@@ -122,7 +122,7 @@ class LightningRecorder(SessionView, pl.Callback):
         # are flat shards that only the wrapper's forward gathers, so the recorder forwards
         # through the wrapper (names are the LightningModule's, wrapper segments dropped).
         wrapper = trainer.strategy.model
-        model = pl_module
+        model: torch.nn.Module = pl_module
         if (
             isinstance(wrapper, torch.nn.Module)
             and wrapper is not pl_module

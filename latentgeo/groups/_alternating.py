@@ -62,6 +62,8 @@ class Alternating(PermutationGroup):
     """
 
     spec_prefix = "A"
+    n: int
+    _parent_rows: np.ndarray
 
     def __init__(self, n: int) -> None:
         n = check_int(n, "Alternating group degree n", minimum=1, maximum=MAX_DEGREE)

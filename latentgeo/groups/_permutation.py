@@ -209,6 +209,12 @@ class PermutationGroup(FiniteGroup):
     (60, ('e', '(2 3 4)', '(2 4 3)'))
     """
 
+    degree: int
+    permutations: tuple[tuple[int, ...], ...]
+    generating_permutations: tuple[tuple[int, ...], ...]
+    _perm_index: dict[tuple[int, ...], int]
+    _perms: np.ndarray
+
     def __init__(self, generators: Sequence[Sequence[int]]) -> None:
         gens = check_permutations(generators, "generators")
         self.__dict__["generating_permutations"] = tuple(tuple(map(int, g)) for g in gens)

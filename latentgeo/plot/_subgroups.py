@@ -145,8 +145,8 @@ def subgroup_lattice(
         pos[:, 1],
         c=cmap(norm(np.nan_to_num(values))),
         s=380,
-        edgecolors=np.where(passed, "black", "0.7"),
-        linewidths=np.where(passed, 2.0, 0.8),
+        edgecolors=["black" if ok else "0.7" for ok in passed],
+        linewidths=[2.0 if ok else 0.8 for ok in passed],
         zorder=2,
     )
     for (x, y), name, v in zip(pos, names, values, strict=True):

@@ -217,6 +217,7 @@ class LatentRecorder:
     _x: torch.Tensor
     _order: int
     _lock: threading.Lock
+    _live_failed: bool
     _closed: bool
 
     def __init__(

@@ -187,7 +187,7 @@ class Run:
         existed give ``arange(n_elements)``.
         """
         if ELEMENT_VALUES in self._group:
-            values = np.asarray(self._group[ELEMENT_VALUES][...])
+            values = np.asarray(self._array(ELEMENT_VALUES)[...])
         else:
             values = np.arange(len(self.elements), dtype=np.int64)
         values.flags.writeable = False
@@ -376,7 +376,7 @@ class Run:
         counts = np.full((self._committed, len(self.layers)), -1, dtype=np.int64)
         for j, layer in enumerate(self.layers):
             if overflow_name(layer) in self._group:
-                counts[:, j] = self._group[overflow_name(layer)][: self._committed]
+                counts[:, j] = np.asarray(self._array(overflow_name(layer))[: self._committed])
         return xr.DataArray(
             counts,
             dims=("step", "layer"),
@@ -433,8 +433,8 @@ class Run:
             variables[nf] = xr.Variable(("step",), self.nonfinite.sel(layer=layer).values)
         for metric, values in self.metrics.data_vars.items():
             variables[str(metric)] = values.variable
-        if ELEMENT_VALUES in self._group:
-            ev = self._probe_array(ELEMENT_VALUES)
+        ev = self._probe_array(ELEMENT_VALUES)
+        if ev is not None:
             variables[ELEMENT_VALUES] = ev.variable
         for name in ("inputs", "labels"):
             probe = getattr(self, name)

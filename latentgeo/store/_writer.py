@@ -626,8 +626,11 @@ class RunWriter:
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"element_values must be numeric, got dtype {arr.dtype}")
         arr = arr.astype(np.int64 if arr.dtype.kind in "biu" else np.float64)
+        import zarr
+
         if ELEMENT_VALUES in self._group:
-            stored = np.asarray(self._group[ELEMENT_VALUES][...])
+            node = self._group[ELEMENT_VALUES]
+            stored = np.asarray(node[...]) if isinstance(node, zarr.Array) else np.empty(0)
             if stored.shape != arr.shape or not np.array_equal(stored, arr):
                 raise ValueError(
                     f"cannot resume run store {str(self.store)!r}: it was recorded with other "

@@ -120,13 +120,11 @@ def raw_chunks(arr: Any, i: int, value: np.ndarray) -> list[tuple[str, Any]] | N
     from zarr.core.buffer import default_buffer_prototype
 
     meta = arr.metadata
-    codecs = getattr(meta, "codecs", ())
-    if (
-        len(codecs) != 1
-        or not isinstance(codecs[0], BytesCodec)
-        or sys.byteorder != "little"
-        or getattr(codecs[0].endian, "value", codecs[0].endian) not in (None, "little")
-    ):
+    codecs: tuple[Any, ...] = tuple(getattr(meta, "codecs", ()))
+    if len(codecs) != 1 or not isinstance(codecs[0], BytesCodec) or sys.byteorder != "little":
+        return None
+    endian: Any = codecs[0].endian
+    if getattr(endian, "value", endian) not in (None, "little"):
         return None
     chunks = meta.chunk_grid.chunk_shape
     if chunks[0] != 1 or any(c != s for c, s in zip(chunks[3:], arr.shape[3:])):
