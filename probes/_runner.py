@@ -168,9 +168,12 @@ def run(
     used = {
         d for k in settings["probes"] for dims in PROBE_KINDS[k].variables.values() for d in dims
     }
-    labels = {dim: make(group, elements) for dim, make in DIMS.items() if dim in used}
-    if irrep_labels is not None and "irrep" in used:
-        labels["irrep"] = irrep_labels
+    given = {"irrep": irrep_labels} if irrep_labels is not None else {}
+    labels = {
+        dim: given[dim] if dim in given else make(group, elements)
+        for dim, make in DIMS.items()
+        if dim in used
+    }
     extra = {dim: make(group, elements) for dim, make in DIM_COORDS.items() if dim in used}
 
     cached = r.load_analysis(CACHE_NAME) if cache else None
