@@ -61,8 +61,14 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._errors import LatentgeoError
 from latentgeo.store._lease import StoreLease
+from latentgeo.store._resume import (
+    ResumeMismatchError,
+    check_identity,
+    check_layer_specs,
+    difference,
+    jsonable,
+)
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
     PER_STEP_FIXED,
@@ -102,58 +108,6 @@ _MODES = ("w-", "w", "a")
 #: recorder hands over, written to the store as it is (no copy, see
 #: ``latentgeo.store._zarr_compat.raw_chunks``).
 _CHUNK_BYTES = 32 * 2**20
-#: Metadata that must agree between a resumed store and the writer resuming it.
-_IDENTITY_KEYS = ("group", "elements", "action", "probe")
-_IDENTITY_NAMES = {
-    "group": "group",
-    "elements": "list of group elements",
-    "action": "action",
-    "probe": "probe set",
-}
-
-
-class ResumeMismatchError(LatentgeoError, ValueError):
-    """A store opened to resume (mode ``"a"``) was recorded with other settings."""
-
-
-def _check_layers(store: str, stored: Mapping[str, Any], specs: Mapping[str, Any]) -> None:
-    given = {k: _jsonable(dict(v)) for k, v in specs.items()}
-    if list(given) != list(stored):
-        raise ResumeMismatchError(
-            f"cannot resume run store {store!r}: it holds the layers {list(stored)!r}, the "
-            f"recorder records {list(given)!r}"
-        )
-    problems = []
-    for name, spec in given.items():
-        for key, value in spec.items():
-            if key in stored[name] and stored[name][key] != value:
-                problems.append(
-                    f"layer {name!r} {key}: stored {stored[name][key]!r}, given {value!r}"
-                )
-    if problems:
-        raise ResumeMismatchError(
-            f"cannot resume run store {store!r} with other layer settings: " + "; ".join(problems)
-        )
-
-
-def _difference(stored: Any, given: Any, path: str = "") -> str:
-    """What differs between two JSON-like values, key by key (``probe.sha256: 'ab..' != ..``)."""
-    if isinstance(stored, Mapping) and isinstance(given, Mapping):
-        parts = []
-        for key in [*stored, *(k for k in given if k not in stored)]:
-            where = f"{path}.{key}" if path else str(key)
-            if key not in given:
-                parts.append(f"{where}: stored {stored[key]!r}, not given")
-            elif key not in stored:
-                parts.append(f"{where}: not stored, given {given[key]!r}")
-            elif stored[key] != given[key]:
-                parts.append(_difference(stored[key], given[key], where))
-        return "; ".join(parts)
-    return (
-        f"{path}: stored {stored!r}, given {given!r}"
-        if path
-        else f"stored {stored!r}, given {given!r}"
-    )
 
 
 def _version() -> str:
@@ -180,17 +134,6 @@ def consolidate(zarr_store: Any) -> None:
             category=ZarrUserWarning,
         )
         zarr.consolidate_metadata(zarr_store)
-
-
-def _jsonable(value: Any) -> Any:
-    # zarr attributes are JSON; tuples become lists, numpy scalars Python numbers.
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class RunWriter:
@@ -266,7 +209,7 @@ class RunWriter:
                 f"store must be a local path or an fsspec URL string, got {store!r} "
                 f"({type(store).__name__})"
             )
-        root: dict[str, Any] = _jsonable(dict(meta or {}))
+        root: dict[str, Any] = jsonable(dict(meta or {}))
         if "elements" not in root or "probe" not in root or "n_samples" not in root["probe"]:
             raise ValueError(
                 "meta must hold 'elements' (element names) and 'probe' with 'n_samples', "
@@ -391,15 +334,10 @@ class RunWriter:
                 f"run store {str(self.store)!r} has schema version "
                 f"{stored.get('schema_version')!r}; this latentgeo writes {SCHEMA_VERSION}"
             )
-        for key in _IDENTITY_KEYS:
-            if key in meta and key in stored and meta[key] != stored[key]:
-                raise ResumeMismatchError(
-                    f"cannot resume run store {str(self.store)!r}: it was recorded with another "
-                    f"{_IDENTITY_NAMES[key]}: {_difference(stored[key], meta[key])}"
-                )
+        check_identity(str(self.store), stored, meta)
         committed = int(stored.get("committed_steps", 0))
         if layers is not None and committed:
-            _check_layers(str(self.store), stored.get("layers", {}), layers)
+            check_layer_specs(str(self.store), stored.get("layers", {}), layers)
         self._meta = {**stored, **{k: v for k, v in meta.items() if k not in stored}}
         members = dict(self._group.arrays())
         self._per_step_arrays = {}
@@ -503,7 +441,7 @@ class RunWriter:
         """
         self._check_open()
         if self._steps:
-            _check_layers(str(self.store), self._meta["layers"], specs)
+            check_layer_specs(str(self.store), self._meta["layers"], specs)
 
     def ensure_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
         """Create the latent arrays of ``specs``, or check them against an existing store.
@@ -515,7 +453,7 @@ class RunWriter:
             in recording order.  Extra keys are stored as they are.
         """
         self._check_open()
-        specs = {validate_node_name(k): _jsonable(dict(v)) for k, v in specs.items()}
+        specs = {validate_node_name(k): jsonable(dict(v)) for k, v in specs.items()}
         for name, spec in specs.items():
             if spec.get("dtype") not in LATENT_DTYPES:
                 raise ValueError(
@@ -529,7 +467,7 @@ class RunWriter:
         if self._steps:
             raise ResumeMismatchError(
                 f"cannot resume run store {str(self.store)!r} with different layers: "
-                f"{_difference(self._meta['layers'], specs)}"
+                f"{difference(self._meta['layers'], specs)}"
             )
         for old in self._meta["layers"]:
             for name in (old, nonfinite_name(old), overflow_name(old)):
