@@ -109,6 +109,81 @@ def like_input(t: torch.Tensor, was_numpy: bool) -> Any:
     return t.detach().cpu().numpy() if was_numpy else t
 
 
+def check_settings(
+    action: Any,
+    t: torch.Tensor,
+    max_pairs: Any,
+    atol: float | None,
+    rtol: float | None,
+    mask: Any,
+    strict: bool | None,
+) -> tuple[float, float, bool, torch.Tensor | None]:
+    """Validated settings of an action check: ``(atol, rtol, strict, mask)``.
+
+    Tolerances default from ``t``'s dtype (:func:`default_tolerance`), ``strict`` from
+    ``action.exact``; ``mask`` becomes a bool tensor broadcastable to ``t.shape[1:]``.
+
+    Raises
+    ------
+    ValueError
+        If ``max_pairs`` is not a positive int or ``mask`` does not broadcast.
+    """
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
+        raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
+    d_atol, d_rtol = default_tolerance(t.dtype)
+    atol = d_atol if atol is None else float(atol)
+    rtol = d_rtol if rtol is None else float(rtol)
+    strict = action.exact if strict is None else bool(strict)
+    if mask is not None:
+        mask, _ = as_tensor(mask, "mask")
+        mask = mask.to(device=t.device, dtype=torch.bool)
+        try:
+            torch.broadcast_shapes(mask.shape, t.shape[1:])
+        except RuntimeError:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the sample "
+                f"shape {tuple(t.shape[1:])}"
+            ) from None
+    return atol, rtol, strict, mask
+
+
+def check_result(
+    action: Any,
+    t: torch.Tensor,
+    identity_error: float,
+    hom_error: float,
+    worst: tuple[int, int] | None,
+    n_pairs: int,
+    atol: float,
+    rtol: float,
+    strict: bool,
+) -> ActionCheck:
+    """The :class:`ActionCheck` of measured errors (``worst`` a pair of element positions);
+    raises :class:`ActionCheckError` when ``strict`` and over the tolerance."""
+    max_error = max(identity_error, hom_error)
+    scale = float(t.detach().abs().max()) if t.numel() else 0.0
+    tol = atol + rtol * scale
+    names = action.elements
+    result = ActionCheck(
+        max_error=max_error,
+        identity_error=identity_error,
+        homomorphism_error=hom_error,
+        relative_error=max_error / scale if scale > 0 else max_error,
+        worst_pair=None if worst is None else (names[worst[0]], names[worst[1]]),
+        n_pairs=n_pairs,
+        tolerance=tol,
+        passed=max_error <= tol,
+        exact=action.exact,
+    )
+    if strict and not result.passed:
+        raise ActionCheckError(
+            f"{action!r} is not a group action on this data: max error {max_error:.3g} "
+            f"(identity {identity_error:.3g}, worst pair {result.worst_pair} "
+            f"{hom_error:.3g}) exceeds the tolerance {tol:.3g}"
+        )
+    return result
+
+
 class Action(abc.ABC):
     """How a finite group acts on a batch of inputs.
 
@@ -328,22 +403,7 @@ class Action(abc.ABC):
         """
         t, _ = as_tensor(x)
         self._validate(t)
-        if not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
-            raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
-        d_atol, d_rtol = default_tolerance(t.dtype)
-        atol = d_atol if atol is None else float(atol)
-        rtol = d_rtol if rtol is None else float(rtol)
-        strict = self.exact if strict is None else bool(strict)
-        if mask is not None:
-            mask, _ = as_tensor(mask, "mask")
-            mask = mask.to(device=t.device, dtype=torch.bool)
-            try:
-                torch.broadcast_shapes(mask.shape, t.shape[1:])
-            except RuntimeError:
-                raise ValueError(
-                    f"mask of shape {tuple(mask.shape)} does not broadcast to the sample "
-                    f"shape {tuple(t.shape[1:])}"
-                ) from None
+        atol, rtol, strict, mask = check_settings(self, t, max_pairs, atol, rtol, mask, strict)
 
         def err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             # Error per leading index of a stacked comparison (shape (m, n, ...) -> (m,)).
@@ -375,25 +435,6 @@ class Action(abc.ABC):
             i = int(torch.argmax(e))
             if worst is None or float(e[i]) > hom_error:
                 hom_error, worst = float(e[i]), (int(g), int(hs[i]))
-        max_error = max(identity_error, hom_error)
-        scale = float(t.detach().abs().max()) if t.numel() else 0.0
-        tol = atol + rtol * scale
-        names = self.elements
-        result = ActionCheck(
-            max_error=max_error,
-            identity_error=identity_error,
-            homomorphism_error=hom_error,
-            relative_error=max_error / scale if scale > 0 else max_error,
-            worst_pair=None if worst is None else (names[worst[0]], names[worst[1]]),
-            n_pairs=len(pairs),
-            tolerance=tol,
-            passed=max_error <= tol,
-            exact=self.exact,
+        return check_result(
+            self, t, identity_error, hom_error, worst, len(pairs), atol, rtol, strict
         )
-        if strict and not result.passed:
-            raise ActionCheckError(
-                f"{self!r} is not a group action on this data: max error {max_error:.3g} "
-                f"(identity {identity_error:.3g}, worst pair {result.worst_pair} "
-                f"{hom_error:.3g}) exceeds the tolerance {tol:.3g}"
-            )
-        return result

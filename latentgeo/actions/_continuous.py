@@ -9,13 +9,12 @@ elements.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 
-from latentgeo.actions._base import ActionCheck, ActionCheckError, as_tensor, default_tolerance
+from latentgeo.actions._base import ActionCheck, as_tensor, check_result, check_settings
 
 __all__ = ["check_continuous", "sampled_names"]
 
@@ -44,15 +43,7 @@ def check_continuous(
     """
     t, _ = as_tensor(x)
     action._validate(t)
-    if not isinstance(max_pairs, numbers.Integral) or isinstance(max_pairs, bool) or max_pairs < 1:
-        raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
-    d_atol, d_rtol = default_tolerance(t.dtype)
-    atol = d_atol if atol is None else float(atol)
-    rtol = d_rtol if rtol is None else float(rtol)
-    strict = action.exact if strict is None else bool(strict)
-    if mask is not None:
-        mask, _ = as_tensor(mask, "mask")
-        mask = mask.to(device=t.device, dtype=torch.bool)
+    atol, rtol, strict, mask = check_settings(action, t, max_pairs, atol, rtol, mask, strict)
 
     def err(a: torch.Tensor, b: torch.Tensor) -> float:
         d = (a.to(torch.float64) - b.to(torch.float64)).abs()
@@ -75,25 +66,4 @@ def check_continuous(
         e = err(lhs, rhs)
         if worst is None or e > hom_error:
             hom_error, worst = e, (int(g), int(h))
-    max_error = max(identity_error, hom_error)
-    scale = float(t.detach().abs().max()) if t.numel() else 0.0
-    tol = atol + rtol * scale
-    names = action.elements
-    result = ActionCheck(
-        max_error=max_error,
-        identity_error=identity_error,
-        homomorphism_error=hom_error,
-        relative_error=max_error / scale if scale > 0 else max_error,
-        worst_pair=None if worst is None else (names[worst[0]], names[worst[1]]),
-        n_pairs=n_pairs,
-        tolerance=tol,
-        passed=max_error <= tol,
-        exact=action.exact,
-    )
-    if strict and not result.passed:
-        raise ActionCheckError(
-            f"{action!r} is not a group action on this data: max error {max_error:.3g} "
-            f"(identity {identity_error:.3g}, worst pair {result.worst_pair} "
-            f"{hom_error:.3g}) exceeds the tolerance {tol:.3g}"
-        )
-    return result
+    return check_result(action, t, identity_error, hom_error, worst, n_pairs, atol, rtol, strict)

@@ -26,9 +26,9 @@ import torch
 from latentgeo.actions._base import (
     Action,
     ActionCheck,
-    ActionCheckError,
     as_tensor,
-    default_tolerance,
+    check_result,
+    check_settings,
 )
 from latentgeo.actions._sets import SetPermutation, permute_axes
 
@@ -92,22 +92,7 @@ class _Subset(Action):
         """
         t, _ = as_tensor(x)
         self._validate(t)
-        if not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
-            raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
-        d_atol, d_rtol = default_tolerance(t.dtype)
-        atol = d_atol if atol is None else float(atol)
-        rtol = d_rtol if rtol is None else float(rtol)
-        strict = self.exact if strict is None else bool(strict)
-        if mask is not None:
-            mask, _ = as_tensor(mask, "mask")
-            mask = mask.to(device=t.device, dtype=torch.bool)
-            try:
-                torch.broadcast_shapes(mask.shape, t.shape[1:])
-            except RuntimeError:
-                raise ValueError(
-                    f"mask of shape {tuple(mask.shape)} does not broadcast to the sample "
-                    f"shape {tuple(t.shape[1:])}"
-                ) from None
+        atol, rtol, strict, mask = check_settings(self, t, max_pairs, atol, rtol, mask, strict)
 
         def err(a: torch.Tensor, b: torch.Tensor) -> float:
             if not a.numel():
@@ -137,27 +122,9 @@ class _Subset(Action):
             e = err(self._act_value(self._inverse(vals[g]), orbit[g]), t)
             if worst is None or e > hom_error:
                 hom_error, worst = e, (g, g)
-        max_error = max(identity_error, hom_error)
-        scale = float(t.detach().abs().max()) if t.numel() else 0.0
-        tol = atol + rtol * scale
-        names = self.elements
-        result = ActionCheck(
-            max_error=max_error,
-            identity_error=identity_error,
-            homomorphism_error=hom_error,
-            relative_error=max_error / scale if scale > 0 else max_error,
-            worst_pair=None if worst is None else (names[worst[0]], names[worst[1]]),
-            n_pairs=len(pairs),
-            tolerance=tol,
-            passed=max_error <= tol,
-            exact=self.exact,
+        return check_result(
+            self, t, identity_error, hom_error, worst, len(pairs), atol, rtol, strict
         )
-        if strict and not result.passed:
-            raise ActionCheckError(
-                f"{self!r} is not a group action on this data: max error {max_error:.3g} "
-                f"exceeds the tolerance {tol:.3g} (worst pair {result.worst_pair})"
-            )
-        return result
 
     @staticmethod
     def _key(v: Any) -> Any:
