@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo.record._environment import model_device
 from latentgeo.schedules import as_schedule
 
 if TYPE_CHECKING:
@@ -145,14 +146,6 @@ def _check_recorder_kwargs(recorder_kwargs: Mapping[str, Any]) -> None:
         )
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for param in model.parameters():
-        return param.device
-    for buffer in model.buffers():
-        return buffer.device
-    return torch.device("cpu")
-
-
 class RecordingSession:
     """One recorder's life inside a training run, shared by the framework callbacks.
 
@@ -267,7 +260,7 @@ class RecordingSession:
         if self.resume or resume or self.started:
             kwargs["mode"] = "a"
         if kwargs.get("device") is None:
-            kwargs["device"] = device if device is not None else _model_device(model)
+            kwargs["device"] = device if device is not None else model_device(model)
         self.recorder = LatentRecorder(
             model,
             self.layers,

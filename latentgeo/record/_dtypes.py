@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["OverflowCheck", "dtype_name", "host_array", "wider_storage"]
+__all__ = ["OverflowCheck", "dtype_name", "host_array", "overflow_message", "wider_storage"]
 
 #: Storage dtypes of latents, narrowest first.
 _STORAGE = ("float16", "float32", "float64")
@@ -129,3 +129,18 @@ class OverflowCheck:
         else:
             self.count = self.count + count
             self.peak = torch.maximum(self.peak, peak)
+
+
+def overflow_message(dtype: str, step: int, layer: str, count: int, peak: Any) -> str:
+    """The warning for finite latents the storage cast to ``dtype`` made infinite: the layer,
+    step, count, largest magnitude against the dtype's range, and what to choose instead."""
+    limit = float(torch.finfo(getattr(torch, dtype)).max)
+    wider = wider_storage(dtype)
+    instead = f"record with dtype={wider!r}" if wider is not None else "scale the layer's values"
+    return (
+        f"storage overflow at step {step}, layer {layer!r}: {count} finite latents are "
+        f"beyond the range of the storage dtype {dtype} (largest |value| "
+        f"{float(peak):.4g} > {limit:.6g}) and were stored as non-finite (inf) by the cast; "
+        f"the model itself produced finite values. They are counted in "
+        f"'overflow_{layer}', apart from 'nonfinite_{layer}'. To keep them, {instead}"
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import hashlib
 import logging
 import numbers
 import os
@@ -11,7 +9,6 @@ import queue
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +18,8 @@ import torch
 from latentgeo._errors import LatentgeoError
 from latentgeo._model_call import protected_call
 from latentgeo._outputs import describe_selector, parse_selector, select_output
-from latentgeo.record._dtypes import OverflowCheck, host_array, wider_storage
+from latentgeo.record._dtypes import OverflowCheck, host_array, overflow_message
+from latentgeo.record._environment import close_at_exit, dist_rank_world, model_device, probe_digest
 from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
 from latentgeo.record._live import LiveProbes, as_live
 from latentgeo.record._lockstep import Lockstep, LockstepError
@@ -59,49 +57,6 @@ class StorageOverflowWarning(NonFiniteLatentsWarning):
 
 class WriterError(LatentgeoError, RuntimeError):
     """The background writer failed; the original exception is the ``__cause__``."""
-
-
-def _dist_rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _model_device(module: torch.nn.Module) -> torch.device:
-    for param in module.parameters():
-        return param.device
-    for buffer in module.buffers():
-        return buffer.device
-    return torch.device("cpu")
-
-
-def _probe_digest(x: np.ndarray, dtype: str) -> str:
-    """sha256 of the probe inputs: shape, the model-side dtype name and the exact host copy."""
-    h = hashlib.sha256()
-    h.update(repr((x.shape, dtype)).encode())
-    h.update(np.ascontiguousarray(x).data)
-    return h.hexdigest()
-
-
-def _close_at_exit(recorder: LatentRecorder) -> None:
-    """Close ``recorder`` at interpreter exit if the script forgot to, so the checkpoints
-    still queued are written.
-
-    ``atexit`` runs too late: by then ``concurrent.futures`` refuses new work, and zarr's
-    writes need its thread pool.  ``threading._register_atexit`` (what ``concurrent.futures``
-    itself uses) runs callbacks in reverse order of registration, so ours runs before the
-    thread pools shut down.  A weak reference keeps the model and buffers collectable.
-    """
-    ref = weakref.ref(recorder)
-
-    def close() -> None:
-        rec = ref()
-        if rec is not None and not rec._closed:
-            rec.close()
-
-    register = getattr(threading, "_register_atexit", None)
-    (register or atexit.register)(close)
 
 
 class LatentRecorder:
@@ -272,7 +227,7 @@ class LatentRecorder:
         if mode not in ("w-", "w", "a"):
             raise ValueError(f"mode must be one of ('w-', 'w', 'a'), got {mode!r}")
         self.mode = mode
-        self.device = torch.device(device) if device is not None else _model_device(self._module)
+        self.device = torch.device(device) if device is not None else model_device(self._module)
 
         x = probe_inputs
         if isinstance(x, np.ndarray):
@@ -301,7 +256,7 @@ class LatentRecorder:
                     stacklevel=2,
                 )
         self.store = store
-        self.rank, self.world_size = _dist_rank_world()
+        self.rank, self.world_size = dist_rank_world()
         # A model whose forward gathers sharded parameters (FSDP...) records in lockstep.
         self.collective = collective_forward(self._module)
         self._lockstep = (
@@ -323,7 +278,7 @@ class LatentRecorder:
             "n_samples": int(x.shape[0]),
             "input_shape": list(x.shape[1:]),
             "input_dtype": input_dtype,
-            "sha256": _probe_digest(x_host, input_dtype),
+            "sha256": probe_digest(x_host, input_dtype),
             "has_labels": labels is not None,
         }
         if str(x_host.dtype) != input_dtype:
@@ -425,7 +380,7 @@ class LatentRecorder:
                 target=self._write_loop, name="latentgeo-writer", daemon=True
             )
             self._thread.start()
-            _close_at_exit(self)
+            close_at_exit(self)
         self._recorded: list[int] = list(committed)
 
     # -- configuration helpers ----------------------------------------------------------------
@@ -766,7 +721,7 @@ class LatentRecorder:
                     if n_over:
                         messages.append(
                             (
-                                self._overflow_message(step, name, n_over, overflow[name][1]),
+                                overflow_message(self.dtype, step, name, n_over, overflow[name][1]),
                                 StorageOverflowWarning,
                             )
                         )
@@ -797,20 +752,6 @@ class LatentRecorder:
                             RuntimeWarning,
                         )
                     )
-
-    def _overflow_message(self, step: int, layer: str, count: int, peak: Any) -> str:
-        limit = float(torch.finfo(_DTYPES[self.dtype]).max)
-        wider = wider_storage(self.dtype)
-        instead = (
-            f"record with dtype={wider!r}" if wider is not None else "scale the layer's values"
-        )
-        return (
-            f"storage overflow at step {step}, layer {layer!r}: {count} finite latents are "
-            f"beyond the range of the storage dtype {self.dtype} (largest |value| "
-            f"{float(peak):.4g} > {limit:.6g}) and were stored as non-finite (inf) by the cast; "
-            f"the model itself produced finite values. They are counted in "
-            f"'overflow_{layer}', apart from 'nonfinite_{layer}'. To keep them, {instead}"
-        )
 
     def _raise_pending(self) -> None:
         with self._lock:
