@@ -269,10 +269,8 @@ def _element_labels(group: Any, elements: Sequence[str]) -> list[Any]:
 
 @register_dim("irrep")
 def _irrep_labels(group: Any, elements: Sequence[str]) -> list[Any]:
-    from probes._spectrum import is_circle_group
-
-    if is_circle_group(group):
-        return list(group.irrep_names(len(elements) // 2))
+    # Continuous runs and subgroup spectra get their labels from the runner (the harmonic
+    # fit's degree, the subgroup's irreps); this is the whole finite group's.
     return [irrep.name for irrep in group.irreps()]
 
 

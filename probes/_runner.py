@@ -21,7 +21,6 @@ from probes._executors import run_tasks
 from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
-from probes._spectrum import is_circle_group
 from probes._subsets import plan_subset, records_subset
 from probes._validation import as_index_list, check_group_order
 
@@ -140,7 +139,7 @@ def run(
         as_index_list(step_req, [int(s) for s in run_steps], "step"), dtype=np.int64
     )
     elements = list(getattr(r, "elements", None) or r.latents(layer_list[0]).element.values)
-    if is_circle_group(group):
+    if not group.is_finite:
         finite_only = [k for k in settings["probes"] if PROBE_KINDS[k].finite_only]
         if finite_only:
             raise ValueError(
@@ -162,7 +161,7 @@ def run(
         settings, irrep_labels = plan
         task_settings = settings
         key = cache_key(settings, group, _action_spec(r))
-    elif not is_circle_group(group):
+    else:
         check_group_order(len(elements), group, name=f"run {r!r}")
     # Only the dims the requested kinds use: some labels cost work (a group's subgroups).
     used = {

@@ -204,11 +204,6 @@ def orbit_spectrum(
     )
 
 
-def is_circle_group(group: Any) -> bool:
-    """True for a continuous group (the protocol's ``is_finite`` is False)."""
-    return not group.is_finite
-
-
 def spectrum_of_centred(
     Zc: torch.Tensor, group: Any, elements: Any = None, max_degree: int | None = None
 ) -> tuple[list[str], torch.Tensor]:

@@ -11,8 +11,6 @@ skipped otherwise, with a warning that says why.
 
 from __future__ import annotations
 
-import functools
-import json
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -197,7 +195,7 @@ def plan_subset(
                 why = resolved
             else:
                 settings["subgroup"] = resolved
-                irreps = [ir.name for ir in _subgroup(json.dumps(resolved)).irreps()]
+                irreps = [ir.name for ir in _subgroup(resolved).irreps()]
         if why is not None:
             warnings.warn(f"spectrum skipped: {why}", UserWarning, stacklevel=3)
             wanted.remove("spectrum")
@@ -205,11 +203,11 @@ def plan_subset(
     return settings, irreps
 
 
-@functools.lru_cache(maxsize=8)
-def _subgroup(resolved_json: str) -> Any:
+def _subgroup(resolved: dict[str, Any]) -> Any:
+    # Built per call (no module-level cache): the subgroup is small, its table already checked.
     from latentgeo.groups import FiniteGroup
 
-    d = json.loads(resolved_json)
+    d = resolved
     return FiniteGroup.from_cayley_table(np.asarray(d["table"]), names=d["names"])
 
 
@@ -223,4 +221,4 @@ def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) ->
         return spectrum_of_centred(Zt, group)[1].cpu().numpy()
     Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
     Zs = Zs - Zs.mean(dim=(0, 1))
-    return spectrum_of_centred(Zs, _subgroup(json.dumps(sub)))[1].cpu().numpy()
+    return spectrum_of_centred(Zs, _subgroup(sub))[1].cpu().numpy()

@@ -202,7 +202,7 @@ class LiveProbes:
                 f"live latents must have shape (n_elements, n_samples, n_units), got "
                 f"{tuple(src.shape)}"
             )
-        names = self._names(src.shape[0])
+        names = self._names()
         out: dict[str, float] = {}
         if "invariance" in self.probes or "spectrum" in self.probes:
             if self._group.is_finite:
@@ -284,7 +284,7 @@ class LiveProbes:
             )
         return out
 
-    def _names(self, n_elements: int) -> list[str]:
+    def _names(self) -> list[str]:
         names: list[str] = []
         for probe in self.probes:
             if probe == "spectrum":
