@@ -12,10 +12,35 @@ from sklearn.utils._param_validation import Interval
 
 from probes._base import RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, select_alpha
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_interval, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
 
-__all__ = ["LinearProbe"]
+__all__ = ["NULL_SKETCH_UNITS", "LinearProbe", "null_sketch"]
+
+#: Number of target units the re-paired (null) fits use when a layer has more: the null is a
+#: chance level, needed to about 1e-3, and a random sketch of this size estimates the
+#: variance-weighted R² of all units to well inside the held-out bootstrap interval (see
+#: ``benchmarks/calibration.py``).
+NULL_SKETCH_UNITS = 64
+
+
+def null_sketch(Z: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Orbit latents ``Z`` (G, n, d) with their units replaced by a random sketch (G, n, k).
+
+    ``Z @ S`` with ``S = sqrt(d / k) Q``, ``Q`` the first ``k`` columns of a Haar-random
+    orthogonal matrix (QR of a Gaussian, sign-fixed; Mezzadri 2007) and
+    ``k =`` :data:`NULL_SKETCH_UNITS`: ``E[S Sᵀ] = I``, so every squared norm of a linear
+    function of the targets (residual and total sums of squares) keeps its expectation, and
+    the ridge fit, being linear in the targets, commutes with the sketch.  ``Z`` is returned
+    unchanged when ``d <= k``.
+    """
+    d = Z.shape[2]
+    k = NULL_SKETCH_UNITS
+    if d <= k:
+        return Z
+    q, r = np.linalg.qr(rng.standard_normal((d, k)))
+    S = torch.as_tensor(q * np.sign(np.diag(r)) * np.sqrt(d / k), dtype=Z.dtype, device=Z.device)
+    return Z @ S
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -58,13 +83,31 @@ class LinearProbe(RidgeProbeBase):
     cv_scores_ : ndarray of shape (n_elements, n_alphas)
         Selection criterion for every element and penalty.
     r2_ : ndarray of shape (n_elements,)
-        Held-out R², variance-weighted over units.
+        Held-out R², variance-weighted over units (``sklearn.metrics.r2_score``'s
+        convention).  It estimates the population R² of the fitted map ``rho_`` (on fresh
+        samples), which is below the population R² of the *best* linear map by the fit's
+        own error: about ``(1 − R²)(n_units + 1) / (n_train − n_units − 2)`` for a
+        least-squares fit on Gaussian latents, less with a well-chosen penalty, and large
+        when ``n_units`` approaches ``n_train`` (see :mod:`probes._scoring` and
+        ``docs/calibration.md`` for the measured bias).
     null_r2_ : ndarray of shape (n_elements,)
         Held-out R² of the same procedure on re-paired samples (mean over ``n_null``), the
-        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.
+        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.  With more
+        than :data:`NULL_SKETCH_UNITS` units the re-paired targets are a random sketch of the
+        units (:func:`null_sketch`): the variance-weighted R² is a ratio of two squared
+        norms, and a Haar-random orthonormal sketch estimates both without bias, so the null
+        costs a fraction of the fit (``docs/calibration.md`` checks it lies inside the exact
+        null's bootstrap interval on every planted setting).
     null_r2_samples_ : ndarray of shape (n_null, n_elements)
+    null_permutations_ : ndarray of shape (n_null, n_samples)
+        The re-pairing of every null fit: target sample ``i`` got input ``perm[i]``.
     r2_ci_ : ndarray of shape (n_elements, 2)
-        Percentile bootstrap interval of ``r2_`` over held-out samples.
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.  It is
+        *not* an interval for the best linear map's R², which it misses when the fit's
+        error is large.  Computed when ``n_bootstrap > 0`` (the interval is analytic; the
+        count itself is not used), NaN otherwise.
     train_index_, test_index_ : ndarray of int
         The split of the samples.
 
@@ -146,20 +189,28 @@ class LinearProbe(RidgeProbeBase):
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
         r2 = variance_weighted_r2(Y_test, Y_hat)
-        ci = bootstrap_r2(Y_test, Y_hat, self.n_bootstrap, self.confidence, rng)
+        if self.n_bootstrap:
+            ci = r2_interval(Y_test, Y_hat, self.confidence)
+        else:
+            ci = torch.full((G, 2), float("nan"), dtype=Y_test.dtype, device=Y_test.device)
         del Y_hat
 
-        null = []
+        null, perms = [], []
         XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
+        Zn = null_sketch(Z, rng) if self.n_null else Z
+        Zns = Zn.permute(1, 0, 2)
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
             # weights: predictions come from the rotated inputs and the scaled projections.
-            perm = torch.as_tensor(rng.permutation(n), device=Z.device)
-            _, DBp, bp, _, _ = self._fit_targets(design, Zs[perm[tr]], alphas, weights=False)
-            Yp = Z[:, perm[te]]
+            perm_np = rng.permutation(n)
+            perms.append(perm_np)
+            perm = torch.as_tensor(perm_np, device=Z.device)
+            _, DBp, bp, _, _ = self._fit_targets(design, Zns[perm[tr]], alphas, weights=False)
+            Yp = Zn[:, perm[te]]
             null.append(variance_weighted_r2(Yp, self._predict_projected(XV, DBp, bp)))
             del DBp
+        del Zn, Zns
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
@@ -174,6 +225,7 @@ class LinearProbe(RidgeProbeBase):
         else:
             self.null_r2_samples_ = np.empty((0, G))
             self.null_r2_ = np.full(G, np.nan)
+        self.null_permutations_ = np.array(perms, dtype=np.int64).reshape(len(perms), n)
         self.train_index_, self.test_index_ = train, test
         self.n_features_in_ = d
         self.n_elements_ = G

@@ -11,7 +11,10 @@ be measured without recording again:
 - *equivariance over H*: the held-out R² of the linear probe pooled over ``H``'s non-identity
   elements (one ridge fit for all of ``G``, shared by every subgroup).
 
-Intervals are percentile bootstraps over the probe samples.
+The invariance intervals are percentile bootstraps over the probe samples; the pooled R²
+interval is :func:`probes._scoring.r2_interval` over the held-out samples, an interval for
+the population R² of the fitted maps (not of the best linear maps; see
+``docs/calibration.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from probes._linear import LinearProbe
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_interval, resample_counts, variance_weighted_r2
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
@@ -175,7 +178,9 @@ def scan_arrays(
     probe : LinearProbe
         Fitted on ``Zc`` (its test split and maps are reused: no second fit).
     n_bootstrap, confidence, rng
-        Percentile bootstrap over probe samples (invariance) and held-out samples (R²).
+        Percentile bootstrap over probe samples (invariance); the R² interval is the
+        delta-method interval of :func:`probes._scoring.r2_interval` (analytic, computed when
+        ``n_bootstrap > 0``).
 
     Returns
     -------
@@ -185,9 +190,7 @@ def scan_arrays(
     n = Zc.shape[1]
     counts = None
     if n_bootstrap:
-        draws = rng.integers(0, n, size=(n_bootstrap, n))
-        c = np.zeros((n_bootstrap, n))
-        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+        c = resample_counts(rng, n_bootstrap, n)
         counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
@@ -208,7 +211,10 @@ def scan_arrays(
         Y_hat = torch.einsum("nd,gde->gne", X, W[idx]) + bias[idx][:, None, :]
         Y_hat = Y_hat.permute(1, 0, 2).reshape(1, te.numel(), -1)
         value = float(variance_weighted_r2(Y, Y_hat)[0])
-        ci = bootstrap_r2(Y, Y_hat, int(n_bootstrap), confidence, rng)[0].cpu().numpy()
+        if n_bootstrap:
+            ci = r2_interval(Y, Y_hat, confidence)[0].cpu().numpy()
+        else:
+            ci = np.full(2, np.nan)
         r2[i] = (value, ci[0], ci[1])
     return inv, r2
 
@@ -241,8 +247,10 @@ def subgroup_scan(
         A subgroup counts as respected when the lower end of the bootstrap interval of its
         invariance (or R²) is at least this.
     n_bootstrap : int
-        Resamples of the probe samples (invariance) and held-out samples (R²); 0 disables the
-        intervals, and then the point estimates are compared with ``threshold``.
+        Resamples of the probe samples for the invariance interval; the R² interval is
+        analytic (:func:`probes._scoring.r2_interval`, for the population R² of the fitted
+        maps).  0 disables both intervals, and then the point estimates are compared with
+        ``threshold``.
     confidence : float in (0, 1)
         Coverage of the intervals.
     test_size, random_state, device, dtype
