@@ -134,8 +134,9 @@ def draw(setting: Setting, seed: int, n_bootstrap: int = 200, confidence: float 
             out["null (sketch) - exact"].append((sketch, np.nan, np.nan, float(exact_r2[g])))
     del Zt, te
 
-    scan = subgroup_scan(p.Z, group, n_bootstrap=n_bootstrap, confidence=confidence,
-                         random_state=seed)
+    scan = subgroup_scan(
+        p.Z, group, n_bootstrap=n_bootstrap, confidence=confidence, random_state=seed
+    )
     # The scan's ridge fit is on the grand-mean-centred latents; refit the same probe to read
     # its maps, and move its intercepts back to the uncentred coordinates.
     mean = p.Z.mean(axis=(0, 1))

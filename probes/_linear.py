@@ -12,35 +12,34 @@ from sklearn.utils._param_validation import Interval
 
 from probes._base import RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, select_alpha
-from probes._scoring import r2_interval, variance_weighted_r2
+from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
 
-__all__ = ["NULL_SKETCH_UNITS", "LinearProbe", "null_sketch"]
-
-#: Number of target units the re-paired (null) fits use when a layer has more: the null is a
-#: chance level, needed to about 1e-3, and a random sketch of this size estimates the
-#: variance-weighted R² of all units to well inside the held-out bootstrap interval (see
-#: ``benchmarks/calibration.py``).
-NULL_SKETCH_UNITS = 64
+__all__ = ["LinearProbe", "null_precision"]
 
 
-def null_sketch(Z: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Orbit latents ``Z`` (G, n, d) with their units replaced by a random sketch (G, n, k).
+def null_precision(
+    design: Design, Z: torch.Tensor, XV: torch.Tensor, alphas: torch.Tensor
+) -> tuple[Design, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The re-paired (null) fits' inputs in float32: ``(design, Z, XV, alphas)``.
 
-    ``Z @ S`` with ``S = sqrt(d / k) Q``, ``Q`` the first ``k`` columns of a Haar-random
-    orthogonal matrix (QR of a Gaussian, sign-fixed; Mezzadri 2007) and
-    ``k =`` :data:`NULL_SKETCH_UNITS`: ``E[S Sᵀ] = I``, so every squared norm of a linear
-    function of the targets (residual and total sums of squares) keeps its expectation, and
-    the ridge fit, being linear in the targets, commutes with the sketch.  ``Z`` is returned
-    unchanged when ``d <= k``.
+    The null is a chance level; float32 GEMMs run at about twice the float64 rate, and the
+    null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
+    inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
+    exact float64 null's interval on every planted setting).  Float32 inputs are returned
+    unchanged.
     """
-    d = Z.shape[2]
-    k = NULL_SKETCH_UNITS
-    if d <= k:
-        return Z
-    q, r = np.linalg.qr(rng.standard_normal((d, k)))
-    S = torch.as_tensor(q * np.sign(np.diag(r)) * np.sqrt(d / k), dtype=Z.dtype, device=Z.device)
-    return Z @ S
+    if Z.dtype != torch.float64:
+        return design, Z, XV, alphas
+    f = torch.float32
+    small = Design(
+        mean=design.mean.to(f),
+        U=design.U.to(f),
+        s=design.s.to(f),
+        Vt=design.Vt.to(f),
+        dropped=design.dropped.to(f),
+    )
+    return small, Z.to(f), XV.to(f), alphas.to(f)
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -92,12 +91,9 @@ class LinearProbe(RidgeProbeBase):
         ``docs/calibration.md`` for the measured bias).
     null_r2_ : ndarray of shape (n_elements,)
         Held-out R² of the same procedure on re-paired samples (mean over ``n_null``), the
-        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.  With more
-        than :data:`NULL_SKETCH_UNITS` units the re-paired targets are a random sketch of the
-        units (:func:`null_sketch`): the variance-weighted R² is a ratio of two squared
-        norms, and a Haar-random orthonormal sketch estimates both without bias, so the null
-        costs a fraction of the fit (``docs/calibration.md`` checks it lies inside the exact
-        null's bootstrap interval on every planted setting).
+        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.  The
+        re-paired fits run in float32 when ``dtype`` is float64 (:func:`null_precision`:
+        twice as fast; calibrated against the float64 null in ``docs/calibration.md``).
     null_r2_samples_ : ndarray of shape (n_null, n_elements)
     null_permutations_ : ndarray of shape (n_null, n_samples)
         The re-pairing of every null fit: target sample ``i`` got input ``perm[i]``.
@@ -188,17 +184,14 @@ class LinearProbe(RidgeProbeBase):
         X_test = Z[self.identity, te]
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
-        r2 = variance_weighted_r2(Y_test, Y_hat)
-        if self.n_bootstrap:
-            ci = r2_interval(Y_test, Y_hat, self.confidence)
-        else:
-            ci = torch.full((G, 2), float("nan"), dtype=Y_test.dtype, device=Y_test.device)
+        r2, ci = r2_and_interval(Y_test, Y_hat, self.confidence if self.n_bootstrap else None)
         del Y_hat
 
         null, perms = [], []
-        XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
-        Zn = null_sketch(Z, rng) if self.n_null else Z
-        Zns = Zn.permute(1, 0, 2)
+        if self.n_null:
+            XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
+            design_n, Zn, XV, alphas_n = null_precision(design, Z, XV, alphas)
+            Zns = Zn.permute(1, 0, 2)
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
@@ -206,11 +199,10 @@ class LinearProbe(RidgeProbeBase):
             perm_np = rng.permutation(n)
             perms.append(perm_np)
             perm = torch.as_tensor(perm_np, device=Z.device)
-            _, DBp, bp, _, _ = self._fit_targets(design, Zns[perm[tr]], alphas, weights=False)
-            Yp = Zn[:, perm[te]]
-            null.append(variance_weighted_r2(Yp, self._predict_projected(XV, DBp, bp)))
-            del DBp
-        del Zn, Zns
+            _, DBp, bp, _, _ = self._fit_targets(design_n, Zns[perm[tr]], alphas_n, weights=False)
+            Yp_hat = self._predict_projected(XV, DBp, bp)
+            null.append(variance_weighted_r2(Zn[:, perm[te]], Yp_hat).to(Z.dtype))
+            del DBp, Yp_hat
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
