@@ -186,7 +186,9 @@ def test_float32_null_lies_inside_the_exact_nulls_interval(copies):
         pred = probe._predict_projected(Z[0, te] @ design.Vt.T, DB, b)
         exact, ci = r2_and_interval(Z[:, perm[te]], pred, CONFIDENCE)
         ci = ci.numpy()
-        assert np.all((ci[:, 0] <= probe.null_r2_) & (probe.null_r2_ <= ci[:, 1]))
+        # Inside the exact null's interval (up to the float32 tolerance below: the exact null
+        # can sit on the interval's lower end, which extends down to the estimate).
+        assert np.all((ci[:, 0] - 1e-4 <= probe.null_r2_) & (probe.null_r2_ <= ci[:, 1]))
         # Float32 round-off of ratios of sums over 32 x 48 values: ~1e-6; the penalty choice
         # is the same, so the two nulls agree to float32 accuracy (1e-4 leaves room for the
         # float32 GCV choosing a neighbouring penalty at a near tie, which it does not here).
