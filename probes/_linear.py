@@ -184,8 +184,9 @@ class LinearProbe(RidgeProbeBase):
         X_test = Z[self.identity, te]
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
-        r2, ci = r2_and_interval(Y_test, Y_hat, self.confidence if self.n_bootstrap else None)
-        del Y_hat
+        confidence = self.confidence if self.n_bootstrap else None
+        r2, ci = r2_and_interval(Y_test, Y_hat, confidence, overwrite=True)
+        del Y_hat, Y_test
 
         null, perms = [], []
         if self.n_null:
@@ -273,9 +274,11 @@ class LinearProbe(RidgeProbeBase):
     def _predict(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``X @ W[g] + bias[g]`` for every element, as one GEMM: shape (G, n, d_out)."""
         G, d_in, d_out = W.shape
-        flat = X @ W.permute(1, 0, 2).reshape(d_in, G * d_out)  # (n, G·d_out)
-        out = flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
-        return out + bias[:, None, :]
+        # addmm adds the bias in the GEMM's own pass (no second (n, G·d_out) temporary).
+        flat = torch.addmm(
+            bias.reshape(1, G * d_out), X, W.permute(1, 0, 2).reshape(d_in, G * d_out)
+        )  # (n, G·d_out)
+        return flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
 
     @staticmethod
     def _predict_projected(XV: torch.Tensor, DB: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ __all__ = [
     "r2_and_interval",
     "r2_from_sums",
     "r2_interval",
+    "ratio_interval",
     "resample_counts",
     "variance_weighted_r2",
 ]
@@ -94,36 +95,72 @@ def r2_interval(Y: torch.Tensor, Y_hat: torch.Tensor, confidence: float) -> torc
 
 
 def r2_and_interval(
-    Y: torch.Tensor, Y_hat: torch.Tensor, confidence: float | None
+    Y: torch.Tensor, Y_hat: torch.Tensor, confidence: float | None, overwrite: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`variance_weighted_r2` and :func:`r2_interval` from one pass over the residuals.
 
-    ``confidence=None`` skips the interval (NaN).  Returns tensors of shapes (n_elements,)
-    and (n_elements, 2).
+    ``confidence=None`` skips the interval (NaN).  ``overwrite=True`` lets it use ``Y`` and
+    ``Y_hat`` as scratch space (no (n_elements, n_samples, n_units) temporaries: on large
+    orbits their allocation costs as much as the arithmetic).  Returns tensors of shapes
+    (n_elements,) and (n_elements, 2).
     """
-    from scipy.stats import t as student_t
-
     G, n, _ = Y.shape
-    e = torch.linalg.vector_norm(Y - Y_hat, dim=2) ** 2  # (G, n) per-sample squared error
-    q = torch.linalg.vector_norm(Y - Y.mean(dim=1, keepdim=True), dim=2) ** 2
+    diff = Y_hat.sub_(Y) if overwrite else Y - Y_hat
+    e = torch.linalg.vector_norm(diff, dim=2) ** 2  # (G, n) per-sample squared error
+    del diff
+    mean = Y.mean(dim=1, keepdim=True)
+    q = torch.linalg.vector_norm(Y.sub_(mean) if overwrite else Y - mean, dim=2) ** 2
     r2 = r2_from_sums(e.sum(dim=1), q.sum(dim=1))
     nan = torch.full((G, 2), float("nan"), dtype=Y.dtype, device=Y.device)
     if confidence is None or n < 3:
         return r2, nan
     q = q * (n / (n - 1))
-    q_mean = q.mean(dim=1)
-    ok = q_mean > 0
-    safe = torch.where(ok, q_mean, torch.ones_like(q_mean))
-    r = e.mean(dim=1) / safe
-    resid = e - r[:, None] * q
-    se = torch.sqrt((resid**2).sum(dim=1) / ((n - 1) * n)) / safe
-    half = float(student_t.ppf(0.5 + confidence / 2.0, n - 1)) * se
-    centre = 1.0 - r
-    # The held-out R² (n-denominator variance) sits below the centre by (1 − R²)/(n − 1);
+    r, lo, hi = ratio_interval(e, q, confidence)
+    # The held-out R² (n-denominator variance) sits below the centre 1 − r by (1 − R²)/(n − 1);
     # where that puts it below the interval, the interval is extended down to it, so the
     # reported interval always contains the reported estimate (coverage only grows).
-    out = torch.stack([torch.minimum(centre - half, r2), centre + half], dim=1)
+    out = torch.stack([torch.minimum(1.0 - hi, r2), 1.0 - lo], dim=1)
+    ok = torch.isfinite(r)
     return r2, torch.where(ok[:, None], out, r2[:, None].expand(G, 2))
+
+
+def ratio_interval(
+    num: torch.Tensor, den: torch.Tensor, confidence: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ratio of means ``Σ num_i / Σ den_i`` over samples with a delta-method Student interval.
+
+    ``se = sqrt(Σ (num_i − r den_i)² / ((n − 1) n)) / mean(den)`` (the linearised jackknife
+    of a ratio, Efron & Tibshirani 1993, §10.5) and ``r ± t_{n−1} se``: for estimands that
+    are ratios of expectations of per-sample terms (an R², an invariant share, an irrep's
+    share), computed from the per-sample terms alone.
+
+    Parameters
+    ----------
+    num, den : Tensor of shape (..., n_samples)
+    confidence : float in (0, 1)
+
+    Returns
+    -------
+    ratio, low, high : Tensors of shape (...)
+        NaN where ``Σ den == 0`` or with fewer than 2 samples.
+    """
+    from scipy.stats import t as student_t
+
+    n = num.shape[-1]
+    den_mean = den.mean(dim=-1)
+    ok = den_mean > 0
+    safe = torch.where(ok, den_mean, torch.ones_like(den_mean))
+    r = num.mean(dim=-1) / safe
+    resid = num - r[..., None] * den
+    dof = max(n - 1, 1)
+    se = torch.sqrt((resid**2).sum(dim=-1) / (dof * n)) / safe
+    half = float(student_t.ppf(0.5 + confidence / 2.0, dof)) * se if n > 1 else se * torch.nan
+    nan = torch.full_like(r, float("nan"))
+    return (
+        torch.where(ok, r, nan),
+        torch.where(ok, r - half, nan),
+        torch.where(ok, r + half, nan),
+    )
 
 
 def resample_counts(rng: np.random.Generator, n_resamples: int, n: int) -> np.ndarray:

@@ -11,10 +11,11 @@ be measured without recording again:
 - *equivariance over H*: the held-out R² of the linear probe pooled over ``H``'s non-identity
   elements (one ridge fit for all of ``G``, shared by every subgroup).
 
-The invariance intervals are percentile bootstraps over the probe samples; the pooled R²
-interval is :func:`probes._scoring.r2_interval` over the held-out samples, an interval for
-the population R² of the fitted maps (not of the best linear maps; see
-``docs/calibration.md``).
+Intervals are delta-method Student intervals of ratios of per-sample sums: over the probe
+samples for invariance (:func:`probes._scoring.ratio_interval`), over the held-out samples
+for the pooled R² (:func:`probes._scoring.r2_interval`, an interval for the population R² of
+the fitted maps, not of the best linear maps).  Both are calibrated on planted latents in
+``docs/calibration.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from probes._linear import LinearProbe
-from probes._scoring import r2_interval, resample_counts, variance_weighted_r2
+from probes._scoring import r2_interval, ratio_interval, variance_weighted_r2
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
@@ -43,12 +44,14 @@ def _check_unit_interval(value: Any, name: str) -> float:
 
 
 def _invariance_with_ci(
-    Zc: torch.Tensor,
-    cosets: np.ndarray,
-    counts: torch.Tensor | None,
-    confidence: float,
+    Zc: torch.Tensor, cosets: np.ndarray, confidence: float | None
 ) -> tuple[float, float, float]:
-    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|)."""
+    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|).
+
+    The share is a ratio of per-sample sums (coset-mean energy over total energy); its
+    interval is the delta-method Student interval of :func:`probes._scoring.ratio_interval`
+    (NaN ends when ``confidence`` is None).
+    """
     h = cosets.shape[1]
     idx = torch.as_tensor(np.array(cosets), device=Zc.device)
     means = Zc[idx].mean(dim=1)  # (m, n, d): H-orbit mean of every input g_c·x
@@ -58,10 +61,9 @@ def _invariance_with_ci(
     if total <= 0:
         return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
     value = float(inv.sum()) / total
-    if counts is None:
+    if confidence is None:
         return value, float("nan"), float("nan")
-    boot = (counts @ inv) / (counts @ tot).clamp_min(torch.finfo(Zc.dtype).tiny)
-    lo, hi = np.quantile(boot.cpu().numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
+    _, lo, hi = ratio_interval(inv, tot, confidence)
     return value, float(lo), float(hi)
 
 
@@ -178,20 +180,17 @@ def scan_arrays(
     probe : LinearProbe
         Fitted on ``Zc`` (its test split and maps are reused: no second fit).
     n_bootstrap, confidence, rng
-        Percentile bootstrap over probe samples (invariance); the R² interval is the
-        delta-method interval of :func:`probes._scoring.r2_interval` (analytic, computed when
-        ``n_bootstrap > 0``).
+        Intervals at ``confidence`` when ``n_bootstrap > 0``: delta-method Student intervals
+        over probe samples (invariance, :func:`probes._scoring.ratio_interval`) and held-out
+        samples (R², :func:`probes._scoring.r2_interval`); ``rng`` is unused (kept for
+        callers).
 
     Returns
     -------
     invariance, r2 : arrays of shape (n_subgroups, 3)
         Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
     """
-    n = Zc.shape[1]
-    counts = None
-    if n_bootstrap:
-        c = resample_counts(rng, n_bootstrap, n)
-        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
+    level = confidence if n_bootstrap else None
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
     bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
@@ -200,7 +199,7 @@ def scan_arrays(
     inv = np.empty((k, 3))
     r2 = np.empty((k, 3))
     for i, h in enumerate(subgroups):
-        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
+        inv[i] = _invariance_with_ci(Zc, h.right_cosets, level)
         others = [g for g in h.elements if g != group.identity]
         if not others:
             r2[i] = 1.0  # the trivial subgroup: the identity map is exact
@@ -247,10 +246,9 @@ def subgroup_scan(
         A subgroup counts as respected when the lower end of the bootstrap interval of its
         invariance (or R²) is at least this.
     n_bootstrap : int
-        Resamples of the probe samples for the invariance interval; the R² interval is
-        analytic (:func:`probes._scoring.r2_interval`, for the population R² of the fitted
-        maps).  0 disables both intervals, and then the point estimates are compared with
-        ``threshold``.
+        Any positive value switches the intervals on (both are analytic, see above; the
+        count itself is not used); 0 disables them, and then the point estimates are
+        compared with ``threshold``.
     confidence : float in (0, 1)
         Coverage of the intervals.
     test_size, random_state, device, dtype
