@@ -20,7 +20,7 @@ from latentgeo.datasets.planted import planted_latents
 from latentgeo.groups import Cyclic, Dihedral, DirectProduct, Symmetric
 from probes import LinearProbe, subgroup_scan
 from probes._ridge import fit_design
-from probes._scoring import r2_and_interval, r2_interval, variance_weighted_r2
+from probes._scoring import r2_and_interval, r2_interval, ratio_interval, variance_weighted_r2
 
 CONFIDENCE = 0.95
 
@@ -110,8 +110,8 @@ def test_r2_interval_covers_the_fitted_maps_population_r2():
     assert np.mean(hits) >= lower_band(len(hits)), np.mean(hits)
 
 
-def test_subgroup_scan_pooled_r2_interval_covers_the_fitted_maps():
-    hits = []
+def test_subgroup_scan_intervals_cover_pooled_r2_and_invariance():
+    hits, inv_hits = [], []
     for group, copies, n, noise in SETTINGS[:2]:
         subs = [h for h in group.subgroups(False) if 1 < h.order]
         for seed in range(60):  # 120 draws: lower band 0.910
@@ -128,7 +128,10 @@ def test_subgroup_scan_pooled_r2_interval_covers_the_fitted_maps():
             others = [g for g in h.elements if g != group.identity]
             truth = p.pooled_map_r2(others, inner.rho_, bias)
             hits.append(float(scan.r2_low[0]) <= truth <= float(scan.r2_high[0]))
+            inv = p.subgroup_invariance(h)
+            inv_hits.append(float(scan.invariance_low[0]) <= inv <= float(scan.invariance_high[0]))
     assert np.mean(hits) >= lower_band(len(hits)), np.mean(hits)
+    assert np.mean(inv_hits) >= lower_band(len(inv_hits)), np.mean(inv_hits)
 
 
 def test_held_out_r2_is_biased_low_for_the_best_map_when_the_fit_is_poor():
@@ -161,6 +164,23 @@ def test_r2_interval_edge_cases():
     r2, ci = r2_and_interval(Y, Y + 0.1, None)
     assert torch.isnan(ci).all()
     np.testing.assert_allclose(r2.numpy(), variance_weighted_r2(Y, Y + 0.1).numpy())
+
+
+def test_ratio_interval_is_exact_for_proportional_terms_and_matches_the_delta_method():
+    den = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+    r, lo, hi = ratio_interval(0.25 * den, den, 0.95)  # num = 0.25 den: no spread at all
+    assert float(r) == pytest.approx(0.25) and float(lo) == float(hi) == pytest.approx(0.25)
+    rng = np.random.default_rng(0)
+    a, b = rng.gamma(2.0, size=500), rng.gamma(3.0, size=500)
+    r, lo, hi = ratio_interval(torch.as_tensor(a), torch.as_tensor(b), 0.9)
+    # Delta method written out: Var(ā/b̄) ≈ Var(a − r b) / (n b̄²).
+    ratio = a.mean() / b.mean()
+    se = np.sqrt(np.var(a - ratio * b, ddof=1) / 500) / b.mean()
+    from scipy.stats import t
+
+    assert float(hi - lo) == pytest.approx(2 * t.ppf(0.95, 499) * se, rel=1e-12)
+    r, lo, hi = ratio_interval(torch.zeros(1, 3), torch.zeros(1, 3), 0.9)
+    assert torch.isnan(torch.stack([r, lo, hi])).all()
 
 
 # ---------------------------------------------------------------- the float32 null
