@@ -6,8 +6,12 @@
    largest difference of held-out R² and whether the chosen penalties agree.
    A second setting users hit: 13 penalties ``numpy.logspace(-3, 3, 13)``, no null and no
    bootstrap on either side (target >= 20x, same R² to 1e-6); the cost of the defaults
-   (``n_null=1, n_bootstrap=200``) over the bare fit (target <= 1.3x); the achieved GFLOP/s
-   of the fit against a plain torch GEMM of the fit's largest shape in the same run.
+   (``n_null=1, n_bootstrap=200``: the re-paired null fit in float32 and the analytic R²
+   interval) over the bare fit (target <= 1.3x); the achieved GFLOP/s of the fit against a
+   plain torch GEMM of the fit's largest shape in the same run.  Times are wall clock and
+   process CPU time (the steadier one on a shared machine); run with ``OMP_NUM_THREADS=1``
+   to compare single-threaded, and with the same ``OPENBLAS_CORETYPE`` (if any) on both
+   sides, which one run guarantees.
 2. Peak resident memory of ``probes.run`` on a run store of >= 2 GB written here (in a
    temporary folder, deleted afterwards), measured in a fresh subprocess with
    ``resource.getrusage``.
