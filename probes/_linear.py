@@ -202,7 +202,9 @@ class LinearProbe(RidgeProbeBase):
             perm = torch.as_tensor(perm_np, device=Z.device)
             _, DBp, bp, _, _ = self._fit_targets(design_n, Zns[perm[tr]], alphas_n, weights=False)
             Yp_hat = self._predict_projected(XV, DBp, bp)
-            null.append(variance_weighted_r2(Zn[:, perm[te]], Yp_hat).to(Z.dtype))
+            # Both operands are fresh copies: the scoring may overwrite them.
+            r2p, _ = r2_and_interval(Zn[:, perm[te]], Yp_hat, None, overwrite=True)
+            null.append(r2p.to(Z.dtype))
             del DBp, Yp_hat
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
