@@ -19,6 +19,7 @@ torch, float64 by default, on any device).
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
+from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
     GroupConsistentProbe,

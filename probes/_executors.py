@@ -1,7 +1,7 @@
 """Where the (layer, step) tasks of :func:`probes.run` execute: in process, or on a client.
 
 A task reads one block through :meth:`latentgeo.store.Run.read_block`, converts it to a
-private tensor and runs :func:`probes._blocks.probe_block`.  In process the tasks run one
+private tensor and runs :func:`probes._kinds.probe_block`.  In process the tasks run one
 at a time (peak memory: one block); on a client (``dask.distributed`` or any
 ``concurrent.futures.Executor``) each worker opens the store by path.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from probes import _blocks
+from probes import _kinds
 
 __all__ = ["Task", "executor", "run_tasks"]
 
@@ -42,9 +42,9 @@ def probe_stored(
     """Read one (layer, step) of ``run`` and probe it (the block is freed before returning)."""
     dtype = getattr(torch, settings["dtype"])
     block = run.read_block(layer, index)
-    Zt = _blocks.private_tensor(block, dtype, device)
+    Zt = _kinds.private_tensor(block, dtype, device)
     del block  # the computation-dtype copy is all the probes need from here on
-    out = _blocks.probe_block(Zt, group, settings, device)
+    out = _kinds.probe_block(Zt, group, settings, device)
     del Zt
     _trim_memory()
     return out

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from probes._blocks import PROBE_KINDS
+from probes._kinds import PROBE_KINDS
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -42,7 +42,7 @@ def assemble(
     Parameters
     ----------
     results : mapping of (layer position, step position) to dict
-        What :func:`probes._blocks.probe_block` returned for each computed block.
+        What :func:`probes._kinds.probe_block` returned for each computed block.
     settings : dict
         The call's settings; every variable of its kinds is present (NaN where not computed).
     layers, steps : the coordinates of the ``layer`` and ``step`` dims.

@@ -1,7 +1,7 @@
 """Store-level runner: every probe for every (layer, step) of a run, streamed and cached.
 
 The work is split by concern: :mod:`probes._settings` (settings and the cache key),
-:mod:`probes._blocks` (the registry of probe kinds, one (layer, step) at a time),
+:mod:`probes._kinds` (the registry of probe kinds, one (layer, step) at a time),
 :mod:`probes._executors` (where the tasks run), :mod:`probes._merge` (results into one
 Dataset, merged with the cache).  This module only sequences them.
 """
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probes._blocks import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._executors import run_tasks
 from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
+from probes._kinds import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
 from probes._subsets import plan_subset, records_subset
@@ -69,7 +69,7 @@ def run(
         ``"invariance"``, ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
         ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
         fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the
-        widest layer); more kinds can be registered (:func:`probes._blocks.register_probe`).
+        widest layer); more kinds can be registered (:func:`probes._kinds.register_probe`).
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
     client : dask.distributed.Client or str or concurrent.futures.Executor, optional

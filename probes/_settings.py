@@ -52,7 +52,7 @@ def make_settings(
     Parameters
     ----------
     kinds : sequence of str
-        Registered probe kinds (see :data:`probes._blocks.PROBE_KINDS`); the kinds they
+        Registered probe kinds (see :data:`probes._kinds.PROBE_KINDS`); the kinds they
         require are added.
     linear : dict, optional
         :class:`~probes.LinearProbe` parameters (see :func:`linear_keys`).
@@ -65,7 +65,7 @@ def make_settings(
         For an unknown probe kind or LinearProbe parameter (naming the valid ones), an
         invalid parameter value (``InvalidParameterError``, naming it), or another dtype.
     """
-    from probes._blocks import expand_kinds
+    from probes._kinds import expand_kinds
     from probes._linear import LinearProbe
 
     if dtype not in (torch.float32, torch.float64):

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from probes._harmonic import harmonic_spectrum
+from probes._subsets import resolved_subgroup
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["invariance", "orbit_spectrum"]
+__all__ = ["invariance", "orbit_spectrum", "subgroup_spectrum"]
 
 
 def _centred(Z: torch.Tensor) -> torch.Tensor:
@@ -235,3 +236,14 @@ def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Ten
         out[0] = 1.0
         return names, out
     return names, (energy / total).clamp_min(0.0)
+
+
+def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> np.ndarray:
+    """The spectrum of one (layer, step): on ``settings["subgroup"]`` when present (the
+    latents of its elements, re-centred by their own mean), else on ``group``."""
+    sub = settings.get("subgroup")
+    if sub is None:
+        return spectrum_of_centred(Zt, group)[1].cpu().numpy()
+    Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
+    Zs = Zs - Zs.mean(dim=(0, 1))
+    return spectrum_of_centred(Zs, resolved_subgroup(sub))[1].cpu().numpy()

@@ -1,4 +1,4 @@
-"""Probing runs that record a subset of a group's elements, and spectra on a named subgroup.
+"""Probing runs that record a subset of a group's elements, and the subgroup a run names.
 
 A run recorded with :class:`latentgeo.actions.ElementSubset` or
 :class:`latentgeo.actions.RandomPermutations` holds latents for some elements of a group
@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ["plan_subset", "records_subset", "subgroup_spectrum"]
+from probes._kinds import PROBE_KINDS
+from probes._validation import check_group_order
+
+__all__ = ["plan_subset", "records_subset", "resolved_subgroup"]
 
 
 def records_subset(run: Any) -> bool:
@@ -151,8 +153,6 @@ def plan_subset(
         If ``subgroup`` is given for a continuous group or is not a subgroup; if a whole-orbit
         run's element axis does not match the group's order.
     """
-    from probes._validation import check_group_order
-
     if not group.is_finite:
         if subgroup is not None:
             raise ValueError(
@@ -169,8 +169,6 @@ def plan_subset(
     settings = dict(settings)
     wanted = list(settings["probes"])
     if not whole:
-        from probes._blocks import PROBE_KINDS
-
         # The kinds that need every element of a finite group along the element axis.
         dropped = [p for p in wanted if PROBE_KINDS[p].finite_only]
         if dropped:
@@ -195,7 +193,7 @@ def plan_subset(
                 why = resolved
             else:
                 settings["subgroup"] = resolved
-                irreps = [ir.name for ir in _subgroup(resolved).irreps()]
+                irreps = [ir.name for ir in resolved_subgroup(resolved).irreps()]
         if why is not None:
             warnings.warn(f"spectrum skipped: {why}", UserWarning, stacklevel=3)
             wanted.remove("spectrum")
@@ -203,22 +201,10 @@ def plan_subset(
     return settings, irreps
 
 
-def _subgroup(resolved: dict[str, Any]) -> Any:
+def resolved_subgroup(resolved: dict[str, Any]) -> Any:
+    """The finite group of a subgroup :func:`resolve_subgroup` resolved (names, table)."""
     # Built per call (no module-level cache): the subgroup is small, its table already checked.
     from latentgeo.groups import FiniteGroup
 
     d = resolved
     return FiniteGroup.from_cayley_table(np.asarray(d["table"]), names=d["names"])
-
-
-def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> np.ndarray:
-    """The spectrum of one (layer, step): on ``settings["subgroup"]`` when present (the
-    latents of its elements, re-centred by their own mean), else on ``group``."""
-    from probes._spectrum import spectrum_of_centred
-
-    sub = settings.get("subgroup")
-    if sub is None:
-        return spectrum_of_centred(Zt, group)[1].cpu().numpy()
-    Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
-    Zs = Zs - Zs.mean(dim=(0, 1))
-    return spectrum_of_centred(Zs, _subgroup(sub))[1].cpu().numpy()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import probes
-import probes._blocks as blocks
+import probes._kinds as blocks
 from latentgeo.actions import ImageRotations
 from latentgeo.datasets.planted import planted_latents
 from latentgeo.groups import Cyclic, Dihedral
