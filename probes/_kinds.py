@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._registry import Registry
+
 __all__ = [
     "DIMS",
     "DIM_COORDS",
@@ -65,13 +67,42 @@ class ProbeKind:
     finite_only: bool = False
 
 
-#: Probe kinds :func:`probes.run` knows, in the order they are computed.
-PROBE_KINDS: dict[str, ProbeKind] = {}
-#: Labelled dims: ``labels(group, elements) -> list of labels`` (fixed size per run).
-DIMS: dict[str, Callable[[Any, Sequence[str]], list[Any]]] = {}
+def _check_new_kind(name: str, kind: ProbeKind) -> None:
+    """A new kind's name is its own, its variables are new, the kinds it requires exist."""
+    if name != kind.name:
+        raise ValueError(f"probe kind {kind.name!r} cannot be registered as {name!r}")
+    taken = {v for other in PROBE_KINDS.values() for v in other.variables} | {"nonfinite"}
+    clash = sorted(set(kind.variables) & taken)
+    if clash:
+        raise ValueError(f"probe kind {name!r}: variables {clash!r} are already registered")
+    unknown = [r for r in kind.requires if r not in PROBE_KINDS]
+    if unknown:
+        raise ValueError(
+            f"probe kind {name!r} requires unregistered kinds {unknown!r}; "
+            f"registered: {PROBE_KINDS.names()!r}"
+        )
+
+
+#: Probe kinds :func:`probes.run` knows, in the order they are computed (registration
+#: order).  Installed packages may declare kinds in the ``latentgeo.probes`` entry-point group
+#: (the entry point names a :class:`ProbeKind`, or an object of a module that registers the
+#: kind with :func:`register_probe` when imported); they are loaded when first asked for.
+PROBE_KINDS: Registry[ProbeKind] = Registry(
+    "probe kind",
+    "latentgeo.probes",
+    ProbeKind,
+    instances=True,
+    base_name="probes.ProbeKind",
+    check=_check_new_kind,
+)
+#: Labelled dims: ``labels(group, elements) -> list of labels`` (fixed size per run).  A
+#: dim is registered by the module of the kind that uses it, so it needs no entry points.
+DIMS: Registry[Callable[[Any, Sequence[str]], list[Any]]] = Registry("labelled dim", None)
 #: Extra coordinates of a labelled dim, added when the dim is used:
 #: ``coords(group, elements) -> {name: (dims, values)}``.
-DIM_COORDS: dict[str, Callable[[Any, Sequence[str]], dict[str, Any]]] = {}
+DIM_COORDS: Registry[Callable[[Any, Sequence[str]], dict[str, Any]]] = Registry(
+    "dim coordinate", None
+)
 
 
 def register_probe(
@@ -103,21 +134,10 @@ def register_probe(
     requires = tuple(requires)
 
     def decorator(build: Callable[[Block], Mapping[str, Any]]) -> Callable:
-        if name in PROBE_KINDS:
-            raise ValueError(f"probe kind {name!r} is already registered")
-        taken = {v for kind in PROBE_KINDS.values() for v in kind.variables} | {"nonfinite"}
-        clash = sorted(set(variables) & taken)
-        if clash:
-            raise ValueError(f"probe kind {name!r}: variables {clash!r} are already registered")
-        unknown = [r for r in requires if r not in PROBE_KINDS]
-        if unknown:
-            raise ValueError(
-                f"probe kind {name!r} requires unregistered kinds {unknown!r}; "
-                f"registered: {sorted(PROBE_KINDS)!r}"
-            )
-        PROBE_KINDS[name] = ProbeKind(
+        kind = ProbeKind(
             name, {k: tuple(v) for k, v in variables.items()}, build, requires, finite_only
         )
+        PROBE_KINDS.register(kind, name=name)
         return build
 
     return decorator
@@ -130,14 +150,19 @@ def register_dim(
 
     ``coords(group, elements) -> {coordinate name: (dims, values)}``, optional, adds
     coordinates that describe the labels (e.g. which elements each subgroup holds).
+
+    Raises
+    ------
+    ValueError
+        For a dim already registered.
     """
 
     def decorator(labels: Callable[[Any, Sequence[str]], list[Any]]) -> Callable:
         if name in DIMS:
             raise ValueError(f"dim {name!r} is already registered")
-        DIMS[name] = labels
+        DIMS.register(labels, name=name)
         if coords is not None:
-            DIM_COORDS[name] = coords
+            DIM_COORDS.register(coords, name=name)
         return labels
 
     return decorator
@@ -156,7 +181,7 @@ def expand_kinds(kinds: str | Sequence[str]) -> list[str]:
     kinds = list(kinds)
     unknown = [k for k in kinds if k not in PROBE_KINDS]
     if unknown:
-        raise ValueError(f"unknown probes {unknown!r}; valid probes are {sorted(PROBE_KINDS)!r}")
+        raise ValueError(f"unknown probes {unknown!r}; valid probes are {PROBE_KINDS.names()!r}")
     wanted: set[str] = set()
     stack = list(kinds)
     while stack:

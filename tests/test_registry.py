@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import latentgeo
-from latentgeo._registry import GROUPS, MissingExtensionError, Registry
+from latentgeo._registry import MissingExtensionError, Registry
+from latentgeo.groups._registry import GROUPS
 from latentgeo.actions import TokenShift, from_spec
 from latentgeo.groups import Cyclic, FiniteGroup, Group, parse
 

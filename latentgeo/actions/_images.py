@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
+from latentgeo.actions._spec import register
 
 __all__ = ["ImageRotationAngles", "ImageRotations", "ImageTranslations"]
 
@@ -31,6 +32,7 @@ def _check_image(x: torch.Tensor, who: str) -> None:
         )
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageRotations(Action):
     """Rotations by multiples of 90° and reflections of square images (exact).
@@ -95,6 +97,7 @@ class ImageRotations(Action):
         return {"type": "ImageRotations", "group": self.group.spec}
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageTranslations(Action):
     """Cyclic translations of images (exact): the group ``C_h × C_w``.
@@ -161,6 +164,7 @@ _INTERPOLATION = ("bilinear", "bicubic", "nearest")
 _PADDING = ("zeros", "border", "reflection")
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageRotationAngles(Action):
     """Rotations of images by any angle, by interpolation (approximate).

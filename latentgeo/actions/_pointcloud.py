@@ -11,6 +11,7 @@ import torch
 
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
 from latentgeo.actions._continuous import check_continuous, sampled_names
+from latentgeo.actions._spec import register
 
 __all__ = ["PointCloudRotations"]
 
@@ -21,6 +22,7 @@ def _count(value: Any, what: str, minimum: int) -> int:
     return int(value)
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class PointCloudRotations(Action):
     """A compact matrix group acting on point clouds by ``x ↦ x Rᵀ`` (exact up to rounding).

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from latentgeo.actions._base import Action
+from latentgeo.actions._spec import register
 
 __all__ = ["SetPermutation"]
 
@@ -60,6 +61,7 @@ def _group_permutations(group: Any, n: int) -> np.ndarray:
     raise ValueError(f"the elements of {group!r} are not permutations matching its Cayley table")
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class SetPermutation(Action):
     """Permutations of the elements of sets or the nodes of graphs (exact).

@@ -31,6 +31,7 @@ from latentgeo.actions._base import (
     check_settings,
 )
 from latentgeo.actions._sets import SetPermutation, permute_axes
+from latentgeo.actions._spec import from_spec, register
 
 __all__ = ["ElementSubset", "RandomPermutations"]
 
@@ -131,6 +132,7 @@ class _Subset(Action):
         return tuple(np.ravel(v).tolist())
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ElementSubset(_Subset):
     """A fixed random subset of the elements of an action's finite group (identity first).
@@ -172,8 +174,6 @@ class ElementSubset(_Subset):
     def __post_init__(self) -> None:
         action = self.action
         if isinstance(action, Mapping):
-            from latentgeo.actions import from_spec
-
             action = from_spec(action)
         if not isinstance(action, Action) or isinstance(action, _Subset):
             raise TypeError(f"action must be an Action of a finite group, got {action!r}")
@@ -244,6 +244,7 @@ class ElementSubset(_Subset):
         }
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class RandomPermutations(_Subset):
     """A fixed random set of permutations of ``n`` items (identity first), for ``n`` too large

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from latentgeo.actions._base import Action, as_tensor, like_input
+from latentgeo.actions._spec import register
 
 __all__ = ["GroupTokens", "TokenShift"]
 
@@ -122,6 +123,7 @@ class _TokenAction(Action):
         return out
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class GroupTokens(_TokenAction):
     """Elements of a finite group acting on the tokens that index group elements (exact).
@@ -255,6 +257,7 @@ class GroupTokens(_TokenAction):
         }
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class TokenShift(_TokenAction):
     """Add ``g`` modulo ``p`` to the tokens at chosen positions of integer sequences (exact).

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
-
 from ._cyclic import rotation_matrices
 from ._finite import FiniteGroup, check_int
 from ._irreps import Irrep
+from ._registry import GROUPS
 
 __all__ = ["Dihedral"]
 

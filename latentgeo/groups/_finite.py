@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
-
 from ._irreps import Irrep
 from ._protocol import Group, as_generator
+from ._registry import GROUPS
 
 __all__ = ["FiniteGroup"]
 

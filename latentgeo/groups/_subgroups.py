@@ -290,7 +290,7 @@ def _abelian_types(n: int) -> list[tuple[int, ...]]:
 
 
 def _named_candidates(n: int, abelian: bool) -> list[tuple[str, Any]]:
-    from latentgeo.groups import parse
+    from ._parse import parse
 
     specs: list[str] = []
     if abelian:

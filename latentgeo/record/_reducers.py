@@ -12,13 +12,17 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from latentgeo._registry import REDUCERS, MissingExtensionError
+from latentgeo._registry import MissingExtensionError, Registry
+
+if TYPE_CHECKING:
+    from latentgeo.store import Run
 
 __all__ = [
+    "REDUCERS",
     "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
@@ -26,6 +30,7 @@ __all__ = [
     "Reducer",
     "SpatialMeanPool",
     "as_reducer",
+    "from_run",
     "from_spec",
     "register",
 ]
@@ -43,6 +48,18 @@ class Reducer(abc.ABC):
         """JSON-serialisable description, stored in the layer's attributes."""
 
 
+#: Reducer classes by their spec ``"name"``.
+REDUCERS: Registry[type[Reducer]] = Registry(
+    "reducer", "latentgeo.reducers", Reducer, base_name="latentgeo.reducers.Reducer"
+)
+
+#: Class decorator registering a :class:`Reducer` subclass under the ``"name"`` its
+#: ``to_spec`` writes (default: the class name): ``@register("my_pool")``.  Installed
+#: packages may declare reducers in the ``latentgeo.reducers`` entry-point group instead.
+#: The built-in reducers register the same way as a user's, where they are defined.
+register = REDUCERS.register
+
+
 def _check_batched(z: Any, who: str) -> torch.Tensor:
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{who} expects a torch.Tensor, got {type(z).__name__}")
@@ -51,6 +68,7 @@ def _check_batched(z: Any, who: str) -> torch.Tensor:
     return z
 
 
+@register("flatten")
 @dataclasses.dataclass(frozen=True)
 class Flatten(Reducer):
     """Keep every unit: ``(batch, *feature) -> (batch, prod(feature))`` (row-major, so the
@@ -64,6 +82,8 @@ class Flatten(Reducer):
         return {"name": "flatten"}
 
 
+@register("spatial_mean_pool")
+@register("mean")
 @dataclasses.dataclass(frozen=True)
 class SpatialMeanPool(Reducer):
     """Average over every axis except batch and channels: ``(B, C, H, W) -> (B, C)``.
@@ -104,6 +124,7 @@ class SpatialMeanPool(Reducer):
         return {"name": "spatial_mean_pool", "channel_dim": int(self.channel_dim)}
 
 
+@register("random_projection")
 @dataclasses.dataclass(frozen=True)
 class RandomProjection(Reducer):
     """A fixed Gaussian random projection of the flattened output to ``k`` units.
@@ -169,6 +190,7 @@ class RandomProjection(Reducer):
         }
 
 
+@register("block_mean_pool")
 @dataclasses.dataclass(frozen=True)
 class BlockMeanPool(Reducer):
     """Average non-overlapping ``size × size`` blocks of the last two (spatial) axes, then
@@ -227,19 +249,6 @@ class FunctionReducer(Reducer):
         return {"name": "callable", "callable": f"{module}.{name}" if module else name}
 
 
-#: Class decorator registering a :class:`Reducer` subclass under the ``"name"`` its
-#: ``to_spec`` writes (default: the class name): ``@register("my_pool")``.  Installed
-#: packages may declare reducers in the ``latentgeo.reducers`` entry-point group instead.
-register = REDUCERS.register
-
-# The built-in reducers register the same way as a user's (``"mean"`` is an alias).
-register(Flatten, name="flatten")
-register(SpatialMeanPool, name="spatial_mean_pool")
-register(SpatialMeanPool, name="mean")
-register(BlockMeanPool, name="block_mean_pool")
-register(RandomProjection, name="random_projection")
-
-
 def from_spec(spec: Any) -> Reducer:
     """Rebuild a reducer from its :meth:`Reducer.to_spec` dict.
 
@@ -282,6 +291,36 @@ def from_spec(spec: Any) -> Reducer:
         raise ValueError(f"reducer spec {dict(spec)!r} has no 'name'")
     params = inspect.signature(cls).parameters
     return cls(**{k: v for k, v in spec.items() if k != "name" and k in params})
+
+
+def from_run(run: Run, layer: str) -> Reducer:
+    """The reducer ``layer`` of ``run`` was recorded with (:func:`from_spec` of its stored spec).
+
+    Parameters
+    ----------
+    run : latentgeo.store.Run
+        An opened run store.
+    layer : str
+        One of ``run.layers``.
+
+    Returns
+    -------
+    Reducer
+
+    Raises
+    ------
+    MissingExtensionError
+        (a ``ValueError``) If the stored reducer is of a class not registered in this process
+        (a user's reducer whose module is not imported, or a plain function); the message
+        names the stored spec and the store.
+    KeyError
+        If the run has no such layer.
+    """
+    spec = run.layer_attrs(layer).get("reducer")
+    try:
+        return from_spec(spec)
+    except MissingExtensionError as err:
+        raise MissingExtensionError(f"run store {run.path!r}, layer {layer!r}: {err}") from None
 
 
 def as_reducer(reduce: Any) -> Reducer:
