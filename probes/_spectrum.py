@@ -221,7 +221,7 @@ def spectrum_of_centred(
 
 
 def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    from latentgeo.groups._isotypic import isotypic_energies
+    from latentgeo.groups import isotypic_energies
 
     flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
     # ‖P f‖² = fᵀ P f for an orthogonal projector, so only the Gram matrix over the element

@@ -84,8 +84,8 @@ def spectrum_with_ci(
     interval : array of shape (n_irreps, 2)
         NaN when ``n_bootstrap == 0``.
     """
-    from latentgeo.groups._isotypic import project_isotypic
-    from probes._validation import as_orbit_tensor, check_group_order
+    from latentgeo._validate import as_orbit_tensor, check_group_order
+    from latentgeo.groups import project_isotypic
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     check_group_order(Zt.shape[0], group)
