@@ -7,17 +7,21 @@ names the argument, the value given and what was expected.  One tolerance policy
 :func:`check_choice`, arrays with :func:`as_tensor` and orbit latents with
 :func:`as_orbit_tensor`.
 
-This module imports nothing from latentgeo: every package may use it.
+This module imports nothing from latentgeo, and torch only inside the functions that convert
+tensors (``import latentgeo.store`` stays light): every package may use it.
 """
 
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "as_orbit_tensor",
@@ -58,10 +62,7 @@ def check_int(
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         if maximum is None:
-            allowed = {
-                1: "a positive integer (an int >= 1)",
-                0: "a non-negative integer (an int >= 0)",
-            }.get(minimum, f"an int >= {minimum}")
+            allowed = f"an int >= {minimum}"
         elif minimum is None:
             allowed = f"an int <= {maximum}"
         else:
@@ -163,7 +164,14 @@ def default_tolerance(dtype: Any) -> tuple[float, float]:
     TypeError
         For any other dtype (e.g. complex).
     """
-    name = str(dtype).removeprefix("torch.")
+    torch = sys.modules.get("torch")  # a torch dtype exists only once torch is imported
+    if torch is not None and isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:  # e.g. "bfloat16", which numpy does not know
+            name = str(dtype)
     if name in _TOLERANCES:
         return _TOLERANCES[name]
     try:
@@ -181,7 +189,7 @@ def default_tolerance(dtype: Any) -> tuple[float, float]:
 # Floating dtypes kept as given; anything else (half precision, integers, lists) is promoted to
 # float64, the analysis default: distances between nearby checkpoints are small differences of
 # large numbers, so float16/bfloat16 latents must not be compared in their storage precision.
-_KEPT_DTYPES = (torch.float32, torch.float64)
+_KEPT_DTYPES = ("float32", "float64")
 
 
 def as_tensor(
@@ -208,6 +216,8 @@ def as_tensor(
     min_ndim : int
         Minimum number of dimensions required.
     """
+    import torch
+
     if hasattr(x, "values") and hasattr(x, "dims"):  # xarray.DataArray
         x = x.values
     if isinstance(x, torch.Tensor):
@@ -225,7 +235,8 @@ def as_tensor(
     if t.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {t.dtype!r}")
     if dtype is None:
-        dtype = t.dtype if t.dtype in _KEPT_DTYPES else torch.float64
+        kept = str(t.dtype).removeprefix("torch.") in _KEPT_DTYPES
+        dtype = t.dtype if kept else torch.float64
     t = t.to(dtype=dtype, device=device)
     if t.ndim < min_ndim:
         raise ValueError(
@@ -236,14 +247,24 @@ def as_tensor(
 
 def check_finite(t: torch.Tensor, name: str) -> None:
     """Raise ValueError when ``t`` holds NaN or infinity."""
+    import torch
+
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
 def resolve_dtype(dtype: Any) -> torch.dtype:
+    """The computation dtype: ``torch.float32`` or ``torch.float64`` (or their names).
+
+    Raises
+    ------
+    ValueError
+        For another torch dtype.
+    TypeError
+        For anything else.
+    """
+    import torch
+
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
@@ -258,7 +279,7 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
 def as_orbit_tensor(
     Z: Any,
     *,
-    dtype: Any = torch.float64,
+    dtype: Any = "float64",
     device: Any = None,
     name: str = "Z",
     min_samples: int = 1,
@@ -291,6 +312,8 @@ def as_orbit_tensor(
         If ``Z`` is not 3-D, is empty, or holds NaN or Inf (the count and the first offending
         element are reported; non-finite latents are rejected, not masked).
     """
+    import torch
+
     dtype = resolve_dtype(dtype)
     if hasattr(Z, "data") and hasattr(Z, "dims") and not isinstance(Z, torch.Tensor):
         Z = np.asarray(Z.data)  # xarray.DataArray (possibly dask-backed)

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
+
 __all__ = [
     "MAX_DEFAULT_DEGREE",
     "OVERSAMPLING",
@@ -118,10 +120,7 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
             if smallest >= _needed(group, degree, n_comp):
                 best = degree
         return best
-    if isinstance(max_degree, bool) or not isinstance(max_degree, int | np.integer):
-        raise TypeError(f"max_degree must be an int, got {max_degree!r}")
-    if max_degree < 0:
-        raise ValueError(f"max_degree must be >= 0, got {max_degree!r}")
+    max_degree = check_int(max_degree, "max_degree", minimum=0)
     need = _needed(group, int(max_degree), n_comp)
     if smallest < need:
         n_fun = _n_functions(group, int(max_degree))

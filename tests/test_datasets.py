@@ -106,7 +106,7 @@ def test_modular_addition_is_seeded():
         (lambda: digits(dtype=torch.int64), TypeError, "int64"),
         (lambda: modular_addition(1), ValueError, "got 1"),
         (lambda: modular_addition(5, train_fraction=0.0), ValueError, "0.0"),
-        (lambda: modular_addition(5.0), ValueError, "5.0"),
+        (lambda: modular_addition(5.0), TypeError, "5.0"),
     ],
 )
 def test_bad_arguments(call, exc, match):

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -177,8 +179,7 @@ def change_points(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS!r}, got {method!r}")
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
-        raise ValueError(f"min_size must be a positive integer, got {min_size!r}")
+    min_size = check_int(min_size, "min_size", minimum=1)
     if n_change_points is not None:
         if method != "binseg":
             raise ValueError("n_change_points needs method='binseg'")

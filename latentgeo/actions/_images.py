@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
 from latentgeo.actions._spec import register
 
@@ -121,10 +122,7 @@ class ImageTranslations(Action):
 
     def __post_init__(self) -> None:
         for name in ("h", "w"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-            object.__setattr__(self, name, int(v))
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=1))
         s = self.stride
         s = (s, s) if isinstance(s, numbers.Integral) else tuple(s)
         if len(s) != 2 or not all(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action
 from latentgeo.actions._spec import register
 
@@ -97,10 +98,7 @@ class SetPermutation(Action):
     permutations: Any = None
 
     def __post_init__(self) -> None:
-        n = self.n
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        n = int(n)
+        n = check_int(self.n, "n", minimum=1)
         object.__setattr__(self, "n", n)
         if self.kind not in _KINDS:
             raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {self.kind!r}")

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 __all__ = ["PlantedLatents", "planted_latents"]
 
 
@@ -93,9 +95,7 @@ def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
         )
     counts = {}
     for name, m in raw.items():
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
-            raise ValueError(f"multiplicity of {name!r} must be a non-negative int, got {m!r}")
-        counts[name] = int(m)
+        counts[name] = check_int(m, f"multiplicity of {name!r}", minimum=0)
     if sum(counts.values()) == 0:
         raise ValueError("multiplicities plant no irrep at all; give at least one copy")
     return counts
@@ -178,10 +178,7 @@ def planted_latents(
 
     counts = _as_counts(group, multiplicities)
     shares = _as_fractions(group, counts, fractions)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be >= 2, got {n_samples!r}")
+    n_samples = check_int(n_samples, "n_samples", minimum=2)
     if not isinstance(noise, (int, float, np.floating)) or not 0.0 <= float(noise) < 1.0:
         raise ValueError(f"noise must be a float in [0, 1), got {noise!r}")
     noise = float(noise)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 # The one validation vocabulary; re-exported here for the geometry modules.
-from latentgeo._validate import as_tensor, check_choice, check_finite
+from latentgeo._validate import as_tensor, check_choice, check_finite, default_tolerance
 
 __all__ = [
     "as_pair",
@@ -16,10 +15,10 @@ __all__ = [
     "check_choice",
     "check_finite",
     "check_orthonormal",
-    "check_positive_int",
     "check_square",
     "default_tol",
 ]
+
 
 def as_pair(
     a: Any, b: Any, names: tuple[str, str], *, min_ndim: int = 0
@@ -32,8 +31,9 @@ def as_pair(
 
 
 def default_tol(dtype: torch.dtype) -> float:
-    """Tolerance for structural checks (orthonormality, symmetry): sqrt of the dtype's eps."""
-    return float(torch.finfo(dtype).eps) ** 0.5
+    """Tolerance for structural checks of unit-scale properties (orthonormality, symmetry):
+    the relative tolerance of the one policy, :func:`latentgeo._validate.default_tolerance`."""
+    return default_tolerance(dtype)[0]
 
 
 def check_orthonormal(U: torch.Tensor, name: str) -> None:
@@ -58,9 +58,3 @@ def check_orthonormal(U: torch.Tensor, name: str) -> None:
 def check_square(A: torch.Tensor, name: str) -> None:
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
         raise ValueError(f"{name} must be a (..., n, n) matrix stack, got shape {tuple(A.shape)!r}")
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import (
     as_pair,
     as_tensor,
     check_choice,
     check_finite,
     check_orthonormal,
-    check_positive_int,
 )
 
 GRASSMANN_CONVENTIONS = ("arc", "geomstats", "chordal")
@@ -162,7 +162,7 @@ def principal_subspace(Z: Any, k: int, *, center: bool = True) -> torch.Tensor:
         Orthonormal basis of the span of the top-``k`` right singular vectors, a point of
         Gr(n_units, k).
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     Z = as_tensor(Z, "Z")
     check_finite(Z, "Z")
     return _top_k_basis(_flatten_rows(Z, "Z"), k, center)
@@ -210,7 +210,7 @@ def isotypic_subspace(
     -------
     basis : tensor of shape (n_units, k)
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     Z_iso = isotypic_component(Z, group, irrep)
     return _top_k_basis(Z_iso.reshape(-1, Z_iso.shape[-1]), k, center)
 

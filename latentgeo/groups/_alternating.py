@@ -6,8 +6,9 @@ import itertools
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 from ._decompose import split_representation
-from ._finite import check_int
 from ._irreps import Irrep, commutant_dimension
 from ._permutation import PermutationGroup, _codes
 from ._registry import GROUPS

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._finite import FiniteGroup, check_int
+from latentgeo._validate import check_int
+
+from ._finite import FiniteGroup
 from ._irreps import Irrep
 from ._registry import GROUPS
 

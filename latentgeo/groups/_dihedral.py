@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 from ._cyclic import rotation_matrices
-from ._finite import FiniteGroup, check_int
+from ._finite import FiniteGroup
 from ._irreps import Irrep
 from ._registry import GROUPS
 

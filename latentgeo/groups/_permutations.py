@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._finite import check_int
+from latentgeo._validate import check_int
+
 from ._protocol import Group, as_generator
 from ._registry import GROUPS
 

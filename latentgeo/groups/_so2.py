@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 from ._cyclic import Cyclic, rotation_matrices
-from ._finite import check_int
 from ._protocol import Group, as_generator
 from ._registry import GROUPS
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ._finite import check_int
+from latentgeo._validate import check_int
+
 from ._matrix import MatrixGroup, parse_degree
 from ._protocol import as_generator
 from ._registry import GROUPS

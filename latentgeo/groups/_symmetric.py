@@ -7,7 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ._finite import check_int
+from latentgeo._validate import check_int
+
 from ._irreps import Irrep
 from ._permutation import PermutationGroup, cycle_notation, cycle_types
 from ._registry import GROUPS

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentgeo._validate import check_int
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
 
 __all__ = [
@@ -227,8 +228,7 @@ class P4CNN(nn.Module):
     ) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("n_classes", n_classes), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(v, name, minimum=1)
         kernel_size = _check_kernel(kernel_size)
         gen = make_generator(seed, generator)
         self.in_channels, self.n_classes, self.width = int(in_channels), int(n_classes), int(width)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import queue
 import threading
@@ -18,6 +17,7 @@ import torch
 from latentgeo._errors import LatentgeoError
 from latentgeo._model_call import protected_call
 from latentgeo._outputs import describe_selector, parse_selector, select_output
+from latentgeo._validate import check_int
 from latentgeo.record._dtypes import OverflowCheck, host_array, overflow_message
 from latentgeo.record._environment import close_at_exit, dist_rank_world, model_device, probe_digest
 from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
@@ -218,11 +218,7 @@ class LatentRecorder:
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         self.dtype = dtype
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be an int, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.schedule = as_schedule(schedule)
         if mode not in ("w-", "w", "a"):
             raise ValueError(f"mode must be one of ('w-', 'w', 'a'), got {mode!r}")
@@ -462,13 +458,9 @@ class LatentRecorder:
         """
         self._check_open()
         self._raise_pending()
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
-        step = int(step)
-        if epoch is not None and (
-            isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral)
-        ):
-            raise TypeError(f"epoch must be an int, got {epoch!r}")
+        step = check_int(step, "step", minimum=0)
+        if epoch is not None:
+            check_int(epoch, "epoch")
         from latentgeo.store._schema import validate_metric_name
 
         scalars = {}

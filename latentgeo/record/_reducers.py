@@ -10,13 +10,13 @@ import abc
 import dataclasses
 import inspect
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from latentgeo._registry import MissingExtensionError, Registry
+from latentgeo._validate import check_int
 
 if TYPE_CHECKING:
     from latentgeo.store import Run
@@ -101,9 +101,7 @@ class SpatialMeanPool(Reducer):
     channel_dim: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.channel_dim, bool) or not isinstance(self.channel_dim, numbers.Integral):
-            raise TypeError(f"channel_dim must be an int, got {self.channel_dim!r}")
-        if self.channel_dim == 0:
+        if check_int(self.channel_dim, "channel_dim") == 0:
             raise ValueError("channel_dim must not be 0, the batch axis")
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -150,11 +148,7 @@ class RandomProjection(Reducer):
 
     def __post_init__(self) -> None:
         for name in ("k", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {v!r}")
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k!r}")
+            check_int(getattr(self, name), name, minimum=1 if name == "k" else None)
 
     def matrix(
         self, d: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
@@ -210,10 +204,7 @@ class BlockMeanPool(Reducer):
     size: int = 2
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, numbers.Integral):
-            raise TypeError(f"size must be an int, got {self.size!r}")
-        if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size!r}")
+        check_int(self.size, "size", minimum=1)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         z = _check_batched(z, "BlockMeanPool")
