@@ -174,6 +174,7 @@ def default_tolerance(dtype: Any) -> tuple[float, float]:
             name = str(dtype)
     if name in _TOLERANCES:
         return _TOLERANCES[name]
+    kind: str
     try:
         kind = np.dtype(name).kind
     except TypeError:

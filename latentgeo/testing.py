@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 # The one tolerance policy, (rtol, atol); re-exported as latentgeo.testing.default_tolerance.
 from latentgeo._validate import default_tolerance
 
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
+
 __all__ = ["assert_equivariant", "default_tolerance"]
 
 
 def assert_equivariant(
     model_or_fn: Callable[[Any], Any],
-    action: Any,
+    action: Action,
     x: Any,
     atol: float | None = None,
     rtol: float | None = None,

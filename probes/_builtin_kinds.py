@@ -4,11 +4,14 @@ is defined (the mechanism is :mod:`probes._kinds`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from probes._kinds import Block, register_dim, register_probe
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup, Group, Subgroup
 
 __all__: list[str] = []
 
@@ -17,12 +20,12 @@ __all__: list[str] = []
 
 
 @register_dim("element")
-def _element_labels(group: Any, elements: Sequence[str]) -> list[Any]:
+def _element_labels(group: Group, elements: Sequence[str]) -> list[Any]:
     return list(elements)
 
 
 @register_dim("irrep")
-def _irrep_labels(group: Any, elements: Sequence[str]) -> list[Any]:
+def _irrep_labels(group: Group, elements: Sequence[str]) -> list[Any]:
     # Continuous runs and subgroup spectra get their labels from the runner (the harmonic
     # fit's degree, the subgroup's irreps); this is the whole finite group's.
     return [irrep.name for irrep in group.irreps()]
@@ -31,13 +34,22 @@ def _irrep_labels(group: Any, elements: Sequence[str]) -> list[Any]:
 # -- the probe kinds ----------------------------------------------------------------------
 
 
+def _finite(block: Block) -> FiniteGroup:
+    """The block's group, for the kinds that need its Cayley table (``finite_only``)."""
+    from latentgeo.groups import FiniteGroup
+
+    if not isinstance(block.group, FiniteGroup):
+        raise TypeError(f"this probe kind needs a finite group's Cayley table, got {block.group!r}")
+    return block.group
+
+
 def _harmonic(block: Block) -> np.ndarray:
     """Shares of a continuous group's harmonic fit (shared by spectrum and invariance)."""
     from probes._harmonic import harmonic_spectrum
 
     def fit() -> np.ndarray:
         s = block.settings
-        shares = harmonic_spectrum(block.Z, block.group, s["element_values"], s["harmonic_degree"])
+        shares = harmonic_spectrum(block.Z, block.group, s.element_values, s.harmonic_degree)
         return shares[1].cpu().numpy()
 
     return block.shared("harmonic", fit)
@@ -92,7 +104,7 @@ def _linear(block: Block) -> dict[str, Any]:
 def _homomorphism(block: Block) -> dict[str, Any]:
     from probes._homomorphism import homomorphism_error
 
-    err = homomorphism_error(block.linear().rho_, block.group, dtype=block.dtype)
+    err = homomorphism_error(block.linear().rho_, _finite(block), dtype=block.dtype)
     return {"homomorphism_error": err.mean, "homomorphism_error_max": err.max}
 
 
@@ -100,7 +112,7 @@ def _homomorphism(block: Block) -> dict[str, Any]:
 def _characters(block: Block) -> dict[str, Any]:
     from probes._characters import character_multiplicities
 
-    return {"multiplicity": character_multiplicities(block.linear().rho_, block.group).values}
+    return {"multiplicity": character_multiplicities(block.linear().rho_, _finite(block)).values}
 
 
 @register_probe("consistent", {"consistent_r2": ("element",)}, finite_only=True)
@@ -109,7 +121,7 @@ def _consistent(block: Block) -> dict[str, Any]:
 
     # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
     keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
-    kwargs = {k: v for k, v in block.settings["linear"].items() if k in keys}
+    kwargs = {k: v for k, v in block.settings.linear.items() if k in keys}
     gc = GroupConsistentProbe(
         block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs
     )
@@ -124,11 +136,13 @@ def _rho(block: Block) -> dict[str, Any]:
 # -- subgroups of a finite group ----------------------------------------------------------
 
 
-def _subgroups_of(group: Any) -> tuple[Any, ...]:
-    return tuple(group.subgroups(False)) if group.is_finite else ()
+def _subgroups_of(group: Group) -> tuple[Subgroup, ...]:
+    from latentgeo.groups import FiniteGroup
+
+    return tuple(group.subgroups(False)) if isinstance(group, FiniteGroup) else ()
 
 
-def _subgroup_coords(group: Any, elements: Sequence[str]) -> dict[str, Any]:
+def _subgroup_coords(group: Group, elements: Sequence[str]) -> dict[str, Any]:
     subs = _subgroups_of(group)
     membership = np.stack([h.mask for h in subs]) if subs else np.zeros((0, len(elements)), bool)
     return {
@@ -138,7 +152,7 @@ def _subgroup_coords(group: Any, elements: Sequence[str]) -> dict[str, Any]:
 
 
 @register_dim("subgroup", coords=_subgroup_coords)
-def _subgroup_labels(group: Any, elements: Sequence[str]) -> list[Any]:
+def _subgroup_labels(group: Group, elements: Sequence[str]) -> list[Any]:
     return [h.name for h in _subgroups_of(group)]
 
 
@@ -158,10 +172,10 @@ def _subgroup_labels(group: Any, elements: Sequence[str]) -> list[Any]:
 def _subgroups(block: Block) -> dict[str, Any]:
     from probes._subgroups import scan_arrays
 
-    lin = block.settings["linear"]
+    lin = block.settings.linear
     inv, r2 = scan_arrays(
         block.Z,
-        block.group,
+        _finite(block),
         _subgroups_of(block.group),
         block.linear(),
         int(lin.get("n_bootstrap", 200)),

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from probes import _kinds
+
+if TYPE_CHECKING:
+    from probes._settings import RunSettings
 
 __all__ = ["Task", "executor", "run_tasks"]
 
@@ -37,10 +40,10 @@ def _trim_memory() -> None:
 
 
 def probe_stored(
-    run: Any, layer: str, index: int, group: Any, settings: dict, device: Any
+    run: Any, layer: str, index: int, group: Any, settings: RunSettings, device: Any
 ) -> dict[str, Any]:
     """Read one (layer, step) of ``run`` and probe it (the block is freed before returning)."""
-    dtype = getattr(torch, settings["dtype"])
+    dtype = getattr(torch, settings.dtype)
     block = run.read_block(layer, index)
     Zt = _kinds.private_tensor(block, dtype, device)
     del block  # the computation-dtype copy is all the probes need from here on
@@ -51,7 +54,7 @@ def probe_stored(
 
 
 def _remote_task(
-    path: str, layer: str, index: int, group: Any, settings: dict, device: Any
+    path: str, layer: str, index: int, group: Any, settings: RunSettings, device: Any
 ) -> dict[str, Any]:
     """Worker side: open the store by path, probe one (layer, step)."""
     from latentgeo.store import open_run
@@ -101,7 +104,7 @@ def run_tasks(
     run: Any,
     tasks: Sequence[Task],
     group: Any,
-    settings: dict[str, Any],
+    settings: RunSettings,
     device: Any = None,
     client: Any = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:

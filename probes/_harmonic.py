@@ -32,12 +32,15 @@ asking for more warns with the numbers.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo._validate import check_int
+
+if TYPE_CHECKING:
+    from probes._settings import RunSettings
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -277,18 +280,16 @@ def run_element_values(run: Any, group: Any, n_elements: int) -> np.ndarray:
     return values
 
 
-def continuous_block(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> dict:
+def continuous_block(Zt: torch.Tensor, group: Any, settings: RunSettings) -> dict:
     """The runner's ``spectrum`` and ``invariance`` of one (layer, step) of a continuous run.
 
-    ``settings`` carries ``"element_values"`` and the resolved ``"harmonic_degree"`` (set by
+    ``settings`` carries ``element_values`` and the resolved ``harmonic_degree`` (set by
     :func:`probes.run`); ``invariance`` is the spectrum's Haar invariant share.
     """
-    wanted = set(settings["probes"])
+    wanted = set(settings.probes)
     if not wanted & {"spectrum", "invariance"}:
         return {}
-    _, shares = harmonic_spectrum(
-        Zt, group, settings["element_values"], settings["harmonic_degree"]
-    )
+    _, shares = harmonic_spectrum(Zt, group, settings.element_values, settings.harmonic_degree)
     out: dict[str, np.ndarray] = {}
     if "spectrum" in wanted:
         out["spectrum"] = shares.cpu().numpy()

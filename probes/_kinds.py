@@ -21,12 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo._registry import Registry
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from probes._settings import RunSettings
 
 __all__ = [
     "DIMS",
@@ -200,15 +204,15 @@ class Block:
     ----------
     Z : torch.Tensor of shape (n_elements, n_samples, n_units)
         Latents centred by their grand mean (read-only for the kinds).
-    group : FiniteGroup or SO2
+    group : Group
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str or None
     """
 
     Z: torch.Tensor
-    group: Any
-    settings: dict[str, Any]
+    group: Group
+    settings: RunSettings
     device: Any = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -229,9 +233,9 @@ class Block:
 
         return self.shared(
             "linear",
-            lambda: LinearProbe(
-                device=self.device, dtype=self.dtype, **self.settings["linear"]
-            ).fit(self.Z),
+            lambda: LinearProbe(device=self.device, dtype=self.dtype, **self.settings.linear).fit(
+                self.Z
+            ),
         )
 
 
@@ -244,7 +248,7 @@ def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tens
 
 
 def probe_block(
-    Zt: torch.Tensor, group: Any, settings: dict[str, Any], device: Any = None
+    Zt: torch.Tensor, group: Group, settings: RunSettings, device: Any = None
 ) -> dict[str, np.ndarray]:
     """Every probe kind of ``settings`` on one (layer, step).
 
@@ -252,7 +256,7 @@ def probe_block(
     ----------
     Zt : torch.Tensor of shape (n_elements, n_samples, n_units)
         Handed over: it is centred in place (see :func:`private_tensor`).
-    group : FiniteGroup or SO2
+    group : Group
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str, optional
@@ -274,7 +278,7 @@ def probe_block(
     # fits are affine, so no result changes, and no second copy is made.
     Zt -= Zt.mean(dim=(0, 1))
     block = Block(Zt, group, settings, device)
-    for name in settings["probes"]:
+    for name in settings.probes:
         kind = PROBE_KINDS[name]
         result = kind.build(block)
         missing = sorted(set(kind.variables) - set(result))

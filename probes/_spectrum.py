@@ -14,6 +14,8 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from probes._settings import RunSettings
+
 __all__ = ["invariance", "orbit_spectrum", "subgroup_spectrum"]
 
 
@@ -238,10 +240,10 @@ def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Ten
     return names, (energy / total).clamp_min(0.0)
 
 
-def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> np.ndarray:
-    """The spectrum of one (layer, step): on ``settings["subgroup"]`` when present (the
+def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: RunSettings) -> np.ndarray:
+    """The spectrum of one (layer, step): on ``settings.subgroup`` when present (the
     latents of its elements, re-centred by their own mean), else on ``group``."""
-    sub = settings.get("subgroup")
+    sub = settings.subgroup
     if sub is None:
         return spectrum_of_centred(Zt, group)[1].cpu().numpy()
     Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]

@@ -29,6 +29,8 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import FiniteGroup
+
 __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
 
 
@@ -152,7 +154,7 @@ def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:
 
 def scan_arrays(
     Zc: torch.Tensor,
-    group: Any,
+    group: FiniteGroup,
     subgroups: Any,
     probe: Any,
     n_bootstrap: int,
@@ -210,7 +212,7 @@ def scan_arrays(
 
 def subgroup_scan(
     Z: Any,
-    group: Any,
+    group: FiniteGroup,
     *,
     subgroups: Any = None,
     threshold: float = 0.9,

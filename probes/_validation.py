@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo._validate import as_orbit_tensor, check_group_order
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = [
     "as_orbit_tensor",
@@ -21,7 +24,7 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def element_index(group: Any, element: Any) -> int:
+def element_index(group: FiniteGroup, element: Any) -> int:
     """Index of an element given as an index or a name."""
     if isinstance(element, (int, np.integer)) and not isinstance(element, bool):
         if not 0 <= int(element) < group.order:

@@ -18,9 +18,9 @@ import pytest
 
 import latentgeo
 from latentgeo._registry import MissingExtensionError, Registry
-from latentgeo.groups._registry import GROUPS
 from latentgeo.actions import TokenShift, from_spec
 from latentgeo.groups import Cyclic, FiniteGroup, Group, parse
+from latentgeo.groups._registry import GROUPS
 
 ROOT = Path(latentgeo.__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from latentgeo._errors import LatentgeoError
 from latentgeo._validate import check_int, default_tolerance
 
 if TYPE_CHECKING:
-    from latentgeo.groups import FiniteGroup
+    from latentgeo.groups import Group
 
 __all__ = ["Action", "ActionCheck", "ActionCheckError"]
 
@@ -97,7 +97,7 @@ def like_input(t: torch.Tensor, was_numpy: bool) -> Any:
 
 
 def check_settings(
-    action: Any,
+    action: Action,
     t: torch.Tensor,
     max_pairs: Any,
     atol: float | None,
@@ -137,7 +137,7 @@ def check_settings(
 
 
 def check_result(
-    action: Any,
+    action: Action,
     t: torch.Tensor,
     identity_error: float,
     hom_error: float,
@@ -191,8 +191,9 @@ class Action(abc.ABC):
     # -- to implement -----------------------------------------------------------------------
     @property
     @abc.abstractmethod
-    def group(self) -> FiniteGroup:
-        """The finite group that acts (a ``latentgeo.groups`` group)."""
+    def group(self) -> Group:
+        """The group that acts (a ``latentgeo.groups`` group: finite for whole orbits, a
+        compact matrix group for sampled elements)."""
 
     @abc.abstractmethod
     def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
@@ -272,10 +273,12 @@ class Action(abc.ABC):
         if isinstance(element, tuple):
             # A permutation in one-line form (SetPermutation): Symmetric groups index them,
             # subgroups given by permutations are named by their tuple.
-            try:
-                return int(self.group.index(element))
-            except (ValueError, TypeError, AttributeError):
-                pass
+            index = getattr(self.group, "index", None)  # finite groups only
+            if index is not None:
+                try:
+                    return int(index(element))
+                except (ValueError, TypeError):
+                    pass
             try:
                 return self.element_index(str(tuple(int(v) for v in element)))
             except (ValueError, TypeError):
@@ -406,7 +409,15 @@ class Action(abc.ABC):
         identity_error = float(err(orbit[identity][None], t[None])[0]) if t.numel() else 0.0
 
         order = self.order
-        table = np.asarray(self.group.cayley_table)
+        from latentgeo.groups import FiniteGroup
+
+        group = self.group
+        if not isinstance(group, FiniteGroup):
+            raise TypeError(
+                f"{type(self).__name__}.check compares the whole orbit of a finite group; "
+                f"{group!r} is not one (continuous actions check sampled elements)"
+            )
+        table = np.asarray(group.cayley_table)
         if order * order <= max_pairs:
             pairs = np.array([(g, h) for g in range(order) for h in range(order)], dtype=np.int64)
         else:

@@ -73,7 +73,7 @@ def from_spec(spec: Mapping[str, Any]) -> Action:
         raise MissingExtensionError(f"cannot rebuild action spec {dict(spec)!r}: {err}") from None
     own = cls.__dict__.get("from_spec")
     if isinstance(own, classmethod):
-        return cls.from_spec(dict(spec))
+        return own.__func__(cls, dict(spec))
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     params = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -42,7 +42,7 @@ from ._parse import parse
 from ._permutation import PermutationGroup
 from ._permutations import Permutations
 from ._product import DirectProduct
-from ._protocol import Group, as_generator
+from ._protocol import Group, GroupIrrep, as_generator
 from ._quaternion import Quaternion
 from ._registry import GROUPS as _GROUPS
 from ._so2 import SO2, SO2Irrep
@@ -67,6 +67,7 @@ __all__ = [
     "DirectProduct",
     "FiniteGroup",
     "Group",
+    "GroupIrrep",
     "Irrep",
     "MatrixGroup",
     "MatrixIrrep",

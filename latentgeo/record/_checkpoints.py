@@ -151,7 +151,8 @@ def record_checkpoints(
             )
     entries = _collect(checkpoints, steps)
 
-    from latentgeo.record import LatentRecorder, unwrap_model
+    from latentgeo.record._layers import unwrap_model
+    from latentgeo.record._recorder import LatentRecorder
     from latentgeo.store import open_run
 
     # The weights go where the recorder's hooks go: the module under DDP / torch.compile.
