@@ -17,6 +17,8 @@ import torch
 from probes import _kinds
 
 if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from latentgeo.store import Run
     from probes._settings import RunSettings
 
 __all__ = ["Task", "executor", "run_tasks"]
@@ -40,7 +42,7 @@ def _trim_memory() -> None:
 
 
 def probe_stored(
-    run: Any, layer: str, index: int, group: Any, settings: RunSettings, device: Any
+    run: Run, layer: str, index: int, group: Group, settings: RunSettings, device: Any
 ) -> dict[str, Any]:
     """Read one (layer, step) of ``run`` and probe it (the block is freed before returning)."""
     dtype = getattr(torch, settings.dtype)

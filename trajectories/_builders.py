@@ -44,7 +44,7 @@ def _open(run: Any) -> Run:
     return run
 
 
-def _layer_latents(run: Any, layer: str) -> Any:
+def _layer_latents(run: Run, layer: str) -> Any:
     layers = list(getattr(run, "layers", []))
     if layers and layer not in layers:
         raise ValueError(f"layer must be one of {layers!r}, got {layer!r}")

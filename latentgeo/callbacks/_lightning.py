@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from latentgeo.callbacks._base import RecordingSession, SessionView
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["LightningRecorder"]
 
@@ -89,7 +92,7 @@ class LightningRecorder(SessionView, pl.Callback):
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,

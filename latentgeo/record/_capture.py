@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from latentgeo._outputs import select_output
 from latentgeo.record._config import RecorderConfig
 from latentgeo.record._dtypes import OverflowCheck
 from latentgeo.record._layers import layer_modules
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["ORBIT_CACHE_BYTES", "Capture"]
 
@@ -39,7 +42,7 @@ class Capture:
         Makes the orbit of the probe set.
     """
 
-    def __init__(self, module: torch.nn.Module, config: RecorderConfig, action: Any) -> None:
+    def __init__(self, module: torch.nn.Module, config: RecorderConfig, action: Action) -> None:
         self.module = module
         self.config = config
         self.action = action

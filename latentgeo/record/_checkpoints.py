@@ -21,6 +21,7 @@ from latentgeo.record._checkpoint_files import load_checkpoint as _load
 from latentgeo.record._checkpoint_steps import collect_checkpoints, parse_step
 
 if TYPE_CHECKING:
+    from latentgeo.actions import Action
     from latentgeo.store import Run
 
 __all__ = ["CHECKPOINT_SUFFIXES", "parse_step", "record_checkpoints"]
@@ -76,7 +77,7 @@ def record_checkpoints(
     model: torch.nn.Module,
     checkpoints: Any,
     layers: str | Sequence[str],
-    action: Any,
+    action: Action,
     probe_inputs: torch.Tensor,
     store: str | os.PathLike[str],
     steps: Sequence[int] | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from latentgeo.record._layers import resolve_layers
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
 from latentgeo.store._writer import storable_probe_array
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["DTYPES", "RecorderConfig"]
 
@@ -94,7 +97,7 @@ class RecorderConfig:
         cls,
         module: torch.nn.Module,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: Any,
         labels: Any,
         mode: str,

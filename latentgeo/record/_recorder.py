@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from latentgeo.record._layers import collective_forward, unwrap_model
 from latentgeo.record._live import LiveProbes, as_live
 from latentgeo.record._lockstep import Lockstep, LockstepError
 from latentgeo.schedules import Schedule
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = [
     "LatentRecorder",
@@ -162,7 +165,7 @@ class LatentRecorder:
         self,
         model: torch.nn.Module,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: Any,
         store: str | os.PathLike[str],
         labels: Any = None,
