@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
-from latentgeo._validate import check_int
+from latentgeo._validate import check_int, check_real
 from latentgeo.datasets._digits import LabelledTensors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,12 +26,9 @@ class TrainTest(NamedTuple):
 
 
 def _check_split(train_fraction: float, seed: int) -> None:
-    if (
-        isinstance(train_fraction, bool)
-        or not isinstance(train_fraction, numbers.Real)
-        or not 0.0 < float(train_fraction) < 1.0
-    ):
-        raise ValueError(f"train_fraction must be a float in (0, 1), got {train_fraction!r}")
+    check_real(
+        train_fraction, "train_fraction", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
     check_int(seed, "seed", minimum=0)
 
 

@@ -11,7 +11,6 @@ with 'same' padding make these identities exact on square images.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
@@ -52,17 +51,13 @@ def p4_rotate(z: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 def _check_kernel(kernel_size: object) -> int:
-    if (
-        isinstance(kernel_size, bool)
-        or not isinstance(kernel_size, numbers.Integral)
-        or kernel_size < 1
-        or kernel_size % 2 == 0
-    ):
+    k = check_int(kernel_size, "kernel_size", minimum=1)
+    if k % 2 == 0:
         raise ValueError(
             f"kernel_size must be a positive odd int (so that rot90 commutes with 'same' "
             f"convolution), got {kernel_size!r}"
         )
-    return int(kernel_size)
+    return k
 
 
 class LiftingConv2d(nn.Module):
