@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ import torch
 from latentgeo._validate import check_int
 from latentgeo.actions._base import Action
 from latentgeo.actions._spec import register
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = ["SetPermutation"]
 
@@ -45,7 +48,7 @@ def permute_axes(x: torch.Tensor, perm: np.ndarray, axes: tuple[int, ...]) -> to
     return x
 
 
-def _group_permutations(group: Any, n: int) -> np.ndarray:
+def _group_permutations(group: FiniteGroup, n: int) -> np.ndarray:
     """Permutation (as an int array of shape (order, n)) of every element of ``group``,
     consistent with its Cayley table under ``(a∘b)(i) = a(b(i))``."""
     perms = getattr(group, "permutations", None)
