@@ -49,13 +49,14 @@ class SubgroupClass:
     Attributes
     ----------
     members : bool array of shape (n_members, order)
-        Membership masks of the conjugates, distinct.
-    generators : int array of shape (n_members, n_generators)
-        A generating set of each member (the representative's, conjugated).
+        Membership masks of the distinct conjugates ``g K g⁻¹``, the representative ``K``
+        first.
+    normaliser : int array
+        The elements of ``N_G(K)``, sorted.
     """
 
     members: np.ndarray
-    generators: np.ndarray
+    normaliser: np.ndarray
 
 
 def _powers(table: np.ndarray, orders: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def _zuppos(table: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ks = np.arange(powers.shape[0])[:, None]
     coprime = (np.gcd(ks, orders[None, :]) == 1) & (ks < orders[None, :])
     canonical = np.where(coprime, powers, n).min(axis=0)  # smallest generator of <x>
-    pp = np.array([_is_prime_power(int(m)) for m in orders])
+    pp = np.isin(orders, [m for m in np.unique(orders) if _is_prime_power(int(m))])
     gens = np.unique(canonical[pp])
     zuppo = np.full(n, -1, dtype=np.int64)
     zuppo[pp] = np.searchsorted(gens, canonical[pp])
@@ -109,17 +110,21 @@ def _join(table: np.ndarray, mask: np.ndarray, c: int) -> np.ndarray:
     out = mask.copy()
     frontier = r
     while True:
-        new = table[frontier, c]
-        new = new[~out[new]]
-        if new.size == 0:
+        step = np.zeros_like(out)
+        step[table[frontier, c]] = True
+        step &= ~out
+        if not step.any():
             return out
-        cosets = table[np.unique(new)[:, None], r[None, :]].ravel()
-        cosets = cosets[~out[cosets]]
-        out[cosets] = True
-        frontier = np.unique(cosets)
+        added = np.zeros_like(out)
+        added[table[np.flatnonzero(step)[:, None], r[None, :]]] = True
+        added &= ~out
+        out |= added
+        frontier = np.flatnonzero(added)
 
 
-def subgroup_classes(table: np.ndarray, inverses: np.ndarray, orders: np.ndarray) -> list:
+def subgroup_classes(
+    table: np.ndarray, inverses: np.ndarray, orders: np.ndarray
+) -> list[SubgroupClass]:
     """Every conjugacy class of subgroups of the group with Cayley ``table`` (identity 0).
 
     Parameters
@@ -140,29 +145,27 @@ def subgroup_classes(table: np.ndarray, inverses: np.ndarray, orders: np.ndarray
     rows = np.arange(n)[:, None]
     index: dict[bytes, int] = {}
     classes: list[SubgroupClass] = []
-    reps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (mask, gens, normaliser)
 
-    def add_class(mask: np.ndarray, gens: np.ndarray) -> None:
+    def add_class(mask: np.ndarray) -> None:
         elements = np.flatnonzero(mask)
         images = np.zeros((n, n), dtype=bool)
         images[rows, conj[:, elements]] = True  # row g: g K g^-1
         packed = np.packbits(images, axis=1)
-        _, first = np.unique(packed, axis=0, return_index=True)
-        first = np.sort(first)  # g = 0 (K itself) first
         k = len(classes)
-        for g in first:
-            index[packed[g].tobytes()] = k
+        firsts: dict[bytes, int] = {}
+        for g, row in enumerate(packed):
+            firsts.setdefault(row.tobytes(), g)  # g = 0 (K itself) first
+        first = np.fromiter(firsts.values(), dtype=np.int64, count=len(firsts))
+        index.update(dict.fromkeys(firsts, k))
         normaliser = np.flatnonzero((packed == packed[0]).all(axis=1))
-        member_gens = conj[first[:, None], gens[None, :]]
-        classes.append(SubgroupClass(images[first], member_gens.reshape(len(first), gens.size)))
-        reps.append((mask, gens, normaliser))
+        classes.append(SubgroupClass(images[first], normaliser))
 
     trivial = np.zeros(n, dtype=bool)
     trivial[0] = True
-    add_class(trivial, np.zeros(0, dtype=np.int64))
+    add_class(trivial)
     done = 0
-    while done < len(reps):
-        mask, gens, normaliser = reps[done]
+    while done < len(classes):  # classes found while looping are expanded in turn
+        mask, normaliser = classes[done].members[0], classes[done].normaliser
         done += 1
         outside = np.flatnonzero(~mask[zgens])  # zuppos not inside R
         if outside.size == 0:
@@ -176,5 +179,5 @@ def subgroup_classes(table: np.ndarray, inverses: np.ndarray, orders: np.ndarray
             joined = _join(table, mask, c)
             key = np.packbits(joined).tobytes()
             if key not in index:
-                add_class(joined, np.append(gens, c))
+                add_class(joined)
     return classes
