@@ -227,7 +227,7 @@ def test_known_subgroup_structure():
 
 
 @pytest.mark.parametrize("up_to_conjugacy", [False, True])
-@pytest.mark.parametrize("G", [Dihedral(4), Symmetric(4)], ids=repr)
+@pytest.mark.parametrize("G", [Dihedral(4), Symmetric(4), Alternating(5), Cyclic(1)], ids=repr)
 def test_lattice_covers_are_the_hasse_diagram(G, up_to_conjugacy):
     lat = G.subgroup_lattice(up_to_conjugacy)
     subs = lat.subgroups
@@ -414,3 +414,26 @@ def test_analyze_skips_subgroups_of_prime_order_groups():
     assert not has_proper_subgroups(Cyclic(7)) and not has_proper_subgroups(Cyclic(2))
     assert has_proper_subgroups(Cyclic(4)) and has_proper_subgroups(Dihedral(4))
     assert not has_proper_subgroups(None)
+
+
+def test_S6_subgroups_match_the_published_lattice():
+    # 1455 subgroups in 56 classes (GAP's ConjugacyClassesSubgroups(SymmetricGroup(6))).
+    G = Symmetric(6)
+    subs = check_subgroups(G)
+    reps = G.subgroups()
+    assert (len(subs), len(reps)) == (1455, 56)
+    by_spec = {}
+    for h in reps:
+        by_spec.setdefault(h.spec, []).append(h)
+    assert [h.name for h in reps[-2:]] == ["A6", "S6"]
+    # S6's outer automorphism: two classes each of S5 and of A5, one transitive on the six
+    # points (PGL(2,5) and PSL(2,5)), the other fixing a point.
+    perms = np.asarray(G.permutations)
+    for spec in ("S5", "A5"):
+        assert len(by_spec[spec]) == 2
+        orbit_sizes = sorted(
+            tuple(sorted(len({*perms[list(h.elements), i].tolist()}) for i in range(6)))
+            for h in by_spec[spec]
+        )
+        assert orbit_sizes == [(1, 5, 5, 5, 5, 5), (6, 6, 6, 6, 6, 6)]
+    assert sum(h.is_normal for h in subs) == 3  # 1, A6, S6
