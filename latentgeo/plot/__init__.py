@@ -13,6 +13,7 @@ Examples
 >>> plot.save(plot.equivariance(results), "equivariance.pdf")  # doctest: +SKIP
 """
 
+from latentgeo.plot._comparison import compare_models, subgroup_lattices
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._runs import spectra_across_runs
 from latentgeo.plot._style import OKABE_ITO, colors, is_log_spaced, save
@@ -30,6 +31,7 @@ from latentgeo.plot._training import (
 __all__ = [
     "OKABE_ITO",
     "colors",
+    "compare_models",
     "distance_matrix",
     "equivariance",
     "equivariance_onsets",
@@ -43,6 +45,7 @@ __all__ = [
     "save",
     "spectra_across_runs",
     "subgroup_lattice",
+    "subgroup_lattices",
     "subgroups_over_training",
     "summary",
     "trajectory_embedding",
