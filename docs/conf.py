@@ -1,0 +1,88 @@
+"""Sphinx configuration of latentgeo's documentation site (``make docs``).
+
+Markdown pages through MyST, the notebooks under ``notebooks/`` executed on their small
+settings through MyST-NB, and an API reference generated from each public module's
+``__all__`` (``docs/_api.py`` writes one page per module before the build reads its sources).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS))
+sys.path.insert(0, str(ROOT))
+
+import latentgeo  # noqa: E402
+from _api import write_api_pages  # noqa: E402
+
+# The notebooks run on the settings the test suite uses, headless, one thread per process.
+os.environ["LATENTGEO_NB_SMALL"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+
+project = "latentgeo"
+author = "the latentgeo authors"
+copyright = "the latentgeo authors"  # noqa: A001
+release = latentgeo.__version__
+version = release
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints", "_templates"]
+templates_path = ["_templates"]
+
+# Markdown
+myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_heading_anchors = 3
+
+# Notebooks: executed during the build (they are committed without outputs), in a temporary
+# folder, each cell's error failing the build.
+nb_execution_mode = "force"
+nb_execution_timeout = 300
+nb_execution_in_temp = True
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# API reference: numpydoc docstrings through napoleon; signatures without the type noise.
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+autodoc_default_options = {"show-inheritance": True}
+autosummary_generate = False
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_preprocess_types = False
+
+html_theme = "furo"
+html_title = f"latentgeo {release}"
+html_static_path: list[str] = []
+
+
+def _copy_notebooks(app: object) -> None:
+    # The notebooks live in notebooks/ (the test suite runs them there); the site renders a
+    # copy, so that Sphinx finds them inside its source folder.
+    target = DOCS / "notebooks"
+    target.mkdir(exist_ok=True)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        shutil.copyfile(path, target / path.name)
+
+
+def setup(app):  # noqa: ANN001, ANN201
+    write_api_pages(DOCS / "api")
+    _copy_notebooks(app)
