@@ -40,7 +40,7 @@ test: lint
 		tests latentgeo probes trajectories
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check latentgeo probes trajectories tests benchmarks docs
+	$(VENV)/bin/ruff check latentgeo probes trajectories tests benchmarks docs/conf.py docs/_api.py
 	$(VENV)/bin/mypy latentgeo probes trajectories
 
 # Only the docstring examples (they also run inside `make test`).

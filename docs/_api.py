@@ -56,13 +56,21 @@ def _page(modname: str, summary: str, seen: dict[int, str]) -> str:
             documented.append((name, obj))
     if submodules:
         lines += ["Modules: " + ", ".join(f":mod:`{m}`" for m in submodules), ""]
-    if documented:
+    data = [(n, o) for n, o in documented if _directive(o) == "autodata"]
+    code = [(n, o) for n, o in documented if _directive(o) != "autodata"]
+    if code:
         lines += [".. autosummary::", "   :nosignatures:", ""]
-        for name, obj in documented:
-            home = seen.get(id(obj))
-            lines.append(f"   {home or f'{modname}.{name}'}")
+        for name, obj in code:
+            home = seen.get(id(obj), f"{modname}.{name}")
+            # autosummary wants names relative to the page's module where they live below it.
+            if home.startswith(f"{modname}."):
+                home = home[len(modname) + 1 :]
+            lines.append(f"   {home}")
         lines.append("")
-    for name, obj in documented:
+    for name, obj in data:
+        # A constant's docstring would be its type's (tuple, dict): show the value instead.
+        lines += [f".. py:data:: {modname}.{name}", f"   :value: {obj!r}", ""]
+    for name, obj in code:
         if id(obj) in seen:
             continue
         seen[id(obj)] = f"{modname}.{name}"
