@@ -35,8 +35,10 @@ demo: $(STAMP)
 
 # CI runs `.ci/run`: `make test` (linters, then the suite with the docstring examples, the
 # wheel test among them), then `make docs`.
+# The notebooks' test leaves executed copies in docs/_build/executed for `make docs` to render.
 test: lint
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -q --doctest-modules \
+	$(TEST_ENV) LATENTGEO_NB_OUTPUT_DIR=$(CURDIR)/docs/_build/executed \
+		$(PY) -m pytest -n 2 --dist loadfile -q --doctest-modules \
 		tests latentgeo probes trajectories
 
 lint: $(STAMP)

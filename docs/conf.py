@@ -7,13 +7,14 @@ settings through MyST-NB, and an API reference generated from each public module
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
+EXECUTED = DOCS / "_build" / "executed"
 sys.path.insert(0, str(DOCS))
 sys.path.insert(0, str(ROOT))
 
@@ -50,9 +51,9 @@ templates_path = ["_templates"]
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
 
-# Notebooks: executed during the build (they are committed without outputs), in a temporary
-# folder, each cell's error failing the build.
-nb_execution_mode = "force"
+# Notebooks: executed during the build where they have no outputs (they are committed
+# without), in a temporary folder, each cell's error failing the build.
+nb_execution_mode = "auto"
 nb_execution_timeout = 300
 nb_execution_in_temp = True
 nb_execution_raise_on_error = True
@@ -83,13 +84,27 @@ html_title = f"latentgeo {release}"
 html_static_path: list[str] = []
 
 
+def _code(nb: dict) -> list[str]:
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
 def _copy_notebooks(app: object) -> None:
     # The notebooks live in notebooks/ (the test suite runs them there); the site renders a
-    # copy, so that Sphinx finds them inside its source folder.
+    # copy inside its source folder. Where `make test` left an executed copy of the same code
+    # (tests/test_notebooks.py, LATENTGEO_NB_OUTPUT_DIR), that copy is rendered and, having
+    # all its outputs, not executed again ("auto" mode); otherwise the build executes it.
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        shutil.copyfile(path, target / path.name)
+        source = json.loads(path.read_text())
+        executed = EXECUTED / path.name
+        if executed.is_file() and _code(json.loads(executed.read_text())) == _code(source):
+            text = executed.read_text()
+        else:
+            text = path.read_text()
+        dest = target / path.name
+        if not dest.is_file() or dest.read_text() != text:
+            dest.write_text(text)
 
 
 def _skip_foreign_members(app, what, name, obj, skip, options):

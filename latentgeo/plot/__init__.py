@@ -7,6 +7,7 @@ the checkpoint schedule is log-spaced. :func:`save` writes PNG, PDF or SVG by su
 
 Examples
 --------
+>>> # Not run here: needs a run store on disk.
 >>> import probes  # doctest: +SKIP
 >>> from latentgeo import plot
 >>> results = probes.run("runs/cnn.zarr")  # doctest: +SKIP
