@@ -11,9 +11,10 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
-# The CPU wheel of torch this kind of machine keeps in pip's find-links folder; uv does not
+# The CPU wheel of torch this kind of machine keeps in pip's find-links folder (pinned in
+# requirements/torch-cpu.txt); uv does not
 # read pip's configuration, so uv is pointed at the same folder where it needs torch.
-TORCH      ?= torch==2.13.0
+TORCH_PIN  := requirements/torch-cpu.txt
 WHEELS     ?= /opt/wheels
 UV_VERSION ?= uv==0.13.9
 TEST_ENV   := OMP_NUM_THREADS=1 MPLBACKEND=Agg
@@ -23,9 +24,11 @@ TEST_ENV   := OMP_NUM_THREADS=1 MPLBACKEND=Agg
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(UV_VERSION)
-	# Prefer the CPU build of torch where this machine has it on disk; elsewhere uv resolves
-	# torch from the index as a dependency of the locked packages.
-	$(PY) -m pip install -q $(TORCH) || echo "$(TORCH) not available here; using the index"
+	# The CPU build of torch this machine keeps on disk (its own dependencies at the lock's
+	# versions; uv unpacks it in seconds where pip byte-compiles it for minutes). Elsewhere uv
+	# resolves torch from the index as a dependency of the locked packages.
+	$(UV) pip install --python $(PY) -q --find-links $(WHEELS) -c $(TORCH_PIN) -c $(LOCK) torch \
+		|| echo "the torch of $(TORCH_PIN) is not in $(WHEELS); using the index"
 	$(UV) pip install --python $(PY) -q -r $(LOCK)
 	$(UV) pip install --python $(PY) -q --no-deps -e .
 	touch $(STAMP)
@@ -64,7 +67,7 @@ dist: $(STAMP)
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --extra docs --upgrade \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		--find-links $(WHEELS) -c requirements/torch-cpu.txt --no-emit-package torch \
+		--find-links $(WHEELS) -c $(TORCH_PIN) --no-emit-package torch \
 		--custom-compile-command "make lock" -q -o $(LOCK)
 
 # The lowest versions the package's ranges allow (torch stays the machine's build), in a venv
@@ -75,9 +78,10 @@ test-lowest:
 	rm -rf $(LOWEST)
 	$(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install -q $(UV_VERSION)
-	$(LOWEST)/bin/python -m pip install -q $(TORCH)
+	$(LOWEST)/bin/uv pip install --python $(LOWEST)/bin/python -q --find-links $(WHEELS) \
+		-c $(TORCH_PIN) torch
 	$(LOWEST)/bin/uv pip install --python $(LOWEST)/bin/python -q --resolution lowest-direct \
-		--find-links $(WHEELS) -c requirements/torch-cpu.txt -e ".[dev]"
+		--find-links $(WHEELS) -c $(TORCH_PIN) -e ".[dev]"
 	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
 	$(TEST_ENV) $(LOWEST)/bin/python -m pytest -n 2 --dist loadfile -q \
 		-p no:cacheprovider $(TESTS)
