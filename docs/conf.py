@@ -63,7 +63,7 @@ nb_merge_streams = True
 # API reference: numpydoc docstrings through napoleon; signatures without the type noise.
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_typehints_description_target = "documented"
+autodoc_typehints_description_target = "documented_params"
 autodoc_default_options = {"show-inheritance": True}
 autosummary_generate = False
 napoleon_google_docstring = False
