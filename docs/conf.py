@@ -51,9 +51,9 @@ templates_path = ["_templates"]
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
 
-# Notebooks: executed during the build where they have no outputs (they are committed
-# without), in a temporary folder, each cell's error failing the build.
-nb_execution_mode = "auto"
+# Notebooks and the getting-started page: executed during the build (the notebooks are
+# committed without outputs), in a temporary folder, each cell's error failing the build.
+nb_execution_mode = "force"
 nb_execution_timeout = 300
 nb_execution_in_temp = True
 nb_execution_raise_on_error = True
@@ -91,15 +91,19 @@ def _code(nb: dict) -> list[str]:
 def _copy_notebooks(app: object) -> None:
     # The notebooks live in notebooks/ (the test suite runs them there); the site renders a
     # copy inside its source folder. Where `make test` left an executed copy of the same code
-    # (tests/test_notebooks.py, LATENTGEO_NB_OUTPUT_DIR), that copy is rendered and, having
-    # all its outputs, not executed again ("auto" mode); otherwise the build executes it.
+    # (tests/test_notebooks.py, LATENTGEO_NB_OUTPUT_DIR), that copy is rendered with its
+    # outputs and not executed again (per-notebook execution_mode "off"); otherwise the build
+    # executes it.
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         source = json.loads(path.read_text())
         executed = EXECUTED / path.name
-        if executed.is_file() and _code(json.loads(executed.read_text())) == _code(source):
-            text = executed.read_text()
+        done = json.loads(executed.read_text()) if executed.is_file() else None
+        if done is not None and _code(done) == _code(source):
+            # Rendered as it ran; a cell without output (an import) is not a missing one.
+            done.setdefault("metadata", {})["mystnb"] = {"execution_mode": "off"}
+            text = json.dumps(done, indent=1)
         else:
             text = path.read_text()
         dest = target / path.name

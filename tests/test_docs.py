@@ -32,7 +32,8 @@ def test_getting_started_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {}
     for cell in code_cells(PAGE):
-        cell = "\n".join(x for x in cell.splitlines() if not x.startswith(":tags:"))
+        # Cell options and IPython magics (%matplotlib) are not Python.
+        cell = "\n".join(x for x in cell.splitlines() if not x.startswith((":tags:", "%")))
         exec(compile(cell, str(PAGE), "exec"), namespace)
     run, results, traj = namespace["run"], namespace["results"], namespace["traj"]
     assert (tmp_path / "quickstart.zarr").is_dir()
