@@ -46,7 +46,7 @@ def demo(
         Output folder: ``stores/<model>.zarr``, ``figures/*.png``, ``summary.json``,
         ``report.html``.
     quick : bool, default False
-        Tiny settings (about 25 s of CPU time) instead of the defaults (about 1 minute).
+        Tiny settings (about 25 s on 2 CPU cores) instead of the defaults (about 50 s).
     device : str, default "cpu"
         Torch device for training and probes.
     seed : int, default 0

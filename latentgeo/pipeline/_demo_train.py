@@ -35,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo (the defaults need about 1 minute of CPU time, ``QUICK`` about 25 s)."""
+    """Sizes of the demo (the defaults take about 50 s on 2 CPU cores, ``QUICK`` about 25 s)."""
 
     train_steps: int = 600
     batch_size: int = 64
