@@ -42,7 +42,7 @@ class GeneratorProbe(RidgeProbeBase):
     Parameters
     ----------
     small_angle : float
-        Largest |θ| (radians) used for the initial estimate.
+        Largest ``|θ|`` (radians) used for the initial estimate.
     refine : bool
         Run stage (2).
     max_iter : int

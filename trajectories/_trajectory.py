@@ -27,7 +27,7 @@ class Trajectory:
 
     Parameters
     ----------
-    points : array of shape (T, *point_shape)
+    points : array of shape ``(T, *point_shape)``
         One summary per checkpoint, e.g. (T, d, k) orthonormal bases for ``"grassmann"``,
         (T, k, k) covariances for the SPD metrics, (T, k, k) orthogonal maps for
         ``"orthogonal"``, (T, n) vectors for ``"sphere"``, (T, n_samples, n_units)

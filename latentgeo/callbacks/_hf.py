@@ -74,6 +74,7 @@ class HFRecorder(SessionView, TrainerCallback):
 
     Examples
     --------
+    >>> # Not run here: needs a Hugging Face model, training arguments and data.
     >>> rec = HFRecorder(["encoder.layer.*"], action, x_probe, "runs/tf.zarr")  # doctest: +SKIP
     >>> Trainer(model, args, train_dataset=ds, callbacks=[rec]).train()  # doctest: +SKIP
     """

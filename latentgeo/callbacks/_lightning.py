@@ -84,6 +84,7 @@ class LightningRecorder(SessionView, pl.Callback):
 
     Examples
     --------
+    >>> # Not run here: needs a LightningModule and a data loader of your own.
     >>> rec = LightningRecorder(["net.conv1", "net.fc"], action, x_probe, "runs/cnn.zarr",
     ...                         schedule=latentgeo.schedules.EveryN(50))  # doctest: +SKIP
     >>> pl.Trainer(callbacks=[rec]).fit(module, loader)  # doctest: +SKIP

@@ -134,7 +134,7 @@ def distance(a: Any, b: Any, metric: str | Callable, **options: Any) -> torch.Te
 
     Parameters
     ----------
-    a, b : array of shape (..., *point_shape)
+    a, b : array of shape ``(..., *point_shape)``
         Points; leading dims broadcast.
     metric : str or callable
         One of ``"grassmann"`` (orthonormal bases (d, k); option ``convention``),
@@ -175,11 +175,11 @@ def pairwise_distances(
 
     Parameters
     ----------
-    points : array of shape (T, *point_shape)
+    points : array of shape ``(T, *point_shape)``
         E.g. (T, d, k) orthonormal bases for ``"grassmann"``, (T, k, k) for SPD metrics.
     metric : str or callable
         A name accepted by :func:`distance`, or ``f(a, b) -> scalar`` called once per pair.
-    other : array of shape (S, *point_shape), optional
+    other : array of shape ``(S, *point_shape)``, optional
         Second set of points: the result is then the ``T x S`` cross-distance matrix.
     chunk_size : int, optional
         Number of pairs evaluated per batched call (bounds memory); by default about 32 MB of

@@ -74,7 +74,7 @@ class Subgroup:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        """Boolean array of shape (|G|,): membership of each element of ``G``."""
+        """Boolean array of shape ``(|G|,)``: membership of each element of ``G``."""
         m = np.zeros(self.group.order, dtype=bool)
         m[list(self.elements)] = True
         m.flags.writeable = False

@@ -137,6 +137,7 @@ def record_checkpoints(
 
     Examples
     --------
+    >>> # Not run here: needs a folder of saved checkpoints.
     >>> run = latentgeo.record_checkpoints(model, "checkpoints/", ["conv1", "fc"], action,
     ...                                    x_probe, "runs/offline.zarr")  # doctest: +SKIP
     >>> run.steps  # doctest: +SKIP

@@ -149,6 +149,7 @@ class LatentRecorder:
 
     Examples
     --------
+    >>> # Not run here: needs your model, action, probe set and training step.
     >>> rec = LatentRecorder(model, ["conv1", "fc"], action, x, "runs/cnn.zarr")  # doctest: +SKIP
     >>> for step in range(1000):  # doctest: +SKIP
     ...     loss = train_step()

@@ -61,6 +61,7 @@ def open_run(
 
     Examples
     --------
+    >>> # Not run here: needs a run store on disk.
     >>> run = latentgeo.open_run("runs/cnn.zarr")  # doctest: +SKIP
     >>> run.latents("fc").sel(element="r").isel(step=-1)  # doctest: +SKIP
     """
