@@ -70,7 +70,7 @@ def check_points(P: torch.Tensor, metric: str, name: str = "points") -> torch.Te
 
     Parameters
     ----------
-    P : torch.Tensor of shape (..., \*point_shape)
+    P : torch.Tensor of shape ``(..., *point_shape)``
         Points: ``(..., d, k)`` orthonormal frames for ``"grassmann"``, ``(..., n, n)``
         orthogonal or SPD matrices, ``(..., n)`` vectors for ``"sphere"``/``"euclidean"``.
     metric : str
