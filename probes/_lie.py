@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import RidgeProbeBase
+from latentgeo._validate import check_real
+from probes._base import Interval, RidgeProbeBase
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -42,7 +42,7 @@ class GeneratorProbe(RidgeProbeBase):
     Parameters
     ----------
     small_angle : float
-        Largest |θ| (radians) used for the initial estimate.
+        Largest ``|θ|`` (radians) used for the initial estimate.
     refine : bool
         Run stage (2).
     max_iter : int
@@ -279,8 +279,7 @@ def lie_derivative(
     """
     if not hasattr(action, "rotate"):
         raise TypeError(f"action must provide rotate(x, angle), got {action!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
+    check_real(eps, "eps", minimum=0, open_minimum=True)
     if out_action is not None and not callable(out_action):
         if not hasattr(out_action, "rotate"):
             raise TypeError(f"out_action must be callable or provide rotate, got {out_action!r}")
@@ -353,8 +352,7 @@ def _linear_part(out_generator: Any, y: torch.Tensor) -> torch.Tensor:
 def _check_method(method: str, eps: Any) -> None:
     if method not in ("autograd", "fd"):
         raise ValueError(f"method must be 'autograd' or 'fd', got {method!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
+    check_real(eps, "eps", minimum=0, open_minimum=True)
 
 
 def _jvp(F: Callable[[torch.Tensor], torch.Tensor], t0: torch.Tensor) -> tuple[Any, Any]:

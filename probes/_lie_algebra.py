@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from latentgeo._validate import check_choice, check_int, check_real
 from probes._lie import lbfgs_minimize
 from probes._ridge import default_alphas, fit_design, ridge_weights, select_alpha
 from probes._scoring import bootstrap_r2, variance_weighted_r2
@@ -273,8 +274,7 @@ def bracket_law(
         raise ValueError("generators must be finite")
     floor = float(np.sqrt(np.finfo(np.float64).eps))
     if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise ValueError(f"tol must be a non-negative float, got {tol!r}")
+        tol = check_real(tol, "tol", minimum=0)
         rule = "explicit tolerance"
     elif generator_errors is not None:
         err = np.asarray(generator_errors, dtype=np.float64)
@@ -426,18 +426,18 @@ class LieAlgebraProbe(BaseEstimator):
         self.confidence = confidence
 
     def _check_params(self) -> None:
-        if isinstance(self.small_t, bool) or not isinstance(self.small_t, (int, float)):
-            raise TypeError(f"small_t must be a positive float, got {self.small_t!r}")
-        if not self.small_t > 0:
-            raise ValueError(f"small_t must be a positive float, got {self.small_t!r}")
+        check_real(self.small_t, "small_t", minimum=0, open_minimum=True)
         for name in ("max_iter", "n_bootstrap"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
-        if self.criterion not in ("gcv", "loo"):
-            raise ValueError(f"criterion must be 'gcv' or 'loo', got {self.criterion!r}")
-        if not isinstance(self.confidence, float) or not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be a float in (0, 1), got {self.confidence!r}")
+            check_int(getattr(self, name), name, minimum=0)
+        check_choice(self.criterion, "criterion", ("gcv", "loo"))
+        check_real(
+            self.confidence,
+            "confidence",
+            minimum=0,
+            maximum=1,
+            open_minimum=True,
+            open_maximum=True,
+        )
 
     def fit(self, Z: Any, elements: Any, y: None = None) -> LieAlgebraProbe:
         """Fit the generators from orbit latents.
