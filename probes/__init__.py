@@ -16,7 +16,9 @@ torch, float64 by default, on any device).
   (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
 - :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
   (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
-- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
+- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached;
+- :class:`LiveProbes` — invariance, spectrum and R² at every recorded step, while training
+  (``LatentRecorder(..., live=LiveProbes([...]))``).
 """
 
 from probes._characters import character_multiplicities
@@ -40,6 +42,7 @@ from probes._lie_algebra import (
     one_parameter_elements,
 )
 from probes._linear import LinearProbe
+from probes._live import LiveProbes
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
@@ -52,6 +55,7 @@ __all__ = [
     "HomomorphismDefect",
     "LieAlgebraProbe",
     "LinearProbe",
+    "LiveProbes",
     "OrthogonalProbe",
     "bracket_law",
     "character_multiplicities",

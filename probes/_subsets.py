@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ["plan_subset", "records_subset", "subgroup_spectrum"]
+__all__ = ["plan_subset", "records_subset", "subgroup_of"]
 
 
 def records_subset(run: Any) -> bool:
@@ -195,7 +194,7 @@ def plan_subset(
                 why = resolved
             else:
                 settings["subgroup"] = resolved
-                irreps = [ir.name for ir in _subgroup(resolved).irreps()]
+                irreps = [ir.name for ir in subgroup_of(resolved).irreps()]
         if why is not None:
             warnings.warn(f"spectrum skipped: {why}", UserWarning, stacklevel=3)
             wanted.remove("spectrum")
@@ -203,22 +202,12 @@ def plan_subset(
     return settings, irreps
 
 
-def _subgroup(resolved: dict[str, Any]) -> Any:
-    # Built per call (no module-level cache): the subgroup is small, its table already checked.
+def subgroup_of(resolved: dict[str, Any]) -> Any:
+    """The named subgroup as a finite group (its Cayley table from :func:`resolve_subgroup`).
+
+    Built per call (no module-level cache): the subgroup is small, its table already checked.
+    """
     from latentgeo.groups import FiniteGroup
 
     d = resolved
     return FiniteGroup.from_cayley_table(np.asarray(d["table"]), names=d["names"])
-
-
-def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> np.ndarray:
-    """The spectrum of one (layer, step): on ``settings["subgroup"]`` when present (the
-    latents of its elements, re-centred by their own mean), else on ``group``."""
-    from probes._spectrum import spectrum_of_centred
-
-    sub = settings.get("subgroup")
-    if sub is None:
-        return spectrum_of_centred(Zt, group)[1].cpu().numpy()
-    Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
-    Zs = Zs - Zs.mean(dim=(0, 1))
-    return spectrum_of_centred(Zs, _subgroup(sub))[1].cpu().numpy()

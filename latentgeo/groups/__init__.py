@@ -35,7 +35,21 @@ from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
-from ._isotypic import isotypic_energies, project_isotypic
+from ._fourier import (
+    MAX_DEFAULT_DEGREE,
+    OVERSAMPLING,
+    FallbackWarning,
+    OrbitEnergies,
+    finite_energies,
+    harmonic_basis,
+    harmonic_energies,
+    harmonic_names,
+    isotypic_energies,
+    orbit_energies,
+    project_isotypic,
+    resolve_max_degree,
+    subset_energies,
+)
 from ._matrix import MatrixGroup, MatrixIrrep
 from ._o2 import O2
 from ._o3 import O3
@@ -56,6 +70,8 @@ register = _GROUPS.register
 
 __all__ = [
     "IRREP_TYPES",
+    "MAX_DEFAULT_DEGREE",
+    "OVERSAMPLING",
     "O2",
     "O3",
     "SO2",
@@ -65,12 +81,14 @@ __all__ = [
     "Cyclic",
     "Dihedral",
     "DirectProduct",
+    "FallbackWarning",
     "FiniteGroup",
     "Group",
     "Irrep",
     "MatrixGroup",
     "MatrixIrrep",
     "MissingExtensionError",
+    "OrbitEnergies",
     "PermutationGroup",
     "Permutations",
     "Quaternion",
@@ -81,10 +99,17 @@ __all__ = [
     "as_generator",
     "commutant_dimension",
     "complex_structure",
+    "finite_energies",
+    "harmonic_basis",
+    "harmonic_energies",
+    "harmonic_names",
     "is_irreducible",
     "isotypic_energies",
+    "orbit_energies",
     "parse",
     "project_isotypic",
     "register",
+    "resolve_max_degree",
     "split_representation",
+    "subset_energies",
 ]

@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from latentgeo.record._layers import resolve_layers, unwrap_model
-from latentgeo.record._live import LiveProbes
 from latentgeo.record._lockstep import LockstepError
+from latentgeo.record._observer import LiveObserver, LoggedObserver
 from latentgeo.record._recorder import (
     LatentRecorder,
     NonFiniteLatentsWarning,
@@ -38,8 +38,9 @@ __all__ = [
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",
-    "LiveProbes",
+    "LiveObserver",
     "LockstepError",
+    "LoggedObserver",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",

@@ -1,7 +1,8 @@
 """Symmetry metrics live in the training logs: cheap probes at every recorded step.
 
 A :class:`LiveProbes` object handed to :class:`latentgeo.LatentRecorder` (``live=``) or to the
-Lightning / Hugging Face callbacks computes, at each recorded step, the invariance, the irrep
+Lightning / Hugging Face callbacks (the recorder knows it only as a
+:class:`latentgeo.record.LiveObserver`: ``bind``, ``observe``, ``close``) computes, at each recorded step, the invariance, the irrep
 spectrum and optionally a subsampled held-out linear-probe R² from the latents the recorder
 already holds in host memory — in the recorder's writer thread, after the checkpoint is
 written, so the training loop does not wait for it.  Results are named
@@ -15,28 +16,29 @@ written, so the training loop does not wait for it.  Results are named
   Hugging Face: ``trainer.state.log_history``), drained from the training thread;
 - to :attr:`LiveProbes.history` in every case (plain loops).
 
-The values equal what :func:`probes.invariance`, :func:`probes.orbit_spectrum` and
-:class:`probes.LinearProbe` give on the stored latents of that step (in the storage dtype).
+The values equal what :func:`probes.run` gives on the stored latents of that step (in the
+storage dtype): invariance and spectrum come from the same group-Fourier core
+(:mod:`latentgeo.groups._fourier`), for every kind of orbit the recorder writes — a finite
+group's whole orbit, an orbit over some of its elements (invariance over them; the spectrum
+on the subgroup they form or that ``subgroup=`` names, refused at :meth:`LiveProbes.bind`
+otherwise), and a continuous group's sampled elements (the harmonic fit).
 """
 
 from __future__ import annotations
 
 import collections
-import math
 import numbers
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LIVE_PROBES", "LiveProbes", "as_live"]
+__all__ = ["LIVE_PROBES", "LiveProbes"]
 
 #: The probes a live object can compute.
 LIVE_PROBES = ("invariance", "spectrum", "r2")
-#: Values converted to float64 at a time when accumulating the orbit's Gram matrix (2 MiB:
-#: cache-sized chunks ran 1.3-5x faster than 8 MiB or 32 MiB ones on a (8, 512, 4096) block).
-_CHUNK_VALUES = 2**18
 
 
 class LiveProbes:
@@ -45,14 +47,16 @@ class LiveProbes:
     Parameters
     ----------
     probes : sequence of {"invariance", "spectrum", "r2"}
-        What to compute.  ``"invariance"`` is :func:`probes.invariance`; ``"spectrum"`` is
-        :func:`probes.orbit_spectrum` (one metric per irrep); ``"r2"`` fits
-        :class:`probes.LinearProbe` (``n_null=0, n_bootstrap=0``) on at most ``r2_samples``
-        samples (the same ones at every step, :meth:`subsample`) and reports the mean held-out
-        R² over the non-identity elements.
+        What to compute, as ``probes.run`` computes it on the stored step.
+        ``"invariance"``: the invariant share over the recorded orbit (a continuous group:
+        the Haar-trivial share of the harmonic fit); ``"spectrum"``: the irrep shares (one
+        metric per irrep; on ``subgroup`` or the subgroup a subset orbit forms); ``"r2"``
+        fits :class:`probes.LinearProbe` (``n_null=0, n_bootstrap=0``) on at most
+        ``r2_samples`` samples (the same ones at every step, :meth:`subsample`) and reports
+        the mean held-out R² over the non-identity elements.
     r2_samples : int
         Subsample size of the ``"r2"`` probe (>= 8: the held-out split needs two samples on
-        each side).
+        each side).  Fewer than the probe set warns once at :meth:`bind`.
     tensorboard : torch.utils.tensorboard.SummaryWriter, optional
         Written from the recorder's writer thread at the recorded step (``add_scalar``);
         :meth:`close` flushes it, closing it stays the caller's.
@@ -60,6 +64,11 @@ class LiveProbes:
         First part of every metric name.
     random_state : int
         Seed of the ``"r2"`` subsample and of its train / held-out split.
+    subgroup : sequence, optional
+        Names or element values of a finite subgroup the orbit records: the spectrum is
+        computed on it (as ``probes.run(run, subgroup=...)``).
+    max_degree : int, optional
+        Continuous groups: the harmonic degree (as ``probes.run(..., max_degree=)``).
 
     Attributes
     ----------
@@ -70,17 +79,16 @@ class LiveProbes:
     ------
     ValueError
         For an unknown probe name, a bad ``r2_samples`` or ``prefix``; from :meth:`bind`, for
-        a spectrum over an orbit that is not the whole group in element order.
+        what the orbit cannot give (see there).
 
     Notes
     -----
-    For a finite group, invariance and spectrum are computed from the (n_elements,
-    n_elements) Gram matrix of the centred orbit signals, accumulated in float64 over chunks
-    of samples (no float64 copy of the whole block; the same quantities as
-    :func:`probes.invariance` and :func:`probes.orbit_spectrum`, to float64 rounding); for a
-    continuous group through the probes' own functions on a centred float64 copy.  The
-    ``"r2"`` probe reads only its subsample.  A step whose latents hold NaN or inf gets NaN
-    metrics.
+    Invariance and spectrum are the group-Fourier core's (:func:`latentgeo.groups.
+    finite_energies`, :func:`~latentgeo.groups.subset_energies`,
+    :func:`~latentgeo.groups.harmonic_energies`): per-sample energies accumulated in float64
+    over chunks of samples (no float64 copy of the block), the same function ``probes.run``
+    calls.  The ``"r2"`` probe reads only its subsample.  A step whose latents hold NaN or
+    inf gets NaN metrics.
     """
 
     def __init__(
@@ -91,6 +99,8 @@ class LiveProbes:
         tensorboard: Any = None,
         prefix: str = "latentgeo",
         random_state: int = 0,
+        subgroup: Sequence[Any] | None = None,
+        max_degree: int | None = None,
     ) -> None:
         if isinstance(probes, str):
             probes = (probes,)
@@ -114,11 +124,15 @@ class LiveProbes:
         self.tensorboard: Any = tensorboard
         self.prefix: str = prefix
         self.random_state: int = random_state
+        self.subgroup: Sequence[Any] | None = subgroup
+        self.max_degree: int | None = max_degree
         self.history: list[tuple[int, dict[str, float]]] = []
         self._pending: collections.deque[tuple[int, dict[str, float]]] = collections.deque()
         self._lock: threading.Lock = threading.Lock()
         self._group: Any = None
-        self._irreps: list[str] | None = None
+        self._mode: str = ""  # "whole", "subset" or "continuous"
+        self._sub: dict[str, Any] | None = None  # the subgroup the spectrum is computed on
+        self._irreps: list[str] = []
         self._element_values: np.ndarray | None = None
         self._degree: int = 0
 
@@ -126,44 +140,91 @@ class LiveProbes:
         return f"LiveProbes({list(self.probes)!r}, r2_samples={self.r2_samples})"
 
     # -- wiring -----------------------------------------------------------------------------
-    def bind(self, group: Any, element_values: Any = None) -> None:
+    def bind(self, group: Any, element_values: Any = None, *, n_samples: int | None = None) -> None:
         """Attach the group and the orbit's element values the latents are recorded under.
 
-        Called by :class:`~latentgeo.LatentRecorder` with ``action.group`` and
-        ``action.element_values``.
+        Called by :class:`~latentgeo.LatentRecorder` with ``action.group``,
+        ``action.element_values`` and the probe set's size.  Everything asked for is either
+        computable on this orbit from here on, or refused here.
 
         Raises
         ------
+        TypeError
+            For a group that is not a :class:`latentgeo.groups.Group`.
         ValueError
-            When ``"spectrum"`` is asked for an orbit that is not the whole finite group in
-            its element order (a subset of elements), or, for a continuous group, not the
-            uniform grid ``2πk/n`` the spectrum assumes.
+            For ``"spectrum"`` on an orbit over some elements of a finite group that neither
+            form a subgroup nor contain the ``subgroup`` given; for ``subgroup`` on a
+            continuous group; for a continuous group without element values.
+
+        Warns
+        -----
+        latentgeo.groups.FallbackWarning
+            When the harmonic degree falls below the default (continuous groups, from the
+            core) or ``"r2"`` fits on a subsample (``r2_samples < n_samples``).
         """
+        from latentgeo.groups._fourier import FallbackWarning, harmonic_names, resolve_max_degree
+
         if not hasattr(group, "is_finite"):
             raise TypeError(f"group must be a latentgeo.groups.Group, got {group!r}")
         values = None if element_values is None else np.asarray(element_values)
-        if "spectrum" in self.probes and values is not None and group.is_finite:
-            whole = np.arange(group.order)
-            if values.shape != whole.shape or not np.array_equal(values, whole):
-                raise ValueError(
-                    f"the live spectrum needs an orbit over the whole group "
-                    f"{getattr(group, 'spec', group)!r} in element order; this action's orbit "
-                    f"runs over elements {values.tolist()[:16]!r}: pass live=['invariance'] "
-                    "(or ['invariance', 'r2'])"
-                )
+        spec = getattr(group, "spec", group)
+        self._sub, self._irreps = None, []
         if not group.is_finite:
+            if self.subgroup is not None:
+                raise ValueError(
+                    f"subgroup= names elements of a finite subgroup; {spec} is continuous"
+                )
             if values is None:
                 raise ValueError(
                     f"live probes of the continuous group {group!r} need the orbit's element "
                     "values (action.element_values)"
                 )
-            from probes._harmonic import resolve_max_degree
-
-            # One harmonic degree for the whole run: the largest the sampled elements support.
-            self._degree = resolve_max_degree(group, values, None)
+            # One harmonic degree for the whole run (warns once here on a fallback).
+            self._degree = resolve_max_degree(group, values, self.max_degree)
+            self._mode = "continuous"
+            self._irreps = harmonic_names(group, self._degree)
+        else:
+            whole = values is None or np.array_equal(values, np.arange(group.order))
+            self._mode = "whole" if whole else "subset"
+            if "spectrum" in self.probes:
+                self._bind_spectrum(group, values, whole)
+        if "r2" in self.probes and n_samples is not None and n_samples > self.r2_samples:
+            warnings.warn(
+                f"live 'r2' fits on {self.r2_samples} of the {n_samples} probe samples "
+                f"(r2_samples={self.r2_samples}); probes.run fits on all of them: pass "
+                f"r2_samples={n_samples} for the full-sample number",
+                FallbackWarning,
+                stacklevel=2,
+            )
         self._element_values = values
         self._group = group
-        self._irreps = None  # names of the spectrum metrics, from this group
+
+    def _bind_spectrum(self, group: Any, values: np.ndarray | None, whole: bool) -> None:
+        """The group (or subgroup) the live spectrum is computed on, or a ValueError why not."""
+        from probes._subsets import resolve_subgroup, subgroup_of
+
+        spec = getattr(group, "spec", group)
+        positions = np.arange(group.order) if values is None else values.astype(np.int64)
+        names = [str(group.elements[int(v)]) for v in positions]
+        asked = self.subgroup
+        if asked is None:
+            if whole:
+                self._irreps = [irrep.name for irrep in group.irreps()]
+                return
+            asked = names  # the recorded elements themselves, if they form a subgroup
+        try:
+            resolved = resolve_subgroup(group, names, positions, asked)
+        except ValueError as err:
+            resolved = str(err)
+        if isinstance(resolved, str):
+            raise ValueError(
+                f"the live spectrum needs the orbit of a finite group or of a subgroup; this "
+                f"action's orbit over {spec} runs over elements {names[:16]!r}: {resolved}. "
+                "Pass subgroup=[...] (a subgroup they contain) or live probes without "
+                "'spectrum' (invariance and r2 work on any orbit)"
+            ) from None
+        self._sub = resolved
+        self._irreps = [irrep.name for irrep in subgroup_of(resolved).irreps()]
 
     def subsample(self, n_samples: int) -> np.ndarray:
         """The sorted sample indices the ``"r2"`` probe fits on, out of ``n_samples``."""
@@ -190,9 +251,12 @@ class LiveProbes:
         RuntimeError
             Before :meth:`bind`.
         ValueError
-            For latents not of shape (n_elements, n_samples, n_units).
+            For latents not of shape (n_elements, n_samples, n_units) or whose element axis
+            does not match the bound orbit.
         """
         import torch
+
+        from latentgeo.groups._fourier import finite_energies, harmonic_energies, subset_energies
 
         if self._group is None:
             raise RuntimeError("LiveProbes is not bound to a group; pass it to a LatentRecorder")
@@ -202,101 +266,55 @@ class LiveProbes:
                 f"live latents must have shape (n_elements, n_samples, n_units), got "
                 f"{tuple(src.shape)}"
             )
+        n_el = src.shape[0]
+        if self._element_values is not None and n_el != len(self._element_values):
+            raise ValueError(
+                f"live latents have {n_el} elements but the bound orbit has "
+                f"{len(self._element_values)}"
+            )
         names = self._names()
+        nan = dict.fromkeys(names, float("nan"))
         out: dict[str, float] = {}
-        if "invariance" in self.probes or "spectrum" in self.probes:
-            if self._group.is_finite:
-                out.update(self._from_gram(src))
-            else:
-                out.update(self._from_tensor(src))
-            if any(math.isnan(v) for v in out.values()):
-                return dict.fromkeys(names, float("nan"))
+        group = self._group
+        if self._mode == "continuous" and {"invariance", "spectrum"} & set(self.probes):
+            energies = harmonic_energies(src, group, self._element_values, self._degree)
+            if not energies.finite:
+                return nan
+            out["invariance"] = energies.invariance()
+            out.update(self._spectrum(energies))
+        else:
+            if "spectrum" in self.probes:
+                if self._sub is not None:
+                    Zs = src[torch.as_tensor(self._sub["positions"])]
+                    from probes._subsets import subgroup_of
+
+                    energies = finite_energies(Zs, subgroup_of(self._sub))
+                else:
+                    energies = finite_energies(src, group)
+                if not energies.finite:
+                    return nan
+                out.update(self._spectrum(energies))
+                if self._mode == "whole" and self._sub is None:  # the trivial irrep's share
+                    out["invariance"] = energies.invariance()
+            if "invariance" in self.probes and "invariance" not in out:
+                energies = subset_energies(src)  # the orbit mean over the recorded elements
+                if not energies.finite:
+                    return nan
+                out["invariance"] = energies.invariance()
         if "r2" in self.probes:
             out["r2"] = self._r2(src)
         return {name: out[name] for name in names}
 
-    def _from_gram(self, src: Any) -> dict[str, float]:
-        """Invariance and spectrum of a finite group's orbit from the centred Gram matrix.
-
-        ``invariance_of_centred`` and ``spectrum_of_centred`` (``probes._spectrum``) read a
-        float64 copy of the whole block centred by its grand mean; both are functions of the
-        (n_elements, n_elements) Gram matrix of the centred orbit signals alone, which is
-        accumulated here over chunks of samples converted to float64 one at a time (no full
-        copy).  Centring is folded in exactly: with ``Y = Z - c`` (``c`` the first chunk's
-        mean, for conditioning), ``S[g] = Σ_i Y[g, i]`` and ``m = Σ_g S[g] / (|G| n)``,
-        ``Gc[g, h] = YᵀY[g, h] - m·S[g] - m·S[h] + n m·m``.
-        """
-        import torch
-
-        from latentgeo.groups._isotypic import isotypic_energies
-        from probes._validation import check_group_order
-
-        f64 = torch.float64
-        G, n, d = src.shape
-        check_group_order(G, self._group)
-        chunk = max(1, _CHUNK_VALUES // max(1, G * d))
-        shift = src[:, :chunk].to(f64).mean(dim=(0, 1))
-        gram = torch.zeros((G, G), dtype=f64)
-        sums = torch.zeros((G, d), dtype=f64)
-        for s0 in range(0, n, chunk):
-            block = src[:, s0 : s0 + chunk].to(f64)
-            block -= shift
-            flat = block.reshape(G, -1)
-            gram += flat @ flat.T
-            sums += block.sum(dim=1)
-        m = sums.sum(dim=0) / (G * n)
-        ms = sums @ m
-        gram = gram - ms[:, None] - ms[None, :] + n * (m @ m)
-        if not bool(torch.isfinite(gram).all()):  # NaN / inf latents reach the Gram matrix
-            return {"invariance": float("nan")}
-        total = torch.trace(gram)
-        out: dict[str, float] = {}
-        if "invariance" in self.probes:
-            inv = gram.sum() / G / total if total > 0 else torch.tensor(1.0, dtype=f64)
-            out["invariance"] = float(inv.clamp(0.0, 1.0))
-        if "spectrum" in self.probes:
-            irreps, energies = isotypic_energies(self._group, gram)
-            if total > 0:
-                shares = (energies / total).clamp_min(0.0).tolist()
-            else:  # no variance: everything is (trivially) invariant
-                shares = [1.0] + [0.0] * (len(irreps) - 1)
-            out.update({f"spectrum/{name}": v for name, v in zip(irreps, shares, strict=True)})
-        return out
-
-    def _from_tensor(self, src: Any) -> dict[str, float]:
-        """Invariance and spectrum of a continuous group's orbit: the harmonic fit over the
-        sampled elements (the probes' own path); the invariance is its Haar-trivial share."""
-        import torch
-
-        from probes._harmonic import harmonic_spectrum
-
-        Zc = src.to(torch.float64, copy=True)
-        if not bool(torch.isfinite(Zc.sum())):
-            return {"invariance": float("nan")}
-        Zc -= Zc.mean(dim=(0, 1))
-        irreps, shares = harmonic_spectrum(Zc, self._group, self._element_values, self._degree)
-        out: dict[str, float] = {}
-        if "invariance" in self.probes:
-            out["invariance"] = float(shares[0])
-        if "spectrum" in self.probes:
-            out.update(
-                {f"spectrum/{k}": float(v) for k, v in zip(irreps, shares.tolist(), strict=True)}
-            )
-        return out
+    def _spectrum(self, energies: Any) -> dict[str, float]:
+        if "spectrum" not in self.probes:
+            return {}
+        shares = energies.shares().tolist()
+        return {f"spectrum/{k}": float(v) for k, v in zip(energies.names, shares, strict=True)}
 
     def _names(self) -> list[str]:
         names: list[str] = []
         for probe in self.probes:
             if probe == "spectrum":
-                if self._irreps is None:
-                    from probes._harmonic import harmonic_names
-
-                    group = self._group
-                    self._irreps = (
-                        [irrep.name for irrep in group.irreps()]
-                        if group.is_finite
-                        else harmonic_names(group, self._degree)
-                    )
                 names.extend(f"spectrum/{name}" for name in self._irreps)
             else:
                 names.append(probe)
@@ -357,26 +375,3 @@ class LiveProbes:
         """Flush the TensorBoard writer (the writer itself stays the caller's)."""
         if self.tensorboard is not None:
             self.tensorboard.flush()
-
-
-def as_live(live: Any) -> LiveProbes | None:
-    """``None``/``False``, ``True`` (the default probes), a :class:`LiveProbes`, or probe names.
-
-    Raises
-    ------
-    TypeError
-        For anything else.
-    ValueError
-        For unknown probe names.
-    """
-    if live is None or live is False:
-        return None
-    if live is True:
-        return LiveProbes()
-    if isinstance(live, LiveProbes):
-        return live
-    if isinstance(live, str) or (
-        isinstance(live, Sequence) and all(isinstance(p, str) for p in live)
-    ):
-        return LiveProbes(live)
-    raise TypeError(f"live must be None, True, a LiveProbes or a list of probe names, got {live!r}")
