@@ -219,7 +219,7 @@ class LiveProbes:
         if isinstance(resolved, str):
             raise ValueError(
                 f"the live spectrum needs the orbit of a finite group or of a subgroup; this "
-                f"action's orbit over {spec} runs over elements {names[:16]!r}: {resolved}. "
+                f"action's orbit over {spec!r} runs over elements {names[:16]!r}: {resolved}. "
                 "Pass subgroup=[...] (a subgroup they contain) or live probes without "
                 "'spectrum' (invariance and r2 work on any orbit)"
             ) from None

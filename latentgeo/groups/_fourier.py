@@ -434,12 +434,6 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
             "group.sample(n) with more elements)"
         )
         smallest = int(counts.min())
-    if 0 < smallest < 2:
-        notes.append(
-            f"a component of {group!r} has {smallest} sampled element: its spread cannot be "
-            "estimated, so the invariant share is not debiased (it reads about 1/n too high "
-            "for a layer with no invariant part); sample at least 2 elements per component"
-        )
     if max_degree is None:
         degree = 0
         for d in range(1, MAX_DEFAULT_DEGREE + 1):
@@ -452,8 +446,8 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
                 f"({OVERSAMPLING} elements per basis function): irreps above degree {degree} "
                 f"are pooled in 'residual'; record at least "
                 f"{_needed(group, MAX_DEFAULT_DEGREE) * n_comp} elements for degree "
-                f"{MAX_DEFAULT_DEGREE}, or pass max_degree= to choose the degree (the invariant "
-                "share stays unbiased at any degree)"
+                f"{MAX_DEFAULT_DEGREE}, or pass max_degree= to choose the degree (with Haar-random "
+                "elements, variance above the fitted degree leaks into the fitted shares)"
             )
     else:
         if isinstance(max_degree, bool) or not isinstance(max_degree, int | np.integer):
@@ -468,14 +462,15 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
                 f"max_degree={degree} on {group!r} fits {n_fun} basis functions; "
                 f"{OVERSAMPLING}x oversampling needs {need} sampled elements per component, "
                 f"the sample has {smallest} on its smallest: the fit leaks variance between "
-                "degrees" + (
-                    " and its noise cannot be estimated (no residual degrees of freedom), so "
-                    "energies are not debiased"
-                    if len(values) <= n_fun
-                    else ""
-                )
-                + "; record more elements or pass a lower max_degree"
+                "degrees; record more elements or pass a lower max_degree"
             )
+    if len(values) <= _n_functions(group, degree) and not _is_quadrature(group, values, degree):
+        notes.append(
+            f"{len(values)} sampled elements leave the degree-{degree} fit of {group!r} no "
+            "residual degrees of freedom: its noise cannot be estimated, so the energies are "
+            "not debiased (the invariant share of a layer with none reads about 1/n); sample "
+            f"more than {_n_functions(group, degree)} elements"
+        )
     if notes:
         warnings.warn("; ".join(notes), FallbackWarning, stacklevel=3)
     return degree
@@ -569,63 +564,45 @@ def harmonic_energies(
     BtB = B.T @ B
     const = int(np.flatnonzero(owner_np == 0)[0])  # the trivial irrep's (only) column
     quadrature = _is_quadrature(group, values, degree)
-    # Components (det = ±1) of the sampled elements: the Haar mean is the average of the
-    # component means, and its unbiased square needs each component's own spread.
-    labels = _components(group, values)
-    onehot = torch.as_tensor(
-        (labels[None, :] == np.unique(labels)[:, None]).astype(np.float64), dtype=dtype, device=dev
-    )
-    counts = onehot.sum(dim=1)  # (K,)
-    K = onehot.shape[0]
     chunk = max(1, _CHUNK_VALUES // max(1, n_el * d))
     shift = src[:, :chunk].to(dtype).mean(dim=(0, 1))
     fit_energy = torch.zeros((n, n_irreps), dtype=dtype, device=dev)
     sq = torch.empty(n, dtype=dtype, device=dev)  # sum_g ||Y[g]||² per sample
     fitted = torch.empty(n, dtype=dtype, device=dev)  # ||B c||² per sample
-    c0 = torch.empty((n, d), dtype=dtype, device=dev)  # Haar mean per sample
-    spread = torch.zeros(n, dtype=dtype, device=dev)  # variance of c0's estimate per sample
-    T = torch.empty((n, d), dtype=dtype, device=dev)  # sum_g Y[g] per sample
+    c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
     for s0 in range(0, n, chunk):
         block = src[:, s0 : s0 + chunk].to(dtype) - shift
         b = block.shape[1]
-        flat = block.reshape(n_el, -1)
-        C = (P @ flat).reshape(p, b, d)
+        C = (P @ block.reshape(n_el, -1)).reshape(p, b, d)
         fit_energy[s0 : s0 + b].index_add_(1, owner, (C * C).sum(dim=2).T)
         fitted[s0 : s0 + b] = (C * (BtB @ C.reshape(p, -1)).reshape(p, b, d)).sum(dim=(0, 2))
-        sq_el = (block * block).sum(dim=2)  # (n_el, b)
-        sq[s0 : s0 + b] = sq_el.sum(dim=0)
-        T[s0 : s0 + b] = block.sum(dim=0)
-        if quadrature:
-            c0[s0 : s0 + b] = C[const]
-        else:
-            S = (onehot @ flat).reshape(K, b, d)  # per-component sums
-            c0[s0 : s0 + b] = (S / counts[:, None, None]).mean(dim=0)
-            if bool((counts > 1).all()):
-                within = onehot @ sq_el - (S * S).sum(dim=2) / counts[:, None]  # (K, b)
-                var = within / (counts - 1)[:, None]  # per-component spread (summed over units)
-                spread[s0 : s0 + b] = (var / counts[:, None]).sum(dim=0) / K**2
-    # Haar-mean centring: the orbit is centred by the Haar mean h of the mean orbit; the
-    # non-trivial coefficients and the residual do not change (the constant lies in the fit).
+        sq[s0 : s0 + b] = (block * block).sum(dim=(0, 2))
+        c0[s0 : s0 + b] = C[const]
+    # Haar-mean centring: the orbit is centred by the Haar mean h of the mean orbit.  The
+    # constant lies in the fit (P 1 = e_const), so only the constant coefficient changes
+    # (c0 - h); the other coefficients and the residual are unchanged.
     h = c0.mean(dim=0)
     rss = (sq - fitted).clamp_min(0.0)
     c0c = c0 - h
-    # Invariant energy.  Quadrature: exact.  Haar-random elements: the squared component
-    # average minus its estimation variance (the U-statistic; h is itself estimated from the
-    # n samples, hence the factor 1 - 1/n), exactly unbiased at any degree.
-    fit_energy[:, 0] = (c0c * c0c).sum(dim=1) - (1.0 - 1.0 / n) * spread
-    sq = sq - 2.0 * (T @ h) + n_el * (h @ h)
-    total = sq / n_el  # Haar energy: element mean (Haar-random) or exact (quadrature)
-    if not quadrature and n_el > p and n_irreps > 1:
-        # Non-trivial irreps: each fitted coefficient's noise sigma² V_jj removed, sigma² the
-        # residual variance RSS / (n - p) (least-squares theory; approximate when the
-        # residual is an unfitted harmonic rather than noise).
-        V = torch.diagonal(P @ P.T)  # (BᵀB)⁻¹ diagonal
+    fit_energy[:, 0] = (c0c * c0c).sum(dim=1)
+    if quadrature:
+        # Exact: BᵀB = n I, so the fitted Haar energy is ||B c||² / n and the rest RSS / n.
+        residual = rss / n_el
+    elif n_el > p:
+        # Haar-random elements: E[c_j²] = c_j² + sigma² V_jj with V = (BᵀB)⁻¹ and sigma² the
+        # residual variance, estimated without bias by RSS / (n - p) (least squares); the
+        # Haar mean h is itself estimated from the n samples (factor 1 - 1/n).  At degree 0
+        # this is the U-statistic.  The residual's Haar energy is sigma².
+        sigma2 = rss / (n_el - p)
+        V = torch.diagonal(P @ P.T)
         gain = torch.zeros(n_irreps, dtype=dtype, device=dev).index_add_(0, owner, V)
-        gain[0] = 0.0
-        fit_energy = fit_energy - (rss / (n_el - p))[:, None] * gain
-    residual = total - fit_energy.sum(dim=1)
+        gain[0] = gain[0] * (1.0 - 1.0 / n)
+        fit_energy = fit_energy - sigma2[:, None] * gain
+        residual = sigma2
+    else:  # no residual degrees of freedom: nothing to debias with (warned by the degree rule)
+        residual = rss / n_el
     energies = torch.cat([fit_energy, residual[:, None]], dim=1)
-    return OrbitEnergies(tuple(names), energies, total)
+    return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
 
 
 def _is_quadrature(group: Any, values: np.ndarray, degree: int) -> bool:
