@@ -197,12 +197,23 @@ def _gram_features(
     shift = src[:, :chunk].to(dtype).mean(dim=(0, 1))
     feats = torch.zeros((n, n_features), dtype=dtype, device=src.device)
     T = torch.empty((n, d), dtype=dtype, device=src.device)
+    # Small groups: the reduction to features is one product with a 0/1 matrix.
+    onehot = None
+    if G * G * n_features <= 2**20:
+        onehot = torch.zeros((G * G, n_features), dtype=dtype, device=src.device)
+        onehot[torch.arange(G * G, device=src.device), feature] = 1.0
+    buf = torch.empty((min(chunk, n), G, d), dtype=dtype, device=src.device)
     for s0 in range(0, n, chunk):
-        block = src[:, s0 : s0 + chunk].to(dtype) - shift
-        bt = block.transpose(0, 1)  # (b, G, d)
-        gram = torch.matmul(bt, bt.transpose(1, 2)).reshape(bt.shape[0], G * G)
-        feats[s0 : s0 + chunk].index_add_(1, feature, gram)
-        T[s0 : s0 + chunk] = block.sum(dim=0)
+        b = min(chunk, n - s0)
+        bt = buf[:b]
+        bt.copy_(src[:, s0 : s0 + b].transpose(0, 1))  # (b, G, d), converted in one copy
+        bt -= shift
+        gram = torch.bmm(bt, bt.transpose(1, 2)).reshape(b, G * G)
+        if onehot is not None:
+            feats[s0 : s0 + b] = gram @ onehot
+        else:
+            feats[s0 : s0 + b].index_add_(1, feature, gram)
+        torch.sum(bt, dim=1, out=T[s0 : s0 + b])
     return feats, T, shift
 
 
