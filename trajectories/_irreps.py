@@ -326,11 +326,14 @@ def compare_isotypic(
     angles = np.full((R, width), np.nan)
     share = np.zeros((2, R))
     ta, tb = float((Za**2).sum()), float((Zb**2).sum())
+    # Each run's spectrum from the group-Fourier core (NaN for a layer with no variance).
+    from latentgeo.groups._fourier import finite_energies
+
+    for j, (Zj, tj) in enumerate(((Za, ta), (Zb, tb))):
+        share[j] = finite_energies(Zj, ga).shares().cpu().numpy() if tj > 0 else np.nan
     for r, name in enumerate(names):
         Xa = isotypic_component(Za, ga, name).reshape(-1, Za.shape[-1])
         Xb = isotypic_component(Zb, ga, name).reshape(-1, Zb.shape[-1])
-        share[0, r] = float((Xa**2).sum()) / ta if ta > 0 else np.nan
-        share[1, r] = float((Xb**2).sum()) / tb if tb > 0 else np.nan
         if float((Xa**2).sum()) <= 1e-12 * max(ta, 1e-300) or float((Xb**2).sum()) <= 1e-12 * max(
             tb, 1e-300
         ):
