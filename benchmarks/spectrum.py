@@ -87,9 +87,9 @@ def main() -> None:
         core = finite_energies(Z, group).shares()
         old = _old_live_gram(Z, group)
         np.testing.assert_allclose(core.numpy(), old.numpy(), atol=1e-10)
-        t_core = _best(lambda: finite_energies(Z, group).shares(), args.repeats)
-        t_probes = _best(lambda: probes.orbit_spectrum(Z, group), args.repeats)
-        t_old = _best(lambda: _old_live_gram(Z, group), args.repeats)
+        t_core = _best(lambda Z=Z, g=group: finite_energies(Z, g).shares(), args.repeats)
+        t_probes = _best(lambda Z=Z, g=group: probes.orbit_spectrum(Z, g), args.repeats)
+        t_old = _best(lambda Z=Z, g=group: _old_live_gram(Z, g), args.repeats)
         print(
             f"{group.spec} orbit ({group.order} elements x {n} samples x {d} units, float32): "
             f"core {t_core * 1e3:.1f} ms, probes.orbit_spectrum {t_probes * 1e3:.1f} ms, "

@@ -308,9 +308,7 @@ def _intervals(block: Block, energies: Any) -> np.ndarray:
     )
 
 
-@register_probe(
-    "invariance", {"invariance": (), "invariance_low": (), "invariance_high": ()}
-)
+@register_probe("invariance", {"invariance": (), "invariance_low": (), "invariance_high": ()})
 def _invariance(block: Block) -> dict[str, Any]:
     from latentgeo.groups._fourier import subset_energies
 

@@ -2,11 +2,11 @@
 
 A :class:`LiveProbes` object handed to :class:`latentgeo.LatentRecorder` (``live=``) or to the
 Lightning / Hugging Face callbacks (the recorder knows it only as a
-:class:`latentgeo.record.LiveObserver`: ``bind``, ``observe``, ``close``) computes, at each recorded step, the invariance, the irrep
-spectrum and optionally a subsampled held-out linear-probe R² from the latents the recorder
-already holds in host memory — in the recorder's writer thread, after the checkpoint is
-written, so the training loop does not wait for it.  Results are named
-``latentgeo/<layer>/invariance``, ``latentgeo/<layer>/spectrum/<irrep>`` and
+:class:`latentgeo.record.LiveObserver`: ``bind``, ``observe``, ``close``) computes, at each
+recorded step, the invariance, the irrep spectrum and optionally a subsampled held-out linear-
+probe R² from the latents the recorder already holds in host memory — in the recorder's writer
+thread, after the checkpoint is written, so the training loop does not wait for it. Results are
+named ``latentgeo/<layer>/invariance``, ``latentgeo/<layer>/spectrum/<irrep>`` and
 ``latentgeo/<layer>/r2`` and go
 
 - to a TensorBoard ``SummaryWriter`` when one is given (``tensorboard=``), at the recorded

@@ -23,8 +23,8 @@ from latentgeo.actions import ImageRotations
 from latentgeo.groups import Cyclic
 from latentgeo.record import LatentRecorder
 from latentgeo.record._observer import as_observer
-from probes import LiveProbes
 from latentgeo.store import open_run
+from probes import LiveProbes
 
 RTOL_F64 = 1e-9  # float64 computations on identical inputs (summation order may differ)
 RTOL_TB = 2e-7  # TensorBoard stores scalars as float32 (half an ulp is 6e-8)
@@ -235,7 +235,7 @@ def test_bad_arguments(tmp_path, action, probe_x):
     with pytest.raises(TypeError, match="SummaryWriter"):
         LiveProbes(tensorboard="runs/")
     for bad in (5, True, ["invariance"]):  # the recorder takes an observer, not names
-        with pytest.raises(TypeError, match="live must be.*probes.LiveProbes"):
+        with pytest.raises(TypeError, match=r"live must be.*probes\.LiveProbes"):
             as_observer(bad)
     assert as_observer(None) is None and as_observer(False) is None
     # The spectrum needs a group or subgroup orbit: {e, r} of C4 is neither.

@@ -16,8 +16,12 @@ import torch
 from torch import nn
 
 import probes
-from latentgeo.actions import ElementSubset, ImageRotationAngles, ImageRotations
-from latentgeo.actions import PointCloudRotations
+from latentgeo.actions import (
+    ElementSubset,
+    ImageRotationAngles,
+    ImageRotations,
+    PointCloudRotations,
+)
 from latentgeo.groups import SO3, Dihedral, FallbackWarning
 from latentgeo.record import LatentRecorder
 from latentgeo.store import open_run
@@ -58,7 +62,9 @@ def _record(tmp_path, model, layer, action, x, live, steps=(0, 1, 2)):
                 rec.record(k)
                 with torch.no_grad():
                     for p in model.parameters():
-                        p.add_(0.2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(k)))
+                        p.add_(
+                            0.2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(k))
+                        )
     return open_run(path)
 
 
@@ -70,7 +76,7 @@ def _offline(run, **kwargs):
 
 def _compare(live, run, res, layer):
     assert [s for s, _ in live.history] == [int(s) for s in run.steps]
-    for j, (step, metrics) in enumerate(live.history):
+    for j, (_, metrics) in enumerate(live.history):
         at = res.sel(layer=layer).isel(step=j)
         if "invariance" in live.probes:
             np.testing.assert_allclose(
@@ -109,14 +115,15 @@ def test_element_subset_invariance_and_r2(tmp_path, images):
     live = LiveProbes(["invariance", "r2"], r2_samples=24)
     run = _record(tmp_path, ImageNet(), "fc", action, images, live)
     with pytest.warns(UserWarning, match="need every element"):
-        res = probes.run(run, probes=("invariance", "linear", "homomorphism"), cache=False,
-                         progress=False)
+        res = probes.run(
+            run, probes=("invariance", "linear", "homomorphism"), cache=False, progress=False
+        )
     _compare(live, run, res, "fc")
 
 
 def test_element_subset_spectrum_refused_unless_a_subgroup(tmp_path, images):
     action = ElementSubset(ImageRotations(Dihedral(4)), n_elements=6, seed=2)
-    with pytest.raises(ValueError, match="live spectrum needs.*not a subgroup.*subgroup="):
+    with pytest.raises(ValueError, match=r"live spectrum needs.*not a subgroup.*subgroup="):
         LatentRecorder(ImageNet(), ["fc"], action, images, tmp_path / "x.zarr", live=LiveProbes())
     assert not (tmp_path / "x.zarr").exists()
     # A subgroup the orbit does not record is refused too, naming the missing elements.

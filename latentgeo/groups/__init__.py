@@ -34,7 +34,6 @@ from ._cyclic import Cyclic
 from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
-from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._fourier import (
     MAX_DEFAULT_DEGREE,
     OVERSAMPLING,
@@ -50,6 +49,7 @@ from ._fourier import (
     resolve_max_degree,
     subset_energies,
 )
+from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
 from ._matrix import MatrixGroup, MatrixIrrep
 from ._o2 import O2
 from ._o3 import O3
@@ -71,9 +71,9 @@ register = _GROUPS.register
 __all__ = [
     "IRREP_TYPES",
     "MAX_DEFAULT_DEGREE",
-    "OVERSAMPLING",
     "O2",
     "O3",
+    "OVERSAMPLING",
     "SO2",
     "SO3",
     "Alternating",

@@ -185,9 +185,10 @@ def _gram_features(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample reductions of each sample's Gram matrix of shifted orbit signals.
 
-    ``feature`` maps each flattened ``(g, h)`` to a feature index.  Returns ``(features (n, F), T (n, d), shift)``
-    with ``T[i] = sum_g (Z[g, i] - shift)`` and ``shift`` the first chunk's mean (for
-    conditioning; the exact centring is applied by the caller).
+    ``feature`` maps each flattened ``(g, h)`` to a feature index.  Returns
+    ``(features (n, F), T (n, d), shift)`` with ``T[i] = sum_g (Z[g, i] - shift)`` and
+    ``shift`` the first chunk's mean (for conditioning; the exact centring is applied by the
+    caller).
     """
     import torch
 

@@ -21,8 +21,8 @@ from latentgeo._outputs import describe_selector, parse_selector, select_output
 from latentgeo.record._dtypes import OverflowCheck, host_array, overflow_message
 from latentgeo.record._environment import close_at_exit, dist_rank_world, model_device, probe_digest
 from latentgeo.record._layers import collective_forward, layer_modules, resolve_layers, unwrap_model
-from latentgeo.record._observer import LiveObserver, as_observer
 from latentgeo.record._lockstep import Lockstep, LockstepError
+from latentgeo.record._observer import LiveObserver, as_observer
 from latentgeo.record._reducers import Reducer, as_reducer
 from latentgeo.schedules import Schedule, as_schedule
 from latentgeo.store._writer import count_nonfinite, storable_probe_array
