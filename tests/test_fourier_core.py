@@ -218,3 +218,30 @@ def test_ratio_interval_coverage():
         lo, hi = ratio_interval(E, E.sum(dim=1), 400, 0.90, rng)[0]
         hits += lo <= 0.3 <= hi
     assert abs(hits / draws - 0.90) < 3 * np.sqrt(0.9 * 0.1 / draws) + 0.02
+
+
+def test_probes_run_reports_intervals_from_the_one_bootstrap(tmp_path):
+    # The "spectrum" and "invariance" kinds of probes.run carry percentile intervals over probe
+    # samples, the same resamples (seed) as trajectories.spectrum_with_ci on the stored block.
+    import trajectories
+    from latentgeo.actions import ImageRotations
+    from latentgeo.record import LatentRecorder
+    from latentgeo.store import open_run
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 5))
+    x = torch.randn(40, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "run.zarr"
+    with LatentRecorder(net, ["1"], ImageRotations(Cyclic(4)), x, path, dtype="float64") as rec:
+        rec.record(0)
+    run = open_run(path)
+    res = probes.run(run, probes=("spectrum", "invariance"), cache=False, progress=False)
+    at = res.sel(layer="1").isel(step=0)
+    assert (at.spectrum_low <= at.spectrum).all() and (at.spectrum <= at.spectrum_high).all()
+    assert at.invariance_low <= at.invariance <= at.invariance_high
+    Z = run.latents("1").isel(step=0).values
+    _, share, ci = trajectories.spectrum_with_ci(Z, Cyclic(4))
+    assert_allclose(at.spectrum.values, share, rtol=1e-12)
+    assert_allclose(at.spectrum_low.values, ci[:, 0], rtol=1e-12)
+    assert_allclose(at.spectrum_high.values, ci[:, 1], rtol=1e-12)
+    assert_allclose([at.invariance_low, at.invariance_high], ci[0], rtol=1e-12)
