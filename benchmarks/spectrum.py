@@ -11,7 +11,8 @@ bootstrap intervals need.  This script times, in the same run and on the same fl
 - ``old live``: a verbatim copy of the live path's Gram routine as it was before the core
   (``_old_live_gram`` below, kept here only as the reference),
 
-and prints the best-of-``--repeats`` times and the ratios (target: core / old live <= 1).
+and prints the best-of-``--repeats`` times (interleaved rounds) and the ratios (target:
+core / old live <= 1).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/spectrum.py`` (``--quick`` for a smoke run).
 """
@@ -57,20 +58,24 @@ def _old_live_gram(src, group):
     return (energies / total).clamp_min(0.0)
 
 
-def _best(fn, repeats: int) -> float:
-    fn()  # warm-up: imports and caches
-    times = []
+def _best(fns, repeats: int) -> list[float]:
+    """Best time of each function, timed in interleaved rounds (a shared machine's load hits
+    every contender alike)."""
+    for fn in fns:
+        fn()  # warm-up: imports and caches
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
     import torch
@@ -87,9 +92,14 @@ def main() -> None:
         core = finite_energies(Z, group).shares()
         old = _old_live_gram(Z, group)
         np.testing.assert_allclose(core.numpy(), old.numpy(), atol=1e-10)
-        t_core = _best(lambda Z=Z, g=group: finite_energies(Z, g).shares(), args.repeats)
-        t_probes = _best(lambda Z=Z, g=group: probes.orbit_spectrum(Z, g), args.repeats)
-        t_old = _best(lambda Z=Z, g=group: _old_live_gram(Z, g), args.repeats)
+        t_core, t_probes, t_old = _best(
+            [
+                lambda Z=Z, g=group: finite_energies(Z, g).shares(),
+                lambda Z=Z, g=group: probes.orbit_spectrum(Z, g),
+                lambda Z=Z, g=group: _old_live_gram(Z, g),
+            ],
+            args.repeats,
+        )
         print(
             f"{group.spec} orbit ({group.order} elements x {n} samples x {d} units, float32): "
             f"core {t_core * 1e3:.1f} ms, probes.orbit_spectrum {t_probes * 1e3:.1f} ms, "

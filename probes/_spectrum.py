@@ -73,12 +73,11 @@ def invariance(
     >>> round(invariance(np.stack([z, -z])), 12)
     0.0
     """
-    Zt = _validated(Z, dtype, device)
     if group is not None and not group.is_finite:
-        return orbit_energies(Zt, group, elements, max_degree, dtype=dtype).invariance()
+        return _energies(Z, group, elements, max_degree, dtype, device).invariance()
     # Finite group or none: the orbit mean over the recorded elements (a whole finite orbit's
     # trivial irrep, without its characters).
-    return orbit_energies(Zt, None, dtype=dtype).invariance()
+    return _energies(Z, None, None, None, dtype, device).invariance()
 
 
 def orbit_energies_of(
@@ -96,11 +95,29 @@ def orbit_energies_of(
 
 
 def _validated(Z: Any, dtype: torch.dtype, device: Any) -> torch.Tensor:
-    """``Z`` checked as orbit latents, kept float32 when it is (the core converts a chunk of
-    samples at a time to ``dtype``: no full-size copy)."""
-    own = Z.dtype if isinstance(Z, torch.Tensor) else getattr(np.asarray(Z), "dtype", None)
-    keep = own in (torch.float32, np.float32) and dtype == torch.float64
-    return as_orbit_tensor(Z, dtype=torch.float32 if keep else dtype, device=device)
+    """``Z`` as an orbit tensor without a converted copy (the core converts a chunk of samples
+    at a time to ``dtype``); anything unusual goes through :func:`as_orbit_tensor`, which
+    raises the documented errors.  Finiteness is checked by :func:`_energies` afterwards."""
+    if isinstance(Z, torch.Tensor):
+        t = Z.detach()
+    else:
+        arr = np.asarray(Z.data if hasattr(Z, "dims") else Z)
+        if arr.dtype.kind not in "fiu" or not arr.flags.writeable:
+            return as_orbit_tensor(Z, dtype=dtype, device=device)
+        t = torch.as_tensor(arr)
+    if t.is_complex() or t.dtype == torch.bool or t.ndim != 3 or 0 in t.shape:
+        return as_orbit_tensor(Z, dtype=dtype, device=device)
+    return t if device is None else t.to(device)
+
+
+def _energies(
+    Z: Any, group: Any, elements: Any, max_degree: int | None, dtype: torch.dtype, device: Any
+) -> OrbitEnergies:
+    """The core's energies of validated latents; non-finite latents raise as documented."""
+    energies = orbit_energies_of(_validated(Z, dtype, device), group, elements, max_degree, dtype)
+    if not energies.finite:
+        as_orbit_tensor(Z, dtype=dtype, device=device)  # raises ValueError naming the bad values
+    return energies
 
 
 def orbit_spectrum(
@@ -174,8 +191,7 @@ def orbit_spectrum(
     """
     import xarray as xr
 
-    Zt = _validated(Z, dtype, device)
-    energies = orbit_energies_of(Zt, group, elements, max_degree, dtype)
+    energies = _energies(Z, group, elements, max_degree, dtype, device)
     return xr.DataArray(
         energies.shares().cpu().numpy(),
         dims=("irrep",),
