@@ -484,8 +484,24 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
             f"more than {_n_functions(group, degree)} elements"
         )
     if notes:
-        warnings.warn("; ".join(notes), FallbackWarning, stacklevel=3)
+        warnings.warn("; ".join(notes), FallbackWarning, stacklevel=_outside_stacklevel())
     return degree
+
+
+def _outside_stacklevel() -> int:
+    """``stacklevel`` of the first frame outside latentgeo, probes and trajectories (the
+    user's call, whichever entry point led here)."""
+    import sys
+
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in (
+        "latentgeo",
+        "probes",
+        "trajectories",
+    ):
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 def harmonic_names(group: Any, max_degree: int) -> list[str]:
