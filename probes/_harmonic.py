@@ -1,7 +1,7 @@
 """The runner's hooks for runs of a continuous group (the harmonic fit lives in the core).
 
 The harmonic least-squares spectrum itself is :func:`latentgeo.groups.harmonic_energies`
-(the group-Fourier core, :mod:`latentgeo.groups._fourier`); its degree rule, basis and names
+(the group-Fourier core, :mod:`latentgeo.groups._harmonic`); its degree rule, basis and names
 are re-exported here for the runner.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo.groups._fourier import (
+from latentgeo.groups._harmonic import (
     MAX_DEFAULT_DEGREE,
     OVERSAMPLING,
     harmonic_basis,

@@ -162,12 +162,8 @@ class LiveProbes:
             When the harmonic degree falls below the default (continuous groups, from the
             core) or ``"r2"`` fits on a subsample (``r2_samples < n_samples``).
         """
-        from latentgeo.groups._fourier import (
-            FallbackWarning,
-            _outside_stacklevel,
-            harmonic_names,
-            resolve_max_degree,
-        )
+        from latentgeo.groups._energies import FallbackWarning, outside_stacklevel
+        from latentgeo.groups._harmonic import harmonic_names, resolve_max_degree
 
         if not hasattr(group, "is_finite"):
             raise TypeError(f"group must be a latentgeo.groups.Group, got {group!r}")
@@ -199,7 +195,7 @@ class LiveProbes:
                 f"(r2_samples={self.r2_samples}); probes.run fits on all of them: pass "
                 f"r2_samples={n_samples} for the full-sample number",
                 FallbackWarning,
-                stacklevel=_outside_stacklevel(),
+                stacklevel=outside_stacklevel(),
             )
         self._element_values = values
         self._group = group

@@ -173,7 +173,7 @@ def test_run_on_so2_store_without_element_values(tmp_path):
 
 
 def test_chunked_fit_and_offsets_do_not_change_the_spectrum(monkeypatch):
-    import latentgeo.groups._fourier as core
+    import latentgeo.groups._harmonic as core
 
     G = SO3()
     g = G.sample(300, 9)
