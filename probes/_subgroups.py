@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo._bootstrap import bootstrap_counts
 from latentgeo._validate import check_int, check_real
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
@@ -37,23 +38,28 @@ __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
 def _invariance_with_ci(
     Zc: torch.Tensor,
     cosets: np.ndarray,
-    counts: torch.Tensor | None,
+    counts: np.ndarray | None,
     confidence: float,
 ) -> tuple[float, float, float]:
-    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|)."""
-    h = cosets.shape[1]
+    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|).
+
+    Every (coset, sample) pair is one ``H``-orbit (of the input ``g_c·x``): the core's
+    orbit-mean energies of those orbits, summed per probe sample, resampled with ``counts``.
+    """
+    from latentgeo.groups import OrbitEnergies, subset_energies
+
     idx = torch.as_tensor(np.array(cosets), device=Zc.device)
-    means = Zc[idx].mean(dim=1)  # (m, n, d): H-orbit mean of every input g_c·x
-    inv = h * means.pow(2).sum(dim=(0, 2))  # (n,)
-    tot = Zc.pow(2).sum(dim=(0, 2))  # (n,)
-    total = float(tot.sum())
-    if total <= 0:
-        return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
-    value = float(inv.sum()) / total
+    m, h = idx.shape
+    n, d = Zc.shape[1], Zc.shape[2]
+    orbits = Zc[idx].permute(1, 0, 2, 3).reshape(h, m * n, d)  # H-orbits of every g_c·x
+    e = subset_energies(orbits, dtype=Zc.dtype)
+    per_sample = OrbitEnergies(
+        e.names, e.energies.reshape(m, n, 2).sum(dim=0), e.total.reshape(m, n).sum(dim=0)
+    )
+    value = per_sample.invariance()
     if counts is None:
         return value, float("nan"), float("nan")
-    boot = (counts @ inv) / (counts @ tot).clamp_min(torch.finfo(Zc.dtype).tiny)
-    lo, hi = np.quantile(boot.cpu().numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
+    lo, hi = per_sample.intervals(counts.shape[0], confidence, None, counts=counts)[0]
     return value, float(lo), float(hi)
 
 
@@ -180,12 +186,8 @@ def scan_arrays(
         Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
     """
     n = Zc.shape[1]
-    counts = None
-    if n_bootstrap:
-        draws = rng.integers(0, n, size=(n_bootstrap, n))
-        c = np.zeros((n_bootstrap, n))
-        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
-        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
+    # One set of resamples for every subgroup's invariance, so their intervals compare.
+    counts = bootstrap_counts(int(n_bootstrap), n, rng) if n_bootstrap else None
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
     bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
