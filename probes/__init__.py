@@ -26,8 +26,8 @@ from probes._homomorphism import (
     fit_from_generators,
     homomorphism_error,
 )
-from probes._lie import (
-    GeneratorProbe,
+from probes._lie import GeneratorProbe
+from probes._lie_derivative import (
     family_latents,
     family_lie_derivative,
     lie_derivative,

@@ -35,7 +35,7 @@ class OrthogonalProbe(ProbeBase):
         Number of principal components kept (``k``); the only positional parameter.
     identity : int, default 0
         Index of the identity element along axis 0 of ``Z``.
-    test_size, random_state, device, dtype, n_bootstrap, confidence :
+    test_size, random_state, device, dtype, n_bootstrap, confidence, rank_tol :
         Split, seed, placement, bootstrap, see :class:`probes._base.ProbeBase`
         (keyword-only).
 

@@ -91,9 +91,9 @@ def test_one_parameter_elements_are_rotations_with_their_coordinates():
     )
     np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-14)
     # Coordinates recovered from the matrices by the principal logarithm.
-    from probes._lie_algebra import _coordinates
+    from probes._lie_basis import coordinates
 
-    np.testing.assert_allclose(_coordinates(R, so3_basis()), a, atol=1e-12)
+    np.testing.assert_allclose(coordinates(R, so3_basis()), a, atol=1e-12)
 
 
 def test_planted_degrees_1_and_2_recovered_and_bracket_holds(rng):
