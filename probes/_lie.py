@@ -156,7 +156,7 @@ class GeneratorProbe(RidgeProbeBase):
             refine=self.refine,
             max_iter=self.max_iter,
         )
-        Y_hat = predict_on_span(Zt[e, te], fit.mean, th, fit.L[None], e, span)
+        Y_hat = predict_on_span(Zt[e, te], fit.mean, th, fit.L, e, span)
         Y_te = Zt[:, te]
         rng = np.random.default_rng(self.random_state)
         self.generator_ = embed(fit.L[0], span).cpu().numpy()
