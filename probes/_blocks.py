@@ -316,11 +316,13 @@ def _spectrum(block: Block) -> dict[str, Any]:
         "r2_low": ("element",),
         "r2_high": ("element",),
         "alpha": ("element",),
+        "rank": (),
     },
 )
 def _linear(block: Block) -> dict[str, Any]:
     lin = block.linear()
     return {
+        "rank": lin.rank_,  # the dimension of the span the maps were fitted on
         "r2": lin.r2_,
         "null_r2": lin.null_r2_,
         "r2_low": lin.r2_ci_[:, 0],

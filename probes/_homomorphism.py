@@ -169,6 +169,9 @@ class GroupConsistentProbe(RidgeProbeBase):
     generator_probe_ : LinearProbe
         The ridge fit of the generators (``rho_`` of shape (n_generators + 1, d, d), identity
         first).
+    rank_ : int
+        Dimension of the span of the training inputs the maps act on (``rho_[identity]`` is
+        the projector onto it when it is smaller than ``n_units``).
     """
 
     group: Any
@@ -202,7 +205,16 @@ class GroupConsistentProbe(RidgeProbeBase):
         d = Zt.shape[2]
         A = np.zeros((self.group.order, d + 1, d + 1))  # affine maps in homogeneous form
         A[:, d, d] = 1.0
-        A[e, :d, :d] = np.eye(d)
+        # The identity's map: the identity on the span the inputs identify, the projector
+        # onto it when they are rank-deficient (every fitted map vanishes off the span, so
+        # only the projector keeps A(s) A(e) = A(s) and words through e homomorphic).
+        if probe.rank_ == d:
+            A[e, :d, :d] = np.eye(d)
+        else:
+            Q = probe.components_.T  # (d, rank)
+            mu = Zt[e, torch.as_tensor(probe.train_index_, device=Zt.device)].mean(dim=0)
+            A[e, :d, :d] = Q @ Q.T
+            A[e, :d, d] = (np.eye(d) - Q @ Q.T) @ mu.cpu().numpy()
         gen_affine = {}
         for k, s in enumerate(gens, start=1):
             M = np.eye(d + 1)
@@ -215,6 +227,8 @@ class GroupConsistentProbe(RidgeProbeBase):
         self.bias_ = A[:, :d, d].copy()
         self.generators_ = gens
         self.generator_probe_ = probe
+        self.rank_ = probe.rank_
+        self.n_features_in_ = d
 
         te = torch.as_tensor(probe.test_index_, device=Zt.device)
         X = Zt[e, te]
@@ -245,3 +259,29 @@ def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentPro
         Fitted; ``r2_`` is the held-out R² of the group-consistent maps.
     """
     return GroupConsistentProbe(group, **kwargs).fit(Z)
+
+    def score(self, Z: Any, y: None = None) -> float:
+        """Mean R² over the non-identity elements of the composed maps on new samples.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_elements, n_samples, n_units)
+        y : None
+            Ignored (scikit-learn signature).
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
+        check_group_order(t.shape[0], self.group)
+        if t.shape[2] != self.n_features_in_:
+            raise ValueError(
+                f"Z has {t.shape[2]} units but the probe was fitted on {self.n_features_in_}"
+            )
+        e = int(self.group.identity)
+        R = torch.as_tensor(self.rho_, dtype=t.dtype, device=t.device)
+        b = torch.as_tensor(self.bias_, dtype=t.dtype, device=t.device)
+        Y_hat = torch.einsum("ged,nd->gne", R, t[e]) + b[:, None, :]
+        return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)

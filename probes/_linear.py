@@ -90,6 +90,8 @@ class LinearProbe(RidgeProbeBase):
         Dimension of the numerical span of the training inputs (:mod:`probes._span`): the
         maps are fitted on it and are zero on its orthogonal complement, where the data do not
         determine them (``rho_[identity]`` is the projector onto the span).
+    components_ : ndarray of shape (rank_, n_units)
+        Orthonormal basis of that span (right singular vectors of the training inputs).
     train_index_, test_index_ : ndarray of int
         The split of the samples.
 
@@ -196,6 +198,7 @@ class LinearProbe(RidgeProbeBase):
             self.null_r2_ = np.full(G, np.nan)
         self.train_index_, self.test_index_ = train, test
         self.rank_ = int(design.s.numel())
+        self.components_ = design.Vt.cpu().numpy()
         self.n_features_in_ = d
         self.n_elements_ = G
         return self

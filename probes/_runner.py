@@ -65,7 +65,8 @@ def run(
     steps : int or iterable of int, optional
         Training steps (values of ``run.steps``).  Default: all committed steps.
     probes : sequence of str
-        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha), ``"spectrum"``,
+        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha, and rank: the dimension
+        of the latents' numerical span the maps were fitted on, :mod:`probes._span`), ``"spectrum"``,
         ``"invariance"``, ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
         ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
         fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the

@@ -22,7 +22,7 @@ __all__ = ["CACHE_FORMAT", "CACHE_NAME", "cache_key", "group_spec", "linear_keys
 #: Name of the analysis group the results are cached under (``analysis/probes``).
 CACHE_NAME = "probes"
 #: Bumped whenever the cached layout or the meaning of a cached variable changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: LinearProbe parameters that are not settings of a run: where and how it computes
 #: (``device``, ``dtype`` are the runner's own arguments) and the identity index (fixed to
 #: 0 by the store's element order).
