@@ -66,6 +66,12 @@ def homomorphism_error(
     device : torch.device or str, optional
     dtype : torch.dtype
 
+    Notes
+    -----
+    Maps fitted by the probes vanish off the numerical span of the latents (``rank_``): there
+    ``rho(e)`` is the projector onto the span rather than the identity, and the defect is the
+    defect of the representation on the span (the zero block contributes nothing).
+
     Returns
     -------
     HomomorphismDefect
