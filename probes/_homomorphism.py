@@ -66,17 +66,17 @@ def homomorphism_error(
     device : torch.device or str, optional
     dtype : torch.dtype
 
-    Notes
-    -----
-    Maps fitted by the probes vanish off the numerical span of the latents (``rank_``): there
-    ``rho(e)`` is the projector onto the span rather than the identity, and the defect is the
-    defect of the representation on the span (the zero block contributes nothing).
-
     Returns
     -------
     HomomorphismDefect
         Mean, max and per-pair relative Frobenius errors
         ``‖rho(g) rho(h) − rho(g∘h)‖_F / ‖rho(g∘h)‖_F``.
+
+    Notes
+    -----
+    Maps fitted by the probes vanish off the numerical span of the latents (``rank_``): there
+    ``rho(e)`` is the projector onto the span rather than the identity, and the defect is the
+    defect of the representation on the span (the zero block contributes nothing).
 
     Examples
     --------
@@ -248,24 +248,6 @@ class GroupConsistentProbe(RidgeProbeBase):
         self.train_index_, self.test_index_ = probe.train_index_, probe.test_index_
         return self
 
-
-def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentProbe:
-    """Shorthand for ``GroupConsistentProbe(group, **kwargs).fit(Z)``.
-
-    Parameters
-    ----------
-    Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
-    group : FiniteGroup
-    **kwargs
-        Parameters of :class:`GroupConsistentProbe`.
-
-    Returns
-    -------
-    GroupConsistentProbe
-        Fitted; ``r2_`` is the held-out R² of the group-consistent maps.
-    """
-    return GroupConsistentProbe(group, **kwargs).fit(Z)
-
     def score(self, Z: Any, y: None = None) -> float:
         """Mean R² over the non-identity elements of the composed maps on new samples.
 
@@ -291,3 +273,21 @@ def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentPro
         b = torch.as_tensor(self.bias_, dtype=t.dtype, device=t.device)
         Y_hat = torch.einsum("ged,nd->gne", R, t[e]) + b[:, None, :]
         return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
+
+
+def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentProbe:
+    """Shorthand for ``GroupConsistentProbe(group, **kwargs).fit(Z)``.
+
+    Parameters
+    ----------
+    Z : array-like or Tensor of shape (n_elements, n_samples, n_units)
+    group : FiniteGroup
+    **kwargs
+        Parameters of :class:`GroupConsistentProbe`.
+
+    Returns
+    -------
+    GroupConsistentProbe
+        Fitted; ``r2_`` is the held-out R² of the group-consistent maps.
+    """
+    return GroupConsistentProbe(group, **kwargs).fit(Z)
