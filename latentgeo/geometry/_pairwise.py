@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -163,7 +164,21 @@ def pairwise_distances(
         Symmetric with zero diagonal when ``other`` is None (only ``i < j`` is computed).
         Log-Euclidean distances are Euclidean distances between matrix logarithms, taken once
         per point.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A ``chunk_size`` that is not a positive int (checked for every metric), points of
+        the wrong shape or outside the metric's manifold.
     """
+    # Checked before any path is taken: a callable metric ignores chunk_size, and a negative
+    # one would otherwise skip every pair and return zeros.
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral)
+    ):
+        raise TypeError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if callable(metric):
         return _pairwise_callable(points, metric, other, options)
     name = _resolve(metric)
