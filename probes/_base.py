@@ -43,15 +43,14 @@ A new probe subclasses one of the bases::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -59,6 +58,7 @@ from sklearn.utils._param_validation import (
     RealNotInt,
     StrOptions,
 )
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["HasAttributes", "ProbeBase", "RidgeProbeBase"]
 

@@ -226,4 +226,3 @@ class GeneratorProbe(RidgeProbeBase):
         span, L = self._fitted(t)
         Y_hat = predict_on_span(t[e], mean, th, L[None], e, span)
         return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
-

@@ -170,9 +170,7 @@ def undetermined_check(basis: Any, cause: str) -> BracketLawCheck:
     _, names = lie_algebra_basis(basis)
     k = len(names)
     pairs = tuple((names[i], names[j]) for i in range(k) for j in range(i + 1, k))
-    warnings.warn(
-        f"the bracket law cannot be checked: {cause}", RuntimeWarning, stacklevel=3
-    )
+    warnings.warn(f"the bracket law cannot be checked: {cause}", RuntimeWarning, stacklevel=3)
     nan = np.full(len(pairs), np.nan)
     return BracketLawCheck(
         pairs=pairs,

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.metrics import r2_score
 

@@ -44,7 +44,9 @@ def _readout(rng, F: np.ndarray, d: int = D) -> np.ndarray:
 def _so3_rep(r: int) -> np.ndarray:
     """so(3) generators of an r-dim representation: vectors then trivial units."""
     nv, nt = divmod(r, 3)
-    return np.stack([block_diag(*([so3_basis()[i]] * nv + [np.zeros((1, 1))] * nt)) for i in range(3)])
+    return np.stack(
+        [block_diag(*([so3_basis()[i]] * nv + [np.zeros((1, 1))] * nt)) for i in range(3)]
+    )
 
 
 def _so2_rep(r: int, freqs=(1, 2, 3)) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_grid_search_and_cross_val_score_over_samples(rng):
 
 def test_grid_search_of_a_lie_probe_with_its_elements(rng):
     """The elements are a fit parameter of the orbit (not split with the samples)."""
-    R, a = one_parameter_elements("so3", [0.05, -0.05, 0.3])
+    R, _a = one_parameter_elements("so3", [0.05, -0.05, 0.3])
     x = rng.normal(size=(90, 3))
     Z = np.einsum("gij,nj->gni", R, x)
     X = xr.DataArray(Z, dims=("element", "sample", "unit")).transpose("sample", "element", "unit")

@@ -50,7 +50,9 @@ def test_pairwise_distances_checks_chunk_size_on_every_path(rng, metric, T):
         with pytest.raises(TypeError, match="chunk_size"):
             geo.pairwise_distances(pts, metric, chunk_size=bad)
     D = geo.pairwise_distances(pts, metric, chunk_size=1)
-    ref = np.abs(pts[:, None] - pts[None]).sum(-1) if callable(metric) else np.linalg.norm(
-        pts[:, None] - pts[None], axis=-1
+    ref = (
+        np.abs(pts[:, None] - pts[None]).sum(-1)
+        if callable(metric)
+        else np.linalg.norm(pts[:, None] - pts[None], axis=-1)
     )
     np.testing.assert_allclose(np.asarray(D), ref, atol=1e-12)
