@@ -68,8 +68,9 @@ def run(
         Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha, and rank: the dimension
         of the latents' numerical span the maps were fitted on, :mod:`probes._span`),
         ``"spectrum"``, ``"invariance"``, ``"homomorphism"`` (homomorphism_error,
-        homomorphism_error_max), ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
-        fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the
+        homomorphism_error_max), ``"characters"`` (multiplicity), ``"consistent"``
+        (consistent_r2: the group-consistent fit from the generators) and ``"rho"`` (the
+        fitted maps, padded with NaN to the
         widest layer); more kinds can be registered (:func:`probes._blocks.register_probe`).
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
