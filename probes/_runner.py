@@ -70,8 +70,8 @@ def run(
         ``"spectrum"``, ``"invariance"``, ``"homomorphism"`` (homomorphism_error,
         homomorphism_error_max), ``"characters"`` (multiplicity), ``"consistent"``
         (consistent_r2: the group-consistent fit from the generators) and ``"rho"`` (the
-        fitted maps, padded with NaN to the
-        widest layer); more kinds can be registered (:func:`probes._blocks.register_probe`).
+        fitted maps, padded with NaN to the widest layer); more kinds can be registered
+        (:func:`probes._blocks.register_probe`).
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
     client : dask.distributed.Client or str or concurrent.futures.Executor, optional
