@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from probes import _blocks
+from probes._span import data_eps
 
 __all__ = ["Task", "executor", "run_tasks"]
 
@@ -43,8 +44,9 @@ def probe_stored(
     dtype = getattr(torch, settings["dtype"])
     block = run.read_block(layer, index)
     Zt = _blocks.private_tensor(block, dtype, device)
+    eps = data_eps(block, dtype)  # the stored precision sets the span's tolerance
     del block  # the computation-dtype copy is all the probes need from here on
-    out = _blocks.probe_block(Zt, group, settings, device)
+    out = _blocks.probe_block(Zt, group, settings, device, eps)
     del Zt
     _trim_memory()
     return out

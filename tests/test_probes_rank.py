@@ -251,3 +251,32 @@ def test_noisy_generators_that_cannot_decide_the_law_say_so(rng):
     with pytest.warns(RuntimeWarning, match="cannot be decided"):
         check = probe.bracket_check()
     assert not check.holds
+
+
+def test_runner_reports_the_rank_of_float32_stores(tmp_path, rng):
+    """probes.run on a real store: a read-out stored in float32 (the recorder's default) is
+    rank r to float32 precision; the run computes in float64 but keeps the stored precision's
+    span, so the rank, the homomorphism and the characters are those of the span."""
+    from latentgeo.store import RunWriter
+
+    G = Dihedral(4)
+    counts = {"A2": 1, "E1": 1}  # r = 3
+    path = tmp_path / "readout.zarr"
+    meta = {"elements": list(G.elements), "group": G.spec, "probe": {"n_samples": 200}}
+    layers = {
+        "lin": {"feature_shape": [D], "n_units": D, "dtype": "float32"},
+        "full": {"feature_shape": [3], "n_units": 3, "dtype": "float32"},
+    }
+    with RunWriter(path, meta=meta) as w:
+        w.ensure_layers(layers)
+        p = planted_latents(G, counts, 200, seed=3)
+        w.append(0, {"lin": _readout(rng, p.Z).astype(np.float32), "full": p.Z.astype(np.float32)})
+    ds = probes.run(
+        path, probes=("linear", "homomorphism", "characters"), progress=False, cache=False
+    )
+    assert ds["rank"].sel(layer="lin", step=0) == 3
+    assert ds["rank"].sel(layer="full", step=0) == 3
+    # float32 data: the maps are exact to ~1e-6 (the ridge fits round-off of size eps32).
+    assert float(ds["homomorphism_error_max"].sel(layer="lin", step=0)) < 1e-4
+    m = ds["multiplicity"].sel(layer="lin", step=0).to_series()
+    np.testing.assert_allclose(m[["A1", "A2", "B1", "B2", "E1"]], [0, 1, 0, 0, 1], atol=1e-4)
