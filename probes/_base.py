@@ -21,7 +21,10 @@ scikit-learn estimator (:class:`sklearn.base.BaseEstimator`):
   over the non-identity elements, so :class:`~sklearn.model_selection.GridSearchCV` and
   :func:`~sklearn.model_selection.cross_val_score` select parameters (cross-validation splits
   axis 0: pass the latents sample-major as an ``xarray.DataArray`` with dims ``("sample",
-  "element", "unit")``, which the probes put back in element-major order);
+  "element", "unit")``, which the probes put back in element-major order; a probe's
+  per-element fit argument, e.g. ``LieAlgebraProbe``'s ``elements``, goes to
+  ``search.fit(X, elements=...)`` and is passed whole — scikit-learn would split it too if
+  its length equalled the number of samples);
 * every probe fits on the numerical span of the latents (:mod:`probes._span`) and reports its
   dimension as ``rank_``.
 
