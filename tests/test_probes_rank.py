@@ -280,3 +280,33 @@ def test_runner_reports_the_rank_of_float32_stores(tmp_path, rng):
     assert float(ds["homomorphism_error_max"].sel(layer="lin", step=0)) < 1e-4
     m = ds["multiplicity"].sel(layer="lin", step=0).to_series()
     np.testing.assert_allclose(m[["A1", "A2", "B1", "B2", "E1"]], [0, 1, 0, 0, 1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: probes.LinearProbe(**kw),
+        lambda **kw: probes.OrthogonalProbe(**kw),
+        lambda **kw: probes.GroupConsistentProbe(Cyclic(4), **kw),
+        lambda **kw: probes.GeneratorProbe(**kw),
+        lambda **kw: probes.LieAlgebraProbe(**kw),
+    ],
+)
+@pytest.mark.parametrize("bad", [0.0, 1.0, -1e-3, 2])
+def test_rank_tol_is_a_relative_threshold_in_0_1(make, bad):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="rank_tol"):
+        make(rank_tol=bad)._validate_params()
+    make(rank_tol=1e-6)._validate_params()
+
+
+def test_an_explicit_rank_tol_sets_the_span(rng):
+    """Noise 1e-6 around a rank-2 read-out: full rank at the default (float64) rule, rank 2
+    with a threshold above the noise's singular values (~1e-6 · sqrt(n) relative)."""
+    F = rng.normal(size=(4, 200, 2))
+    Z = _readout(rng, F) + 1e-6 * rng.normal(size=(4, 200, D))
+    assert probes.LinearProbe(n_null=0, n_bootstrap=0).fit(Z).rank_ == D
+    lin = probes.LinearProbe(n_null=0, n_bootstrap=0, rank_tol=1e-3).fit(Z)
+    assert lin.rank_ == 2 and lin.components_.shape == (2, D)
+    assert probes.OrthogonalProbe(n_bootstrap=0, rank_tol=1e-3).fit(Z).rank_ == 2
