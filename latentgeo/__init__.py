@@ -9,11 +9,16 @@ matplotlib) are imported only where used: ``import latentgeo`` stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from latentgeo._errors import LatentgeoError as LatentgeoError
 
-__version__ = "0.1.0"
+try:
+    # One source of truth: the version in pyproject.toml, as the installed metadata has it.
+    __version__ = importlib.metadata.version("latentgeo")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 _SUBMODULES = {
     "actions",

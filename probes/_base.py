@@ -63,7 +63,17 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["HasAttributes", "ProbeBase", "RidgeProbeBase"]
+# The one module that imports scikit-learn's private parameter validation: the probes take
+# their constraint types from here, so a change in scikit-learn breaks one place.
+__all__ = [
+    "HasAttributes",
+    "Interval",
+    "Options",
+    "ProbeBase",
+    "RealNotInt",
+    "RidgeProbeBase",
+    "StrOptions",
+]
 
 
 class HasAttributes(HasMethods):

@@ -32,10 +32,15 @@ asking for more warns with the numbers.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from latentgeo._validate import check_int
+
+if TYPE_CHECKING:
+    from probes._settings import RunSettings
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -118,10 +123,7 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
             if smallest >= _needed(group, degree, n_comp):
                 best = degree
         return best
-    if isinstance(max_degree, bool) or not isinstance(max_degree, int | np.integer):
-        raise TypeError(f"max_degree must be an int, got {max_degree!r}")
-    if max_degree < 0:
-        raise ValueError(f"max_degree must be >= 0, got {max_degree!r}")
+    max_degree = check_int(max_degree, "max_degree", minimum=0)
     need = _needed(group, int(max_degree), n_comp)
     if smallest < need:
         n_fun = _n_functions(group, int(max_degree))
@@ -278,18 +280,16 @@ def run_element_values(run: Any, group: Any, n_elements: int) -> np.ndarray:
     return values
 
 
-def continuous_block(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> dict:
+def continuous_block(Zt: torch.Tensor, group: Any, settings: RunSettings) -> dict:
     """The runner's ``spectrum`` and ``invariance`` of one (layer, step) of a continuous run.
 
-    ``settings`` carries ``"element_values"`` and the resolved ``"harmonic_degree"`` (set by
+    ``settings`` carries ``element_values`` and the resolved ``harmonic_degree`` (set by
     :func:`probes.run`); ``invariance`` is the spectrum's Haar invariant share.
     """
-    wanted = set(settings["probes"])
+    wanted = set(settings.probes)
     if not wanted & {"spectrum", "invariance"}:
         return {}
-    _, shares = harmonic_spectrum(
-        Zt, group, settings["element_values"], settings["harmonic_degree"]
-    )
+    _, shares = harmonic_spectrum(Zt, group, settings.element_values, settings.harmonic_degree)
     out: dict[str, np.ndarray] = {}
     if "spectrum" in wanted:
         out["spectrum"] = shares.cpu().numpy()

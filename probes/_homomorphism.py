@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from probes._validation import (
     check_group_order,
     element_index,
 )
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = [
     "GroupConsistentProbe",
@@ -53,7 +56,7 @@ class HomomorphismDefect:
 
 
 def homomorphism_error(
-    rho: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
+    rho: Any, group: FiniteGroup, *, device: Any = None, dtype: torch.dtype = torch.float64
 ) -> HomomorphismDefect:
     """How far fitted maps are from a group homomorphism.
 
@@ -112,7 +115,7 @@ def homomorphism_error(
     )
 
 
-def cayley_words(group: Any, generators: Any = None) -> list[tuple[int, int, int]]:
+def cayley_words(group: FiniteGroup, generators: Any = None) -> list[tuple[int, int, int]]:
     """Breadth-first spanning tree of the Cayley graph from the identity.
 
     Returns
@@ -275,7 +278,7 @@ class GroupConsistentProbe(RidgeProbeBase):
         return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
 
 
-def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentProbe:
+def fit_from_generators(Z: Any, group: FiniteGroup, **kwargs: Any) -> GroupConsistentProbe:
     """Shorthand for ``GroupConsistentProbe(group, **kwargs).fit(Z)``.
 
     Parameters

@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
-from probes._base import RidgeProbeBase
+from probes._base import Interval, RidgeProbeBase, StrOptions
 from probes._generator_fit import (
     embed,
     fit_generators,

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_real
 from probes._lie_basis import lie_algebra_basis, structure_constants
 
 __all__ = ["BracketLawCheck", "bracket_law", "undetermined_check"]
@@ -100,8 +101,7 @@ def bracket_law(
     floor = float(np.sqrt(np.finfo(np.float64).eps))
     basis_norms = np.linalg.norm(B, axis=(1, 2))
     if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise ValueError(f"tol must be a non-negative float, got {tol!r}")
+        tol = check_real(tol, "tol", minimum=0)
         rule = "explicit tolerance"
     elif generator_errors is not None:
         err = np.asarray(generator_errors, dtype=np.float64)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_real
+
 __all__ = [
     "family_latents",
     "family_lie_derivative",
@@ -74,8 +76,7 @@ def lie_derivative(
     """
     if not hasattr(action, "rotate"):
         raise TypeError(f"action must provide rotate(x, angle), got {action!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
+    check_real(eps, "eps", minimum=0, open_minimum=True)
     if out_action is not None and not callable(out_action):
         if not hasattr(out_action, "rotate"):
             raise TypeError(f"out_action must be callable or provide rotate, got {out_action!r}")
@@ -148,8 +149,7 @@ def _linear_part(out_generator: Any, y: torch.Tensor) -> torch.Tensor:
 def _check_method(method: str, eps: Any) -> None:
     if method not in ("autograd", "fd"):
         raise ValueError(f"method must be 'autograd' or 'fd', got {method!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
+    check_real(eps, "eps", minimum=0, open_minimum=True)
 
 
 def _jvp(F: Callable[[torch.Tensor], torch.Tensor], t0: torch.Tensor) -> tuple[Any, Any]:

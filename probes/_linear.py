@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import RidgeProbeBase
+from probes._base import Interval, RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, select_alpha
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design

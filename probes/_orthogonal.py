@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import ProbeBase
+from probes._base import Interval, ProbeBase
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._span import data_eps, numerical_span, rank_tolerance
 from probes._validation import as_orbit_tensor, train_test_indices

@@ -8,12 +8,15 @@ import numpy as np
 import torch
 
 from probes._harmonic import harmonic_spectrum
+from probes._subsets import resolved_subgroup
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["invariance", "orbit_spectrum"]
+    from probes._settings import RunSettings
+
+__all__ = ["invariance", "orbit_spectrum", "subgroup_spectrum"]
 
 
 def _centred(Z: torch.Tensor) -> torch.Tensor:
@@ -220,7 +223,7 @@ def spectrum_of_centred(
 
 
 def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    from latentgeo.groups._isotypic import isotypic_energies
+    from latentgeo.groups import isotypic_energies
 
     flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
     # ‖P f‖² = fᵀ P f for an orthogonal projector, so only the Gram matrix over the element
@@ -235,3 +238,14 @@ def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Ten
         out[0] = 1.0
         return names, out
     return names, (energy / total).clamp_min(0.0)
+
+
+def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: RunSettings) -> np.ndarray:
+    """The spectrum of one (layer, step): on ``settings.subgroup`` when present (the
+    latents of its elements, re-centred by their own mean), else on ``group``."""
+    sub = settings.subgroup
+    if sub is None:
+        return spectrum_of_centred(Zt, group)[1].cpu().numpy()
+    Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
+    Zs = Zs - Zs.mean(dim=(0, 1))
+    return spectrum_of_centred(Zs, resolved_subgroup(sub))[1].cpu().numpy()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int, check_real
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, check_group_order
@@ -28,15 +29,9 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import FiniteGroup
+
 __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
-
-
-def _check_unit_interval(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise TypeError(f"{name} must be a float in (0, 1), got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return float(value)
 
 
 def _invariance_with_ci(
@@ -105,7 +100,9 @@ def respected_subgroups(
     """
     if metric not in ("invariance", "r2"):
         raise ValueError(f"metric must be 'invariance' or 'r2', got {metric!r}")
-    threshold = _check_unit_interval(threshold, "threshold")
+    threshold = check_real(
+        threshold, "threshold", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
     if "membership" in results and metric in results:
         var, member = metric, results["membership"]
     elif f"subgroup_{metric}" in results:
@@ -157,7 +154,7 @@ def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:
 
 def scan_arrays(
     Zc: torch.Tensor,
-    group: Any,
+    group: FiniteGroup,
     subgroups: Any,
     probe: Any,
     n_bootstrap: int,
@@ -215,7 +212,7 @@ def scan_arrays(
 
 def subgroup_scan(
     Z: Any,
-    group: Any,
+    group: FiniteGroup,
     *,
     subgroups: Any = None,
     threshold: float = 0.9,
@@ -279,12 +276,13 @@ def subgroup_scan(
     import xarray as xr
 
     check_group_order(int(np.shape(Z)[0]), group)
-    threshold = _check_unit_interval(threshold, "threshold")
-    confidence = _check_unit_interval(confidence, "confidence")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer):
-        raise TypeError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
-    if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+    threshold = check_real(
+        threshold, "threshold", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
+    confidence = check_real(
+        confidence, "confidence", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
     subs = tuple(group.subgroups(False) if subgroups is None else subgroups)
     for h in subs:
         if getattr(h, "group", None) != group:

@@ -150,4 +150,4 @@ def test_runner_settings_are_the_estimator_params(tmp_path):
     s = make_settings(
         ("linear",), {"alphas": np.array([1.0, 2.0]), "confidence": 0.9}, torch.float64
     )
-    assert s["linear"] == {"alphas": [1.0, 2.0], "confidence": 0.9}
+    assert s.linear == {"alphas": [1.0, 2.0], "confidence": 0.9}

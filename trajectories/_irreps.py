@@ -84,8 +84,8 @@ def spectrum_with_ci(
     interval : array of shape (n_irreps, 2)
         NaN when ``n_bootstrap == 0``.
     """
-    from latentgeo.groups._isotypic import project_isotypic
-    from probes._validation import as_orbit_tensor, check_group_order
+    from latentgeo._validate import as_orbit_tensor, check_group_order
+    from latentgeo.groups import project_isotypic
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     check_group_order(Zt.shape[0], group)
@@ -294,9 +294,9 @@ def compare_isotypic(
     Notes
     -----
     Principal angles need the two bases in one space.  Each layer's isotypic component is a
-    matrix of shape (|G|·n, d); its top-``k`` *row-space* directions live in different unit
+    matrix of shape ``(|G|·n, d)``; its top-``k`` *row-space* directions live in different unit
     spaces, so the angles are taken between the top-``k`` *column spaces* (the subspaces of
-    R^(|G|·n) spanned by the component's principal scores): two layers whose components are
+    ``R^(|G|·n)`` spanned by the component's principal scores): two layers whose components are
     related by any invertible linear map of units have angle 0.  CKA measures the same
     alignment weighted by variance.
     """

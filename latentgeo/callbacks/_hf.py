@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from latentgeo.callbacks._base import RecordingSession, SessionView, hf_epoch_index
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["HFRecorder"]
 
@@ -71,6 +74,7 @@ class HFRecorder(SessionView, TrainerCallback):
 
     Examples
     --------
+    >>> # Not run here: needs a Hugging Face model, training arguments and data.
     >>> rec = HFRecorder(["encoder.layer.*"], action, x_probe, "runs/tf.zarr")  # doctest: +SKIP
     >>> Trainer(model, args, train_dataset=ds, callbacks=[rec]).train()  # doctest: +SKIP
     """
@@ -78,7 +82,7 @@ class HFRecorder(SessionView, TrainerCallback):
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,

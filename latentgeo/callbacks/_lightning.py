@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from latentgeo.callbacks._base import RecordingSession, SessionView
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["LightningRecorder"]
 
@@ -81,6 +84,7 @@ class LightningRecorder(SessionView, pl.Callback):
 
     Examples
     --------
+    >>> # Not run here: needs a LightningModule and a data loader of your own.
     >>> rec = LightningRecorder(["net.conv1", "net.fc"], action, x_probe, "runs/cnn.zarr",
     ...                         schedule=latentgeo.schedules.EveryN(50))  # doctest: +SKIP
     >>> pl.Trainer(callbacks=[rec]).fit(module, loader)  # doctest: +SKIP
@@ -89,7 +93,7 @@ class LightningRecorder(SessionView, pl.Callback):
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,

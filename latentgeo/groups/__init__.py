@@ -25,7 +25,6 @@ Examples
 (True, 'D4', ['A1', 'A2', 'B1', 'B2', 'E1'])
 """
 
-from latentgeo._registry import GROUPS as _GROUPS
 from latentgeo._registry import MissingExtensionError
 
 from ._alternating import Alternating
@@ -43,8 +42,9 @@ from ._parse import parse
 from ._permutation import PermutationGroup
 from ._permutations import Permutations
 from ._product import DirectProduct
-from ._protocol import Group, as_generator
+from ._protocol import Group, GroupIrrep, as_generator
 from ._quaternion import Quaternion
+from ._registry import GROUPS as _GROUPS
 from ._so2 import SO2, SO2Irrep
 from ._so3 import SO3
 from ._subgroups import Subgroup, SubgroupLattice
@@ -67,6 +67,7 @@ __all__ = [
     "DirectProduct",
     "FiniteGroup",
     "Group",
+    "GroupIrrep",
     "Irrep",
     "MatrixGroup",
     "MatrixIrrep",

@@ -2,15 +2,12 @@
 
 :class:`LatentRecorder` hooks the layers, runs the probe orbit in eval mode on the training
 device, reduces and casts there, and a background thread appends the checkpoints to the
-store.  ``record_checkpoints`` (offline, from saved checkpoints) lives in
-``latentgeo.record._checkpoints`` and is loaded on first use.
+store.  :func:`record_checkpoints` records the same from saved checkpoints, offline.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from latentgeo.record._checkpoints import record_checkpoints
 from latentgeo.record._layers import resolve_layers, unwrap_model
 from latentgeo.record._live import LiveProbes
 from latentgeo.record._lockstep import LockstepError
@@ -30,9 +27,6 @@ from latentgeo.record._reducers import (
     as_reducer,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from latentgeo.record._checkpoints import record_checkpoints
-
 __all__ = [
     "BlockMeanPool",
     "Flatten",
@@ -51,11 +45,3 @@ __all__ = [
     "resolve_layers",
     "unwrap_model",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # PEP 562: the offline checkpoint walker is another module (and may not exist yet);
-    # importing latentgeo.record must not depend on it.
-    if name == "record_checkpoints":
-        return importlib.import_module("latentgeo.record._checkpoints").record_checkpoints
-    raise AttributeError(f"module 'latentgeo.record' has no attribute {name!r}")
