@@ -33,18 +33,18 @@ from probes._homomorphism import (
     homomorphism_error,
 )
 from probes._kinds import Block, ProbeKind, register_dim, register_probe
-from probes._lie import (
-    GeneratorProbe,
-    family_latents,
-    family_lie_derivative,
-    lie_derivative,
-    so3_lie_derivative,
-)
+from probes._lie import GeneratorProbe
 from probes._lie_algebra import (
     BracketLawCheck,
     LieAlgebraProbe,
     bracket_law,
     one_parameter_elements,
+)
+from probes._lie_derivative import (
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
 )
 from probes._linear import LinearProbe
 from probes._live import LiveProbes

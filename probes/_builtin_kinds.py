@@ -117,11 +117,13 @@ def _spectrum(block: Block) -> dict[str, Any]:
         "r2_low": ("element",),
         "r2_high": ("element",),
         "alpha": ("element",),
+        "rank": (),
     },
 )
 def _linear(block: Block) -> dict[str, Any]:
     lin = block.linear()
     return {
+        "rank": lin.rank_,  # the dimension of the span the maps were fitted on
         "r2": lin.r2_,
         "null_r2": lin.null_r2_,
         "r2_low": lin.r2_ci_[:, 0],
@@ -156,7 +158,7 @@ def _consistent(block: Block) -> dict[str, Any]:
 
     # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
     keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
-    kwargs = {k: v for k, v in block.settings.linear.items() if k in keys}
+    kwargs = {k: v for k, v in block.linear_params().items() if k in keys}
     gc = GroupConsistentProbe(
         block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs
     )
