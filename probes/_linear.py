@@ -89,7 +89,7 @@ class LinearProbe(RidgeProbeBase):
         Dimension of the numerical span of the training inputs (:mod:`probes._span`): the
         maps are fitted on it and are zero on its orthogonal complement, where the data do not
         determine them (``rho_[identity]`` is the projector onto the span).
-    components_ : ndarray of shape (rank_, n_units)
+    components_ : ndarray of shape (rank, n_units)
         Orthonormal basis of that span (right singular vectors of the training inputs).
     train_index_, test_index_ : ndarray of int
         The split of the samples.
