@@ -38,7 +38,6 @@ _SUBMODULES = {
 
 _ATTRIBUTES = {
     "LatentRecorder": "latentgeo.record",
-    "LiveProbes": "latentgeo.record",
     "record_checkpoints": "latentgeo.record",
     "open_run": "latentgeo.store",
     "Run": "latentgeo.store",
@@ -47,7 +46,7 @@ _ATTRIBUTES = {
 __all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "LatentgeoError", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from latentgeo.record import LatentRecorder, LiveProbes, record_checkpoints  # noqa: F401
+    from latentgeo.record import LatentRecorder, record_checkpoints  # noqa: F401
     from latentgeo.store import Run, open_run  # noqa: F401
 
 

@@ -291,7 +291,8 @@ def as_orbit_tensor(
     ----------
     Z : array-like or torch.Tensor of shape (n_elements, n_samples, n_units)
         Latents of every group element applied to every probe input; ``Z[identity]`` holds the
-        untransformed inputs.  numpy arrays, torch tensors and xarray DataArrays are accepted.
+        untransformed inputs.  numpy arrays, torch tensors and xarray DataArrays are accepted
+        (a DataArray with dims named ``element`` and ``sample`` in any order).
     dtype : torch.dtype
         Computation dtype (float64 by default: the probes are analysis, not training).
     device : torch.device or str, optional
@@ -317,7 +318,12 @@ def as_orbit_tensor(
 
     dtype = resolve_dtype(dtype)
     if hasattr(Z, "data") and hasattr(Z, "dims") and not isinstance(Z, torch.Tensor):
-        Z = np.asarray(Z.data)  # xarray.DataArray (possibly dask-backed)
+        # xarray.DataArray (possibly dask-backed).  Named element and sample dims are put in
+        # element-major order, so a sample-major array (what scikit-learn's cross-validation
+        # splits along axis 0) reads the same as the store's layout.
+        if "element" in Z.dims and "sample" in Z.dims:
+            Z = Z.transpose("element", "sample", ...)
+        Z = np.asarray(Z.data)
     if isinstance(Z, torch.Tensor):
         if Z.is_complex() or Z.dtype == torch.bool:
             raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {Z.dtype}")

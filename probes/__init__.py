@@ -20,6 +20,8 @@ torch, float64 by default, on any device).
   :func:`register_probe` / :func:`register_dim` add a kind of result to it (a
   :class:`ProbeKind` computed on each :class:`Block`; or the ``latentgeo.probes`` entry-point
   group of an installed package).
+- :class:`LiveProbes` — invariance, spectrum and R² at every recorded step, while training
+  (``LatentRecorder(..., live=LiveProbes([...]))``).
 """
 
 from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
@@ -31,20 +33,21 @@ from probes._homomorphism import (
     homomorphism_error,
 )
 from probes._kinds import Block, ProbeKind, register_dim, register_probe
-from probes._lie import (
-    GeneratorProbe,
-    family_latents,
-    family_lie_derivative,
-    lie_derivative,
-    so3_lie_derivative,
-)
+from probes._lie import GeneratorProbe
 from probes._lie_algebra import (
     BracketLawCheck,
     LieAlgebraProbe,
     bracket_law,
     one_parameter_elements,
 )
+from probes._lie_derivative import (
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
+)
 from probes._linear import LinearProbe
+from probes._live import LiveProbes
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
@@ -58,6 +61,7 @@ __all__ = [
     "HomomorphismDefect",
     "LieAlgebraProbe",
     "LinearProbe",
+    "LiveProbes",
     "OrthogonalProbe",
     "ProbeKind",
     "bracket_law",

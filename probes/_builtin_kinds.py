@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from probes._kinds import Block, register_dim, register_probe
 
 if TYPE_CHECKING:
-    from latentgeo.groups import FiniteGroup, Group, Subgroup
+    from latentgeo.groups import FiniteGroup, Group, OrbitEnergies, Subgroup
 
 __all__: list[str] = []
 
@@ -43,35 +44,69 @@ def _finite(block: Block) -> FiniteGroup:
     return block.group
 
 
-def _harmonic(block: Block) -> np.ndarray:
-    """Shares of a continuous group's harmonic fit (shared by spectrum and invariance)."""
-    from probes._harmonic import harmonic_spectrum
+def _energies(block: Block) -> OrbitEnergies:
+    """Per-sample isotypic energies of the block from the group-Fourier core (shared by
+    ``spectrum`` and ``invariance``): the harmonic fit (continuous groups), the named
+    subgroup's orbit (``settings.subgroup``), or the whole finite group's orbit."""
+    from latentgeo.groups import finite_energies, harmonic_energies
+    from probes._subsets import subgroup_of
 
-    def fit() -> np.ndarray:
-        s = block.settings
-        shares = harmonic_spectrum(block.Z, block.group, s.element_values, s.harmonic_degree)
-        return shares[1].cpu().numpy()
+    def make() -> OrbitEnergies:
+        s, Z = block.settings, block.Z
+        if not block.group.is_finite:
+            if s.harmonic_degree is None:  # probes.run resolves it before any task
+                raise RuntimeError(f"settings of a continuous run without a degree: {s!r}")
+            return harmonic_energies(
+                Z, block.group, s.element_values, s.harmonic_degree, dtype=block.dtype
+            )
+        if s.subgroup is not None:  # the subgroup's latents, re-centred by their own mean
+            Zs = Z[torch.as_tensor(s.subgroup["positions"], device=Z.device)]
+            return finite_energies(Zs, subgroup_of(s.subgroup), dtype=block.dtype)
+        return finite_energies(Z, _finite(block), dtype=block.dtype)
 
-    return block.shared("harmonic", fit)
+    return block.shared("energies", make)
 
 
-@register_probe("invariance", {"invariance": ()})
+def _intervals(block: Block, energies: OrbitEnergies) -> np.ndarray:
+    """Bootstrap intervals of the shares over probe samples (the run's linear settings)."""
+    lin = block.settings.linear
+    rng = np.random.default_rng(lin.get("random_state", 0))
+    return energies.intervals(
+        int(lin.get("n_bootstrap", 200)), float(lin.get("confidence", 0.95)), rng
+    )
+
+
+@register_probe("invariance", {"invariance": (), "invariance_low": (), "invariance_high": ()})
 def _invariance(block: Block) -> dict[str, Any]:
-    from probes._spectrum import invariance_of_centred
+    from latentgeo.groups import subset_energies
 
-    if not block.group.is_finite:  # the Haar-trivial share of the harmonic fit
-        return {"invariance": float(_harmonic(block)[0])}
-    return {"invariance": invariance_of_centred(block.Z)}
+    group, s = block.group, block.settings
+    whole = group.is_finite and block.Z.shape[0] == group.order and s.subgroup is None
+    if not group.is_finite or (whole and "spectrum" in s.probes):
+        energies = _energies(block)  # the Haar-trivial share / the trivial irrep's share
+    else:  # the orbit mean over the recorded elements (whole group or a subset of it)
+        energies = block.shared("subset", lambda: subset_energies(block.Z, dtype=block.dtype))
+    ci = _intervals(block, energies)
+    return {
+        "invariance": energies.invariance(),
+        "invariance_low": ci[0, 0],
+        "invariance_high": ci[0, 1],
+    }
 
 
-@register_probe("spectrum", {"spectrum": ("irrep",)})
+@register_probe(
+    "spectrum",
+    {"spectrum": ("irrep",), "spectrum_low": ("irrep",), "spectrum_high": ("irrep",)},
+)
 def _spectrum(block: Block) -> dict[str, Any]:
-    from probes._spectrum import subgroup_spectrum
-
-    if not block.group.is_finite:
-        return {"spectrum": _harmonic(block)}
-    # On the whole group, or on the subgroup the settings name (a subset run).
-    return {"spectrum": subgroup_spectrum(block.Z, block.group, block.settings)}
+    # On the whole group, the subgroup the settings name (a subset run), or the harmonic fit.
+    energies = _energies(block)
+    ci = _intervals(block, energies)
+    return {
+        "spectrum": energies.shares().cpu().numpy(),
+        "spectrum_low": ci[:, 0],
+        "spectrum_high": ci[:, 1],
+    }
 
 
 @register_probe(
@@ -82,11 +117,13 @@ def _spectrum(block: Block) -> dict[str, Any]:
         "r2_low": ("element",),
         "r2_high": ("element",),
         "alpha": ("element",),
+        "rank": (),
     },
 )
 def _linear(block: Block) -> dict[str, Any]:
     lin = block.linear()
     return {
+        "rank": lin.rank_,  # the dimension of the span the maps were fitted on
         "r2": lin.r2_,
         "null_r2": lin.null_r2_,
         "r2_low": lin.r2_ci_[:, 0],
@@ -121,7 +158,7 @@ def _consistent(block: Block) -> dict[str, Any]:
 
     # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
     keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
-    kwargs = {k: v for k, v in block.settings.linear.items() if k in keys}
+    kwargs = {k: v for k, v in block.linear_params().items() if k in keys}
     gc = GroupConsistentProbe(
         block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs
     )

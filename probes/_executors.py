@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from probes import _kinds
+from probes._span import data_eps
 
 if TYPE_CHECKING:
     from latentgeo.groups import Group
@@ -48,8 +49,9 @@ def probe_stored(
     dtype = getattr(torch, settings.dtype)
     block = run.read_block(layer, index)
     Zt = _kinds.private_tensor(block, dtype, device)
+    eps = data_eps(block, dtype)  # the stored precision sets the span's tolerance
     del block  # the computation-dtype copy is all the probes need from here on
-    out = _kinds.probe_block(Zt, group, settings, device)
+    out = _kinds.probe_block(Zt, group, settings, device, eps)
     del Zt
     _trim_memory()
     return out

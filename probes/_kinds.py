@@ -208,12 +208,17 @@ class Block:
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str or None
+    data_eps : float or None
+        Machine epsilon of the stored latents (float32 for most stores), which sets the
+        tolerance of their numerical span (:mod:`probes._span`) when it is coarser than the
+        computation dtype's.
     """
 
     Z: torch.Tensor
     group: Group
     settings: RunSettings
     device: Any = None
+    data_eps: float | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -233,10 +238,31 @@ class Block:
 
         return self.shared(
             "linear",
-            lambda: LinearProbe(device=self.device, dtype=self.dtype, **self.settings.linear).fit(
+            lambda: LinearProbe(device=self.device, dtype=self.dtype, **self.linear_params()).fit(
                 self.Z
             ),
         )
+
+    def linear_params(self) -> dict[str, Any]:
+        """The run's LinearProbe settings, with the span tolerance of the stored dtype.
+
+        The block was converted to the computation dtype, so the probes cannot see that the
+        latents were stored in float32; unless the run sets ``rank_tol``, it is the default
+        rule ``max(n_train, n_units) · ε`` with the stored dtype's ``ε``.
+        """
+        params = dict(self.settings.linear)
+        if "rank_tol" not in params and self.data_eps is not None:
+            from probes._linear import LinearProbe
+            from probes._validation import train_test_indices
+
+            default = LinearProbe()
+            train, _ = train_test_indices(
+                self.Z.shape[1],
+                params.get("test_size", default.test_size),
+                params.get("random_state", default.random_state),
+            )
+            params["rank_tol"] = max(len(train), self.Z.shape[2]) * self.data_eps
+        return params
 
 
 def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tensor:
@@ -248,7 +274,11 @@ def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tens
 
 
 def probe_block(
-    Zt: torch.Tensor, group: Group, settings: RunSettings, device: Any = None
+    Zt: torch.Tensor,
+    group: Group,
+    settings: RunSettings,
+    device: Any = None,
+    data_eps: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Every probe kind of ``settings`` on one (layer, step).
 
@@ -260,6 +290,8 @@ def probe_block(
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str, optional
+    data_eps : float, optional
+        Machine epsilon of the stored latents (see :class:`Block`).
 
     Returns
     -------
@@ -277,7 +309,7 @@ def probe_block(
     # Centred in place by the grand mean: the fit-free probes centre anyway and the ridge
     # fits are affine, so no result changes, and no second copy is made.
     Zt -= Zt.mean(dim=(0, 1))
-    block = Block(Zt, group, settings, device)
+    block = Block(Zt, group, settings, device, data_eps)
     for name in settings.probes:
         kind = PROBE_KINDS[name]
         result = kind.build(block)

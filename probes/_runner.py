@@ -67,8 +67,12 @@ def run(
     steps : int or iterable of int, optional
         Training steps (values of ``run.steps``).  Default: all committed steps.
     probes : sequence of str
-        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha), ``"spectrum"``,
-        ``"invariance"``, ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
+        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha, and rank: the dimension
+        of the latents' numerical span the maps were fitted on, :mod:`probes._span`),
+        ``"spectrum"`` (spectrum, spectrum_low, spectrum_high), ``"invariance"`` (invariance,
+        invariance_low, invariance_high; intervals: percentile bootstrap over probe samples,
+        ``n_bootstrap``/``confidence``/``random_state`` as for the linear probe),
+        ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
         ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
         fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the
         widest layer); more kinds can be registered (:func:`probes._kinds.register_probe`).

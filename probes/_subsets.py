@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from latentgeo.store import Run
     from probes._settings import RunSettings
 
-__all__ = ["plan_subset", "records_subset", "resolved_subgroup"]
+__all__ = ["plan_subset", "records_subset", "subgroup_of"]
 
 
 def records_subset(run: Run) -> bool:
@@ -199,16 +199,18 @@ def plan_subset(
                 why = resolved
             else:
                 settings = settings.replace(subgroup=resolved)
-                irreps = [ir.name for ir in resolved_subgroup(resolved).irreps()]
+                irreps = [ir.name for ir in subgroup_of(resolved).irreps()]
         if why is not None:
             warnings.warn(f"spectrum skipped: {why}", UserWarning, stacklevel=3)
             wanted.remove("spectrum")
     return settings.replace(probes=tuple(wanted)), irreps
 
 
-def resolved_subgroup(resolved: dict[str, Any]) -> Any:
-    """The finite group of a subgroup :func:`resolve_subgroup` resolved (names, table)."""
-    # Built per call (no module-level cache): the subgroup is small, its table already checked.
+def subgroup_of(resolved: dict[str, Any]) -> Any:
+    """The named subgroup as a finite group (its Cayley table from :func:`resolve_subgroup`).
+
+    Built per call (no module-level cache): the subgroup is small, its table already checked.
+    """
     from latentgeo.groups import FiniteGroup
 
     d = resolved

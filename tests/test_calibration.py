@@ -119,8 +119,9 @@ def test_subgroup_scan_intervals_cover_pooled_r2_and_invariance():
                 group, all_irreps(group, copies), n, noise, seed=seed, exact_moments=False
             )
             h = subs[seed % len(subs)]
-            # n_bootstrap only switches the intervals on (the R² interval is analytic).
-            scan = subgroup_scan(p.Z, group, subgroups=[h], random_state=seed, n_bootstrap=1)
+            # The R² interval is analytic; the invariance interval is the core's percentile
+            # bootstrap over probe samples.
+            scan = subgroup_scan(p.Z, group, subgroups=[h], random_state=seed, n_bootstrap=200)
             # The scan fits on grand-mean-centred latents: move the intercepts back.
             mean = p.Z.mean(axis=(0, 1))
             inner = LinearProbe(n_null=0, n_bootstrap=0, random_state=seed).fit(p.Z - mean)

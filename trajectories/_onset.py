@@ -165,9 +165,12 @@ def change_points(
 
     Raises
     ------
+    TypeError
+        A ``penalty`` that is not a number.
     ValueError
         For an unknown ``method``, a bad ``min_size``/``n_change_points``/``penalty``, NaN or
-        infinite values, or more changes than segments of ``min_size`` fit.
+        infinite values, or more changes than segments of ``min_size`` fit (also for a
+        series too short for any change: the request is checked before the length).
 
     Notes
     -----
@@ -186,12 +189,19 @@ def change_points(
     x, step_values = _as_series(series, steps)
     if not np.all(np.isfinite(x)):
         raise ValueError("series contains NaN or infinite values; drop or fill them first")
-    if len(x) < 2 * min_size:
+    # Every request is checked before the short-series shortcut below: an impossible one
+    # (a bad penalty, more changes than fit) raises whatever the length of the series.
+    if penalty is not None:
+        penalty = check_real(penalty, "penalty", minimum=0)
+    if n_change_points is not None and (int(n_change_points) + 1) * int(min_size) > len(x):
+        raise ValueError(
+            f"n_change_points={n_change_points!r} segments of at least "
+            f"min_size={min_size!r} do not fit in {len(x)} values"
+        )
+    if len(x) < 2 * min_size:  # no two segments of min_size fit: no change to find
         return np.array([], dtype=step_values.dtype)
     if penalty is None:
         penalty = _default_penalty(x)
-    else:
-        penalty = check_real(penalty, "penalty", minimum=0)
     import ruptures as rpt
 
     # jump=1: every index is a candidate (ruptures' default of 5 would round the changes).
@@ -202,11 +212,6 @@ def change_points(
     else:
         algo = rpt.Binseg(model="l2", min_size=int(min_size), jump=1).fit(signal)
         if n_change_points is not None:
-            if (int(n_change_points) + 1) * int(min_size) > len(x):
-                raise ValueError(
-                    f"n_change_points={n_change_points!r} segments of at least "
-                    f"min_size={min_size!r} do not fit in {len(x)} values"
-                )
             ends = algo.predict(n_bkps=int(n_change_points))
         else:
             ends = algo.predict(pen=float(penalty))

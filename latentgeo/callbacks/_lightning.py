@@ -48,8 +48,8 @@ class LightningRecorder(SessionView, pl.Callback):
 
     Notes
     -----
-    *Live metrics.* With ``live=`` (a :class:`latentgeo.record.LiveProbes`, ``True`` or probe
-    names such as ``["invariance", "spectrum", "r2"]``) the recorder computes the cheap
+    *Live metrics.* With ``live=`` (a :class:`probes.LiveProbes`, e.g.
+    ``probes.LiveProbes(["invariance", "spectrum", "r2"])``) the recorder computes the cheap
     symmetry probes of every recorded step in its writer thread.  The callback hands each
     finished step's results, on global rank 0, to every ``trainer.loggers``'
     ``log_metrics(metrics, step=recorded_step)`` and puts them into
@@ -134,7 +134,11 @@ class LightningRecorder(SessionView, pl.Callback):
         ):
             model = wrapper
         self._session.build(model, resume=trainer.global_step > 0, device=pl_module.device)
-        self._live = getattr(self._session.recorder, "live", None)
+        from latentgeo.record._observer import LoggedObserver
+
+        live = getattr(self._session.recorder, "live", None)
+        # Only an observer that queues results (probes.LiveProbes) has anything to log.
+        self._live = live if isinstance(live, LoggedObserver) else None
 
     def _record(self, trainer: pl.Trainer) -> None:
         session = self._session

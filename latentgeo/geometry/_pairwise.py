@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import as_tensor, check_choice, check_finite, check_orthonormal
 from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
 from latentgeo.geometry._shape import cka_distance, procrustes_distance
@@ -193,7 +194,17 @@ def pairwise_distances(
         Symmetric with zero diagonal when ``other`` is None (only ``i < j`` is computed).
         Log-Euclidean distances are Euclidean distances between matrix logarithms, taken once
         per point.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A ``chunk_size`` that is not a positive int (checked for every metric), points of
+        the wrong shape or outside the metric's manifold.
     """
+    # Checked before any path is taken: a callable metric ignores chunk_size, and a negative
+    # one would otherwise skip every pair and return zeros.
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     if callable(metric):
         return _pairwise_callable(points, metric, other, options)
     name = resolve_metric(metric)

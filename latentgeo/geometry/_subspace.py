@@ -245,7 +245,7 @@ def isotypic_component(Z: Any, group: Group, irrep: Any) -> torch.Tensor:
             f"Z must have shape (n_elements, n_samples, n_units), got shape {tuple(Z.shape)!r}"
         )
     check_finite(Z, "Z")
-    from latentgeo.groups._isotypic import project_isotypic
+    from latentgeo.groups._fourier import project_isotypic
 
     rho = _irrep_for(group, irrep)
     if Z.shape[0] != group.order:

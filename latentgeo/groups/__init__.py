@@ -33,8 +33,22 @@ from ._cyclic import Cyclic
 from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
+from ._fourier import (
+    MAX_DEFAULT_DEGREE,
+    OVERSAMPLING,
+    FallbackWarning,
+    OrbitEnergies,
+    finite_energies,
+    harmonic_basis,
+    harmonic_energies,
+    harmonic_names,
+    isotypic_energies,
+    orbit_energies,
+    project_isotypic,
+    resolve_max_degree,
+    subset_energies,
+)
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
-from ._isotypic import isotypic_energies, project_isotypic
 from ._matrix import MatrixGroup, MatrixIrrep
 from ._o2 import O2
 from ._o3 import O3
@@ -56,8 +70,10 @@ register = _GROUPS.register
 
 __all__ = [
     "IRREP_TYPES",
+    "MAX_DEFAULT_DEGREE",
     "O2",
     "O3",
+    "OVERSAMPLING",
     "SO2",
     "SO3",
     "Alternating",
@@ -65,6 +81,7 @@ __all__ = [
     "Cyclic",
     "Dihedral",
     "DirectProduct",
+    "FallbackWarning",
     "FiniteGroup",
     "Group",
     "GroupIrrep",
@@ -72,6 +89,7 @@ __all__ = [
     "MatrixGroup",
     "MatrixIrrep",
     "MissingExtensionError",
+    "OrbitEnergies",
     "PermutationGroup",
     "Permutations",
     "Quaternion",
@@ -82,10 +100,17 @@ __all__ = [
     "as_generator",
     "commutant_dimension",
     "complex_structure",
+    "finite_energies",
+    "harmonic_basis",
+    "harmonic_energies",
+    "harmonic_names",
     "is_irreducible",
     "isotypic_energies",
+    "orbit_energies",
     "parse",
     "project_isotypic",
     "register",
+    "resolve_max_degree",
     "split_representation",
+    "subset_energies",
 ]

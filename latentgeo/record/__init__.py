@@ -7,10 +7,13 @@ store.  :func:`record_checkpoints` records the same from saved checkpoints, offl
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from latentgeo.record._checkpoints import record_checkpoints
 from latentgeo.record._layers import resolve_layers, unwrap_model
-from latentgeo.record._live import LiveProbes
 from latentgeo.record._lockstep import LockstepError
+from latentgeo.record._observer import LiveObserver, LoggedObserver
 from latentgeo.record._recorder import (
     LatentRecorder,
     NonFiniteLatentsWarning,
@@ -32,8 +35,9 @@ __all__ = [
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",
-    "LiveProbes",
+    "LiveObserver",
     "LockstepError",
+    "LoggedObserver",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",
@@ -45,3 +49,20 @@ __all__ = [
     "resolve_layers",
     "unwrap_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated alias (0.x): LiveProbes computes probes' metrics, so it lives in ``probes``;
+    # the recorder knows only the observer protocol.  The one import of ``probes`` from
+    # ``latentgeo.record``, run only when the old name is used (tests/test_import_graph.py).
+    if name == "LiveProbes":
+        warnings.warn(
+            "latentgeo.record.LiveProbes moved to probes.LiveProbes (the recorder takes any "
+            "observer with bind/observe/close); import it from probes",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from probes import LiveProbes
+
+        return LiveProbes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

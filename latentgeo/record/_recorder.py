@@ -31,8 +31,8 @@ from latentgeo.record._config import RecorderConfig
 from latentgeo.record._dtypes import host_array
 from latentgeo.record._environment import close_at_exit, dist_rank_world, probe_digest
 from latentgeo.record._layers import collective_forward, unwrap_model
-from latentgeo.record._live import LiveProbes, as_live
 from latentgeo.record._lockstep import Lockstep, LockstepError
+from latentgeo.record._observer import LiveObserver, as_observer
 from latentgeo.schedules import Schedule
 
 if TYPE_CHECKING:
@@ -106,14 +106,15 @@ class LatentRecorder:
         S3-compatible server (see :class:`latentgeo.store.RunWriter`).
     max_queue : int
         Checkpoints waiting for the background writer before :meth:`record` blocks.
-    live : LiveProbes, True, or sequence of {"invariance", "spectrum", "r2"}, optional
-        Symmetry metrics computed at every recorded step from the latents already in host
-        memory, in the writer thread after the step is written (see
-        :class:`latentgeo.record.LiveProbes`): results in ``live.history``, queued for the
-        callbacks (``live.drain()``) and written to its TensorBoard writer.  A failing live
+    live : LiveObserver, optional
+        An observer (:class:`latentgeo.record.LiveObserver`: ``bind``, ``observe``,
+        ``close``) of every recorded step's latents already in host memory, called in the
+        writer thread after the step is written; :class:`probes.LiveProbes` computes the
+        symmetry metrics there: results in ``live.history``, queued for the callbacks
+        (``live.drain()``) and written to its TensorBoard writer.  A failing live
         probe warns once (a ``RuntimeWarning`` raised by a later :meth:`record` /
         :meth:`flush`) and recording goes on; :meth:`flush` waits for the live probes too.
-        ``ValueError`` here for a spectrum over an orbit that is not the whole group.
+        ``ValueError`` here for what the orbit cannot give (from ``live.bind``).
 
     Notes
     -----
@@ -218,11 +219,11 @@ class LatentRecorder:
         group = action.group
         elements = config.elements
         x, labels = config.x, config.labels
-        # Live probes (latentgeo.record._live) run in the writer thread on the host latents.
-        self.live: LiveProbes | None = as_live(live)
+        # A live observer (probes.LiveProbes) runs in the writer thread on the host latents.
+        self.live: LiveObserver | None = as_observer(live)
         self._live_failed = False
         if self.live is not None:
-            self.live.bind(group, action.element_values)
+            self.live.bind(group, action.element_values, n_samples=int(x.shape[0]))
         x_host, input_dtype = host_array(x, "probe_inputs")
         probe = {
             "n_samples": int(x.shape[0]),
