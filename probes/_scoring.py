@@ -17,14 +17,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentgeo._bootstrap import bootstrap_counts
+from latentgeo._bootstrap import bootstrap_counts, delta_ratio_interval
 
 __all__ = [
     "bootstrap_r2",
     "r2_and_interval",
     "r2_from_sums",
     "r2_interval",
-    "ratio_interval",
     "variance_weighted_r2",
 ]
 
@@ -116,52 +115,13 @@ def r2_and_interval(
     if confidence is None or n < 3:
         return r2, nan
     q = q * (n / (n - 1))
-    r, lo, hi = ratio_interval(e, q, confidence)
+    r, lo, hi = delta_ratio_interval(e, q, confidence)
     # The held-out R² (n-denominator variance) sits below the centre 1 − r by (1 − R²)/(n − 1);
     # where that puts it below the interval, the interval is extended down to it, so the
     # reported interval always contains the reported estimate (coverage only grows).
     out = torch.stack([torch.minimum(1.0 - hi, r2), 1.0 - lo], dim=1)
     ok = torch.isfinite(r)
     return r2, torch.where(ok[:, None], out, r2[:, None].expand(G, 2))
-
-
-def ratio_interval(
-    num: torch.Tensor, den: torch.Tensor, confidence: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Ratio of means ``Σ num_i / Σ den_i`` over samples with a delta-method Student interval.
-
-    ``se = sqrt(Σ (num_i − r den_i)² / ((n − 1) n)) / mean(den)`` (the linearised jackknife
-    of a ratio, Efron & Tibshirani 1993, §10.5) and ``r ± t_{n−1} se``: for estimands that
-    are ratios of expectations of per-sample terms (an R², an invariant share, an irrep's
-    share), computed from the per-sample terms alone.
-
-    Parameters
-    ----------
-    num, den : Tensor of shape (..., n_samples)
-    confidence : float in (0, 1)
-
-    Returns
-    -------
-    ratio, low, high : Tensors of shape (...)
-        NaN where ``Σ den == 0`` or with fewer than 2 samples.
-    """
-    from scipy.stats import t as student_t
-
-    n = num.shape[-1]
-    den_mean = den.mean(dim=-1)
-    ok = den_mean > 0
-    safe = torch.where(ok, den_mean, torch.ones_like(den_mean))
-    r = num.mean(dim=-1) / safe
-    resid = num - r[..., None] * den
-    dof = max(n - 1, 1)
-    se = torch.sqrt((resid**2).sum(dim=-1) / (dof * n)) / safe
-    half = float(student_t.ppf(0.5 + confidence / 2.0, dof)) * se if n > 1 else se * torch.nan
-    nan = torch.full_like(r, float("nan"))
-    return (
-        torch.where(ok, r, nan),
-        torch.where(ok, r - half, nan),
-        torch.where(ok, r + half, nan),
-    )
 
 
 def bootstrap_r2(

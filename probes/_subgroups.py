@@ -11,11 +11,11 @@ be measured without recording again:
 - *equivariance over H*: the held-out R² of the linear probe pooled over ``H``'s non-identity
   elements (one ridge fit for all of ``G``, shared by every subgroup).
 
-Intervals: for invariance the percentile bootstrap over probe samples of the group-Fourier
-core (:mod:`latentgeo._bootstrap`); for the pooled R² the delta-method Student interval over
-the held-out samples (:func:`probes._scoring.r2_interval`, an interval for the population R²
-of the fitted maps, not of the best linear maps).  Both are calibrated on planted latents in
-``docs/calibration.md``.
+Intervals are delta-method Student intervals of ratios of per-sample sums: over the probe
+samples for invariance (:func:`latentgeo._bootstrap.delta_ratio_interval`), over the
+held-out samples for the pooled R² (:func:`probes._scoring.r2_interval`, an interval for
+the population R² of the fitted maps, not of the best linear maps).  Both are calibrated on
+planted latents in ``docs/calibration.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentgeo._bootstrap import bootstrap_counts
+from latentgeo._bootstrap import delta_ratio_interval
 from latentgeo._validate import check_int, check_real
 from probes._linear import LinearProbe
 from probes._scoring import r2_interval, variance_weighted_r2
@@ -40,15 +40,15 @@ __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
 
 
 def _invariance_with_ci(
-    Zc: torch.Tensor,
-    cosets: np.ndarray,
-    counts: np.ndarray | None,
-    confidence: float,
+    Zc: torch.Tensor, cosets: np.ndarray, confidence: float | None
 ) -> tuple[float, float, float]:
     """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|).
 
     Every (coset, sample) pair is one ``H``-orbit (of the input ``g_c·x``): the core's
-    orbit-mean energies of those orbits, summed per probe sample, resampled with ``counts``.
+    orbit-mean energies of those orbits (:func:`latentgeo.groups.subset_energies`), summed per
+    probe sample.  The share is a ratio of per-sample sums; its interval is the delta-method
+    Student interval (:func:`latentgeo._bootstrap.delta_ratio_interval`, calibrated in
+    ``docs/calibration.md``), NaN ends when ``confidence`` is None.
     """
     from latentgeo.groups import OrbitEnergies, subset_energies
 
@@ -60,10 +60,12 @@ def _invariance_with_ci(
     per_sample = OrbitEnergies(
         e.names, e.energies.reshape(m, n, 2).sum(dim=0), e.total.reshape(m, n).sum(dim=0)
     )
+    if float(per_sample.total.sum()) <= 0:
+        return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
     value = per_sample.invariance()
-    if counts is None:
+    if confidence is None:
         return value, float("nan"), float("nan")
-    lo, hi = per_sample.intervals(counts.shape[0], confidence, None, counts=counts)[0]
+    _, lo, hi = delta_ratio_interval(per_sample.energies[:, 0], per_sample.total, confidence)
     return value, float(lo), float(hi)
 
 
@@ -182,19 +184,17 @@ def scan_arrays(
     probe : LinearProbe
         Fitted on ``Zc`` (its test split and maps are reused: no second fit).
     n_bootstrap, confidence, rng
-        Intervals at ``confidence`` when ``n_bootstrap > 0``: ``n_bootstrap`` percentile
-        resamples of the probe samples drawn from ``rng`` (invariance, one set shared by all
-        subgroups) and the delta-method Student interval over held-out samples (R²,
-        :func:`probes._scoring.r2_interval`).
+        Intervals at ``confidence`` when ``n_bootstrap > 0``: delta-method Student intervals
+        over probe samples (invariance, :func:`latentgeo._bootstrap.delta_ratio_interval`)
+        and held-out samples (R², :func:`probes._scoring.r2_interval`); ``rng`` is unused
+        (kept for callers).
 
     Returns
     -------
     invariance, r2 : arrays of shape (n_subgroups, 3)
         Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
     """
-    n = Zc.shape[1]
-    # One set of resamples for every subgroup's invariance, so their intervals compare.
-    counts = bootstrap_counts(int(n_bootstrap), n, rng) if n_bootstrap else None
+    level = confidence if n_bootstrap else None
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
     bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
@@ -203,7 +203,7 @@ def scan_arrays(
     inv = np.empty((k, 3))
     r2 = np.empty((k, 3))
     for i, h in enumerate(subgroups):
-        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
+        inv[i] = _invariance_with_ci(Zc, h.right_cosets, level)
         others = [g for g in h.elements if g != group.identity]
         if not others:
             r2[i] = 1.0  # the trivial subgroup: the identity map is exact
@@ -247,12 +247,12 @@ def subgroup_scan(
         The subgroups to measure; default every subgroup (``group.subgroups(False)``): a
         layer can be invariant under a subgroup and not under its conjugates.
     threshold : float in (0, 1)
-        A subgroup counts as respected when the lower end of the interval of its
+        A subgroup counts as respected when the lower end of the bootstrap interval of its
         invariance (or R²) is at least this.
     n_bootstrap : int
-        Resamples of the probe samples for the invariance interval; any positive value also
-        switches the (analytic) R² interval on.  0 disables both, and then the point
-        estimates are compared with ``threshold``.
+        Any positive value switches the intervals on (both are analytic, see above; the
+        count itself is not used); 0 disables them, and then the point estimates are
+        compared with ``threshold``.
     confidence : float in (0, 1)
         Coverage of the intervals.
     test_size, random_state, device, dtype
