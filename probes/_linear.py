@@ -39,9 +39,11 @@ def alpha_grid(alphas: Any, design: Design) -> torch.Tensor:
 
 
 def null_precision(
-    design: Design, XV: torch.Tensor, alphas: torch.Tensor
+    design: Design, X: torch.Tensor, alphas: torch.Tensor
 ) -> tuple[Design, torch.Tensor, torch.Tensor]:
-    """The re-paired (null) fits' inputs in float32: ``(design, XV, alphas)``.
+    """The re-paired (null) fits' inputs in float32: ``(design, X, alphas)``.
+
+    ``X``: the held-out inputs (rotated by the null's own ``design.Vt`` afterwards).
 
     The null is a chance level; float32 GEMMs run at about twice the float64 rate, and the
     null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
@@ -49,8 +51,8 @@ def null_precision(
     exact float64 null's interval on every planted setting).  Float32 inputs are returned
     unchanged; the null's targets are converted as they are gathered (:class:`_Workspace`).
     """
-    if XV.dtype != torch.float64:
-        return design, XV, alphas
+    if X.dtype != torch.float64:
+        return design, X, alphas
     f = torch.float32
     small = Design(
         mean=design.mean.to(f),
@@ -59,7 +61,7 @@ def null_precision(
         Vt=design.Vt.to(f),
         dropped=design.dropped.to(f),
     )
-    return small, XV.to(f), alphas.to(f)
+    return small, X.to(f), alphas.to(f)
 
 
 class _Workspace:
@@ -255,8 +257,9 @@ class LinearProbe(RidgeProbeBase):
 
         null, perms = [], []
         if self.n_null:
-            XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
-            design_n, XV, alphas_n = null_precision(design, XV, alphas)
+            design_n, X_n, alphas_n = null_precision(design, X_test, alphas)
+            XV = X_n @ design_n.Vt.T  # rotated test inputs, shared by the null fits
+            del X_n
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
