@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from probes._base import Interval, RidgeProbeBase
-from probes._ridge import Design, default_alphas, fit_design, select_alpha
+from probes._ridge import Design, default_alphas, fit_design, large_empty, select_alpha
 from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -85,7 +85,7 @@ class _Workspace:
         size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
         start = -(-self._used // 16) * 16  # aligned for any dtype
         if start + size > self._bytes.numel():
-            return torch.empty(shape, dtype=dtype, device=self._bytes.device)
+            return large_empty(shape, dtype, self._bytes.device)
         self._used = start + size
         return self._bytes[start : start + size].view(dtype).view(shape)
 
@@ -239,9 +239,12 @@ class LinearProbe(RidgeProbeBase):
         # The fit lives on the numerical span of the training inputs (probes._span): the
         # directions below the tolerance are round-off of the data, not latents.
         tol = rank_tolerance(self.rank_tol, len(train), d, eps)
-        design = truncate_design(fit_design(Z[self.identity, tr]), tol)
+        # (n_train, G, d): the fit's one large fresh buffer; the identity's slice of it is
+        # the training inputs.
+        Y = large_empty((len(train), G, d), Z.dtype, Z.device)
+        torch.index_select(Zs, 0, tr, out=Y)
+        design = truncate_design(fit_design(Y[:, self.identity]), tol)
         alphas = self._alpha_grid(design)
-        Y = Zs[tr]  # (n_train, G, d): the fit's one large fresh buffer
         W, _, bias, alpha_idx, scores = self._fit_targets(design, Y, alphas, inputs=self.identity)
         if W is None:  # weights=True always forms them; this keeps the type checker honest
             raise RuntimeError("internal error: the ridge fit returned no weights")
@@ -328,15 +331,17 @@ class LinearProbe(RidgeProbeBase):
         # the (G, rank, d) tensors handed on are views of it.
         if inputs is None:
             # One GEMM for all elements: (rank, n) @ (n, G·d).
-            Bt = (U.T @ Y.reshape(n, G * d)).reshape(r, G, d)
+            Bt = large_empty((r, G, d), Y.dtype, Y.device)
+            torch.mm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
         else:
-            Bt = torch.empty(r, G, d, dtype=Y.dtype, device=Y.device)
+            Bt = large_empty((r, G, d), Y.dtype, Y.device)
             Bt[:, inputs] = design.s[:, None] * design.Vt
             others = [g for g in range(G) if g != inputs]
             if others:
                 # A view (stride G·d between samples) when the identity is element 0.
                 Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
-                Bo = U.T @ Yo.reshape(n, (G - 1) * d)
+                Bo = large_empty((r, (G - 1) * d), Y.dtype, Y.device)
+                torch.mm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
                 if inputs == 0:
                     Bt[:, 1:] = Bo.reshape(r, G - 1, d)
                 else:
@@ -356,7 +361,11 @@ class LinearProbe(RidgeProbeBase):
         bias = y_mean - ((design.Vt @ design.mean) @ DBt).reshape(G, d)
         # W in the (d_in, G, d_out) layout of one GEMM; (G, d_in, d_out) is a view of it.
         d_in = design.Vt.shape[1]
-        W = (design.Vt.T @ DBt).reshape(d_in, G, d).permute(1, 0, 2) if weights else None
+        W = None
+        if weights:
+            W = large_empty((d_in, G * d), Y.dtype, Y.device)
+            torch.mm(design.Vt.T, DBt, out=W)
+            W = W.view(d_in, G, d).permute(1, 0, 2)
         DB = Bt.permute(1, 0, 2)  # (G, r, d) view of the scaled projections
         return W, DB, bias, best, scores
 
