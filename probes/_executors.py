@@ -3,7 +3,11 @@
 A task reads one block through :meth:`latentgeo.store.Run.read_block`, converts it to a
 private tensor and runs :func:`probes._blocks.probe_block`.  In process the tasks run one
 at a time (peak memory: one block); on a client (``dask.distributed`` or any
-``concurrent.futures.Executor``) each worker opens the store by path.
+``concurrent.futures.Executor``, threads or processes) every task carries what its worker
+needs and nothing is looked up there: the run's open-spec (:class:`latentgeo.store.RunSpec`:
+path or URL *and* the caller's ``storage_options``), the group the caller resolved (its
+override, or the stored one: a worker never re-parses the stored spec, so a user's group
+needs no registration there) and the settings.
 """
 
 from __future__ import annotations
@@ -51,12 +55,10 @@ def probe_stored(
 
 
 def _remote_task(
-    path: str, layer: str, index: int, group: Any, settings: dict, device: Any
+    spec: Any, layer: str, index: int, group: Any, settings: dict, device: Any
 ) -> dict[str, Any]:
-    """Worker side: open the store by path, probe one (layer, step)."""
-    from latentgeo.store import open_run
-
-    return probe_stored(open_run(path), layer, index, group, settings, device)
+    """Worker side: open the store from its open-spec, probe one (layer, step)."""
+    return probe_stored(spec.open(), layer, index, group, settings, device)
 
 
 def executor(client: Any) -> tuple[Any, Any]:
@@ -109,19 +111,24 @@ def run_tasks(
 
     Raises
     ------
-    ValueError
-        With a client, for a run not opened from a path the workers can open.
+    TypeError
+        With a client, for a run object that cannot say how to reopen it (no
+        ``open_spec()``, as :class:`latentgeo.store.Run` has).
     """
     if client is None:
         for li, si, layer, index in tasks:
             yield li, si, probe_stored(run, layer, index, group, settings, device)
         return
-    path = getattr(run, "path", None)
-    if path is None:
-        raise ValueError("a client needs a run opened from a path the workers can open")
+    open_spec = getattr(run, "open_spec", None)
+    if not callable(open_spec):
+        raise TypeError(
+            f"a client needs a latentgeo Run whose workers can reopen it (open_spec()), "
+            f"got {type(run).__name__}"
+        )
+    spec = open_spec()
     pool, as_completed = executor(client)
     futures = {
-        pool.submit(_remote_task, str(path), layer, index, group, settings, device): (li, si)
+        pool.submit(_remote_task, spec, layer, index, group, settings, device): (li, si)
         for li, si, layer, index in tasks
     }
     for fut in as_completed(futures):
