@@ -13,14 +13,18 @@ needs no registration there) and the settings.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import importlib
+import pickle
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from probes import _blocks
 
-__all__ = ["Task", "executor", "run_tasks"]
+__all__ = ["GroupPayload", "Task", "executor", "run_tasks"]
 
 #: One task: (layer position, step position, layer name, index along ``run.steps``).
 Task = tuple[int, int, str, int]
@@ -54,11 +58,50 @@ def probe_stored(
     return out
 
 
+@dataclass(frozen=True)
+class GroupPayload:
+    """A group as a task carries it: its pickle and the module that defines its class.
+
+    Groups pickle as their spec, which a worker rebuilds through the group registry; a
+    user's group is registered when its module is imported, so the worker imports that
+    module first (it must be importable there, as for any class a task uses).
+    """
+
+    module: str
+    blob: bytes
+
+    @classmethod
+    def of(cls, group: Any) -> GroupPayload:
+        return cls(type(group).__module__, pickle.dumps(group))
+
+    def load(self) -> Any:
+        """The group, on the worker.
+
+        Raises
+        ------
+        latentgeo.MissingExtensionError
+            (a ``ValueError``) When the group's class is registered by a module this worker
+            cannot import (a class defined in a script's ``__main__``); the message says which.
+        """
+        from latentgeo._registry import MissingExtensionError
+
+        if self.module != "__main__":
+            with contextlib.suppress(ImportError):
+                importlib.import_module(self.module)
+        try:
+            return pickle.loads(self.blob)
+        except MissingExtensionError as err:
+            raise MissingExtensionError(
+                f"a probes.run worker cannot rebuild the run's group: {err}; the module "
+                f"{self.module!r} that registers it must be importable by the workers"
+            ) from None
+
+
 def _remote_task(
-    spec: Any, layer: str, index: int, group: Any, settings: dict, device: Any
+    spec: Any, layer: str, index: int, group: GroupPayload, settings: dict, device: Any
 ) -> dict[str, Any]:
     """Worker side: open the store from its open-spec, probe one (layer, step)."""
-    return probe_stored(spec.open(), layer, index, group, settings, device)
+    return probe_stored(spec.open(), layer, index, group.load(), settings, device)
 
 
 def executor(client: Any) -> tuple[Any, Any]:
@@ -126,9 +169,10 @@ def run_tasks(
             f"got {type(run).__name__}"
         )
     spec = open_spec()
+    payload = GroupPayload.of(group)
     pool, as_completed = executor(client)
     futures = {
-        pool.submit(_remote_task, spec, layer, index, group, settings, device): (li, si)
+        pool.submit(_remote_task, spec, layer, index, payload, settings, device): (li, si)
         for li, si, layer, index in tasks
     }
     for fut in as_completed(futures):

@@ -16,6 +16,7 @@ Nothing is accepted and then dropped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -32,13 +33,12 @@ import torch
 import latentgeo
 import probes
 from latentgeo.actions import (
-    Action,
     ElementSubset,
     ImageRotationAngles,
     ImageRotations,
     PointCloudRotations,
 )
-from latentgeo.groups import O3, SO3, Dihedral, FiniteGroup
+from latentgeo.groups import O3, SO3, Dihedral
 from latentgeo.pipeline._analyze_plan import plan_analysis
 
 # float64 results of the same computation on the same latents: only summation order may
@@ -47,92 +47,15 @@ RTOL, ATOL = 1e-10, 1e-12
 STEPS = (0, 1)
 
 
-# -- a user's group whose spec shares a built-in's prefix ---------------------------------
+# The user's group (Dic3(), next to the built-in dihedral D3) lives in a module of its own, as
+# in a user's package: worker processes import it to rebuild the group (it registers itself).
+sys.path.insert(0, str(Path(__file__).parent))
+from _user_dicyclic import Dic3, RegularShift  # noqa: E402
 
 
-def _dicyclic_table(n: int) -> np.ndarray:
-    """Cayley table of Dic_n = <a, x | a^{2n} = 1, x^2 = a^n, x a x^-1 = a^-1>.
-
-    Element ``k + 2n j`` is ``a^k x^j``; ``(a^k x^j)(a^m x^l) = a^{k + (-1)^j m} x^j x^l``
-    with ``x^2 = a^n``.
-    """
-    m2 = 2 * n
-    table = np.empty((2 * m2, 2 * m2), dtype=np.int64)
-    for g in range(2 * m2):
-        k, j = g % m2, g // m2
-        for h in range(2 * m2):
-            m, l_ = h % m2, h // m2
-            e = k + (m if j == 0 else -m)
-            if j == 1 and l_ == 1:
-                e, jj = e + n, 0
-            else:
-                jj = j ^ l_
-            table[g, h] = (e % m2) + m2 * jj
-    return table
-
-
-class Dic3(FiniteGroup):
-    """The dicyclic group of order 12 (a user's group, registered by this test module)."""
-
-    def __init__(self) -> None:
-        names = tuple(
-            ("e" if k == 0 else f"a{k}") if j == 0 else f"a{k}x" for j in (0, 1) for k in range(6)
-        )
-        self._setup(_dicyclic_table(3), names)
-
-    def _key(self) -> tuple:
-        return ()
-
-    def __repr__(self) -> str:
-        return "Dic3()"
-
-    @property
-    def spec(self) -> str:
-        return "Dic3()"
-
-
-class RegularShift(Action):
-    """Dic3 acting on (..., 12) vectors by its regular representation (coordinate shuffles)."""
-
-    @property
-    def group(self) -> Dic3:
-        return Dic3()
-
-    def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        perm = np.argsort(np.asarray(self.group.cayley_table)[k])
-        return x[..., torch.as_tensor(perm)]
-
-    def _validate(self, x: torch.Tensor) -> None:
-        if x.shape[-1] != 12:
-            raise ValueError(f"RegularShift acts on (..., 12) inputs, got {tuple(x.shape)}")
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"type": "RegularShift"}
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is RegularShift
-
-    def __hash__(self) -> int:
-        return hash("RegularShift")
-
-
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def _registered():
-    from latentgeo._registry import GROUPS
-
-    import latentgeo.actions as la
-    import latentgeo.groups as lg
-
-    lg.register(Dic3)
-    la.register(RegularShift)
-    # Worker processes cannot import this test module: its classes travel by value.
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    GROUPS.unregister("Dic3")
-    la.register.__self__.unregister("RegularShift")
+    return Dic3
 
 
 # -- the stores ---------------------------------------------------------------------------
@@ -152,7 +75,9 @@ def _model(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if kind == "image":
         return torch.nn.Sequential(
-            torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh(), torch.nn.Flatten(),
+            torch.nn.Conv2d(1, 2, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Flatten(),
             torch.nn.Linear(2 * 36, 3),
         )
     if kind == "cloud":
@@ -163,10 +88,14 @@ def _model(kind: str) -> torch.nn.Module:
 KINDS = {
     "d4_orbit": lambda: (ImageRotations(Dihedral(4)), "image", ["1", "3"]),
     "d4_subset_named": lambda: (
-        ElementSubset(ImageRotations(Dihedral(4)), n_elements=5, seed=0), "image", ["1", "3"],
+        ElementSubset(ImageRotations(Dihedral(4)), n_elements=5, seed=0),
+        "image",
+        ["1", "3"],
     ),
     "d4_subset": lambda: (
-        ElementSubset(ImageRotations(Dihedral(4)), n_elements=5, seed=0), "image", ["1", "3"],
+        ElementSubset(ImageRotations(Dihedral(4)), n_elements=5, seed=0),
+        "image",
+        ["1", "3"],
     ),
     "dic3_user": lambda: (RegularShift(), "vector", ["1", "2"]),
     "so2_angles": lambda: (ImageRotationAngles(8, group="SO2"), "image", ["1", "3"]),
@@ -292,6 +221,7 @@ def test_user_group_spec_sharing_a_builtin_prefix_round_trips(stores):
 @pytest.mark.parametrize("name", [n for n in KINDS if n != "d4_subset_named"])
 def test_analyze(stores, reference, name, tmp_path):
     from latentgeo import pipeline
+
     s, ref = stores[name], reference[name]
     summary = pipeline.analyze(s.path, tmp_path / "out", progress=False)
     report = (tmp_path / "out" / "report.html").read_text()
@@ -357,7 +287,11 @@ def test_live_spectrum_of_a_subset_is_refused(tmp_path):
     action, kind, layers = KINDS["d4_subset"]()
     with pytest.raises(ValueError, match="needs an orbit over the whole group"):
         with latentgeo.LatentRecorder(
-            _model(kind), layers, action, _inputs(kind), tmp_path / "x.zarr",
+            _model(kind),
+            layers,
+            action,
+            _inputs(kind),
+            tmp_path / "x.zarr",
             live=LiveProbes(("spectrum",)),
         ) as rec:
             rec.record(0)
@@ -376,6 +310,9 @@ def dask_client(tmp_path_factory):
             processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
         )
         client = distributed.Client(cluster)
+        # The user's group module is importable on the workers, as a user's package would be.
+        here = str(Path(__file__).parent)
+        client.run(functools.partial(exec, f"import sys; sys.path.insert(0, {here!r})"))
         yield client
         client.close()
         cluster.close()
