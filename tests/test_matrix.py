@@ -383,4 +383,4 @@ def test_s3_store_through_worker_processes_keeps_its_storage_options(
     _assert_same(probes.run(run, client=dask_client, **kw), reference[name])
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         _assert_same(probes.run(run, client=pool, **kw), reference[name])
-    assert "secret" not in repr(run.open_spec())  # credentials travel, never printed
+    assert options["secret"] not in repr(run.open_spec())  # credentials travel, unprinted
