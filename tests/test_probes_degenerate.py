@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import probes
+from latentgeo.datasets.planted import planted_latents
 from latentgeo.groups import Dihedral
 from latentgeo.store import RunWriter
-from latentgeo.datasets.planted import planted_latents
 
 G = Dihedral(3)
 STEPS = [0, 1, 2]

@@ -11,8 +11,9 @@ notebook and a job).  Two rules keep the cache whole:
   (:class:`~latentgeo.store._lease.StoreLease`, with its documented limits: object stores
   have no ``flock``).  A writer waits for the lock up to a timeout, then raises
   :class:`~latentgeo.store.StoreBusyError`.
-* **A write is marked complete last**: the dataset is written, then one attribute
-  (``latentgeo_write``, a fresh random token) is set on its group, one atomic object write.
+* **A write is marked complete last**: the previous result's mark is withdrawn first, the
+  dataset is written, then one attribute (``latentgeo_write``, a fresh random token) is set
+  on its group, one atomic object write.
   A reader reads the token, the dataset, then the token again; it returns the dataset only
   when both reads give the same token, so it never returns a mixture of two writes.  While a
   write is in progress it waits for it (old or new, never a part); a write torn by a killed
@@ -199,6 +200,12 @@ def save_analysis(
     ds = _prepared(ds)
     writable = open_zarr_store(path, read_only=False, storage_options=storage_options)
     with analysis_lock(path, storage_options, timeout, writable):
+        # First: withdraw the completion mark, so a reader that read the old token before
+        # this write started sees it change (the old group's files go in no fixed order).
+        with contextlib.suppress(FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            old = zarr.open_group(writable, path=group, mode="r+", use_consolidated=False)
+            if WRITE_TOKEN in old.attrs:
+                old.attrs[WRITE_TOKEN] = None
         ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
         # Last: the mark that the write is whole (one object, replaced atomically).
         node = zarr.open_group(writable, path=group, mode="r+", use_consolidated=False)
@@ -223,6 +230,15 @@ def _reconsolidate(path: str, storage_options: Mapping[str, Any] | None, writabl
     with WriterLock(local).try_hold() as free:
         if free:
             consolidate(writable)
+
+
+def _forget_listings(zstore: Any) -> None:
+    """Drop an fsspec store's cached directory listings (s3fs keeps them per instance), so
+    the group's members are listed as they are now, not as a past write left them."""
+    fs = getattr(zstore, "fs", None)
+    invalidate = getattr(fs, "invalidate_cache", None)
+    if callable(invalidate):
+        invalidate()
 
 
 def _token(zstore: Any, group: str) -> str | None:
@@ -261,6 +277,7 @@ def load_analysis(
     group = analysis_path(name)
     deadline = time.monotonic() + timeout
     while True:
+        _forget_listings(zstore)
         before = _token(zstore, group)
         if before is not None:
             try:
@@ -284,6 +301,7 @@ def analysis_names(zstore: Any) -> list[str]:
     """Names of the cached analyses (whole or not)."""
     import zarr
 
+    _forget_listings(zstore)
     try:
         g = zarr.open_group(zstore, path=ANALYSIS, mode="r", use_consolidated=False)
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
