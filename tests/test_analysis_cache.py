@@ -162,7 +162,7 @@ def test_a_writer_waits_for_the_lock_then_reports_a_busy_store(tmp_path):
     run = open_run(url)
     with analysis_lock(url, timeout=0.0):
         t0 = time.monotonic()
-        with pytest.raises(StoreBusyError, match="analysis cache .* stayed locked"):
+        with pytest.raises(StoreBusyError, match=r"analysis cache .* stayed locked"):
             from latentgeo.store._analysis import save_analysis
 
             save_analysis(url, None, "probes", _result(1, 0), timeout=0.3)

@@ -38,8 +38,8 @@ __all__ = [
     "Analysis",
     "analyze_run",
     "compute_geometry",
-    "has_proper_subgroups",
     "geometry_cache_key",
+    "has_proper_subgroups",
     "onsets",
     "summarise",
 ]

@@ -29,9 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from latentgeo.store import Run
 
 __all__ = [
-    "FINITE_ORBIT",
     "CONTINUOUS",
     "ELEMENT_SUBSET",
+    "FINITE_ORBIT",
     "SUBGROUP_SCAN_MAX_ORDER",
     "AnalysisPlan",
     "has_proper_subgroups",

@@ -94,7 +94,10 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
             Section(
                 "Not applicable to this store",
                 text="\n\n".join(
-                    [f"This store is of the kind: {a.summary.get('store_kind')}.", *omitted.values()]
+                    [
+                        f"This store is of the kind: {a.summary.get('store_kind')}.",
+                        *omitted.values(),
+                    ]
                 ),
             )
         )
