@@ -80,14 +80,14 @@ def has_proper_subgroups(group: Any) -> bool:
     :data:`SUBGROUP_SCAN_MAX_ORDER`."""
     if group is None or not group.is_finite:
         return False
-    n = int(group.order)
+    n = int(group.order or 0)
     composite = n > 3 and any(n % p == 0 for p in range(2, int(np.sqrt(n)) + 1))
     return composite and n <= SUBGROUP_SCAN_MAX_ORDER
 
 
 def _largest_recorded_subgroup(group: Any, recorded: np.ndarray) -> Any:
     """The largest non-trivial subgroup whose elements were all recorded, or None."""
-    if int(group.order) > SUBGROUP_SCAN_MAX_ORDER:
+    if int(group.order or 0) > SUBGROUP_SCAN_MAX_ORDER:
         return None
     have = {int(v) for v in np.asarray(recorded).ravel()}
     best = None
@@ -135,7 +135,7 @@ def plan_analysis(run: Run) -> AnalysisPlan:
             },
         )
     if records_subset(run):
-        n, order = len(run.elements), int(group.order)
+        n, order = len(run.elements), int(group.order or 0)
         whole = f"it needs every element of {spec}; this store records {n} of its {order}"
         omitted = {
             "homomorphism error": f"The homomorphism error is not computed: {whole}.",
@@ -161,14 +161,14 @@ def plan_analysis(run: Run) -> AnalysisPlan:
     omitted = {}
     if has_proper_subgroups(group):
         kinds.append("subgroups")
-    elif int(group.order) > SUBGROUP_SCAN_MAX_ORDER:
+    elif int(group.order or 0) > SUBGROUP_SCAN_MAX_ORDER:
         omitted["subgroup scan"] = (
-            f"The subgroup scan is not computed: {spec} has order {int(group.order)}, above "
+            f"The subgroup scan is not computed: {spec} has order {int(group.order or 0)}, above "
             f"{SUBGROUP_SCAN_MAX_ORDER} (enumerating its subgroups is too costly)."
         )
     else:
         omitted["subgroup scan"] = (
-            f"The subgroup scan is not computed: {spec} has order {int(group.order)}, so "
+            f"The subgroup scan is not computed: {spec} has order {int(group.order or 0)}, so "
             "no subgroup but itself and the trivial one."
         )
     return AnalysisPlan(FINITE_ORBIT, tuple(kinds), figures=("orbits", "rho"), omitted=omitted)
