@@ -73,8 +73,11 @@ def run(
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
     client : dask.distributed.Client or str or concurrent.futures.Executor, optional
-        Map the (layer, step) tasks over it (workers open the store by path).  An address
-        string connects a new ``distributed.Client``.
+        Map the (layer, step) tasks over it (threads, processes or dask workers).  Each task
+        carries the run's open-spec (path or URL *with* its ``storage_options``), the group
+        (the override, or the stored one, with the module that registers its class) and the
+        settings, so workers open the store as the caller did.  An address string connects a
+        new ``distributed.Client``.
     cache : bool
         Read and write the results cache in the store.
     progress : bool
