@@ -16,9 +16,15 @@ torch, float64 by default, on any device).
   (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
 - :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
   (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
-- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
+- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached;
+  :func:`register_probe` / :func:`register_dim` add a kind of result to it (a
+  :class:`ProbeKind` computed on each :class:`Block`; or the ``latentgeo.probes`` entry-point
+  group of an installed package).
+- :class:`LiveProbes` — invariance, spectrum and R² at every recorded step, while training
+  (``LatentRecorder(..., live=LiveProbes([...]))``).
 """
 
+from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
     GroupConsistentProbe,
@@ -26,33 +32,38 @@ from probes._homomorphism import (
     fit_from_generators,
     homomorphism_error,
 )
-from probes._lie import (
-    GeneratorProbe,
-    family_latents,
-    family_lie_derivative,
-    lie_derivative,
-    so3_lie_derivative,
-)
+from probes._kinds import Block, ProbeKind, register_dim, register_probe
+from probes._lie import GeneratorProbe
 from probes._lie_algebra import (
     BracketLawCheck,
     LieAlgebraProbe,
     bracket_law,
     one_parameter_elements,
 )
+from probes._lie_derivative import (
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
+)
 from probes._linear import LinearProbe
+from probes._live import LiveProbes
 from probes._orthogonal import OrthogonalProbe
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
 from probes._subgroups import respected_subgroups, subgroup_scan
 
 __all__ = [
+    "Block",
     "BracketLawCheck",
     "GeneratorProbe",
     "GroupConsistentProbe",
     "HomomorphismDefect",
     "LieAlgebraProbe",
     "LinearProbe",
+    "LiveProbes",
     "OrthogonalProbe",
+    "ProbeKind",
     "bracket_law",
     "character_multiplicities",
     "family_latents",
@@ -63,6 +74,8 @@ __all__ = [
     "lie_derivative",
     "one_parameter_elements",
     "orbit_spectrum",
+    "register_dim",
+    "register_probe",
     "respected_subgroups",
     "run",
     "so3_lie_derivative",

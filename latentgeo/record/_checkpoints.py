@@ -21,6 +21,7 @@ from latentgeo.record._checkpoint_files import load_checkpoint as _load
 from latentgeo.record._checkpoint_steps import collect_checkpoints, parse_step
 
 if TYPE_CHECKING:
+    from latentgeo.actions import Action
     from latentgeo.store import Run
 
 __all__ = ["CHECKPOINT_SUFFIXES", "parse_step", "record_checkpoints"]
@@ -76,7 +77,7 @@ def record_checkpoints(
     model: torch.nn.Module,
     checkpoints: Any,
     layers: str | Sequence[str],
-    action: Any,
+    action: Action,
     probe_inputs: torch.Tensor,
     store: str | os.PathLike[str],
     steps: Sequence[int] | None = None,
@@ -136,6 +137,7 @@ def record_checkpoints(
 
     Examples
     --------
+    >>> # Not run here: needs a folder of saved checkpoints.
     >>> run = latentgeo.record_checkpoints(model, "checkpoints/", ["conv1", "fc"], action,
     ...                                    x_probe, "runs/offline.zarr")  # doctest: +SKIP
     >>> run.steps  # doctest: +SKIP
@@ -151,7 +153,8 @@ def record_checkpoints(
             )
     entries = _collect(checkpoints, steps)
 
-    from latentgeo.record import LatentRecorder, unwrap_model
+    from latentgeo.record._layers import unwrap_model
+    from latentgeo.record._recorder import LatentRecorder
     from latentgeo.store import open_run
 
     # The weights go where the recorder's hooks go: the module under DDP / torch.compile.
