@@ -251,6 +251,7 @@ def test_analyze(stores, reference, name, tmp_path):
 
 # -- column 3: live metrics ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(KINDS))
 def test_live_metrics(stores, reference, name):
     s, ref = stores[name], reference[name]
