@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from probes._base import Interval, RidgeProbeBase
-from probes._ridge import Design, default_alphas, fit_design, select_alpha
+from probes._ridge import Design, default_alphas, fit_design, large_empty, select_alpha
 from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -39,18 +39,20 @@ def alpha_grid(alphas: Any, design: Design) -> torch.Tensor:
 
 
 def null_precision(
-    design: Design, Z: torch.Tensor, XV: torch.Tensor, alphas: torch.Tensor
-) -> tuple[Design, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The re-paired (null) fits' inputs in float32: ``(design, Z, XV, alphas)``.
+    design: Design, X: torch.Tensor, alphas: torch.Tensor
+) -> tuple[Design, torch.Tensor, torch.Tensor]:
+    """The re-paired (null) fits' inputs in float32: ``(design, X, alphas)``.
+
+    ``X``: the held-out inputs (rotated by the null's own ``design.Vt`` afterwards).
 
     The null is a chance level; float32 GEMMs run at about twice the float64 rate, and the
     null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
     inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
     exact float64 null's interval on every planted setting).  Float32 inputs are returned
-    unchanged.
+    unchanged; the null's targets are converted as they are gathered (:class:`_Workspace`).
     """
-    if Z.dtype != torch.float64:
-        return design, Z, XV, alphas
+    if X.dtype != torch.float64:
+        return design, X, alphas
     f = torch.float32
     small = Design(
         mean=design.mean.to(f),
@@ -59,7 +61,49 @@ def null_precision(
         Vt=design.Vt.to(f),
         dropped=design.dropped.to(f),
     )
-    return small, Z.to(f), XV.to(f), alphas.to(f)
+    return small, X.to(f), alphas.to(f)
+
+
+class _Workspace:
+    """Views into one spent buffer, handed out in turn (bump allocation, ``reset`` reuses).
+
+    A fit's large temporaries (held-out blocks, predictions, the null's targets) are as big as
+    its gathered training targets and live after them.  Fresh memory of that size costs a
+    page fault per 4 KiB on first touch (about as long as the copy that fills it), so they
+    are carved out of the training targets' buffer once the fit is done with it.  A request
+    that does not fit gets fresh memory.
+    """
+
+    def __init__(self, buf: torch.Tensor) -> None:
+        self._bytes = buf.reshape(-1).view(torch.uint8)  # buf is contiguous: a view
+        self._used = 0
+
+    def reset(self) -> None:
+        self._used = 0
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+        start = -(-self._used // 16) * 16  # aligned for any dtype
+        if start + size > self._bytes.numel():
+            return large_empty(shape, dtype, self._bytes.device)
+        self._used = start + size
+        return self._bytes[start : start + size].view(dtype).view(shape)
+
+    def gather(self, src: torch.Tensor, dim: int, index: torch.Tensor, dtype: torch.dtype):
+        """``src.index_select(dim, index).to(dtype)`` written into the workspace."""
+        shape = list(src.shape)
+        shape[dim] = index.numel()
+        out = self.take(tuple(shape), dtype)
+        if src.dtype == dtype:
+            return torch.index_select(src, dim, index, out=out)
+        # Converting: in chunks of about 2M values, so no full-size temporary is allocated.
+        row = max(1, src.numel() // max(1, src.shape[dim]))
+        step = max(1, (1 << 21) // row)
+        for i in range(0, index.numel(), step):
+            out.narrow(dim, i, min(step, index.numel() - i)).copy_(
+                src.index_select(dim, index[i : i + step])
+            )
+        return out
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -195,25 +239,30 @@ class LinearProbe(RidgeProbeBase):
         # The fit lives on the numerical span of the training inputs (probes._span): the
         # directions below the tolerance are round-off of the data, not latents.
         tol = rank_tolerance(self.rank_tol, len(train), d, eps)
-        design = truncate_design(fit_design(Z[self.identity, tr]), tol)
+        # (n_train, G, d): the fit's one large fresh buffer; the identity's slice of it is
+        # the training inputs.
+        Y = large_empty((len(train), G, d), Z.dtype, Z.device)
+        torch.index_select(Zs, 0, tr, out=Y)
+        design = truncate_design(fit_design(Y[:, self.identity]), tol)
         alphas = self._alpha_grid(design)
-        W, _, bias, alpha_idx, scores = self._fit_targets(
-            design, Zs[tr], alphas, inputs=self.identity
-        )
+        W, _, bias, alpha_idx, scores = self._fit_targets(design, Y, alphas, inputs=self.identity)
         if W is None:  # weights=True always forms them; this keeps the type checker honest
             raise RuntimeError("internal error: the ridge fit returned no weights")
+        # The training targets are spent: their memory holds the held-out blocks below.
+        work = _Workspace(Y)
+        del Y
         X_test = Z[self.identity, te]
-        Y_test = Z[:, te]
-        Y_hat = self._predict(X_test, W, bias)
+        Y_test = work.gather(Z, 1, te, Z.dtype)  # (G, n_test, d)
+        Y_hat = self._predict(X_test, W, bias, out=work.take((len(test), G * d), Z.dtype))
         confidence = self.confidence if self.n_bootstrap else None
         r2, ci = r2_and_interval(Y_test, Y_hat, confidence, overwrite=True)
         del Y_hat, Y_test
 
         null, perms = [], []
         if self.n_null:
-            XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
-            design_n, Zn, XV, alphas_n = null_precision(design, Z, XV, alphas)
-            Zns = Zn.permute(1, 0, 2)
+            design_n, X_n, alphas_n = null_precision(design, X_test, alphas)
+            XV = X_n @ design_n.Vt.T  # rotated test inputs, shared by the null fits
+            del X_n
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
@@ -221,12 +270,19 @@ class LinearProbe(RidgeProbeBase):
             perm_np = rng.permutation(n)
             perms.append(perm_np)
             perm = torch.as_tensor(perm_np, device=Z.device)
-            _, DBp, bp, _, _ = self._fit_targets(design_n, Zns[perm[tr]], alphas_n, weights=False)
-            Yp_hat = self._predict_projected(XV, DBp, bp)
-            # Both operands are fresh copies: the scoring may overwrite them.
-            r2p, _ = r2_and_interval(Zn[:, perm[te]], Yp_hat, None, overwrite=True)
+            work.reset()
+            Yn = work.gather(Zs, 0, perm[tr], XV.dtype)  # (n_train, G, d) in the null's dtype
+            _, DBp, bp, _, _ = self._fit_targets(design_n, Yn, alphas_n, weights=False)
+            del Yn
+            Yp = work.gather(Z, 1, perm[te], XV.dtype)  # (G, n_test, d)
+            Yp_hat = self._predict_projected(
+                XV, DBp, bp, out=work.take((len(test), G * d), XV.dtype)
+            )
+            # Both operands are scratch: the scoring may overwrite them.
+            r2p, _ = r2_and_interval(Yp, Yp_hat, None, overwrite=True)
             null.append(r2p.to(Z.dtype))
-            del DBp, Yp_hat
+            del DBp, Yp_hat, Yp
+        del work
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
@@ -270,47 +326,81 @@ class LinearProbe(RidgeProbeBase):
         Y -= y_mean  # in place: Y is the caller's gathered copy
         r = design.s.numel()
         U = design.U
+        # Rank-major layout (rank, G, d): the projection GEMM writes it, and the weights and
+        # predictions read it as one (rank, G·d) matrix (one GEMM each, no permuted copies);
+        # the (G, rank, d) tensors handed on are views of it.
         if inputs is None:
             # One GEMM for all elements: (rank, n) @ (n, G·d).
-            B = (U.T @ Y.reshape(n, G * d)).reshape(r, G, d).permute(1, 0, 2)
+            Bt = large_empty((r, G, d), Y.dtype, Y.device)
+            torch.mm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
         else:
-            B = torch.empty(G, r, d, dtype=Y.dtype, device=Y.device)
-            B[inputs] = design.s[:, None] * design.Vt
+            Bt = large_empty((r, G, d), Y.dtype, Y.device)
+            Bt[:, inputs] = design.s[:, None] * design.Vt
             others = [g for g in range(G) if g != inputs]
             if others:
                 # A view (stride G·d between samples) when the identity is element 0.
                 Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
-                Bo = U.T @ Yo.reshape(n, (G - 1) * d)
-                B[others] = Bo.reshape(r, G - 1, d).permute(1, 0, 2)
+                Bo = large_empty((r, (G - 1) * d), Y.dtype, Y.device)
+                torch.mm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
+                if inputs == 0:
+                    Bt[:, 1:] = Bo.reshape(r, G - 1, d)
+                else:
+                    Bt[:, others] = Bo.reshape(r, G - 1, d)
                 del Bo, Yo
+        B = Bt.permute(1, 0, 2)  # (G, r, d) view
         best, scores = select_alpha(
             design, Y.permute(1, 0, 2), B, alphas, self.criterion, inputs=inputs
         )
         s = design.s
         alpha = alphas[best]
-        DB = (s[None, :] / (s[None, :] ** 2 + alpha[:, None]))[:, :, None] * B  # (G, r, d)
+        gain = s[:, None] / (s[:, None] ** 2 + alpha[None, :])  # (r, G)
+        Bt *= gain[:, :, None]  # in place: Bt becomes diag(gain) B in the (r, G, d) layout
+        DBt = Bt.reshape(r, G * d)
         del B
         # bias = ȳ − x̄ᵀ W with x̄ᵀ W = (x̄ᵀ V) diag(gain) B: no W needed.
-        bias = y_mean - torch.einsum("r,grd->gd", design.Vt @ design.mean, DB)
-        W = torch.einsum("rd,gre->gde", design.Vt, DB) if weights else None
+        bias = y_mean - ((design.Vt @ design.mean) @ DBt).reshape(G, d)
+        # W in the (d_in, G, d_out) layout of one GEMM; (G, d_in, d_out) is a view of it.
+        d_in = design.Vt.shape[1]
+        W = None
+        if weights:
+            W = large_empty((d_in, G * d), Y.dtype, Y.device)
+            torch.mm(design.Vt.T, DBt, out=W)
+            W = W.view(d_in, G, d).permute(1, 0, 2)
+        DB = Bt.permute(1, 0, 2)  # (G, r, d) view of the scaled projections
         return W, DB, bias, best, scores
 
     @staticmethod
-    def _predict(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """``X @ W[g] + bias[g]`` for every element, as one GEMM: shape (G, n, d_out)."""
+    def _predict(
+        X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``X @ W[g] + bias[g]`` for every element, as one GEMM: shape (G, n, d_out).
+
+        ``out``: optional contiguous (n, G·d_out) buffer the result is written into.
+        """
         G, d_in, d_out = W.shape
         # addmm adds the bias in the GEMM's own pass (no second (n, G·d_out) temporary).
+        # W.permute(1, 0, 2) is free when W is a view of a (d_in, G, d_out) block.
         flat = torch.addmm(
-            bias.reshape(1, G * d_out), X, W.permute(1, 0, 2).reshape(d_in, G * d_out)
+            bias.reshape(1, G * d_out),
+            X,
+            W.permute(1, 0, 2).reshape(d_in, G * d_out),
+            out=out,
         )  # (n, G·d_out)
         return flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
 
     @staticmethod
-    def _predict_projected(XV: torch.Tensor, DB: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Predictions from rotated inputs ``XV = X Vᵀᵀ`` (n, rank) and ``DB`` (G, rank, d)."""
+    def _predict_projected(
+        XV: torch.Tensor, DB: torch.Tensor, bias: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predictions from rotated inputs ``XV = X Vᵀᵀ`` (n, rank) and ``DB`` (G, rank, d).
+
+        ``out``: optional contiguous (n, G·d) buffer the result is written into.
+        """
         G, r, d = DB.shape
-        flat = XV @ DB.permute(1, 0, 2).reshape(r, G * d)
-        return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2) + bias[:, None, :]
+        flat = torch.addmm(
+            bias.reshape(1, G * d), XV, DB.permute(1, 0, 2).reshape(r, G * d), out=out
+        )
+        return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2)
 
     # ------------------------------------------------------------------ use
     def predict(self, Z: Any) -> np.ndarray:
