@@ -239,23 +239,37 @@ def harmonic_energies(
     B = torch.as_tensor(B_np, dtype=dtype, device=dev)
     owner = torch.as_tensor(owner_np, device=dev)
     P = torch.linalg.pinv(B)  # (p, n_el): one factorisation for every right-hand side
-    BtB = B.T @ B
+    # ||B c||² = ||R c||² with B = QR: the fitted energy as a norm (R is (min(n_el, p), p)).
+    R = torch.linalg.qr(B, mode="r").R
     const = int(np.flatnonzero(owner_np == 0)[0])  # the trivial irrep's (only) column
     quadrature = _is_quadrature(group, values, degree)
     chunk = max(1, _CHUNK_VALUES // max(1, n_el * d))
     shift = src[:, :chunk].to(dtype).mean(dim=(0, 1))
-    fit_energy = torch.zeros((n, n_irreps), dtype=dtype, device=dev)
-    sq = torch.empty(n, dtype=dtype, device=dev)  # sum_g ||Y[g]||² per sample
-    fitted = torch.empty(n, dtype=dtype, device=dev)  # ||B c||² per sample
+    coef_energy = torch.empty((p, n), dtype=dtype, device=dev)  # c_j² per sample
+    sq = torch.empty((n_el, n), dtype=dtype, device=dev)  # ||Y[g]||² per element, sample
+    fitted = torch.empty((R.shape[0], n), dtype=dtype, device=dev)  # ||(R c)_j||² per sample
     c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
+    c = min(chunk, n)
+    buf = torch.empty((n_el, c, d), dtype=dtype, device=dev)
+    coef = torch.empty((p, c * d), dtype=dtype, device=dev)
+    image = torch.empty((R.shape[0], c * d), dtype=dtype, device=dev)
     for s0 in range(0, n, chunk):
-        block = src[:, s0 : s0 + chunk].to(dtype) - shift
-        b = block.shape[1]
-        C = (P @ block.reshape(n_el, -1)).reshape(p, b, d)
-        fit_energy[s0 : s0 + b].index_add_(1, owner, (C * C).sum(dim=2).T)
-        fitted[s0 : s0 + b] = (C * (BtB @ C.reshape(p, -1)).reshape(p, b, d)).sum(dim=(0, 2))
-        sq[s0 : s0 + b] = (block * block).sum(dim=(0, 2))
-        c0[s0 : s0 + b] = C[const]
+        b = min(chunk, n - s0)
+        block, C, RC = buf[:, :b], coef[:, : b * d], image[:, : b * d]
+        block.copy_(src[:, s0 : s0 + b])  # one converted buffer per chunk
+        block -= shift
+        torch.mm(P, block.reshape(n_el, b * d), out=C)
+        torch.mm(R, C, out=RC)
+        torch.linalg.vector_norm(C.view(p, b, d), dim=2, out=coef_energy[:, s0 : s0 + b])
+        # norms over the units only (the contiguous axis: 5-10x faster than over two axes)
+        torch.linalg.vector_norm(RC.view(-1, b, d), dim=2, out=fitted[:, s0 : s0 + b])
+        torch.linalg.vector_norm(block, dim=2, out=sq[:, s0 : s0 + b])
+        c0[s0 : s0 + b] = C[const].view(b, d)
+    coef_energy.square_()
+    fitted = fitted.square_().sum(dim=0)  # ||B c||² per sample
+    sq = sq.square_().sum(dim=0)  # sum_g ||Y[g]||² per sample
+    fit_energy = torch.zeros((n, n_irreps), dtype=dtype, device=dev)
+    fit_energy.index_add_(1, owner, coef_energy.T)
     # Haar-mean centring: the orbit is centred by the Haar mean h of the mean orbit.  The
     # constant lies in the fit (P 1 = e_const), so only the constant coefficient changes
     # (c0 - h); the other coefficients and the residual are unchanged.
