@@ -37,7 +37,7 @@ sample's total energy (Parseval; for continuous groups the last part is ``"resid
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -54,6 +54,10 @@ from latentgeo.groups._harmonic import (
 
 if TYPE_CHECKING:
     import torch
+
+    from latentgeo.groups._finite import FiniteGroup
+    from latentgeo.groups._irreps import Irrep
+    from latentgeo.groups._protocol import Group
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -79,7 +83,7 @@ _CHUNK_VALUES = 2**18
 _BLOCK_ENTRIES = 2**22
 
 
-def _class_weights(group: Any) -> tuple[list[str], np.ndarray]:
+def _class_weights(group: FiniteGroup) -> tuple[list[str], np.ndarray]:
     """Irrep names and weights ``D / (k |G|) psi_r(c)``, shape (n_irreps, n_classes)."""
     irreps = group.irreps()
     reps = np.array([c[0] for c in group.conjugacy_classes], dtype=np.int64)
@@ -88,7 +92,7 @@ def _class_weights(group: Any) -> tuple[list[str], np.ndarray]:
     return [r.name for r in irreps], coeff[:, None] * chars
 
 
-def _class_of_quotient(group: Any) -> np.ndarray:
+def _class_of_quotient(group: FiniteGroup) -> np.ndarray:
     """``K[g, h]`` = conjugacy class index of ``g h^-1``, shape (order, order)."""
     label = np.empty(group.order, dtype=np.int64)
     for c, members in enumerate(group.conjugacy_classes):
@@ -97,7 +101,7 @@ def _class_of_quotient(group: Any) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _isotypic_basis(group: Any) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def _isotypic_basis(group: FiniteGroup) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """An orthonormal basis of signals on the group adapted to its isotypic decomposition.
 
     The isotypic projectors ``P_rho`` of the regular representation are orthogonal
@@ -177,7 +181,7 @@ def _row_energies(
     return rows.square_(), t
 
 
-def finite_energies(Z: Any, group: Any, *, dtype: Any = None) -> OrbitEnergies:
+def finite_energies(Z: Any, group: FiniteGroup, *, dtype: Any = None) -> OrbitEnergies:
     """Per-sample energies in each real irrep's isotypic part of a finite group's orbit.
 
     Parameters
@@ -263,7 +267,7 @@ def subset_energies(Z: Any, *, dtype: Any = None) -> OrbitEnergies:
     return OrbitEnergies(("invariant", "rest"), torch.stack([inv, total - inv], dim=1), total)
 
 
-def isotypic_energies(group: Any, gram: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+def isotypic_energies(group: FiniteGroup, gram: torch.Tensor) -> tuple[list[str], torch.Tensor]:
     """Energy of signals on a finite group in each real irrep's isotypic part, from their Gram.
 
     Parameters
@@ -297,7 +301,7 @@ def isotypic_energies(group: Any, gram: torch.Tensor) -> tuple[list[str], torch.
     return names, W @ sums
 
 
-def project_isotypic(group: Any, irrep: Any, f: torch.Tensor) -> torch.Tensor:
+def project_isotypic(group: FiniteGroup, irrep: Irrep, f: torch.Tensor) -> torch.Tensor:
     """``P_rho f`` along the first (element) axis, without forming ``P_rho`` whole.
 
     Parameters
@@ -331,7 +335,7 @@ def project_isotypic(group: Any, irrep: Any, f: torch.Tensor) -> torch.Tensor:
 
 def orbit_energies(
     Z: Any,
-    group: Any = None,
+    group: Group | None = None,
     elements: Any = None,
     max_degree: int | None = None,
     *,
@@ -366,15 +370,16 @@ def orbit_energies(
     if group is None:
         return subset_energies(src, dtype=dtype)
     if group.is_finite:
+        finite = cast("FiniteGroup", group)
         if elements is not None and not np.array_equal(
-            np.asarray(elements), np.arange(group.order)
+            np.asarray(elements), np.arange(finite.order)
         ):
             raise ValueError(
-                f"elements of a finite group's orbit must be None or arange({group.order}) "
+                f"elements of a finite group's orbit must be None or arange({finite.order}) "
                 f"(every element, in order), got {elements!r}; for an orbit over some elements "
                 "use group=None (invariance) or the subgroup they form"
             )
-        return finite_energies(src, group, dtype=dtype)
+        return finite_energies(src, finite, dtype=dtype)
     values = check_elements(group, elements, src.shape[0])
     degree = resolve_max_degree(group, values, max_degree)
     return harmonic_energies(src, group, values, degree, dtype=dtype)

@@ -19,7 +19,7 @@ every fallback from it warns once per call (:class:`FallbackWarning`).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from latentgeo.groups._energies import (
     OrbitEnergies,
     check_orbit,
 )
+
+if TYPE_CHECKING:
+    from latentgeo.groups._protocol import Group
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -50,7 +53,7 @@ _CHUNK_VALUES = 2**18
 _COMMUTANT = {"real": 1, "complex": 2, "quaternionic": 4}
 
 
-def _components(group: Any, elements: np.ndarray) -> np.ndarray:
+def _components(group: Group, elements: np.ndarray) -> np.ndarray:
     """Component of each element: the sign pattern of the 1-d degree-0 irreps (``det = ±1``
     for O(2) and O(3); one component for SO(2), SO(3))."""
     signs = [
@@ -60,20 +63,20 @@ def _components(group: Any, elements: np.ndarray) -> np.ndarray:
     return labels.reshape(-1)
 
 
-def _n_components(group: Any) -> int:
+def _n_components(group: Group) -> int:
     return sum(1 for rho in group.irreps(0) if rho.dim == 1)
 
 
-def _n_functions(group: Any, max_degree: int) -> int:
+def _n_functions(group: Group, max_degree: int) -> int:
     return sum(r.dim * r.dim // _COMMUTANT[r.type] for r in group.irreps(max_degree))
 
 
-def _needed(group: Any, degree: int) -> int:
+def _needed(group: Group, degree: int) -> int:
     """Elements per component for ``OVERSAMPLING``-fold oversampling up to ``degree``."""
     return OVERSAMPLING * -(-_n_functions(group, degree) // _n_components(group))
 
 
-def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None) -> int:
+def resolve_max_degree(group: Group, elements: Any, max_degree: int | None = None) -> int:
     """The degree of the harmonic fit, warning once when it is weaker than asked.
 
     Parameters
@@ -154,12 +157,12 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
     return degree
 
 
-def harmonic_names(group: Any, max_degree: int) -> list[str]:
+def harmonic_names(group: Group, max_degree: int) -> list[str]:
     """Spectrum coordinate: the irrep names up to ``max_degree``, then ``"residual"``."""
     return [*group.irrep_names(max_degree), "residual"]
 
 
-def harmonic_basis(group: Any, elements: Any, max_degree: int) -> tuple[np.ndarray, np.ndarray]:
+def harmonic_basis(group: Group, elements: Any, max_degree: int) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix of Haar-orthonormal matrix-entry functions at sampled elements.
 
     Parameters
@@ -188,7 +191,7 @@ def harmonic_basis(group: Any, elements: Any, max_degree: int) -> tuple[np.ndarr
 
 
 def harmonic_energies(
-    Z: Any, group: Any, elements: Any, degree: int, *, dtype: Any = None
+    Z: Any, group: Group, elements: Any, degree: int, *, dtype: Any = None
 ) -> OrbitEnergies:
     """Per-sample Haar energies of a continuous group's sampled orbit, by harmonic least squares.
 
@@ -297,7 +300,7 @@ def harmonic_energies(
     return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
 
 
-def _is_quadrature(group: Any, values: np.ndarray, degree: int) -> bool:
+def _is_quadrature(group: Group, values: np.ndarray, degree: int) -> bool:
     """Whether the sampled elements integrate the harmonics exactly as far as they can tell:
     the basis up to the largest degree (at least 1, at least ``degree``) with no more
     functions than elements is orthonormal over them (``BᵀB = n I``; e.g. a uniform SO(2)
@@ -312,7 +315,7 @@ def _is_quadrature(group: Any, values: np.ndarray, degree: int) -> bool:
     return bool(np.allclose(B.T @ B, n_el * np.eye(B.shape[1]), rtol=0.0, atol=1e-9 * n_el))
 
 
-def check_elements(group: Any, elements: Any, n_elements: int) -> np.ndarray:
+def check_elements(group: Group, elements: Any, n_elements: int) -> np.ndarray:
     """The element values a continuous group's spectrum needs, checked against the orbit.
 
     Raises
