@@ -132,7 +132,7 @@ class LiveProbes:
         self.history: list[tuple[int, dict[str, float]]] = []
         self._pending: collections.deque[tuple[int, dict[str, float]]] = collections.deque()
         self._lock: threading.Lock = threading.Lock()
-        self._group: Any = None
+        self._group: Group | None = None
         self._mode: str = ""  # "whole", "subset" or "continuous"
         self._sub: dict[str, Any] | None = None  # the subgroup the spectrum is computed on
         self._irreps: list[str] = []
@@ -297,7 +297,7 @@ class LiveProbes:
 
                     energies = finite_energies(Zs, subgroup_of(self._sub))
                 else:
-                    energies = finite_energies(src, group)
+                    energies = finite_energies(src, cast("FiniteGroup", group))  # bound finite
                 if not energies.finite:
                     return nan
                 out.update(self._spectrum(energies))

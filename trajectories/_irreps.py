@@ -221,8 +221,8 @@ def _rank_for(X: torch.Tensor, explained: float) -> int:
 
 
 def compare_isotypic(
-    run_a: Any,
-    run_b: Any,
+    run_a: Run | str | os.PathLike[str],
+    run_b: Run | str | os.PathLike[str],
     layer_a: str,
     layer_b: str | None = None,
     *,
