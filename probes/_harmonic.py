@@ -7,7 +7,7 @@ are re-exported here for the runner.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from latentgeo.groups import (
     resolve_max_degree,
 )
 
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from latentgeo.store import Run
+
 __all__ = [
     "MAX_DEFAULT_DEGREE",
     "OVERSAMPLING",
@@ -29,7 +33,7 @@ __all__ = [
 ]
 
 
-def run_element_values(run: Any, group: Any, n_elements: int) -> np.ndarray:
+def run_element_values(run: Run, group: Group, n_elements: int) -> np.ndarray:
     """The element values of a continuous group's run, as the harmonic fit needs them.
 
     Stores written without element values read back as indices ``arange(n)``; for those the

@@ -183,7 +183,7 @@ class GroupConsistentProbe(RidgeProbeBase):
         the projector onto it when it is smaller than ``n_units``).
     """
 
-    group: Any
+    group: FiniteGroup
     generators: Any = None
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {

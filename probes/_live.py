@@ -31,9 +31,12 @@ import numbers
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup, Group
 
 __all__ = ["LIVE_PROBES", "LiveProbes"]
 
@@ -129,7 +132,7 @@ class LiveProbes:
         self.history: list[tuple[int, dict[str, float]]] = []
         self._pending: collections.deque[tuple[int, dict[str, float]]] = collections.deque()
         self._lock: threading.Lock = threading.Lock()
-        self._group: Any = None
+        self._group: Group | None = None
         self._mode: str = ""  # "whole", "subset" or "continuous"
         self._sub: dict[str, Any] | None = None  # the subgroup the spectrum is computed on
         self._irreps: list[str] = []
@@ -140,7 +143,9 @@ class LiveProbes:
         return f"LiveProbes({list(self.probes)!r}, r2_samples={self.r2_samples})"
 
     # -- wiring -----------------------------------------------------------------------------
-    def bind(self, group: Any, element_values: Any = None, *, n_samples: int | None = None) -> None:
+    def bind(
+        self, group: Group, element_values: Any = None, *, n_samples: int | None = None
+    ) -> None:
         """Attach the group and the orbit's element values the latents are recorded under.
 
         Called by :class:`~latentgeo.LatentRecorder` with ``action.group``,
@@ -185,10 +190,11 @@ class LiveProbes:
             self._mode = "continuous"
             self._irreps = harmonic_names(group, self._degree)
         else:
-            whole = values is None or np.array_equal(values, np.arange(group.order))
+            finite = cast("FiniteGroup", group)
+            whole = values is None or np.array_equal(values, np.arange(finite.order))
             self._mode = "whole" if whole else "subset"
             if "spectrum" in self.probes:
-                self._bind_spectrum(group, values, whole)
+                self._bind_spectrum(finite, values, whole)
         if "r2" in self.probes and n_samples is not None and n_samples > self.r2_samples:
             warnings.warn(
                 f"live 'r2' fits on {self.r2_samples} of the {n_samples} probe samples "
@@ -200,7 +206,7 @@ class LiveProbes:
         self._element_values = values
         self._group = group
 
-    def _bind_spectrum(self, group: Any, values: np.ndarray | None, whole: bool) -> None:
+    def _bind_spectrum(self, group: FiniteGroup, values: np.ndarray | None, whole: bool) -> None:
         """The group (or subgroup) the live spectrum is computed on, or a ValueError why not."""
         from probes._subsets import resolve_subgroup, subgroup_of
 
@@ -291,7 +297,7 @@ class LiveProbes:
 
                     energies = finite_energies(Zs, subgroup_of(self._sub))
                 else:
-                    energies = finite_energies(src, group)
+                    energies = finite_energies(src, cast("FiniteGroup", group))  # bound finite
                 if not energies.finite:
                     return nan
                 out.update(self._spectrum(energies))

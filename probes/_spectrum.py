@@ -17,12 +17,14 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import Group
+
 __all__ = ["invariance", "orbit_energies_of", "orbit_spectrum"]
 
 
 def invariance(
     Z: Any,
-    group: Any = None,
+    group: Group | None = None,
     elements: Any = None,
     max_degree: int | None = None,
     *,
@@ -82,7 +84,7 @@ def invariance(
 
 def orbit_energies_of(
     Z: torch.Tensor,
-    group: Any,
+    group: Group | None,
     elements: Any = None,
     max_degree: int | None = None,
     dtype: torch.dtype | None = None,
@@ -111,7 +113,12 @@ def _validated(Z: Any, dtype: torch.dtype, device: Any) -> torch.Tensor:
 
 
 def _energies(
-    Z: Any, group: Any, elements: Any, max_degree: int | None, dtype: torch.dtype, device: Any
+    Z: Any,
+    group: Group | None,
+    elements: Any,
+    max_degree: int | None,
+    dtype: torch.dtype,
+    device: Any,
 ) -> OrbitEnergies:
     """The core's energies of validated latents; non-finite latents raise as documented."""
     energies = orbit_energies_of(_validated(Z, dtype, device), group, elements, max_degree, dtype)
@@ -122,7 +129,7 @@ def _energies(
 
 def orbit_spectrum(
     Z: Any,
-    group: Any,
+    group: Group,
     elements: Any = None,
     max_degree: int | None = None,
     *,

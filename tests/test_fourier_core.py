@@ -85,6 +85,45 @@ def test_planted_irrep_lands_on_its_irrep(G):
         assert_allclose(finite_energies(part + 3.0, G).shares().numpy(), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("G", FINITE, ids=repr)
+def test_isotypic_basis_is_orthogonal_and_spans_each_projector(G):
+    """The per-sample energies use an orthonormal basis adapted to the isotypic projectors:
+    U is orthogonal, its trivial row is the constant, and the rows of each irrep span
+    exactly that irrep's projector (U_rhoᵀ U_rho = P_rho), so ||U_rho f||² = <P_rho f, f>."""
+    from latentgeo.groups._fourier import _isotypic_basis
+
+    names, U, owner = _isotypic_basis(G)
+    assert names == tuple(r.name for r in G.irreps())
+    n = G.order
+    assert_allclose(U @ U.T, np.eye(n), atol=1e-12)
+    assert_allclose(U[0], np.full(n, n**-0.5), rtol=1e-15)
+    eye = torch.eye(n, dtype=torch.float64)
+    for r, rho in enumerate(G.irreps()):
+        rows = U[owner == r]
+        # rank of the isotypic part of the regular representation: D² / k
+        assert rows.shape[0] == rho.dim**2 // rho.commutant_dim
+        assert_allclose(rows.T @ rows, project_isotypic(G, rho, eye).numpy(), atol=1e-12)
+
+
+def test_float32_orbits_match_their_float64_upcast():
+    """Each chunk is converted to float64 before any arithmetic: a float32 orbit gives the
+    energies of the same values held in float64 (to float64 rounding), also for a mean
+    1e3 times the spread (the centring is exact, the coordinates past the trivial one never
+    see the mean)."""
+    G = Symmetric(4)
+    rng = np.random.default_rng(7)
+    Z = (1e3 + rng.normal(size=(G.order, 30, 5))).astype(np.float32)
+    got = finite_energies(Z, G)
+    want = finite_energies(Z.astype(np.float64), G)
+    Zc = _centred(Z.astype(np.float64))
+    scale = float((Zc**2).sum())
+    assert_allclose(got.energies.numpy(), want.energies.numpy(), atol=1e-12 * scale)
+    flat = Zc.reshape(G.order, -1)
+    _, pooled = isotypic_energies(G, flat @ flat.T)
+    # The pooled Gram of the centred float64 orbit gives the same pooled energies.
+    assert_allclose(got.energies.sum(dim=0).numpy(), pooled.numpy(), atol=1e-12 * scale)
+
+
 def test_chunking_and_offsets_do_not_change_the_energies(monkeypatch):
     import latentgeo.groups._fourier as core
 

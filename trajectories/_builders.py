@@ -21,6 +21,7 @@ from trajectories._trajectory import Trajectory
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import GroupIrrep
     from latentgeo.store import Run
 
 _COV_METRICS = {
@@ -73,7 +74,7 @@ def _iter_steps(
 
 
 def _build(
-    run: Any,
+    run: Run,
     layer: str,
     summarize: Callable[[torch.Tensor], torch.Tensor],
     metric: str,
@@ -94,7 +95,7 @@ def subspace(
     layer: str,
     k: int,
     *,
-    irrep: Any = None,
+    irrep: str | int | GroupIrrep | None = None,
     center: bool = True,
     device: torch.device | str | None = None,
     convention: str = "arc",

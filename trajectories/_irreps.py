@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ import torch
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import FiniteGroup, Group
     from latentgeo.store import Run
 
 __all__ = ["compare_isotypic", "compare_spectra", "spectrum_with_ci"]
@@ -38,7 +39,7 @@ def _as_run(item: Any) -> Run:
     raise TypeError(f"expected a latentgeo Run or a store path, got {type(item).__name__}")
 
 
-def _finite_group(run: Run, group: Any) -> Any:
+def _finite_group(run: Run, group: Group | None) -> FiniteGroup:
     g = run.group if group is None else group
     if g is None:
         raise ValueError(f"run {str(run.path)!r} records no group; pass group=")
@@ -47,12 +48,12 @@ def _finite_group(run: Run, group: Any) -> Any:
             f"{g.spec} is continuous: compare spectra of continuous groups through "
             "probes.run(..., probes=('spectrum',)) results"
         )
-    return g
+    return cast("FiniteGroup", g)
 
 
 def spectrum_with_ci(
     Z: Any,
-    group: Any,
+    group: FiniteGroup,
     *,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -103,7 +104,7 @@ def compare_spectra(
     *,
     names: Sequence[str] | None = None,
     threshold: float = 0.1,
-    group: Any = None,
+    group: Group | None = None,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
     random_state: int | None = 0,
@@ -220,8 +221,8 @@ def _rank_for(X: torch.Tensor, explained: float) -> int:
 
 
 def compare_isotypic(
-    run_a: Any,
-    run_b: Any,
+    run_a: Run | str | os.PathLike[str],
+    run_b: Run | str | os.PathLike[str],
     layer_a: str,
     layer_b: str | None = None,
     *,
@@ -229,7 +230,7 @@ def compare_isotypic(
     step_b: int | None = None,
     k: int | None = None,
     explained: float = 0.9,
-    group: Any = None,
+    group: Group | None = None,
 ) -> xr.Dataset:
     """Group-aware similarity of two runs' layers, one irrep at a time.
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,10 +15,13 @@ from latentgeo._validate import check_int
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
 from latentgeo.actions._spec import register
 
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+
 __all__ = ["ImageRotationAngles", "ImageRotations", "ImageTranslations"]
 
 
-def _resolve_group(group: Any) -> Any:
+def _resolve_group(group: str | Group) -> Group:
     from latentgeo import groups
 
     if isinstance(group, str):

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from latentgeo.actions._base import (
 )
 from latentgeo.actions._sets import SetPermutation, permute_axes
 from latentgeo.actions._spec import from_spec, register
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group, Permutations
 
 __all__ = ["ElementSubset", "RandomPermutations"]
 
@@ -186,7 +189,7 @@ class ElementSubset(_Subset):
         object.__setattr__(self, "exact", action.exact)
 
     @property
-    def group(self) -> Any:
+    def group(self) -> Group:
         return self.action.group
 
     def _values(self) -> np.ndarray:
@@ -301,7 +304,7 @@ class RandomPermutations(_Subset):
         )
 
     @property
-    def group(self) -> Any:
+    def group(self) -> Permutations:
         from latentgeo.groups import Permutations
 
         return self._cached("_group", lambda: Permutations(self.n))

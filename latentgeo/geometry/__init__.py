@@ -19,7 +19,7 @@ from latentgeo.geometry._exp_log import (
     sphere_exp,
     sphere_log,
 )
-from latentgeo.geometry._geomstats_bridge import SO, SPD, Grassmann, Sphere
+from latentgeo.geometry._manifolds import SO, SPD, Grassmann, Sphere
 from latentgeo.geometry._pairwise import (
     METRICS,
     check_points,

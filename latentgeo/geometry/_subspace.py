@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -17,7 +17,7 @@ from latentgeo.geometry._common import (
 )
 
 if TYPE_CHECKING:
-    from latentgeo.groups import Group, GroupIrrep
+    from latentgeo.groups import FiniteGroup, Group, GroupIrrep, Irrep
 
 GRASSMANN_CONVENTIONS = ("arc", "geomstats", "chordal")
 
@@ -171,24 +171,26 @@ def principal_subspace(Z: Any, k: int, *, center: bool = True) -> torch.Tensor:
     return _top_k_basis(_flatten_rows(Z, "Z"), k, center)
 
 
-def _irrep_for(group: Group, irrep: Any) -> GroupIrrep:
+def _irrep_for(group: Group, irrep: str | int | GroupIrrep) -> tuple[FiniteGroup, Irrep]:
+    """The finite group and its irrep named (or indexed, or given) by ``irrep``."""
     if not getattr(group, "is_finite", False) or not hasattr(group, "cayley_table"):
         raise TypeError(f"group must be a latentgeo finite group, got {type(group).__name__}")
-    irreps = group.irreps()
+    finite = cast("FiniteGroup", group)
+    irreps = finite.irreps()
     names = [r.name for r in irreps]
     if hasattr(irrep, "name") and not isinstance(irrep, str):
         irrep = irrep.name
     if isinstance(irrep, int) and not isinstance(irrep, bool):
         if not 0 <= irrep < len(names):
             raise ValueError(f"irrep index {irrep!r} out of range for {len(names)} irreps")
-        return irreps[irrep]
+        return finite, irreps[irrep]
     if irrep not in names:
         raise ValueError(f"irrep must be one of {names!r}, got {irrep!r}")
-    return irreps[names.index(irrep)]
+    return finite, irreps[names.index(irrep)]
 
 
 def isotypic_subspace(
-    Z: Any, group: Group, irrep: Any, k: int, *, center: bool = True
+    Z: Any, group: Group, irrep: str | int | GroupIrrep, k: int, *, center: bool = True
 ) -> torch.Tensor:
     """Top-``k`` principal subspace of the part of the latents that transforms like ``irrep``.
 
@@ -218,7 +220,7 @@ def isotypic_subspace(
     return _top_k_basis(Z_iso.reshape(-1, Z_iso.shape[-1]), k, center)
 
 
-def isotypic_component(Z: Any, group: Group, irrep: Any) -> torch.Tensor:
+def isotypic_component(Z: Any, group: Group, irrep: str | int | GroupIrrep) -> torch.Tensor:
     """The part of orbit latents that transforms like ``irrep``: ``Σ_h P[g, h] Z[h]``.
 
     Parameters
@@ -247,10 +249,10 @@ def isotypic_component(Z: Any, group: Group, irrep: Any) -> torch.Tensor:
     check_finite(Z, "Z")
     from latentgeo.groups._fourier import project_isotypic
 
-    rho = _irrep_for(group, irrep)
+    finite, rho = _irrep_for(group, irrep)
     if Z.shape[0] != group.order:
         raise ValueError(
             f"Z has {Z.shape[0]} elements along axis 0 but the group has order {group.order}"
         )
     # P Z in row blocks of P, from the character: no |G| x |G| matrix for large groups.
-    return project_isotypic(group, rho, Z)
+    return project_isotypic(finite, rho, Z)

@@ -11,10 +11,14 @@ commutant dimension ``k``, character ``psi``) the isotypic projector of the regu
 representation is ``P_rho[g, h] = D / (k |G|) psi(g h^-1)`` (Serre, *Linear representations
 of finite groups*, §2.6, Thm. 8, real characters), so a signal's energy in it is
 ``<P_rho, Gram> = D / (k |G|) sum_c psi(c) s_c`` with the class sums
-``s_c = sum_{g h^-1 in C_c} Gram[g, h]``.  Each sample's ``(|G|, |G|)`` Gram matrix over its
-units is accumulated in float64 over chunks of samples (one batched product per chunk,
-converted a chunk at a time: no float64 copy of the block) and reduced to its class sums at
-once; centring by the grand mean is folded in exactly afterwards.
+``s_c = sum_{g h^-1 in C_c} Gram[g, h]`` (:func:`isotypic_energies`, for a pooled Gram).
+Per sample, the core uses the same projectors through an orthonormal basis ``U`` adapted to
+them (one ``eigh`` of ``sum_r (r + 1) P_r``, cached per group): the energy in ``rho`` is the
+squared norm of the sample's coordinates on ``rho``'s rows of ``U``, and the coordinates of
+a chunk of samples are one matrix product ``U @ Y`` (``|G|² n d`` multiply-adds, the cost of
+the Gram matrices, as one large product rather than ``n`` small ones).  Each chunk is
+converted to float64 into one reused buffer (no float64 copy of the block); centring by the
+grand mean only moves the trivial coordinate and is applied to it exactly afterwards.
 
 *Continuous groups* (SO(2), O(2), SO(3), O(3), sampled elements).  Harmonic least squares in
 the Haar-orthonormal matrix entries ``sqrt(d) rho_ij`` up to a degree (Peter–Weyl): one
@@ -32,7 +36,8 @@ sample's total energy (Parseval; for continuous groups the last part is ``"resid
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -49,6 +54,10 @@ from latentgeo.groups._harmonic import (
 
 if TYPE_CHECKING:
     import torch
+
+    from latentgeo.groups._finite import FiniteGroup
+    from latentgeo.groups._irreps import Irrep
+    from latentgeo.groups._protocol import Group
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -74,7 +83,7 @@ _CHUNK_VALUES = 2**18
 _BLOCK_ENTRIES = 2**22
 
 
-def _class_weights(group: Any) -> tuple[list[str], np.ndarray]:
+def _class_weights(group: FiniteGroup) -> tuple[list[str], np.ndarray]:
     """Irrep names and weights ``D / (k |G|) psi_r(c)``, shape (n_irreps, n_classes)."""
     irreps = group.irreps()
     reps = np.array([c[0] for c in group.conjugacy_classes], dtype=np.int64)
@@ -83,7 +92,7 @@ def _class_weights(group: Any) -> tuple[list[str], np.ndarray]:
     return [r.name for r in irreps], coeff[:, None] * chars
 
 
-def _class_of_quotient(group: Any) -> np.ndarray:
+def _class_of_quotient(group: FiniteGroup) -> np.ndarray:
     """``K[g, h]`` = conjugacy class index of ``g h^-1``, shape (order, order)."""
     label = np.empty(group.order, dtype=np.int64)
     for c, members in enumerate(group.conjugacy_classes):
@@ -91,45 +100,88 @@ def _class_of_quotient(group: Any) -> np.ndarray:
     return label[np.asarray(group.cayley_table)[:, np.asarray(group.inverses)]]
 
 
-def _gram_features(
-    Z: Any, feature: torch.Tensor, n_features: int, dtype: Any
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample reductions of each sample's Gram matrix of shifted orbit signals.
+@functools.lru_cache(maxsize=16)
+def _isotypic_basis(group: FiniteGroup) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """An orthonormal basis of signals on the group adapted to its isotypic decomposition.
 
-    ``feature`` maps each flattened ``(g, h)`` to a feature index.  Returns
-    ``(features (n, F), T (n, d), shift)`` with ``T[i] = sum_g (Z[g, i] - shift)`` and
-    ``shift`` the first chunk's mean (for conditioning; the exact centring is applied by the
-    caller).
+    The isotypic projectors ``P_rho`` of the regular representation are orthogonal
+    projectors summing to the identity, so ``A = sum_r (r + 1) P_r`` is symmetric with
+    eigenvalue ``r + 1`` exactly on the ``r``-th isotypic part: one ``eigh`` of ``A`` gives
+    an orthogonal ``U`` whose rows span the parts in irrep order, and a signal's energy in
+    ``rho`` is the squared norm of its coordinates on ``rho``'s rows.  The trivial part is
+    the single row ``1 / sqrt(|G|)`` (set exactly).  Cached per group (groups are hashable
+    value objects).
+
+    Returns
+    -------
+    names : tuple of str
+        The irreps, ``group.irreps()`` order.
+    U : float64 array of shape (order, order)
+        Orthogonal; row 0 the trivial one.
+    owner : int64 array of shape (order,)
+        Irrep index of each row of ``U`` (non-decreasing).
+    """
+    names, weights = _class_weights(group)
+    K = _class_of_quotient(group)
+    A = sum((r + 1.0) * w[K] for r, w in enumerate(weights))
+    values, vectors = np.linalg.eigh(A)  # ascending: grouped by irrep
+    owner = np.rint(values).astype(np.int64) - 1
+    n = group.order
+    if (
+        np.abs(values - owner - 1).max() > 1e-6
+        or owner.min() < 0
+        or owner.max() >= len(names)
+        or owner[0] != 0
+        or np.count_nonzero(owner == 0) != 1
+    ):
+        raise ValueError(
+            f"the irreps of {getattr(group, 'spec', group)!r} do not decompose its regular "
+            f"representation: the isotypic projectors from their characters have "
+            f"eigenvalues {np.round(values, 6)!r}, expected 0/1 projectors summing to the "
+            "identity with a one-dimensional trivial part"
+        )
+    U = np.ascontiguousarray(vectors.T)
+    U[0] = 1.0 / np.sqrt(n)
+    U[1:] -= U[1:].mean(axis=1, keepdims=True)  # orthogonal to the constants to rounding
+    U.flags.writeable = False
+    owner.flags.writeable = False
+    return tuple(names), U, owner
+
+
+def _row_energies(
+    src: torch.Tensor, U: torch.Tensor, dtype: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared norms of each sample's coordinates on the rows of ``U``, chunk by chunk.
+
+    One converted contiguous buffer per chunk, one matrix product ``U @ Y`` with the samples
+    and units flattened (one GEMM: ``|G|² n d`` multiply-adds, as for a Gram matrix), one
+    norm reduction over the units.  Returns ``(rows (order, n), t (n, d))``: ``rows[j, i]``
+    the energy of sample ``i`` on row ``j`` (row 0, the trivial one, uncentred) and ``t[i]``
+    the trivial coordinate ``sum_g Z[g, i] / sqrt(|G|)`` for the exact centring.  The rows
+    past the first sum to zero, so the orbit's mean never enters them and no shifted copy is
+    needed.
     """
     import torch
 
-    src = check_orbit(Z)
     G, n, d = src.shape
-    chunk = max(1, min(_CHUNK_VALUES // max(1, G * d), _BLOCK_ENTRIES // max(1, G * G)))
-    shift = src[:, :chunk].to(dtype).mean(dim=(0, 1))
-    feats = torch.zeros((n, n_features), dtype=dtype, device=src.device)
-    T = torch.empty((n, d), dtype=dtype, device=src.device)
-    # Small groups: the reduction to features is one product with a 0/1 matrix.
-    onehot = None
-    if G * G * n_features <= 2**20:
-        onehot = torch.zeros((G * G, n_features), dtype=dtype, device=src.device)
-        onehot[torch.arange(G * G, device=src.device), feature] = 1.0
-    buf = torch.empty((min(chunk, n), G, d), dtype=dtype, device=src.device)
+    chunk = max(1, _CHUNK_VALUES // max(1, G * d))
+    rows = torch.empty((G, n), dtype=dtype, device=src.device)
+    t = torch.empty((n, d), dtype=dtype, device=src.device)
+    c = min(chunk, n)
+    buf = torch.empty((G, c, d), dtype=dtype, device=src.device)
+    out = torch.empty((G, c * d), dtype=dtype, device=src.device)
     for s0 in range(0, n, chunk):
         b = min(chunk, n - s0)
-        bt = buf[:b]
-        bt.copy_(src[:, s0 : s0 + b].transpose(0, 1))  # (b, G, d), converted in one copy
-        bt -= shift
-        gram = torch.bmm(bt, bt.transpose(1, 2)).reshape(b, G * G)
-        if onehot is not None:
-            feats[s0 : s0 + b] = gram @ onehot
-        else:
-            feats[s0 : s0 + b].index_add_(1, feature, gram)
-        torch.sum(bt, dim=1, out=T[s0 : s0 + b])
-    return feats, T, shift
+        block, coords = buf[:, :b], out[:, : b * d]
+        block.copy_(src[:, s0 : s0 + b])  # converted in one pass
+        torch.mm(U, block.reshape(G, b * d), out=coords)
+        per_unit = coords.view(G, b, d)
+        t[s0 : s0 + b] = per_unit[0]
+        torch.linalg.vector_norm(per_unit, dim=2, out=rows[:, s0 : s0 + b])
+    return rows.square_(), t
 
 
-def finite_energies(Z: Any, group: Any, *, dtype: Any = None) -> OrbitEnergies:
+def finite_energies(Z: Any, group: FiniteGroup, *, dtype: Any = None) -> OrbitEnergies:
     """Per-sample energies in each real irrep's isotypic part of a finite group's orbit.
 
     Parameters
@@ -157,29 +209,22 @@ def finite_energies(Z: Any, group: Any, *, dtype: Any = None) -> OrbitEnergies:
 
     dtype = torch.float64 if dtype is None else dtype
     src = check_orbit(Z)
-    G, n, _ = src.shape
+    G = src.shape[0]
     if G != group.order:
         raise ValueError(
             f"the orbit has {G} elements along axis 0 but {getattr(group, 'spec', group)!r} "
             f"has {group.order}: a finite group's spectrum needs every element in its order"
         )
-    names, weights = _class_weights(group)
-    K = torch.as_tensor(_class_of_quotient(group).reshape(-1), device=src.device)
-    n_classes = len(group.conjugacy_classes)
-    sums, T, _ = _gram_features(src, K, n_classes, dtype)
-    # Exact centring by the grand mean m of the shifted signals Y: the per-sample Gram
-    # Gc = Y Yᵀ - a 1ᵀ - 1 aᵀ + (m·m) 1 1ᵀ with a = Y m; class c holds |C_c| |G| pairs
-    # (g, h), and sum over them of a[g] is |C_c| sum_g a[g] = |C_c| T·m.
-    m = T.sum(dim=0) / (G * n)
-    sizes = torch.as_tensor(
-        [len(c) for c in group.conjugacy_classes], dtype=dtype, device=src.device
-    )
-    sums = sums - 2.0 * (T @ m)[:, None] * sizes + G * (m @ m) * sizes
-    W = torch.as_tensor(weights, dtype=dtype, device=src.device)
-    energies = sums @ W.T
-    # The total is the trace: the class of g h^-1 = identity (the diagonal).
-    identity_class = int(_class_of_quotient(group)[0, 0])
-    return OrbitEnergies(tuple(names), energies, sums[:, identity_class])
+    names, U, owner = _isotypic_basis(group)
+    rows, t = _row_energies(src, torch.tensor(U, dtype=dtype, device=src.device), dtype)
+    # Exact centring by the grand mean: the shift and the mean are constant over elements,
+    # so only the trivial coordinate moves; it becomes t[i] - mean_i t[i].
+    t -= t.mean(dim=0)
+    rows[0] = torch.linalg.vector_norm(t, dim=1).square_()
+    onehot = torch.zeros((len(names), G), dtype=dtype, device=src.device)
+    onehot[torch.tensor(owner, device=src.device), torch.arange(G, device=src.device)] = 1.0
+    energies = (onehot @ rows).T
+    return OrbitEnergies(names, energies, energies.sum(dim=1))
 
 
 def subset_energies(Z: Any, *, dtype: Any = None) -> OrbitEnergies:
@@ -222,7 +267,7 @@ def subset_energies(Z: Any, *, dtype: Any = None) -> OrbitEnergies:
     return OrbitEnergies(("invariant", "rest"), torch.stack([inv, total - inv], dim=1), total)
 
 
-def isotypic_energies(group: Any, gram: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+def isotypic_energies(group: FiniteGroup, gram: torch.Tensor) -> tuple[list[str], torch.Tensor]:
     """Energy of signals on a finite group in each real irrep's isotypic part, from their Gram.
 
     Parameters
@@ -256,7 +301,7 @@ def isotypic_energies(group: Any, gram: torch.Tensor) -> tuple[list[str], torch.
     return names, W @ sums
 
 
-def project_isotypic(group: Any, irrep: Any, f: torch.Tensor) -> torch.Tensor:
+def project_isotypic(group: FiniteGroup, irrep: Irrep, f: torch.Tensor) -> torch.Tensor:
     """``P_rho f`` along the first (element) axis, without forming ``P_rho`` whole.
 
     Parameters
@@ -290,7 +335,7 @@ def project_isotypic(group: Any, irrep: Any, f: torch.Tensor) -> torch.Tensor:
 
 def orbit_energies(
     Z: Any,
-    group: Any = None,
+    group: Group | None = None,
     elements: Any = None,
     max_degree: int | None = None,
     *,
@@ -325,15 +370,16 @@ def orbit_energies(
     if group is None:
         return subset_energies(src, dtype=dtype)
     if group.is_finite:
+        finite = cast("FiniteGroup", group)
         if elements is not None and not np.array_equal(
-            np.asarray(elements), np.arange(group.order)
+            np.asarray(elements), np.arange(finite.order)
         ):
             raise ValueError(
-                f"elements of a finite group's orbit must be None or arange({group.order}) "
+                f"elements of a finite group's orbit must be None or arange({finite.order}) "
                 f"(every element, in order), got {elements!r}; for an orbit over some elements "
                 "use group=None (invariance) or the subgroup they form"
             )
-        return finite_energies(src, group, dtype=dtype)
+        return finite_energies(src, finite, dtype=dtype)
     values = check_elements(group, elements, src.shape[0])
     degree = resolve_max_degree(group, values, max_degree)
     return harmonic_energies(src, group, values, degree, dtype=dtype)

@@ -19,7 +19,7 @@ every fallback from it warns once per call (:class:`FallbackWarning`).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from latentgeo.groups._energies import (
     OrbitEnergies,
     check_orbit,
 )
+
+if TYPE_CHECKING:
+    from latentgeo.groups._protocol import Group
 
 __all__ = [
     "MAX_DEFAULT_DEGREE",
@@ -50,7 +53,7 @@ _CHUNK_VALUES = 2**18
 _COMMUTANT = {"real": 1, "complex": 2, "quaternionic": 4}
 
 
-def _components(group: Any, elements: np.ndarray) -> np.ndarray:
+def _components(group: Group, elements: np.ndarray) -> np.ndarray:
     """Component of each element: the sign pattern of the 1-d degree-0 irreps (``det = ±1``
     for O(2) and O(3); one component for SO(2), SO(3))."""
     signs = [
@@ -60,20 +63,20 @@ def _components(group: Any, elements: np.ndarray) -> np.ndarray:
     return labels.reshape(-1)
 
 
-def _n_components(group: Any) -> int:
+def _n_components(group: Group) -> int:
     return sum(1 for rho in group.irreps(0) if rho.dim == 1)
 
 
-def _n_functions(group: Any, max_degree: int) -> int:
+def _n_functions(group: Group, max_degree: int) -> int:
     return sum(r.dim * r.dim // _COMMUTANT[r.type] for r in group.irreps(max_degree))
 
 
-def _needed(group: Any, degree: int) -> int:
+def _needed(group: Group, degree: int) -> int:
     """Elements per component for ``OVERSAMPLING``-fold oversampling up to ``degree``."""
     return OVERSAMPLING * -(-_n_functions(group, degree) // _n_components(group))
 
 
-def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None) -> int:
+def resolve_max_degree(group: Group, elements: Any, max_degree: int | None = None) -> int:
     """The degree of the harmonic fit, warning once when it is weaker than asked.
 
     Parameters
@@ -154,12 +157,12 @@ def resolve_max_degree(group: Any, elements: Any, max_degree: int | None = None)
     return degree
 
 
-def harmonic_names(group: Any, max_degree: int) -> list[str]:
+def harmonic_names(group: Group, max_degree: int) -> list[str]:
     """Spectrum coordinate: the irrep names up to ``max_degree``, then ``"residual"``."""
     return [*group.irrep_names(max_degree), "residual"]
 
 
-def harmonic_basis(group: Any, elements: Any, max_degree: int) -> tuple[np.ndarray, np.ndarray]:
+def harmonic_basis(group: Group, elements: Any, max_degree: int) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix of Haar-orthonormal matrix-entry functions at sampled elements.
 
     Parameters
@@ -188,7 +191,7 @@ def harmonic_basis(group: Any, elements: Any, max_degree: int) -> tuple[np.ndarr
 
 
 def harmonic_energies(
-    Z: Any, group: Any, elements: Any, degree: int, *, dtype: Any = None
+    Z: Any, group: Group, elements: Any, degree: int, *, dtype: Any = None
 ) -> OrbitEnergies:
     """Per-sample Haar energies of a continuous group's sampled orbit, by harmonic least squares.
 
@@ -239,23 +242,37 @@ def harmonic_energies(
     B = torch.as_tensor(B_np, dtype=dtype, device=dev)
     owner = torch.as_tensor(owner_np, device=dev)
     P = torch.linalg.pinv(B)  # (p, n_el): one factorisation for every right-hand side
-    BtB = B.T @ B
+    # ||B c||² = ||R c||² with B = QR: the fitted energy as a norm (R is (min(n_el, p), p)).
+    R = torch.linalg.qr(B, mode="r").R
     const = int(np.flatnonzero(owner_np == 0)[0])  # the trivial irrep's (only) column
     quadrature = _is_quadrature(group, values, degree)
     chunk = max(1, _CHUNK_VALUES // max(1, n_el * d))
     shift = src[:, :chunk].to(dtype).mean(dim=(0, 1))
-    fit_energy = torch.zeros((n, n_irreps), dtype=dtype, device=dev)
-    sq = torch.empty(n, dtype=dtype, device=dev)  # sum_g ||Y[g]||² per sample
-    fitted = torch.empty(n, dtype=dtype, device=dev)  # ||B c||² per sample
+    coef_energy = torch.empty((p, n), dtype=dtype, device=dev)  # c_j² per sample
+    sq = torch.empty((n_el, n), dtype=dtype, device=dev)  # ||Y[g]||² per element, sample
+    fitted = torch.empty((R.shape[0], n), dtype=dtype, device=dev)  # ||(R c)_j||² per sample
     c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
+    c = min(chunk, n)
+    buf = torch.empty((n_el, c, d), dtype=dtype, device=dev)
+    coef = torch.empty((p, c * d), dtype=dtype, device=dev)
+    image = torch.empty((R.shape[0], c * d), dtype=dtype, device=dev)
     for s0 in range(0, n, chunk):
-        block = src[:, s0 : s0 + chunk].to(dtype) - shift
-        b = block.shape[1]
-        C = (P @ block.reshape(n_el, -1)).reshape(p, b, d)
-        fit_energy[s0 : s0 + b].index_add_(1, owner, (C * C).sum(dim=2).T)
-        fitted[s0 : s0 + b] = (C * (BtB @ C.reshape(p, -1)).reshape(p, b, d)).sum(dim=(0, 2))
-        sq[s0 : s0 + b] = (block * block).sum(dim=(0, 2))
-        c0[s0 : s0 + b] = C[const]
+        b = min(chunk, n - s0)
+        block, C, RC = buf[:, :b], coef[:, : b * d], image[:, : b * d]
+        block.copy_(src[:, s0 : s0 + b])  # one converted buffer per chunk
+        block -= shift
+        torch.mm(P, block.reshape(n_el, b * d), out=C)
+        torch.mm(R, C, out=RC)
+        torch.linalg.vector_norm(C.view(p, b, d), dim=2, out=coef_energy[:, s0 : s0 + b])
+        # norms over the units only (the contiguous axis: 5-10x faster than over two axes)
+        torch.linalg.vector_norm(RC.view(-1, b, d), dim=2, out=fitted[:, s0 : s0 + b])
+        torch.linalg.vector_norm(block, dim=2, out=sq[:, s0 : s0 + b])
+        c0[s0 : s0 + b] = C[const].view(b, d)
+    coef_energy.square_()
+    fitted = fitted.square_().sum(dim=0)  # ||B c||² per sample
+    sq = sq.square_().sum(dim=0)  # sum_g ||Y[g]||² per sample
+    fit_energy = torch.zeros((n, n_irreps), dtype=dtype, device=dev)
+    fit_energy.index_add_(1, owner, coef_energy.T)
     # Haar-mean centring: the orbit is centred by the Haar mean h of the mean orbit.  The
     # constant lies in the fit (P 1 = e_const), so only the constant coefficient changes
     # (c0 - h); the other coefficients and the residual are unchanged.
@@ -283,7 +300,7 @@ def harmonic_energies(
     return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
 
 
-def _is_quadrature(group: Any, values: np.ndarray, degree: int) -> bool:
+def _is_quadrature(group: Group, values: np.ndarray, degree: int) -> bool:
     """Whether the sampled elements integrate the harmonics exactly as far as they can tell:
     the basis up to the largest degree (at least 1, at least ``degree``) with no more
     functions than elements is orthonormal over them (``BᵀB = n I``; e.g. a uniform SO(2)
@@ -298,7 +315,7 @@ def _is_quadrature(group: Any, values: np.ndarray, degree: int) -> bool:
     return bool(np.allclose(B.T @ B, n_el * np.eye(B.shape[1]), rtol=0.0, atol=1e-9 * n_el))
 
 
-def check_elements(group: Any, elements: Any, n_elements: int) -> np.ndarray:
+def check_elements(group: Group, elements: Any, n_elements: int) -> np.ndarray:
     """The element values a continuous group's spectrum needs, checked against the orbit.
 
     Raises

@@ -50,7 +50,7 @@ class Subgroup:
         the order of their smallest members).
     """
 
-    group: Any = field(repr=False)
+    group: FiniteGroup = field(repr=False)
     elements: tuple[int, ...]
     spec: str | None
     name: str
