@@ -173,7 +173,7 @@ class SubsetSetting:
 
     @property
     def label(self) -> str:
-        return f"{self.group} |S|={self.size} n={self.n_samples} noise={self.noise}"
+        return f"{self.group} #S={self.size} n={self.n_samples} noise={self.noise}"
 
     def draw(self, seed: int, n_bootstrap: int, confidence: float = 0.95) -> dict:
         """``{kind: [(estimate, low, high, truth)]}`` of one planted draw."""
