@@ -28,12 +28,33 @@ an exact value (:class:`~latentgeo.datasets.planted.PlantedLatents`):
     null with the same permutation (the condition under which the float32 null stands in for
     the exact one); ``null (float32) - exact`` gives their difference.
 
+``invariance (Haar)``, ``harmonic share``
+    Continuous groups (SO(2), SO(3), O(3)) at Haar-random sampled elements
+    (:func:`latentgeo.datasets.planted.planted_harmonic`): the invariant share and every part
+    of the spectrum (irreps up to the fitted degree, then ``"residual"``) of the
+    group-Fourier core at the degree ``probes.run`` resolves
+    (:func:`latentgeo.groups.resolve_max_degree`, :func:`latentgeo.groups.harmonic_energies`)
+    with the intervals ``probes.run`` prints (``OrbitEnergies.intervals``: ``invariance_low``/
+    ``invariance_high``, ``spectrum_low``/``spectrum_high``), against
+    :attr:`~latentgeo.datasets.planted.PlantedHarmonic.invariance` and
+    :meth:`~latentgeo.datasets.planted.PlantedHarmonic.spectrum`.  "few" elements leave the
+    default degree at 0 (the Haar-mean U-statistic; the planted irreps are then in
+    ``"residual"``), "many" fit every planted irrep.
+``subset invariance``
+    An orbit of a finite group recorded on a random subset of its elements (a run over some
+    elements): the invariance over the recorded elements and its interval
+    (:func:`latentgeo.groups.subset_energies`, ``OrbitEnergies.intervals``, as ``probes.run``'s
+    ``invariance`` kind) against
+    :meth:`~latentgeo.datasets.planted.PlantedLatents.subset_invariance`.
+
 Coverage is the share of intervals containing the truth, pooled over the draws (and over the
 elements / subgroups / irreps of a draw, which share its samples: the binomial band uses the
 number of draws, not of intervals).  Bias and RMSE are of the point estimate.
 
 Run: ``python benchmarks/calibration.py`` (the full grid, 200 draws per setting; writes
-``docs/calibration.md`` with ``--write``); ``--quick`` for a small smoke grid.
+``docs/calibration.md`` with ``--write``); ``--quick`` for a small smoke grid; ``--family
+finite|continuous|subset`` for one family's grid (``--write`` then replaces that family's
+table only).
 """
 
 from __future__ import annotations
@@ -58,7 +79,20 @@ KINDS = (
     "subgroup invariance",
     "spectrum share",
     "null (float32) in exact null CI",
+    "invariance (Haar)",
+    "harmonic share",
+    "subset invariance",
 )
+FAMILIES = ("finite", "continuous", "subset")
+#: Planted Haar energies of the signal per continuous group (every irrep within degree 2).
+HARMONIC_ENERGIES = {
+    "SO2": {"A": 0.3, "E1": 0.4, "E2": 0.3},
+    "SO3": {"0": 0.3, "1": 0.4, "2": 0.3},
+    "O3": {"0e": 0.3, "0o": 0.2, "1o": 0.3, "1e": 0.2},
+}
+#: Sampled elements: "few" leave the default degree at 0, "many" fit every planted irrep
+#: (SO2: degree 4 from 18 elements; SO3: degree 2 from 70; O3: degree 1 from 20 per component).
+HARMONIC_ELEMENTS = {"SO2": (4, 32), "SO3": (8, 80), "O3": (12, 96)}
 
 
 @dataclass(frozen=True)
@@ -80,18 +114,114 @@ class Setting:
         d = self.copies * sum(irrep.dim for irrep in self.build().irreps())
         return f"{self.group} d={d} n={self.n_samples} noise={self.noise}"
 
+    def draw(self, seed: int, n_bootstrap: int) -> dict:
+        return draw(self, seed, n_bootstrap)
 
-def grid(quick: bool = False) -> list[Setting]:
-    """The settings of the table: finite groups of every kind, two sizes, two noise levels."""
+
+@dataclass(frozen=True)
+class HarmonicSetting:
+    """A continuous group's orbit at ``n_elements`` Haar-random elements, 4 units."""
+
+    group: str
+    n_samples: int
+    n_elements: int
+    noise: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.group} n_el={self.n_elements} n={self.n_samples} noise={self.noise}"
+
+    def draw(self, seed: int, n_bootstrap: int, confidence: float = 0.95) -> dict:
+        """``{kind: [(estimate, low, high, truth), ...]}`` of one planted draw."""
+        import warnings
+
+        from latentgeo.datasets.planted import planted_harmonic
+        from latentgeo.groups import FallbackWarning, harmonic_energies, parse, resolve_max_degree
+
+        group = parse(self.group)
+        p = planted_harmonic(
+            group,
+            HARMONIC_ENERGIES[self.group],
+            self.n_samples,
+            self.n_elements,
+            self.noise,
+            seed,
+            n_units=4,
+        )
+        with warnings.catch_warnings():  # "few" elements: the documented fallback to degree 0
+            warnings.simplefilter("ignore", FallbackWarning)
+            degree = resolve_max_degree(group, p.elements)
+        energies = harmonic_energies(p.Z, group, p.elements, degree)
+        share = energies.shares().numpy()
+        ci = energies.intervals(n_bootstrap, confidence, np.random.default_rng(seed))
+        truth = p.spectrum(degree).values
+        out: dict[str, list] = defaultdict(list)
+        out["invariance (Haar)"].append((share[0], ci[0, 0], ci[0, 1], p.invariance))
+        for k in range(len(share)):
+            out["harmonic share"].append((share[k], ci[k, 0], ci[k, 1], truth[k]))
+        return out
+
+
+@dataclass(frozen=True)
+class SubsetSetting:
+    """A finite group's orbit (one copy of every irrep) recorded on ``size`` random elements."""
+
+    group: str
+    size: int
+    n_samples: int
+    noise: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.group} #S={self.size} n={self.n_samples} noise={self.noise}"
+
+    def draw(self, seed: int, n_bootstrap: int, confidence: float = 0.95) -> dict:
+        """``{kind: [(estimate, low, high, truth)]}`` of one planted draw."""
+        from latentgeo.datasets.planted import planted_latents
+        from latentgeo.groups import parse, subset_energies
+
+        group = parse(self.group)
+        copies = {irrep.name: 1 for irrep in group.irreps()}
+        p = planted_latents(
+            group, copies, self.n_samples, self.noise, seed=seed, exact_moments=False
+        )
+        rng = np.random.default_rng(seed)
+        S = np.sort(rng.choice(group.order, size=self.size, replace=False))
+        energies = subset_energies(p.Z[S])
+        ci = energies.intervals(n_bootstrap, confidence, rng)
+        est = energies.invariance()
+        return {"subset invariance": [(est, ci[0, 0], ci[0, 1], p.subset_invariance(S))]}
+
+
+def grid(quick: bool = False, family: str | None = None) -> list[Any]:
+    """The settings of the table: finite groups of every kind (two sizes), continuous groups
+    (few and many sampled elements) and element subsets; two sample sizes, two noise levels.
+    """
     if quick:
-        return [Setting("C4", 1, 64, 0.5), Setting("D3", 1, 64, 0.2)]
-    out = []
-    for group in ("C8", "D4", "S4", "C2xC4"):
-        for copies in (1, 3):
-            for n in (64, 256):
-                for noise in (0.2, 0.8):
-                    out.append(Setting(group, copies, n, noise))
-    return out
+        out: list[Any] = [Setting("C4", 1, 64, 0.5), Setting("D3", 1, 64, 0.2)]
+        out += [HarmonicSetting("SO2", 64, 4, 0.5), HarmonicSetting("SO3", 64, 80, 0.5)]
+        out += [SubsetSetting("D4", 3, 64, 0.5)]
+    else:
+        out = []
+        for group in ("C8", "D4", "S4", "C2xC4"):
+            for copies in (1, 3):
+                for n in (64, 256):
+                    for noise in (0.2, 0.8):
+                        out.append(Setting(group, copies, n, noise))
+        for group, counts in HARMONIC_ELEMENTS.items():
+            for n_el in counts:
+                for n in (64, 256):
+                    for noise in (0.2, 0.8):
+                        out.append(HarmonicSetting(group, n, n_el, noise))
+        for group, sizes in (("D4", (3, 5)), ("S4", (4, 12))):
+            for size in sizes:
+                for n in (64, 256):
+                    for noise in (0.2, 0.8):
+                        out.append(SubsetSetting(group, size, n, noise))
+    if family is None:
+        return out
+    kind = {"finite": Setting, "continuous": HarmonicSetting, "subset": SubsetSetting}[family]
+    return [s for s in out if isinstance(s, kind)]
 
 
 def draw(setting: Setting, seed: int, n_bootstrap: int = 200, confidence: float = 0.95) -> dict:
@@ -220,13 +350,13 @@ def binomial_lower(confidence: float, n_draws: int, z: float = 2.0) -> float:
     return confidence - z * np.sqrt(confidence * (1 - confidence) / n_draws)
 
 
-def calibrate(settings: list[Setting], n_draws: int, n_bootstrap: int = 200) -> list[tuple]:
+def calibrate(settings: list[Any], n_draws: int, n_bootstrap: int = 200) -> list[tuple]:
     """``[(setting, summary), ...]`` over ``n_draws`` seeds per setting."""
     out = []
     for setting in settings:
         records: dict[str, list] = defaultdict(list)
         for seed in range(n_draws):
-            for kind, rows in draw(setting, seed, n_bootstrap).items():
+            for kind, rows in setting.draw(seed, n_bootstrap).items():
                 records[kind].extend(rows)
         out.append((setting, summarise(records, n_draws, 0.95)))
         print(f"done: {setting.label}", file=sys.stderr, flush=True)
@@ -279,19 +409,39 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke grid")
     parser.add_argument("--draws", type=int, default=200, help="planted draws per setting")
     parser.add_argument("--write", action="store_true", help="write docs/calibration.md")
+    parser.add_argument("--family", choices=FAMILIES, help="one family's grid only")
     args = parser.parse_args()
     t = time.perf_counter()
-    settings = grid(args.quick)
-    results = calibrate(settings, args.draws)
-    text = table(results, args.draws)
-    print(text)
-    print(f"\n{len(settings)} settings x {args.draws} draws in {time.perf_counter() - t:.0f} s")
-    if args.write:
-        doc = ROOT / "docs" / "calibration.md"
-        head, sep, _ = doc.read_text().partition("<!-- table -->") if doc.exists() else ("", "", "")
+    families = FAMILIES if args.family is None else (args.family,)
+    doc = ROOT / "docs" / "calibration.md"
+    for family in families:
+        settings = grid(args.quick, family)
+        if not settings:
+            continue
+        results = calibrate(settings, args.draws)
+        text = table(results, args.draws)
+        print(text)
+        print(f"\n{len(settings)} settings x {args.draws} draws, {time.perf_counter() - t:.0f} s")
+        if args.write:
+            write_table(doc, family, text)
+
+
+def write_table(doc: Path, family: str, text: str) -> None:
+    """Replace ``family``'s table in ``doc``: between ``<!-- table:family -->`` and
+    ``<!-- end:family -->`` (the finite table: after ``<!-- table -->``, to the end)."""
+    content = doc.read_text() if doc.exists() else ""
+    if family == "finite":
+        head, sep, _ = content.partition("<!-- table -->")
         if not sep:
             raise SystemExit(f"{doc} has no '<!-- table -->' marker to write the table under")
         doc.write_text(f"{head}<!-- table -->\n\n{text}\n")
+        return
+    start, end = f"<!-- table:{family} -->", f"<!-- end:{family} -->"
+    head, sep, rest = content.partition(start)
+    _, sep2, tail = rest.partition(end)
+    if not (sep and sep2):
+        raise SystemExit(f"{doc} has no '{start}' ... '{end}' markers for the {family} table")
+    doc.write_text(f"{head}{start}\n\n{text}\n\n{end}{tail}")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,29 @@ require coverage >= 0.95 − 2 sd (one-sided; a calibrated interval fails with p
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from latentgeo._bootstrap import delta_ratio_interval as ratio_interval
-from latentgeo.datasets.planted import planted_latents
-from latentgeo.groups import Cyclic, Dihedral, DirectProduct, Symmetric
-from probes import LinearProbe, subgroup_scan
+from latentgeo.datasets.planted import planted_harmonic, planted_latents
+from latentgeo.groups import (
+    O3,
+    SO2,
+    SO3,
+    Cyclic,
+    Dihedral,
+    DirectProduct,
+    FallbackWarning,
+    Symmetric,
+    harmonic_energies,
+    orbit_energies,
+    resolve_max_degree,
+    subset_energies,
+)
+from probes import LinearProbe, orbit_spectrum, subgroup_scan
 from probes._ridge import fit_design
 from probes._scoring import r2_and_interval, r2_interval, variance_weighted_r2
 
@@ -214,3 +229,144 @@ def test_float32_null_lies_inside_the_exact_nulls_interval(copies):
         # is the same, so the two nulls agree to float32 accuracy (1e-4 leaves room for the
         # float32 GCV choosing a neighbouring penalty at a near tie, which it does not here).
         np.testing.assert_allclose(probe.null_r2_, exact.numpy(), atol=1e-4)
+
+
+# ---------------------------------------------------------------- continuous groups, subsets
+SO2_ENERGIES = {"A": 0.3, "E1": 0.4, "E2": 0.3}
+
+
+def test_planted_harmonic_truth_matches_a_plain_fourier_transform():
+    # On a uniform grid of 16 angles the DFT is an exact quadrature of degrees <= 7, so the
+    # Haar energies of each sample's (noise-free) orbit are read off the FFT, independently
+    # of the package's estimator.  Ratios of means over 10000 samples of 4 units: relative
+    # se ~ sqrt(2 / 4e4) ~ 0.007 per energy, a share's error <= 0.004; 0.01 is >= 2.5 se of
+    # the worst case (and 5 se of the typical share 0.3).
+    group = SO2()
+    p = planted_harmonic(group, SO2_ENERGIES, 10_000, 16, 0.0, seed=1, elements=group.grid(16))
+    F = np.fft.rfft(p.Z, axis=0) / 16  # (9, n, d)
+    inv = np.abs(F[0] - F[0].mean(axis=0)) ** 2
+    energy = [inv.sum()] + [2 * (np.abs(F[m]) ** 2).sum() for m in (1, 2, 3)]
+    total = ((p.Z - p.Z.mean(axis=(0, 1))) ** 2).sum() / 16
+    truth = p.spectrum(3)
+    np.testing.assert_allclose(np.array(energy) / total, truth.values[:4], atol=0.01)
+    assert float(truth.sel(irrep="residual")) == pytest.approx(0.0, abs=1e-12)
+    assert p.invariance == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "group, energies, n_el, degree",
+    [
+        (SO3(), {"0": 0.3, "1": 0.4, "2": 0.3}, 80, 2),
+        (O3(), {"0e": 0.3, "0o": 0.2, "1o": 0.5}, 96, 1),
+    ],
+)
+def test_harmonic_spectrum_recovers_the_planted_one(group, energies, n_el, degree):
+    # Every planted irrep within the fitted degree (which the elements support, 2x
+    # oversampled: no warning): the debiased harmonic fit is unbiased given the elements, and
+    # over 3000 samples of 4 units each share's se is ~ sqrt(2 / 12000) ~ 0.013 of its
+    # value (<= 0.5) plus the noise's: 0.03 is >= 4 se.  (At a degree below the planted
+    # irreps, one draw of elements moves the shares by more: the calibration's few-element
+    # rows measure that spread.)
+    p = planted_harmonic(group, energies, 3000, n_el, 0.3, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FallbackWarning)
+        assert resolve_max_degree(group, p.elements, degree) == degree
+        spec = orbit_spectrum(p.Z, group, p.elements, max_degree=degree)
+    np.testing.assert_allclose(spec.values, p.spectrum(degree).values, atol=0.03)
+
+
+@pytest.mark.parametrize(
+    "group, energies, n_el",
+    [
+        (SO2(), SO2_ENERGIES, 4),
+        (SO2(), {"E1": 0.5, "E2": 0.5}, 2),  # no invariant part: the plain mean reads ~1/2
+        (SO3(), {"0": 0.3, "1": 0.4, "2": 0.3}, 6),
+    ],
+)
+def test_haar_invariant_share_is_unbiased_at_few_elements(group, energies, n_el):
+    # Degree 0 (few elements, a FallbackWarning): the U-statistic of the orbit minus the mean
+    # orbit is exactly unbiased over Haar-random elements; the ratio over 256 samples adds
+    # O(1/(n d)) ~ 1e-3.  300 independent draws: |mean - truth| <= 4 se (se from the draws)
+    # + 0.002.  (Debiasing with the uncentred residual read 0.113 for a truth of 0.15 at 4
+    # SO(2) elements, ~9 se.)  The ratio of the pooled energies is the unbiased one: the
+    # reported share clamps a negative pooled energy at 0, so for a truth of 0 its mean is
+    # above 0 by construction.
+    est = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FallbackWarning)
+        for seed in range(300):
+            p = planted_harmonic(group, energies, 256, n_el, 0.3, seed=seed)
+            e = orbit_energies(p.Z, group, p.elements)
+            est.append(float(e.energies[:, 0].sum() / e.total.sum()))
+    se = np.std(est, ddof=1) / np.sqrt(len(est))
+    assert abs(np.mean(est) - p.invariance) <= 4 * se + 0.002, (np.mean(est), p.invariance, se)
+
+
+def _coverage(draw, n_draws):
+    hits = [draw(seed) for seed in range(n_draws)]
+    return float(np.mean(hits)), lower_band(n_draws)
+
+
+def test_harmonic_intervals_cover_the_planted_shares():
+    # probes.run's intervals (OrbitEnergies.intervals, percentile bootstrap over samples) at
+    # the degree it resolves; many elements (degree 4 on SO(2)).  One part per draw (cycled)
+    # keeps the draws independent: 150 draws, lower band 0.914.
+    group = SO2()
+
+    def draw(seed):
+        p = planted_harmonic(group, SO2_ENERGIES, 128, 32, 0.5, seed=seed)
+        degree = resolve_max_degree(group, p.elements)
+        energies = harmonic_energies(p.Z, group, p.elements, degree)
+        ci = energies.intervals(200, CONFIDENCE, np.random.default_rng(seed))
+        k = seed % 3  # A, E1, E2
+        return ci[k, 0] <= p.spectrum(degree).values[k] <= ci[k, 1]
+
+    cov, band = _coverage(draw, 150)
+    assert cov >= band, cov
+
+
+def test_subset_invariance_interval_covers_the_planted_truth():
+    # An orbit recorded on 3 random elements of D4 (a run over a subset): probes.run's
+    # invariance interval; 150 draws, lower band 0.914.
+    group = Dihedral(4)
+
+    def draw(seed):
+        p = planted_latents(group, all_irreps(group), 128, 0.5, seed=seed, exact_moments=False)
+        rng = np.random.default_rng(seed)
+        S = np.sort(rng.choice(group.order, size=3, replace=False))
+        energies = subset_energies(p.Z[S])
+        ci = energies.intervals(200, CONFIDENCE, rng)
+        return ci[0, 0] <= p.subset_invariance(S) <= ci[0, 1]
+
+    cov, band = _coverage(draw, 150)
+    assert cov >= band, cov
+
+
+def test_subset_invariance_truth():
+    group = Dihedral(4)
+    clean = planted_latents(group, all_irreps(group), 100, 0.0, seed=0, exact_moments=False)
+    for h in group.subgroups(False):  # without noise: the subgroup's own orbit = its cosets'
+        assert clean.subset_invariance(h.elements) == pytest.approx(
+            clean.subgroup_invariance(h), abs=1e-12
+        )
+    p = planted_latents(group, all_irreps(group), 60_000, 0.5, seed=1, exact_moments=False)
+    S = [1, 4, 6]
+    Y = p.Z[S] - p.Z[S].mean(axis=(0, 1))
+    plain = 3 * (Y.mean(axis=0) ** 2).sum() / (Y**2).sum()
+    # Ratio of means over 6e4 samples of 6 units: se ~ sqrt(2 / 3.6e5) ~ 0.0024; 5 se.
+    assert plain == pytest.approx(p.subset_invariance(S), abs=0.012)
+    with pytest.raises(ValueError, match="distinct"):
+        p.subset_invariance([1, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        p.subset_invariance([8])
+
+
+def test_planted_harmonic_rejects_bad_input():
+    with pytest.raises(TypeError, match="continuous"):
+        planted_harmonic(Cyclic(4), {"A": 1.0}, 10, 4)
+    with pytest.raises(ValueError, match="unknown irreps"):
+        planted_harmonic(SO3(), {"E1": 1.0}, 10, 4)
+    with pytest.raises(ValueError, match=">= 0"):
+        planted_harmonic(SO2(), {"A": -1.0}, 10, 4)
+    with pytest.raises(ValueError, match="noise"):
+        planted_harmonic(SO2(), {"A": 1.0}, 10, 4, noise=1.0)

@@ -20,7 +20,7 @@ from latentgeo._validate import check_int
 if TYPE_CHECKING:
     from latentgeo.groups import FiniteGroup
 
-__all__ = ["PlantedLatents", "planted_latents"]
+__all__ = ["PlantedHarmonic", "PlantedLatents", "planted_harmonic", "planted_latents"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,33 @@ class PlantedLatents:
         tot = np.trace(self.input_cov) + d * tau2
         return err, tot
 
+    def subset_invariance(self, elements: Sequence[int]) -> float:
+        """Population invariant share of the orbit recorded on a set ``S`` of elements (the
+        truth of ``probes.invariance`` / ``probes.run``'s ``invariance`` on a run over ``S``).
+
+        The invariant part over ``S`` is each sample's mean over ``S``, ``M_S z + ε̄`` with
+        ``M_S = (1/|S|) Σ_{g∈S} rho(g)``; with ``k`` non-identity elements in ``S`` the share is
+        ``[|S| tr(M_S Σ M_Sᵀ) + k d τ² / |S|] / [|S| tr Σ + k d τ²]`` (``Σ`` =
+        :attr:`input_cov`, population mean 0; ``rho(g)`` orthogonal).
+
+        Raises
+        ------
+        ValueError
+            If ``elements`` is empty, repeats an element or names none of the group's.
+        """
+        idx = np.asarray([check_int(g, "element", minimum=0) for g in elements], dtype=np.int64)
+        G = self.group.order
+        if len(idx) == 0 or len(set(idx.tolist())) != len(idx) or idx.max() >= G:
+            raise ValueError(
+                f"elements must be distinct indices in [0, {G}), got {list(elements)!r}"
+            )
+        S, d = len(idx), self.rho.shape[1]
+        M = self.rho[idx].mean(axis=0)
+        k = int(np.sum(idx != self.group.identity))
+        noise = k * d * self.noise_var
+        signal = S * float(np.trace(M @ self.input_cov @ M.T))
+        return (signal + noise / S) / (S * float(np.trace(self.input_cov)) + noise)
+
     def subgroup_invariance(self, subgroup: Any) -> float:
         """Population invariant share under a subgroup ``H`` (the truth of
         :func:`probes.subgroup_scan`'s ``invariance``).
@@ -133,7 +160,10 @@ class PlantedLatents:
         The signal of irrep ``ρ`` is isotropic within each copy, so its ``H``-invariant part
         is the share ``dim Fix_H(ρ) / dim ρ = (1/|H|) Σ_{h∈H} χ_ρ(h) / dim ρ`` of its energy; the
         noise is white over the non-identity elements, so a coset mean keeps ``1/|H|`` of
-        its energy.  ``H = G`` gives the trivial irrep's share of :attr:`spectrum`.
+        its energy.  ``H = G`` gives the trivial irrep's share of :attr:`spectrum`.  This is
+        over the whole orbit (every coset of ``H``); :meth:`subset_invariance` of ``H``'s
+        elements is over ``H``'s orbit alone, where the noise-free identity weighs more (the
+        two agree without noise).
         """
         G = self.group.order
         elements = list(subgroup.elements)
@@ -340,3 +370,158 @@ def _haar_orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
     # QR of a Gaussian matrix with the sign fix of Mezzadri (2007) gives the Haar measure.
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     return q * np.sign(np.diag(r))
+
+
+@dataclass(frozen=True)
+class PlantedHarmonic:
+    """An orbit of a continuous group at sampled elements with a planted Haar spectrum.
+
+    Each sample's orbit signal (unit by unit) is ``f(g) = a + Σ_ρ Σ_j C_ρj ψ_ρj(g) + ε(g)``
+    with ``ψ_ρj = sqrt(dim ρ) ρ_rc`` the Haar-orthonormal matrix entries of the real irreps
+    (``c`` over the first ``dim ρ / k`` columns, ``k`` the commutant dimension of the type;
+    Peter–Weyl / Schur orthogonality), ``a`` and the coefficients ``C`` drawn per sample, and
+    ``ε`` white Gaussian noise independent at every recorded element.  The population truths
+    are the Haar energies: the invariant part's variance over samples, each irrep's
+    ``E‖C_ρ‖²`` and the noise's ``d τ²`` per sample.
+
+    Attributes
+    ----------
+    Z : ndarray of shape (n_elements, n_samples, n_units)
+    elements : ndarray of shape (n_elements, ...)
+        Element values of ``Z``'s element axis (``group.sample``: Haar-random).
+    group : continuous group
+    energies : dict irrep name -> float
+        Population Haar energy per sample (summed over units) of each planted irrep: the
+        trivial one's is the variance of the orbits' Haar means over samples.
+    noise_energy : float
+        ``d τ²``: the noise's energy per sample and element; the energies and it sum to 1.
+    """
+
+    Z: np.ndarray = field(repr=False)
+    elements: np.ndarray = field(repr=False)
+    group: Any
+    energies: dict[str, float]
+    noise_energy: float
+
+    @property
+    def invariance(self) -> float:
+        """The population invariant share (truth of ``probes.invariance``)."""
+        return self.energies.get(self.group.trivial_irrep.name, 0.0)
+
+    def spectrum(self, max_degree: int) -> Any:
+        """Population spectrum as :func:`probes.orbit_spectrum` names it at ``max_degree``:
+        the irreps up to it, then ``"residual"`` (noise plus planted irreps above it).
+
+        The harmonic fit estimates it without bias (up to the ratio's ``O(1/n_samples)``) when
+        every planted irrep is within ``max_degree``, or at ``max_degree = 0`` for the
+        invariant share; otherwise the irreps above it leak into the fitted ones.
+
+        Returns
+        -------
+        xarray.DataArray over ``irrep``
+        """
+        import xarray as xr
+
+        names = list(self.group.irrep_names(check_int(max_degree, "max_degree", minimum=0)))
+        shares = [self.energies.get(n, 0.0) for n in names]
+        shares.append(1.0 - sum(shares))
+        coords = {"irrep": np.asarray([*names, "residual"], dtype=object)}
+        return xr.DataArray(np.asarray(shares), dims=("irrep",), coords=coords)
+
+
+def _irreps_named(group: Any, names: Sequence[str]) -> list[Any]:
+    """The continuous group's irreps called ``names`` (searched up to degree 16)."""
+    for degree in range(17):
+        found = {r.name: r for r in group.irreps(degree)}
+        if all(n in found for n in names):
+            return [found[n] for n in names]
+    known = list(group.irrep_names(4))
+    raise ValueError(f"unknown irreps in {list(names)!r} for {group!r}; the first are {known!r}")
+
+
+def planted_harmonic(
+    group: Any,
+    energies: Mapping[str, float],
+    n_samples: int,
+    n_elements: int,
+    noise: float = 0.0,
+    seed: int = 0,
+    *,
+    n_units: int = 4,
+    fixed: float = 0.5,
+    elements: Any = None,
+) -> PlantedHarmonic:
+    """Orbit latents of a continuous group with a known invariant share and irrep spectrum.
+
+    Parameters
+    ----------
+    group : continuous group (SO2, O2, SO3, O3)
+    energies : mapping irrep name -> float
+        Share of the signal's Haar energy in each planted irrep (normalised to sum to 1).
+    n_samples, n_elements : int
+        Probe samples; sampled elements (Haar-random, ``group.sample``) unless ``elements``.
+    noise : float in [0, 1)
+        Share of the total energy that is white noise, independent at every element.
+    seed : int
+        Seed of a private ``numpy.random.Generator``.
+    n_units : int
+    fixed : float in [0, 1]
+        Share of each non-trivial irrep's energy that is the same in every sample (the mean
+        orbit is then not invariant); the rest is drawn per sample.  The trivial irrep's
+        common part is an offset of the latents, which carries no energy (centred away).
+    elements : array, optional
+        Element values to record the orbit at (``n_elements`` is then their number).
+
+    Returns
+    -------
+    PlantedHarmonic
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a finite group, an unknown irrep, a negative share or an invalid count.
+    """
+    if getattr(group, "is_finite", True):
+        raise TypeError(f"planted_harmonic needs a continuous group, got {group!r}")
+    if not isinstance(energies, Mapping) or not energies:
+        raise TypeError(
+            f"energies must be a non-empty mapping irrep name -> share, got {energies!r}"
+        )
+    share = {str(k): float(v) for k, v in energies.items()}
+    if any(not np.isfinite(v) or v < 0 for v in share.values()) or sum(share.values()) <= 0:
+        raise ValueError(f"energies must be finite, >= 0 and not all 0, got {energies!r}")
+    n_samples = check_int(n_samples, "n_samples", minimum=2)
+    d = check_int(n_units, "n_units", minimum=1)
+    if not isinstance(noise, (int, float, np.floating)) or not 0.0 <= float(noise) < 1.0:
+        raise ValueError(f"noise must be a float in [0, 1), got {noise!r}")
+    if not isinstance(fixed, (int, float, np.floating)) or not 0.0 <= float(fixed) <= 1.0:
+        raise ValueError(f"fixed must be a float in [0, 1], got {fixed!r}")
+    rng = np.random.default_rng(seed)
+    if elements is None:
+        values = np.asarray(group.sample(check_int(n_elements, "n_elements", minimum=1), rng))
+    else:
+        values = np.asarray(elements, dtype=np.float64)
+    n_el = len(values)
+    whole = sum(share.values())
+    noise = float(noise)
+    total = 1.0 / (1.0 - noise)  # signal energy 1, noise d τ² = noise / (1 − noise)
+    Z = np.zeros((n_el, n_samples, d))
+    out = {}
+    for rho in _irreps_named(group, list(share)):
+        e = share[rho.name] / whole
+        keep = rho.dim // {"real": 1, "complex": 2, "quaternionic": 4}[rho.type]
+        psi = np.sqrt(rho.dim) * np.asarray(rho(values), dtype=np.float64)[:, :, :keep]
+        psi = psi.reshape(n_el, -1)  # (n_el, m): Haar-orthonormal functions of the irrep
+        m = psi.shape[1]
+        trivial = rho.name == group.trivial_irrep.name
+        common = 0.0 if trivial else float(fixed)
+        C = rng.standard_normal((n_samples, m, d)) * np.sqrt(e * (1 - common) / (m * d))
+        if common > 0:
+            M = rng.standard_normal((m, d))
+            C = C + M * np.sqrt(e * common / (M * M).sum())
+        elif trivial:
+            C = C + 3.0 * rng.standard_normal(d) / np.sqrt(d)  # an offset: no energy
+        Z += np.einsum("gm,nmd->gnd", psi, C)
+        out[rho.name] = e / total
+    Z += np.sqrt(noise / (1.0 - noise) / d) * rng.standard_normal(Z.shape)
+    return PlantedHarmonic(Z=Z, elements=values, group=group, energies=out, noise_energy=noise)

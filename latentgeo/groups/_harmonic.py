@@ -7,9 +7,11 @@ sample and unit; for an irrep of complex (quaternionic) type only the first ``d/
 columns are independent functions.  The orbit is centred by its *Haar* mean, and unless the
 elements are an exact quadrature of the fitted functions (a uniform SO(2) grid), each fitted
 energy has its noise ``sigma² V_jj`` removed (``V = (BᵀB)⁻¹``, ``sigma²`` the residual
-variance ``RSS / (n - p)``); at degree 0 this is the U-statistic
-``(1 / n(n-1)) sum_{k != l} <f(g_k), f(g_l)>``, exactly unbiased for Haar-random elements,
-where the plain element mean reads about ``1/n`` for a layer with no invariant part.
+variance ``RSS / (n - p)``; for the invariant part, that of the orbit minus the mean orbit
+over samples, since the elements are shared by all samples); at degree 0 the invariant
+energy is the U-statistic ``(1 / n(n-1)) sum_{k != l} <u(g_k), u(g_l)>`` of ``u = f - mean
+orbit``, exactly unbiased for Haar-random elements, where the plain element mean reads about
+``1/n`` for a layer with no invariant part.
 
 The default degree is the largest (at most :data:`MAX_DEFAULT_DEGREE`) with
 :data:`OVERSAMPLING` sampled elements per basis function on each component (``det = ±1``);
@@ -252,6 +254,7 @@ def harmonic_energies(
     sq = torch.empty((n_el, n), dtype=dtype, device=dev)  # ||Y[g]||² per element, sample
     fitted = torch.empty((R.shape[0], n), dtype=dtype, device=dev)  # ||(R c)_j||² per sample
     c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
+    orbit_sum = torch.zeros((n_el, d), dtype=dtype, device=dev)  # sum of the shifted orbits
     c = min(chunk, n)
     buf = torch.empty((n_el, c, d), dtype=dtype, device=dev)
     coef = torch.empty((p, c * d), dtype=dtype, device=dev)
@@ -268,6 +271,7 @@ def harmonic_energies(
         torch.linalg.vector_norm(RC.view(-1, b, d), dim=2, out=fitted[:, s0 : s0 + b])
         torch.linalg.vector_norm(block, dim=2, out=sq[:, s0 : s0 + b])
         c0[s0 : s0 + b] = C[const].view(b, d)
+        orbit_sum += block.sum(dim=1)
     coef_energy.square_()
     fitted = fitted.square_().sum(dim=0)  # ||B c||² per sample
     sq = sq.square_().sum(dim=0)  # sum_g ||Y[g]||² per sample
@@ -285,14 +289,28 @@ def harmonic_energies(
         residual = rss / n_el
     elif n_el > p:
         # Haar-random elements: E[c_j²] = c_j² + sigma² V_jj with V = (BᵀB)⁻¹ and sigma² the
-        # residual variance, estimated without bias by RSS / (n - p) (least squares); the
-        # Haar mean h is itself estimated from the n samples (factor 1 - 1/n).  At degree 0
-        # this is the U-statistic.  The residual's Haar energy is sigma².
+        # residual variance, estimated without bias by RSS / (n - p) (least squares).  At
+        # degree 0 the invariant energy below is the U-statistic of the orbit minus the mean
+        # orbit, exactly unbiased over Haar-random elements given the samples.  The
+        # residual's Haar energy is sigma².
         sigma2 = rss / (n_el - p)
         V = torch.diagonal(P @ P.T)
         gain = torch.zeros(n_irreps, dtype=dtype, device=dev).index_add_(0, owner, V)
-        gain[0] = gain[0] * (1.0 - 1.0 / n)
         fit_energy = fit_energy - sigma2[:, None] * gain
+        # The invariant energy is that of c0 - h = P_const (f_i - mean orbit): the elements are
+        # shared by all samples, so its noise is the residual variance of the orbit minus the
+        # mean orbit (the mean orbit's own residual, common to every sample, cancels in the
+        # centring; debiasing with the uncentred residual read the invariant share low by
+        # about (mean orbit's residual energy) / n_elements).  ||r_i - r̄||² with
+        # r̄ = (I - B P) f̄ orthogonal to B, so <r_i, r̄> = <f_i, r̄>: one more pass.
+        mean_orbit = orbit_sum / n
+        rbar = mean_orbit - B @ (P @ mean_orbit)
+        cross = torch.empty(n, dtype=dtype, device=dev)
+        for s0 in range(0, n, chunk):
+            block = src[:, s0 : s0 + chunk].to(dtype) - shift
+            cross[s0 : s0 + block.shape[1]] = torch.einsum("gbd,gd->b", block, rbar)
+        rss_centred = (rss - 2.0 * cross + (rbar * rbar).sum()).clamp_min(0.0)
+        fit_energy[:, 0] = fit_energy[:, 0] + (sigma2 - rss_centred / (n_el - p)) * gain[0]
         residual = sigma2
     else:  # no residual degrees of freedom: nothing to debias with (warned by the degree rule)
         residual = rss / n_el
