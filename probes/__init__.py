@@ -19,6 +19,7 @@ torch, float64 by default, on any device).
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
+from probes._attribution import equivariance_attribution
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
     GroupConsistentProbe,
@@ -55,6 +56,7 @@ __all__ = [
     "OrthogonalProbe",
     "bracket_law",
     "character_multiplicities",
+    "equivariance_attribution",
     "family_latents",
     "family_lie_derivative",
     "fit_from_generators",

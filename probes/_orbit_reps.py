@@ -1,0 +1,140 @@
+"""Representations on a layer's orbit latents, as the orbit averages they define.
+
+An orbit tensor ``H`` of shape ``(n_elements, n_samples, ...)`` holds a layer's output on the
+orbit ``g·x`` of a batch.  A representation ``rho`` of the sampled elements makes the layer
+exactly equivariant on that orbit when ``H`` is replaced by its orbit average
+
+    ``H̃[g] = rho(g) h̄``,   ``h̄ = (1 / |G|) Σ_k rho(k)⁻¹ H[k]``,
+
+the closest equivariant signal (the Reynolds operator; Haar average for a finite group).
+Three representations are used: the trivial one (invariance), the input's own action applied
+to the layer (conv feature maps under rot90/flip/cyclic shifts live on the input's grid), and
+the affine maps ``z ↦ rho_g z + b_g`` a :class:`probes.LinearProbe` fits to the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["ActionRep", "FittedRep", "TrivialRep", "orbit_rep", "whole_finite_orbit"]
+
+
+def whole_finite_orbit(action: Any) -> bool:
+    """Whether ``action``'s orbit runs over every element of a finite group, in order."""
+    group = action.group
+    if not group.is_finite:
+        return False
+    values = np.asarray(action.element_values)
+    return values.shape == (group.order,) and bool(np.array_equal(values, np.arange(group.order)))
+
+
+class TrivialRep:
+    """``rho(g) = 1``: the orbit average is the mean over the orbit (invariance)."""
+
+    name = "trivial"
+
+    def average(self, H: torch.Tensor) -> torch.Tensor:
+        return H.mean(dim=0, keepdim=True).expand_as(H)
+
+
+class ActionRep:
+    """The input's action applied to the layer's tensor (a finite group's whole orbit)."""
+
+    name = "input"
+
+    def __init__(self, action: Any) -> None:
+        self.action = action
+        self.inverses = np.asarray(action.group.inverses)
+
+    def average(self, H: torch.Tensor) -> torch.Tensor:
+        act = self.action._act
+        base = torch.stack([act(int(self.inverses[k]), H[k]) for k in range(H.shape[0])])
+        mean = base.mean(dim=0)
+        return torch.stack([act(g, mean) for g in range(H.shape[0])])
+
+
+class FittedRep:
+    """Fitted affine maps ``z(g·x) ≈ rho_g z(x) + b_g`` on the flattened layer.
+
+    ``h̄ = mean_k rho_k⁺ (H[k] − b_k)`` (pseudo-inverse: a fitted map need not be invertible),
+    ``H̃[g] = rho_g h̄ + b_g``.  Exactly equivariant under the fitted maps when they form a
+    representation; for maps that are only close to one, the closest such signal.
+    """
+
+    name = "fitted"
+
+    def __init__(self, H: torch.Tensor, **probe_kwargs: Any) -> None:
+        from probes._linear import LinearProbe
+
+        flat = H.reshape(H.shape[0], H.shape[1], -1)
+        probe = LinearProbe(
+            n_null=0, n_bootstrap=0, dtype=H.dtype, device=H.device, **probe_kwargs
+        ).fit(flat)
+        self.rho = torch.as_tensor(probe.rho_, dtype=H.dtype, device=H.device)
+        self.bias = torch.as_tensor(probe.bias_, dtype=H.dtype, device=H.device)
+        self.pinv = torch.linalg.pinv(self.rho)
+        self.r2 = np.asarray(probe.r2_)
+
+    def average(self, H: torch.Tensor) -> torch.Tensor:
+        flat = H.reshape(H.shape[0], H.shape[1], -1)
+        base = torch.einsum("gij,gnj->gni", self.pinv, flat - self.bias[:, None])
+        mean = base.mean(dim=0)
+        out = torch.einsum("gij,nj->gni", self.rho, mean) + self.bias[:, None]
+        return out.reshape(H.shape)
+
+
+def orbit_rep(spec: Any, action: Any, H: torch.Tensor, what: str, **probe_kwargs: Any) -> Any:
+    """The representation ``spec`` names for a layer whose orbit tensor is ``H``.
+
+    ``spec``: ``"auto"`` (the input's action where it accepts the layer's tensor, the orbit
+    is a whole finite group and the action exact -- an interpolating action's average is not
+    exactly equivariant --, else ``"fitted"``), ``"input"``, ``"fitted"``, ``"trivial"``, or
+    an action of the same group to apply to the layer.
+    """
+    from latentgeo.actions import Action
+
+    if isinstance(spec, Action):
+        if spec.group != action.group or not whole_finite_orbit(spec):
+            raise ValueError(
+                f"the action given for {what} must act by the whole finite group "
+                f"{action.group!r}, got {spec!r}"
+            )
+        _check_acts(spec, H, what)
+        return ActionRep(spec)
+    if not isinstance(spec, str) or spec not in ("auto", "input", "fitted", "trivial"):
+        raise ValueError(
+            f"the representation for {what} must be 'auto', 'input', 'fitted', 'trivial' or an "
+            f"Action, got {spec!r}"
+        )
+    if spec == "trivial":
+        return TrivialRep()
+    if spec == "fitted":
+        return FittedRep(H, **probe_kwargs)
+    whole = whole_finite_orbit(action)
+    if spec == "input":
+        if not whole:
+            raise ValueError(
+                f"'input' for {what} needs an action over a whole finite group's orbit; "
+                f"{action!r} samples its elements: use 'fitted'"
+            )
+        _check_acts(action, H, what)
+        return ActionRep(action)
+    if whole and action.exact:
+        try:
+            action._validate(H[0])
+        except (ValueError, TypeError):
+            return FittedRep(H, **probe_kwargs)
+        return ActionRep(action)
+    return FittedRep(H, **probe_kwargs)
+
+
+def _check_acts(action: Any, H: torch.Tensor, what: str) -> None:
+    try:
+        action._validate(H[0])
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"{action!r} cannot act on {what}'s output of shape {tuple(H.shape[1:])}: {err}"
+        ) from None

@@ -1,0 +1,273 @@
+"""probes.equivariance_attribution: planted networks, exactly equivariant but for one layer,
+put the error on that layer; the contributions sum to the total (intervention: telescoping;
+Lie derivative: the chain rule, checked against probes.family_lie_derivative)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import probes
+from latentgeo.actions import ImageRotationAngles, ImageRotations, PointCloudFamily, so3_basis
+
+# float64 round-off of these small networks (a few hundred multiply-adds per value).
+TOL = 1e-10
+
+
+def _sym_kernel(w: torch.Tensor) -> torch.Tensor:
+    """Average of a conv kernel over its four quarter turns: the conv commutes with rot90."""
+    return sum(torch.rot90(w, k, dims=(-2, -1)) for k in range(4)) / 4
+
+
+class SymConv(torch.nn.Module):
+    def __init__(self, c_in: int, c_out: int, gen: torch.Generator, stride: int = 1) -> None:
+        super().__init__()
+        w = torch.randn(c_out, c_in, 3, 3, generator=gen, dtype=torch.float64)
+        self.weight = torch.nn.Parameter(_sym_kernel(w))
+        self.bias = torch.nn.Parameter(torch.randn(c_out, generator=gen, dtype=torch.float64))
+        self.stride = stride
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(h, self.weight, self.bias, stride=self.stride, padding=1)
+
+
+class PositionBias(SymConv):
+    """An equivariant conv plus a fixed, spatially varying bias map (not rot90-invariant)."""
+
+    def __init__(self, c: int, size: int, gen: torch.Generator) -> None:
+        super().__init__(c, c, gen)
+        self.pos = torch.nn.Parameter(
+            torch.randn(c, size, size, generator=gen, dtype=torch.float64)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return super().forward(h) + self.pos
+
+
+class AsymPad(SymConv):
+    """The symmetric kernel, but padded on the top/left only (the map shifts by one pixel)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(h, (2, 0, 2, 0)), self.weight, self.bias)
+
+
+class Pool(torch.nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.mean(dim=(-2, -1))
+
+
+def _cnn(breaking: str, size: int = 8) -> torch.nn.Sequential:
+    gen = torch.Generator().manual_seed(0)
+    middle = {
+        "none": SymConv(4, 4, gen),
+        "bias": PositionBias(4, size, gen),
+        "pad": AsymPad(4, 4, gen),
+        "stride": SymConv(4, 4, gen, stride=2),
+    }[breaking]
+    head = torch.nn.Linear(4, 3).double()
+    return torch.nn.Sequential(
+        SymConv(1, 4, gen),
+        torch.nn.ReLU(),
+        middle,
+        torch.nn.Tanh(),
+        SymConv(4, 4, gen),
+        Pool(),
+        head,
+    )
+
+
+LAYERS = ["0", "1", "2", "3", "4"]
+
+
+def _images(n: int = 6, size: int = 8) -> torch.Tensor:
+    return torch.randn(
+        n, 1, size, size, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+
+
+@pytest.mark.parametrize("breaking", ["bias", "pad", "stride"])
+def test_intervention_puts_the_error_on_the_breaking_layer(breaking: str) -> None:
+    net = _cnn(breaking)
+    ds = probes.equivariance_attribution(net, ImageRotations("C4"), _images(), LAYERS)
+    total = float(ds.total.sum())
+    assert total > 1e-3  # the planted layer does break the invariance of the logits
+    contrib = ds.contribution.sum("element").to_series()
+    assert contrib["2"] == pytest.approx(total, rel=TOL)
+    others = contrib.drop("2")
+    assert np.abs(others.to_numpy()).max() < TOL * total
+    assert abs(float(ds.rest.sum())) < TOL * total
+    # error_drop: making any layer from the planted one on equivariant removes all the error.
+    drop = ds.error_drop.sum("element").to_series()
+    assert abs(drop["0"]) < TOL * total and abs(drop["1"]) < TOL * total
+    assert drop[["2", "3", "4"]].to_numpy() == pytest.approx(total, rel=TOL)
+    assert set(ds.representation.values) == {"input"}
+
+
+def test_intervention_of_an_equivariant_network_is_zero() -> None:
+    ds = probes.equivariance_attribution(_cnn("none"), ImageRotations("D4"), _images(), LAYERS)
+    assert float(ds.total.max()) < TOL
+    assert float(np.abs(ds.contribution).max()) < TOL
+
+
+def test_intervention_sum_law_and_fitted_representations() -> None:
+    """A generic MLP on flattened images: representations are fitted, and contributions plus
+    the rest equal the total to round-off (the telescoping identity)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 12),
+        torch.nn.Tanh(),
+        torch.nn.Linear(12, 5),
+        torch.nn.Tanh(),
+        torch.nn.Linear(5, 2),
+    ).double()
+    x = torch.randn(40, 1, 8, 8, dtype=torch.float64)
+    ds = probes.equivariance_attribution(net, ImageRotations("C4"), x, ["1", "2", "3", "4"])
+    assert list(ds.representation.values) == ["fitted"] * 4
+    law = ds.contribution.sum("layer") + ds.rest - ds.total
+    assert float(np.abs(law).max()) < 1e-12
+    assert ds.attrs["sum_error"] < 1e-12
+    assert float(ds.total.sum()) > 0.01
+
+
+def test_intervention_on_sampled_rotations_and_equivariant_outputs() -> None:
+    """SO(2) sampled by interpolated rotations: layers get fitted maps; an output that lives
+    on the image grid is compared through the input's action (``out_action="input"``)."""
+    net = _cnn("bias")[:5]  # up to the last conv: a feature map, rot90-equivariant but for '2'
+    ds = probes.equivariance_attribution(
+        net, ImageRotations("C4"), _images(), ["0", "2"], out_action="input"
+    )
+    total = float(ds.total.sum())
+    assert total > 1e-3
+    assert float(ds.contribution.sel(layer="2").sum()) == pytest.approx(total, rel=TOL)
+    cont = probes.equivariance_attribution(
+        _cnn("none"), ImageRotationAngles(8, group="SO2"), _images(20, 9), ["0", "4"]
+    )
+    law = cont.contribution.sum("layer") + cont.rest - cont.total
+    assert float(np.abs(law).max()) < 1e-12
+    assert list(cont.representation.values) == ["fitted", "fitted"]
+
+
+# -- Lie derivative --------------------------------------------------------------------
+
+
+class Center(torch.nn.Module):
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p - p.mean(dim=-2, keepdim=True)
+
+
+class Gate(torch.nn.Module):
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p * torch.sigmoid((p * p).sum(-1, keepdim=True))
+
+
+class Shift(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = torch.nn.Parameter(torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64))
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p + self.b
+
+
+class Mean(torch.nn.Module):
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p.mean(dim=-2)
+
+
+def test_lie_attribution_so3_puts_the_error_on_the_bias_and_sums_to_the_lie_derivative() -> None:
+    net = torch.nn.Sequential(Center(), Gate(), Shift(), Gate(), Mean())
+    x = torch.randn(5, 7, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    basis = so3_basis()
+    ds = probes.equivariance_attribution(net, "so3", x, ["0", "1", "2", "3"], out_generator=basis)
+    assert list(ds.element.values) == ["x", "y", "z"]
+    assert set(ds.generator.values.ravel()) == {"input"}
+    for i, name in enumerate("xyz"):
+        lf = probes.family_lie_derivative(net, x, PointCloudFamily(basis[i]), basis[i])
+        # The total is the end-to-end Lie derivative computed independently ...
+        assert float(ds.total.sel(element=name)) == pytest.approx(
+            float(lf.norm(dim=1).mean()), rel=1e-12
+        )
+        # ... and the layer terms sum to it.
+        s = float(ds.contribution.sel(element=name).sum() + ds.rest.sel(element=name))
+        assert s == pytest.approx(float(ds.total.sel(element=name)), rel=1e-12)
+    assert ds.attrs["sum_error"] < 1e-12
+    total = float(ds.total.sum())
+    assert total > 0.01
+    c = ds.contribution.sum("element").to_series()
+    assert c["2"] == pytest.approx(total, rel=1e-10)
+    assert np.abs(c.drop("2").to_numpy()).max() < 1e-10 * total
+    assert float(np.abs(ds.norm.sel(layer=["0", "1", "3"])).max()) < 1e-10 * total
+    assert abs(float(ds.rest.sum())) < 1e-10 * total
+
+
+def _spectral_derivative(w: int) -> np.ndarray:
+    """Periodic spectral differentiation (Trefethen, *Spectral methods in MATLAB*, ch. 3):
+    antisymmetric and circulant, so it commutes with every circular convolution."""
+    j = np.arange(w)
+    d = j[:, None] - j[None, :]
+    with np.errstate(divide="ignore"):
+        D = 0.5 * (-1.0) ** d / np.tan(np.pi * d / w)
+    D[d == 0] = 0.0
+    return D
+
+
+class AsymPadConv(torch.nn.Conv2d):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(h, (2, 0, 2, 0)))
+
+
+def test_lie_attribution_of_sub_pixel_translation_finds_the_asymmetric_padding() -> None:
+    torch.manual_seed(3)
+    circ = {"padding": 1, "padding_mode": "circular"}
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, **circ),
+        AsymPadConv(3, 3, 3),
+        torch.nn.Conv2d(3, 3, 3, **circ),
+        Pool(),
+        torch.nn.Linear(3, 2),
+    ).double()
+    shift = PointCloudFamily(_spectral_derivative(8))  # sub-pixel circular shift along W
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    ds = probes.equivariance_attribution(net, shift, x, ["0", "1", "2"])
+    total = float(ds.total.sum())
+    assert total > 1e-3
+    c = ds.contribution.sum("element").to_series()
+    assert c["1"] == pytest.approx(total, rel=1e-10)
+    assert abs(c["0"]) < 1e-10 * total and abs(c["2"]) < 1e-10 * total
+    lf = probes.family_lie_derivative(net, x, shift)
+    assert total == pytest.approx(float(lf.norm(dim=1).mean()), rel=1e-12)
+
+
+def test_lie_attribution_fitted_generators_keep_the_sum_law() -> None:
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(21, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
+    ).double()
+    x = torch.randn(30, 7, 3, dtype=torch.float64)
+    ds = probes.equivariance_attribution(net, "so3", x, ["1", "2"])
+    assert set(ds.generator.values.ravel()) == {"fitted"}
+    law = ds.contribution.sum("layer") + ds.rest - ds.total
+    assert float(np.abs(law).max()) < 1e-12
+
+
+def test_attribution_errors() -> None:
+    net = _cnn("none")
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        probes.equivariance_attribution(lambda x: x, ImageRotations("C4"), _images(), ["0"])
+    with pytest.raises(ValueError, match="nope"):
+        probes.equivariance_attribution(net, ImageRotations("C4"), _images(), ["nope"])
+    with pytest.raises(TypeError, match="floating-point"):
+        probes.equivariance_attribution(net, ImageRotations("C4"), np.zeros((2, 1, 8, 8)), ["0"])
+    with pytest.raises(TypeError, match="one-parameter family"):
+        probes.equivariance_attribution(net, 3, _images(), ["0"])
+    with pytest.raises(ValueError, match="representation"):
+        probes.equivariance_attribution(
+            net, ImageRotations("C4"), _images(), ["0"], layer_reps="bogus"
+        )
+    with pytest.raises(ValueError, match="cannot act"):
+        probes.equivariance_attribution(
+            net, ImageRotations("C4"), _images(), ["5"], layer_reps="input"
+        )
