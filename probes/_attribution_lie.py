@@ -63,10 +63,8 @@ def _families(
 
 
 def _per_element(spec: Any, n: int, what: str) -> list[Any]:
-    if (
-        isinstance(spec, np.ndarray)
-        and spec.ndim == 3
-        or (isinstance(spec, (list, tuple)) and len(spec) == n and not _is_matrix(spec))
+    if (isinstance(spec, np.ndarray) and spec.ndim == 3) or (
+        isinstance(spec, (list, tuple)) and len(spec) == n and not _is_matrix(spec)
     ):
         if len(spec) != n:
             raise ValueError(f"{what} gives {len(spec)} generators for {n} families")
@@ -229,7 +227,7 @@ def lie_attribution(
             )
 
             def moved(s: torch.Tensor, name: str = name, v: torch.Tensor = v) -> torch.Tensor:
-                return fwd(x, replace={name: lambda h: h + s * v})[0]
+                return fwd(x, replace={name: lambda hk: hk + s * v})[0]
 
             D.append(_jvp(moved, zero)[1].detach())
         out_t, _ = _generator_tangent(out_gens[e], fam, y, D[0], "the output", x, output=True)

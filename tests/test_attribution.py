@@ -255,7 +255,7 @@ def test_lie_attribution_fitted_generators_keep_the_sum_law() -> None:
 
 def test_attribution_errors() -> None:
     net = _cnn("none")
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         probes.equivariance_attribution(lambda x: x, ImageRotations("C4"), _images(), ["0"])
     with pytest.raises(ValueError, match="nope"):
         probes.equivariance_attribution(net, ImageRotations("C4"), _images(), ["nope"])
