@@ -19,6 +19,7 @@ torch, float64 by default, on any device).
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
 """
 
+from probes._ablation import irrep_ablation, isotypic_components
 from probes._attribution import equivariance_attribution
 from probes._characters import character_multiplicities
 from probes._homomorphism import (
@@ -62,6 +63,8 @@ __all__ = [
     "fit_from_generators",
     "homomorphism_error",
     "invariance",
+    "irrep_ablation",
+    "isotypic_components",
     "lie_derivative",
     "one_parameter_elements",
     "orbit_spectrum",

@@ -12,7 +12,8 @@ Two estimators, one result shape (:func:`equivariance_attribution`):
   total exactly (a telescoping sum).  ``error_drop_ℓ = E_0 − E_ℓ`` is how much the error falls when
   layer ``ℓ`` is made equivariant.
 - **Lie derivative** (one-parameter families): the layer-wise decomposition of Gruver et al.
-  (2023, "The Lie derivative for measuring learned equivariance", ICLR, §5), in
+  (2023, "The Lie derivative for measuring learned equivariance", ICLR; the per-layer
+  analysis of their Fig. 4), in
   :mod:`probes._attribution_lie`.
 
 The error of an orbit of outputs ``Y[g]`` under the output representation is its distance to

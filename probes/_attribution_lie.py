@@ -1,4 +1,4 @@
-"""Layer-wise decomposition of the Lie derivative (Gruver et al., 2023, ICLR, §5).
+"""Layer-wise decomposition of the Lie derivative (Gruver et al., 2023, ICLR: their Fig. 4).
 
 Write the network as ``f = F_{K+1} ∘ F_K ∘ … ∘ F_1`` around the chosen layers, ``h_k`` the
 output of layer ``k`` (``h_0 = x``, ``h_{K+1} = f(x)``), and give every ``h_k`` a generator
