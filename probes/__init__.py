@@ -22,6 +22,7 @@ torch, float64 by default, on any device).
 from probes._ablation import irrep_ablation, isotypic_components
 from probes._attribution import equivariance_attribution
 from probes._characters import character_multiplicities
+from probes._discovery import DiscoveredSymmetry, SymmetryDiscovery, discover_symmetry
 from probes._homomorphism import (
     GroupConsistentProbe,
     HomomorphismDefect,
@@ -49,14 +50,17 @@ from probes._subgroups import respected_subgroups, subgroup_scan
 
 __all__ = [
     "BracketLawCheck",
+    "DiscoveredSymmetry",
     "GeneratorProbe",
     "GroupConsistentProbe",
     "HomomorphismDefect",
     "LieAlgebraProbe",
     "LinearProbe",
     "OrthogonalProbe",
+    "SymmetryDiscovery",
     "bracket_law",
     "character_multiplicities",
+    "discover_symmetry",
     "equivariance_attribution",
     "family_latents",
     "family_lie_derivative",
