@@ -16,7 +16,13 @@ torch, float64 by default, on any device).
   (so(3): ``L_x, L_y, L_z``) and the bracket law ``[L_x, L_y] = L_z`` they must obey;
 - :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
   (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
-- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached.
+- :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached;
+- :func:`equivariance_attribution` — each layer's share of the end-to-end equivariance error
+  (orbit-average intervention, or the layer-wise Lie-derivative decomposition);
+- :func:`irrep_ablation`, :func:`isotypic_components` — restricted and excluded loss per irrep;
+- :func:`discover_symmetry` — the largest invariant / equivariant subalgebra (or subgroup);
+- :func:`attribution_over_training`, :func:`ablation_over_training`,
+  :func:`discovery_over_training` — the three over saved checkpoints, cached in a run store.
 """
 
 from probes._ablation import irrep_ablation, isotypic_components
@@ -44,6 +50,11 @@ from probes._lie_algebra import (
 )
 from probes._linear import LinearProbe
 from probes._orthogonal import OrthogonalProbe
+from probes._over_training import (
+    ablation_over_training,
+    attribution_over_training,
+    discovery_over_training,
+)
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
 from probes._subgroups import respected_subgroups, subgroup_scan
@@ -58,9 +69,12 @@ __all__ = [
     "LinearProbe",
     "OrthogonalProbe",
     "SymmetryDiscovery",
+    "ablation_over_training",
+    "attribution_over_training",
     "bracket_law",
     "character_multiplicities",
     "discover_symmetry",
+    "discovery_over_training",
     "equivariance_attribution",
     "family_latents",
     "family_lie_derivative",

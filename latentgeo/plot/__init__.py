@@ -13,6 +13,7 @@ Examples
 >>> plot.save(plot.equivariance(results), "equivariance.pdf")  # doctest: +SKIP
 """
 
+from latentgeo.plot._attribution import attribution, irrep_losses
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._runs import spectra_across_runs
 from latentgeo.plot._style import OKABE_ITO, colors, is_log_spaced, save
@@ -29,12 +30,14 @@ from latentgeo.plot._training import (
 
 __all__ = [
     "OKABE_ITO",
+    "attribution",
     "colors",
     "distance_matrix",
     "equivariance",
     "equivariance_onsets",
     "homomorphism_error",
     "invariance",
+    "irrep_losses",
     "irrep_spectrum",
     "is_log_spaced",
     "mean_r2",

@@ -1,0 +1,209 @@
+"""Attribution, irrep ablation and symmetry discovery over training, from saved checkpoints.
+
+Checkpoints are found, ordered and loaded by :func:`latentgeo.record_checkpoints`' rules
+(:mod:`latentgeo.record._checkpoint_steps`: steps from content or names;
+:mod:`latentgeo.record._checkpoint_files`: ``torch.load(weights_only=True)``, Lightning /
+Hugging Face layouts, a common key prefix stripped).  Each step's weights are loaded into the
+model, the analysis runs through the protected model-call path, and the model's own weights
+are put back at the end (also on error).  The results, one ``step`` coordinate more, go to a
+run store's analysis cache (:meth:`latentgeo.store.Run.save_analysis`) when ``run`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["ablation_over_training", "attribution_over_training", "discovery_over_training"]
+
+logger = logging.getLogger("latentgeo.probes")
+
+
+def _each_checkpoint(
+    model: torch.nn.Module, checkpoints: Any, steps: Sequence[int] | None, map_location: Any
+) -> Iterator[int]:
+    """Load each checkpoint into ``model`` in step order and yield its step."""
+    from latentgeo.record._checkpoint_files import extract_state_dict, load_checkpoint
+    from latentgeo.record._checkpoint_steps import collect_checkpoints
+    from latentgeo.record._checkpoints import _match_keys
+    from latentgeo.record._layers import unwrap_model
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    entries = collect_checkpoints(checkpoints, steps)
+    target = unwrap_model(model)
+    expected = set(target.state_dict())
+    original = {k: v.detach().to("cpu", copy=True) for k, v in target.state_dict().items()}
+    try:
+        for entry in entries:
+            obj, where = load_checkpoint(entry.source, map_location)
+            state = _match_keys(extract_state_dict(obj, where), expected, where)
+            try:
+                target.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ValueError(f"checkpoint {where} does not fit the model: {exc}") from exc
+            logger.info("analysing step %d from checkpoint %s", entry.step, where)
+            yield entry.step
+    finally:
+        target.load_state_dict(original, strict=True)
+
+
+def _over(
+    model: torch.nn.Module,
+    checkpoints: Any,
+    steps: Any,
+    map_location: Any,
+    one: Callable[[], Any],
+    run: Any,
+    name: str,
+) -> Any:
+    import xarray as xr
+
+    results, seen = [], []
+    for step in _each_checkpoint(model, checkpoints, steps, map_location):
+        results.append(one())
+        seen.append(step)
+    if not results:
+        raise ValueError(f"no checkpoint found in {checkpoints!r}")
+    ds = xr.concat(results, dim="step", data_vars="all", coords="minimal", compat="override")
+    ds = ds.assign_coords(step=np.asarray(seen, dtype=np.int64))
+    if run is not None:
+        _save(run, name, ds)
+    return ds
+
+
+def _save(run: Any, name: str, ds: Any) -> None:
+    from latentgeo.store import Run, open_run
+
+    if not isinstance(run, Run):
+        run = open_run(run)
+    run.save_analysis(name, ds)
+
+
+def attribution_over_training(
+    model: torch.nn.Module,
+    checkpoints: Any,
+    action: Any,
+    inputs: torch.Tensor,
+    layers: Any,
+    *,
+    steps: Sequence[int] | None = None,
+    map_location: Any = "cpu",
+    run: Any = None,
+    name: str = "attribution",
+    **kwargs: Any,
+) -> Any:
+    """:func:`probes.equivariance_attribution` at every checkpoint.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The architecture the checkpoints were saved from; its weights are restored at the end.
+    checkpoints, steps, map_location :
+        As :func:`latentgeo.record_checkpoints` (a folder, files, state dicts, ``{step: …}``).
+    action, inputs, layers, **kwargs :
+        As :func:`probes.equivariance_attribution`.
+    run : latentgeo.store.Run or str, optional
+        A run store: the result is cached as ``analysis/<name>``.
+    name : str
+
+    Returns
+    -------
+    xarray.Dataset
+        The attribution's variables with a leading ``step`` dimension.
+    """
+    from probes._attribution import equivariance_attribution
+
+    def one() -> Any:
+        return equivariance_attribution(model, action, inputs, layers, **kwargs)
+
+    return _over(model, checkpoints, steps, map_location, one, run, name)
+
+
+def ablation_over_training(
+    model: torch.nn.Module,
+    checkpoints: Any,
+    layer: str,
+    action: Any,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], Any],
+    *,
+    steps: Sequence[int] | None = None,
+    map_location: Any = "cpu",
+    run: Any = None,
+    name: str = "irrep_ablation",
+    **kwargs: Any,
+) -> Any:
+    """:func:`probes.irrep_ablation` at every checkpoint (see
+    :func:`attribution_over_training` for the checkpoint arguments).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``restricted_loss``, ``excluded_loss``, ``energy`` (step, irrep), the set losses
+        (step, set), ``loss`` and ``trivial_loss`` (step).
+    """
+    from probes._ablation import irrep_ablation
+
+    def one() -> Any:
+        return irrep_ablation(model, layer, action, inputs, targets, loss_fn, **kwargs)
+
+    return _over(model, checkpoints, steps, map_location, one, run, name)
+
+
+def _discovery_dataset(res: Any) -> Any:
+    import xarray as xr
+
+    m = len(res.ambient)
+    data: dict[str, Any] = {}
+    for which in ("invariant", "equivariant"):
+        sym = getattr(res, which)
+        data[f"{which}_dimension"] = sym.dimension
+        data[f"{which}_name"] = np.array("" if sym.name is None else sym.name, dtype=object)
+        if res.kind == "lie_algebra":
+            basis = np.full((m, m), np.nan)
+            basis[: sym.dimension] = sym.basis
+            data[f"{which}_basis"] = (("basis_index", "generator"), basis)
+            data[f"{which}_singular_values"] = ("basis_index", sym.singular_values)
+            data[f"{which}_closure_error"] = (
+                np.nan if sym.closure_error is None else sym.closure_error
+            )
+    coords = {"generator": np.array(res.ambient, dtype=object)} if res.kind == "lie_algebra" else {}
+    return xr.Dataset(data, coords=coords, attrs={"kind": res.kind, "layer": res.layer})
+
+
+def discovery_over_training(
+    model: torch.nn.Module,
+    checkpoints: Any,
+    layer: str,
+    algebra: Any,
+    inputs: torch.Tensor,
+    *,
+    steps: Sequence[int] | None = None,
+    map_location: Any = "cpu",
+    run: Any = None,
+    name: str = "symmetry_discovery",
+    **kwargs: Any,
+) -> Any:
+    """:func:`probes.discover_symmetry` at every checkpoint: the dimension, name, basis and
+    spectrum of the discovered invariant and equivariant symmetry per step.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``invariant_dimension``, ``invariant_name`` (step) and the same for
+        ``equivariant``; for a Lie algebra also ``*_basis`` (step, basis_index, generator;
+        rows past the dimension NaN), ``*_singular_values`` (step, basis_index) and
+        ``*_closure_error`` (step).
+    """
+    from probes._discovery import discover_symmetry
+
+    def one() -> Any:
+        return _discovery_dataset(discover_symmetry(model, layer, algebra, inputs, **kwargs))
+
+    return _over(model, checkpoints, steps, map_location, one, run, name)
