@@ -135,10 +135,13 @@ def equivariance_attribution(
     return _intervention(model, action, inputs, layers, out_action, layer_reps, select)
 
 
-def _check_inputs(inputs: Any) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+def _check_inputs(inputs: Any, *, floating: bool = False) -> torch.Tensor:
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__!r}")
+    if floating and not inputs.is_floating_point():
         raise TypeError(
-            f"inputs must be a floating-point torch.Tensor, got {type(inputs).__name__!r}"
+            f"inputs must be a floating-point tensor to differentiate along a family, got "
+            f"dtype {inputs.dtype}"
         )
     if inputs.ndim < 1 or inputs.shape[0] < 1:
         raise ValueError(f"inputs must be a non-empty batch, got shape {tuple(inputs.shape)}")

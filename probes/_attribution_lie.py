@@ -188,7 +188,7 @@ def lie_attribution(
 
     from probes._attribution import _check_inputs, _forward_order
 
-    x = _check_inputs(inputs)
+    x = _check_inputs(inputs, floating=True)
     fams, el_names, out_gens = _families(family, out_generator, names)
     layer_names, modules = model_layers(model, layers)
     fwd = LayerForward(model, modules, select)

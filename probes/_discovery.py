@@ -301,7 +301,7 @@ def discover_symmetry(
     from latentgeo.actions import Action
     from probes._attribution import _check_inputs
 
-    x = _check_inputs(inputs)
+    x = _check_inputs(inputs, floating=True)
     layer_names, modules = model_layers(model, [layer])
     name = layer_names[0]
     fwd = LayerForward(model, modules)

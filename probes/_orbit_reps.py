@@ -51,9 +51,11 @@ class ActionRep:
 
     def average(self, H: torch.Tensor) -> torch.Tensor:
         act = self.action._act
-        base = torch.stack([act(int(self.inverses[k]), H[k]) for k in range(H.shape[0])])
-        mean = base.mean(dim=0)
-        return torch.stack([act(g, mean) for g in range(H.shape[0])])
+        mean = H[0].clone()  # the identity's term; then accumulate, no stacked copy
+        for k in range(1, H.shape[0]):
+            mean += act(int(self.inverses[k]), H[k])
+        mean /= H.shape[0]
+        return self.action._orbit(mean)
 
 
 class FittedRep:
