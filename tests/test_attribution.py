@@ -259,7 +259,7 @@ def test_attribution_errors() -> None:
         probes.equivariance_attribution(lambda x: x, ImageRotations("C4"), _images(), ["0"])
     with pytest.raises(ValueError, match="nope"):
         probes.equivariance_attribution(net, ImageRotations("C4"), _images(), ["nope"])
-    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
         probes.equivariance_attribution(net, ImageRotations("C4"), np.zeros((2, 1, 8, 8)), ["0"])
     with pytest.raises(TypeError, match="floating-point"):
         probes.equivariance_attribution(net, "so3", torch.zeros(2, 4, 3, dtype=torch.int64), ["0"])
