@@ -76,11 +76,14 @@ def equivariance_attribution(
     out_action : None, ``"input"``, ``"fitted"`` or Action
         Intervention: the output's representation; None for invariance, ``"input"`` when the
         output lives on the input's grid (segmentation maps).
-    layer_reps : ``"auto"``, ``"input"``, ``"fitted"``, Action, or mapping of layer to one
+    layer_reps : ``"auto"``, ``"input"``, ``"channels"``, ``"fitted"``, Action, or mapping
+        of layer to one
         Intervention: each layer's representation.  ``"auto"``: the input's action applied to
         the layer's tensor where it accepts it, the orbit is a whole finite group and the
         action exact (conv feature maps under rot90/flips/cyclic shifts), else the ridge maps
-        :class:`probes.LinearProbe` fits on the layer's orbit latents.
+        :class:`probes.LinearProbe` fits on the layer's orbit latents.  ``"channels"``: the
+        input's action on the feature map's grid composed with fitted channel maps
+        ``h(g·x) ≈ P_g (g·h(x)) + c_g`` (mirrored channel pairs, Bökman & Kahl 2023).
     out_generator, layer_generators :
         Lie derivative: see :func:`probes._attribution_lie.lie_attribution`.
     select : output selector, optional
@@ -94,7 +97,8 @@ def equivariance_attribution(
         Dims ``layer`` (forward order) and ``element``.  Variables: ``contribution``
         (layer[, element]) and ``rest`` (the part after the last layer) summing exactly to
         ``total``; intervention also ``error_equivariant`` (``E_ℓ``) and ``error_drop``
-        (``E_0 − E_ℓ``), ``representation`` (layer); attrs ``method``
+        (``E_0 − E_ℓ``), ``representation`` and ``fit_r2`` (layer: the mean held-out R²
+        of a fitted representation's maps, NaN for others); attrs ``method``
         (``"intervention"``/``"lie_derivative"``) and ``sum_error`` (``|Σ contribution + rest
         − total|``, float round-off).
 
@@ -146,6 +150,13 @@ def _check_inputs(inputs: Any, *, floating: bool = False) -> torch.Tensor:
     if inputs.ndim < 1 or inputs.shape[0] < 1:
         raise ValueError(f"inputs must be a non-empty batch, got shape {tuple(inputs.shape)}")
     return inputs
+
+
+def _fit_r2(rep: Any) -> float:
+    """Mean held-out R² of a fitted representation over the non-identity elements (how
+    linearly equivariant the layer is); NaN for a representation that is not fitted."""
+    r2 = getattr(rep, "r2", None)
+    return float(np.mean(r2[1:])) if r2 is not None and len(r2) > 1 else float("nan")
 
 
 def _forward_order(fwd: LayerForward, x: torch.Tensor, names: list[str]) -> list[str]:
@@ -226,6 +237,7 @@ def _intervention(
             "rest": ("element", rest),
             "total": ("element", tot),
             "representation": ("layer", np.array([reps[n].name for n in names], dtype=object)),
+            "fit_r2": ("layer", np.array([_fit_r2(reps[n]) for n in names])),
         },
         coords={"layer": np.array(names, dtype=object), "element": elements},
         attrs={

@@ -118,7 +118,7 @@ def _generator_tangent(
     output: bool = False,
 ) -> tuple[torch.Tensor, str]:
     """``A h`` for the generator ``spec`` names, and that name."""
-    if spec is None and output:
+    if spec is None:  # the zero generator: the layer (or output) is expected invariant
         return torch.zeros_like(h), "trivial"
     if isinstance(spec, str):
         if spec not in ("auto", "input", "fitted"):
@@ -168,7 +168,8 @@ def lie_attribution(
         axis (``so3_basis()[i]`` for a vector output); ``"input"`` the family on the output.
     layer_generators : ``"auto"``, ``"input"``, ``"fitted"``, family, matrix, callable, one per
         family, or a mapping of layer name to those
-        ``"auto"``: the family on the layer's tensor where it accepts it, else fitted.
+        ``"auto"``: the family on the layer's tensor where it accepts it, else fitted;
+        None: the zero generator (the layer is expected invariant).
     select : output selector, optional
     names : sequence of str, optional
         Element (family) names.

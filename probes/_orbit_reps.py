@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ActionRep", "FittedRep", "TrivialRep", "orbit_rep", "whole_finite_orbit"]
+__all__ = ["ActionRep", "ChannelRep", "FittedRep", "TrivialRep", "orbit_rep", "whole_finite_orbit"]
 
 
 def whole_finite_orbit(action: Any) -> bool:
@@ -88,12 +88,68 @@ class FittedRep:
         return out.reshape(H.shape)
 
 
+class ChannelRep:
+    """The input's action on the layer's grid, composed with fitted channel maps.
+
+    Feature maps often transform as ``h(g·x) ≈ P_g (g·h(x)) + c_g``: the grid moves as the
+    input does and the channels are mixed (a flip-augmented CNN's channels come in mirrored
+    pairs, Bökman & Kahl 2023).  ``P_g`` (``C x C``) and ``c_g`` are fitted by least squares
+    over samples and grid positions (``n H W`` rows for ``C + 1`` unknowns per channel);
+    ``r2`` is their in-sample R² per element.  ``h̄ = mean_k k⁻¹·(P_k⁺ (H[k] − c_k))``,
+    ``H̃[g] = P_g (g·h̄) + c_g``.
+    """
+
+    name = "channels"
+
+    def __init__(self, action: Any, H: torch.Tensor) -> None:
+        if H.ndim < 4:
+            raise ValueError(
+                "channel maps need feature maps (n_samples, channels, *grid); got a layer of "
+                f"shape {tuple(H.shape[1:])}"
+            )
+        self.action = action
+        self.inverses = np.asarray(action.group.inverses)
+        act = action._act
+        moved = torch.stack([act(g, H[0]) for g in range(H.shape[0])])
+        c = H.shape[2]
+        X = moved.movedim(2, -1).reshape(H.shape[0], -1, c)
+        Y = H.movedim(2, -1).reshape(H.shape[0], -1, c)
+        ones = torch.ones(*X.shape[:2], 1, dtype=H.dtype, device=H.device)
+        coef = torch.linalg.lstsq(torch.cat([X, ones], dim=2), Y).solution  # (G, C+1, C)
+        self.P = coef[:, :c].transpose(1, 2)  # (G, C, C): out channel x in channel
+        self.c = coef[:, c]
+        self.pinv = torch.linalg.pinv(self.P)
+        fit = torch.cat([X, ones], dim=2) @ coef
+        sse = ((Y - fit) ** 2).sum(dim=(1, 2))
+        sst = ((Y - Y.mean(dim=1, keepdim=True)) ** 2).sum(dim=(1, 2))
+        self.r2 = (1 - sse / sst.clamp_min(torch.finfo(H.dtype).tiny)).cpu().numpy()
+
+    def _mix(self, M: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,nj...->ni...", M, h)
+
+    def average(self, H: torch.Tensor) -> torch.Tensor:
+        act = self.action._act
+        shape = (1, -1) + (1,) * (H.ndim - 3)
+        mean = torch.zeros_like(H[0])
+        for k in range(H.shape[0]):
+            local = self._mix(self.pinv[k], H[k] - self.c[k].reshape(shape))
+            mean += act(int(self.inverses[k]), local)
+        mean /= H.shape[0]
+        return torch.stack(
+            [
+                self._mix(self.P[g], act(g, mean)) + self.c[g].reshape(shape)
+                for g in range(H.shape[0])
+            ]
+        )
+
+
 def orbit_rep(spec: Any, action: Any, H: torch.Tensor, what: str, **probe_kwargs: Any) -> Any:
     """The representation ``spec`` names for a layer whose orbit tensor is ``H``.
 
     ``spec``: ``"auto"`` (the input's action where it accepts the layer's tensor, the orbit
     is a whole finite group and the action exact -- an interpolating action's average is not
-    exactly equivariant --, else ``"fitted"``), ``"input"``, ``"fitted"``, ``"trivial"``, or
+    exactly equivariant --, else ``"fitted"``), ``"input"``, ``"channels"`` (the input's action
+    composed with fitted channel maps, :class:`ChannelRep`), ``"fitted"``, ``"trivial"``, or
     an action of the same group to apply to the layer.
     """
     from latentgeo.actions import Action
@@ -106,24 +162,30 @@ def orbit_rep(spec: Any, action: Any, H: torch.Tensor, what: str, **probe_kwargs
             )
         _check_acts(spec, H, what)
         return ActionRep(spec)
-    if not isinstance(spec, str) or spec not in ("auto", "input", "fitted", "trivial"):
+    if not isinstance(spec, str) or spec not in (
+        "auto",
+        "input",
+        "channels",
+        "fitted",
+        "trivial",
+    ):
         raise ValueError(
-            f"the representation for {what} must be 'auto', 'input', 'fitted', 'trivial' or an "
-            f"Action, got {spec!r}"
+            f"the representation for {what} must be 'auto', 'input', 'channels', 'fitted', "
+            f"'trivial' or an Action, got {spec!r}"
         )
     if spec == "trivial":
         return TrivialRep()
     if spec == "fitted":
         return FittedRep(H, **probe_kwargs)
     whole = whole_finite_orbit(action)
-    if spec == "input":
+    if spec in ("input", "channels"):
         if not whole:
             raise ValueError(
                 f"'input' for {what} needs an action over a whole finite group's orbit; "
                 f"{action!r} samples its elements: use 'fitted'"
             )
         _check_acts(action, H, what)
-        return ActionRep(action)
+        return ActionRep(action) if spec == "input" else ChannelRep(action, H)
     if whole and action.exact:
         try:
             action._validate(H[0])

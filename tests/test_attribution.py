@@ -103,6 +103,7 @@ def test_intervention_puts_the_error_on_the_breaking_layer(breaking: str) -> Non
     assert abs(drop["0"]) < TOL * total and abs(drop["1"]) < TOL * total
     assert drop[["2", "3", "4"]].to_numpy() == pytest.approx(total, rel=TOL)
     assert set(ds.representation.values) == {"input"}
+    assert np.isnan(ds.fit_r2.values).all()
 
 
 def test_intervention_of_an_equivariant_network_is_zero() -> None:
@@ -126,6 +127,7 @@ def test_intervention_sum_law_and_fitted_representations() -> None:
     x = torch.randn(40, 1, 8, 8, dtype=torch.float64)
     ds = probes.equivariance_attribution(net, ImageRotations("C4"), x, ["1", "2", "3", "4"])
     assert list(ds.representation.values) == ["fitted"] * 4
+    assert np.all((ds.fit_r2.values > -1) & (ds.fit_r2.values <= 1))
     law = ds.contribution.sum("layer") + ds.rest - ds.total
     assert float(np.abs(law).max()) < 1e-12
     assert ds.attrs["sum_error"] < 1e-12
@@ -273,3 +275,61 @@ def test_attribution_errors() -> None:
         probes.equivariance_attribution(
             net, ImageRotations("C4"), _images(), ["5"], layer_reps="input"
         )
+
+
+class MirrorPairConv(torch.nn.Module):
+    """Channels in mirrored pairs: a kernel and its left-right mirror, so flipping the
+    input flips the maps and swaps the two channels of each pair (Bökman & Kahl 2023)."""
+
+    def __init__(self, gen: torch.Generator) -> None:
+        super().__init__()
+        w = torch.randn(2, 1, 3, 3, generator=gen, dtype=torch.float64)
+        self.weight = torch.nn.Parameter(torch.cat([w, w.flip(-1)]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, padding=1)
+
+
+class SpatialBias(torch.nn.Module):
+    def __init__(self, gen: torch.Generator, scale: float) -> None:
+        super().__init__()
+        self.b = torch.nn.Parameter(
+            scale * torch.randn(4, 8, 8, generator=gen, dtype=torch.float64)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.b
+
+
+class SumAll(torch.nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.mean(dim=(-3, -2, -1))[:, None]
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_channel_maps_find_mirrored_pairs(scale: float) -> None:
+    from latentgeo.groups import Dihedral
+
+    gen = torch.Generator().manual_seed(7)
+    net = torch.nn.Sequential(
+        MirrorPairConv(gen), torch.nn.Tanh(), SpatialBias(gen, scale), torch.nn.Tanh(), SumAll()
+    )
+    flip = ImageRotations(Dihedral(1))
+    layers = ["0", "1", "2", "3"]
+    ds = probes.equivariance_attribution(net, flip, _images(), layers, layer_reps="channels")
+    # The flip of a mirrored pair is its swap: the fitted channel maps are exact.
+    assert ds.fit_r2.sel(layer=["0", "1"]).values == pytest.approx([1.0, 1.0], abs=1e-12)
+    total = float(ds.total.sum())
+    c = ds.contribution.sum("element").to_series()
+    if scale == 0.0:
+        # Invariant end to end, equivariant layer by layer under flip-and-swap, ...
+        assert total < TOL
+        assert np.abs(c.to_numpy()).max() < TOL
+        # ... which a ridge map of the flattened maps (6 samples) fits less well.
+        plain = probes.equivariance_attribution(net, flip, _images(), layers, layer_reps="fitted")
+        assert float(ds.fit_r2.sel(layer="0")) > float(plain.fit_r2.sel(layer="0"))
+    else:
+        assert total > 1e-3
+        assert np.abs(c[["0", "1"]].to_numpy()).max() < TOL * total
+        law = ds.contribution.sum("layer") + ds.rest - ds.total
+        assert float(np.abs(law).max()) < 1e-12
