@@ -84,8 +84,8 @@ class SymmetryDiscovery:
         The candidate algebra's basis names, or the finite group's spec.
     invariant, equivariant : DiscoveredSymmetry
     layer : str
-    tol : float or None
-        Threshold on the scaled singular values (Lie algebra).
+    tol : (float, float) or None
+        Thresholds on the scaled singular values, invariant and equivariant (Lie algebra).
     scan : xarray.Dataset or None
         The subgroup scan (finite groups).
     """
@@ -95,7 +95,7 @@ class SymmetryDiscovery:
     invariant: DiscoveredSymmetry
     equivariant: DiscoveredSymmetry
     layer: str
-    tol: float | None = None
+    tol: tuple[float, float] | None = None
     scan: Any = None
 
 
@@ -275,8 +275,9 @@ def discover_symmetry(
         gl(3) on point clouds (:func:`gl3_algebra`), any basis of families ``(x, t) -> x'``,
         or an action of a finite group (answered by :func:`probes.subgroup_scan`).
     inputs : Tensor of shape (n_samples, ...)
-    tol : float
-        Scaled singular values below ``tol`` span the discovered subalgebra.
+    tol : float or (float, float)
+        Scaled singular values below ``tol`` span the discovered subalgebra (a pair: one
+        threshold for invariance, one for equivariance).
     name_tol : float
         Largest sine of the principal angles to a known subalgebra for its name.
     names, matrices, known :
@@ -308,8 +309,13 @@ def discover_symmetry(
     if isinstance(algebra, Action):
         return _finite(fwd, name, algebra, x, threshold, n_bootstrap)
     alg = _resolve_algebra(algebra, names, matrices, known)
-    if not (isinstance(tol, float | int) and tol > 0):
-        raise ValueError(f"tol must be a positive float, got {tol!r}")
+    tols = tuple(tol) if isinstance(tol, tuple | list) else (tol, tol)
+    if len(tols) != 2 or not all(
+        isinstance(t, float | int) and not isinstance(t, bool) and t > 0 for t in tols
+    ):
+        raise ValueError(
+            f"tol must be a positive float or a pair (invariant, equivariant) of them, got {tol!r}"
+        )
     from probes._lie import _jvp
 
     with torch.no_grad():
@@ -346,8 +352,8 @@ def discover_symmetry(
     M_eq = R.reshape(-1, R.shape[-1]).cpu().numpy() * scale
 
     out = []
-    for M in (M_inv, M_eq):
-        s, null = _null(M, tol)
+    for M, t in zip((M_inv, M_eq), tols, strict=True):
+        s, null = _null(M, float(t))
         # Back from scaled coordinates to coefficients of the ambient basis.
         basis = _orthonormal(null * scale) if null.size else null
         out.append(
@@ -365,7 +371,7 @@ def discover_symmetry(
         invariant=out[0],
         equivariant=out[1],
         layer=name,
-        tol=float(tol),
+        tol=tuple(float(t) for t in tols),
     )
 
 
