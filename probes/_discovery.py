@@ -327,9 +327,16 @@ def discover_symmetry(
     x_norm = float(x.norm())
     cols, moved = [], []
     for fam in alg.families:
-        _, d = _jvp(lambda t, fam=fam: fwd(fam(x, t), read=[name])[1][name], zero)
+
+        def latent(t: torch.Tensor, fam: Any = fam) -> torch.Tensor:
+            return fwd(fam(x, t), read=[name])[1][name]
+
+        def moved_input(t: torch.Tensor, fam: Any = fam) -> torch.Tensor:
+            return fam(x, t)
+
+        _, d = _jvp(latent, zero)
         cols.append(d.detach().reshape(n, -1).to(torch.float64))
-        _, dx = _jvp(lambda t, fam=fam: fam(x, t), zero)
+        _, dx = _jvp(moved_input, zero)
         moved.append(float(dx.norm()))
     # Dimensionless columns: relative latent change per relative input change.
     scale = np.array([(x_norm / m if m > 0 else 0.0) / max(hc_norm, 1e-300) for m in moved])
@@ -371,7 +378,7 @@ def discover_symmetry(
         invariant=out[0],
         equivariant=out[1],
         layer=name,
-        tol=tuple(float(t) for t in tols),
+        tol=(float(tols[0]), float(tols[1])),
     )
 
 
