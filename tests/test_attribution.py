@@ -333,3 +333,69 @@ def test_channel_maps_find_mirrored_pairs(scale: float) -> None:
         assert np.abs(c[["0", "1"]].to_numpy()).max() < TOL * total
         law = ds.contribution.sum("layer") + ds.rest - ds.total
         assert float(np.abs(law).max()) < 1e-12
+
+
+def test_lie_attribution_through_image_rotation_matches_the_family_lie_derivative() -> None:
+    """Bicubic rotation (grid_sample: no forward-mode formula, so the double-backward path):
+    the terms still sum to the independently computed end-to-end Lie derivative."""
+    from latentgeo.actions import image_rotation
+
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+        Pool(),
+        torch.nn.Linear(3, 2),
+    ).double()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    fam = image_rotation()
+    ds = probes.equivariance_attribution(net, fam, x, ["0", "1", "2", "3"])
+    lf = probes.family_lie_derivative(net, x, fam)
+    total = float(ds.total.sum())
+    assert total == pytest.approx(float(lf.norm(dim=1).mean()), rel=1e-10)
+    assert float(ds.contribution.sum() + ds.rest.sum()) == pytest.approx(total, rel=1e-12)
+    assert ds.attrs["sum_error"] < 1e-12 * total
+    assert set(ds.generator.values.ravel()) == {"input"}
+
+
+class WithAux(torch.nn.Module):
+    """A block returning ``(h, aux)``: the output rule reads ``h``, a replacement goes there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = SymConv(1, 2, torch.Generator().manual_seed(9))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.conv(x)
+        return h, h.detach() * 0
+
+
+class Unpack(torch.nn.Module):
+    def forward(self, out: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return out[0] + out[1]
+
+
+def test_models_are_measured_not_changed_and_structured_outputs_are_replaced() -> None:
+    net = torch.nn.Sequential(
+        WithAux(),
+        Unpack(),
+        torch.nn.BatchNorm2d(2),
+        PositionBias(2, 8, torch.Generator()),
+        torch.nn.Tanh(),
+        Pool(),
+    ).double()
+    net.train()
+    net[2].running_mean.fill_(0.3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    ds = probes.equivariance_attribution(net, ImageRotations("C4"), _images(), ["0", "2", "3"])
+    assert float(ds.total.sum()) > 1e-3
+    # the tuple-returning block was made equivariant at its first tensor: no error before '3'
+    c = ds.contribution.sum("element").to_series()
+    assert abs(c["0"]) < TOL * float(ds.total.sum()) and abs(c["2"]) < TOL * float(ds.total.sum())
+    assert net.training and net[2].training
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
