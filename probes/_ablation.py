@@ -57,6 +57,15 @@ def isotypic_components(
         :func:`probes._harmonic.harmonic_basis` -- each map is idempotent, and the maps are
         mutually annihilating (``B⁺ B = I`` for a design of full column rank).
     """
+    names, part = _component_fn(H, group, elements, max_degree)
+    return names, torch.stack([part(i) for i in range(len(names))])
+
+
+def _component_fn(
+    H: torch.Tensor, group: Any, elements: Any, max_degree: int | None
+) -> tuple[list[str], Callable[[int], torch.Tensor]]:
+    """Names and a function ``i -> part i`` (computed on demand: one part in memory at a
+    time, whatever the number of irreps)."""
     if group.is_finite:
         from latentgeo.groups._isotypic import project_isotypic
 
@@ -66,9 +75,7 @@ def isotypic_components(
                 f"{H.shape[0]}"
             )
         irreps = group.irreps()
-        return [r.name for r in irreps], torch.stack(
-            [project_isotypic(group, r, H) for r in irreps]
-        )
+        return [r.name for r in irreps], lambda i: project_isotypic(group, irreps[i], H)
     from probes._harmonic import harmonic_basis, harmonic_names, resolve_max_degree
     from probes._spectrum import continuous_elements
 
@@ -79,12 +86,14 @@ def isotypic_components(
     B = torch.as_tensor(B_np, dtype=H.dtype, device=H.device)
     flat = H.reshape(H.shape[0], -1)
     C = torch.linalg.pinv(B) @ flat
-    parts = []
-    for i in range(len(names) - 1):
+
+    def part(i: int) -> torch.Tensor:
+        if i == len(names) - 1:
+            return (flat - B @ C).reshape(H.shape)
         cols = torch.as_tensor(np.flatnonzero(owner == i), device=H.device)
-        parts.append(B[:, cols] @ C[cols])
-    parts.append(flat - B @ C)
-    return names, torch.stack(parts).reshape(len(names), *H.shape)
+        return (B[:, cols] @ C[cols]).reshape(H.shape)
+
+    return names, part
 
 
 def _targets(targets: Any, n_el: int, n: int) -> torch.Tensor:
@@ -182,7 +191,7 @@ def irrep_ablation(
         y, hidden = fwd(flat, read=[name])
         base = float(loss_fn(y, tgt))
         H = hidden[name].reshape(n_el, n, *hidden[name].shape[1:])
-        irrep_names, parts = isotypic_components(H, group, action.element_values, max_degree)
+        irrep_names, part = _component_fn(H, group, action.element_values, max_degree)
         index = {r: i for i, r in enumerate(irrep_names)}
         keys = irrep_names[1:]
         sets = dict(sets or {})
@@ -199,22 +208,29 @@ def irrep_ablation(
             out, _ = fwd(flat, replace={name: lambda _h: replaced})
             return float(loss_fn(out, tgt))
 
-        def restricted(members: Sequence[str]) -> float:
-            idx = [0, *(index[m] for m in members)]
-            return loss_with(parts[idx].sum(0))
+        def sum_of(members: Sequence[str]) -> torch.Tensor:
+            acc = torch.zeros_like(H)
+            for m in members:
+                acc += part(index[m])
+            return acc
 
-        def excluded(members: Sequence[str]) -> float:
-            return loss_with(H - parts[[index[m] for m in members]].sum(0))
-
-        trivial = restricted([])
-        r_loss = [restricted([k]) for k in keys]
-        e_loss = [excluded([k]) for k in keys]
-        s_r = [restricted(list(m)) for m in sets.values()]
-        s_e = [excluded(list(m)) for m in sets.values()]
-        energy = (parts[1:].reshape(len(keys), -1) ** 2).sum(1)
-        inv_spread = parts[0] - parts[0].mean(dim=1, keepdim=True)
-        total = energy.sum() + (inv_spread**2).sum()
-        share = (energy / total if total > 0 else torch.zeros_like(energy)).cpu().numpy()
+        trivial_part = part(0)
+        trivial = loss_with(trivial_part)
+        r_loss, e_loss, energy = [], [], []
+        for k in keys:  # one part in memory at a time
+            pk = part(index[k])
+            energy.append(float((pk * pk).sum()))
+            r_loss.append(loss_with(trivial_part + pk))
+            e_loss.append(loss_with(H - pk))
+            del pk
+        s_r, s_e = [], []
+        for members in sets.values():
+            ps = sum_of(members)
+            s_r.append(loss_with(trivial_part + ps))
+            s_e.append(loss_with(H - ps))
+        inv_spread = trivial_part - trivial_part.mean(dim=1, keepdim=True)
+        total = sum(energy) + float((inv_spread**2).sum())
+        share = np.asarray(energy) / total if total > 0 else np.zeros(len(energy))
 
     return xr.Dataset(
         {

@@ -210,10 +210,13 @@ def _intervention(
     total = _orbit_error(Y, out_rep, denom)
 
     reps: dict[str, Any] = {}
-    errors = []
     for name in names:
         spec = layer_reps.get(name, "auto") if isinstance(layer_reps, Mapping) else layer_reps
-        rep = reps[name] = orbit_rep(spec, action, as_orbit(hidden[name]), f"layer {name!r}")
+        reps[name] = orbit_rep(spec, action, as_orbit(hidden[name]), f"layer {name!r}")
+    del hidden, y, Y, centred  # the layers' activations are not needed past this point
+    errors = []
+    for name in names:
+        rep = reps[name]
 
         def equivariant(h: torch.Tensor, rep: Any = rep) -> torch.Tensor:
             return rep.average(as_orbit(h)).reshape(h.shape)

@@ -41,20 +41,64 @@ class TrivialRep:
 
 
 class ActionRep:
-    """The input's action applied to the layer's tensor (a finite group's whole orbit)."""
+    """The input's action applied to the layer's tensor (a finite group's whole orbit).
+
+    When the action permutes the entries of the layer's tensor (rot90, flips, cyclic shifts
+    of a feature map: checked once on the layer's own values), the orbit average is two
+    gathers with precomputed index maps instead of ``2 |G|`` calls of the action.
+    """
 
     name = "input"
 
     def __init__(self, action: Any) -> None:
         self.action = action
-        self.inverses = np.asarray(action.group.inverses)
+        self.inverses = np.array(action.group.inverses)  # a writable copy (torch indexes it)
+        self._maps: dict[tuple[int, ...], torch.Tensor | None] = {}
+
+    def _index_maps(self, H: torch.Tensor) -> torch.Tensor | None:
+        """``maps[g]``: the flat source index of each entry of ``g·h`` (one sample), or None
+        when the action does not act by permuting the entries of ``H``'s samples."""
+        shape = tuple(H.shape[2:])
+        if shape not in self._maps:
+            size = int(np.prod(shape))
+            maps: torch.Tensor | None = None
+            if size < 2**24 and H.is_floating_point():
+                idx = torch.arange(size, dtype=torch.float64, device=H.device).reshape(1, *shape)
+                try:
+                    moved = torch.stack([self.action._act(g, idx)[0] for g in range(H.shape[0])])
+                    maps = moved.reshape(H.shape[0], size).round().to(torch.int64)
+                    ok = torch.equal(maps.sort(dim=1).values, idx.reshape(1, -1).expand_as(maps))
+                    probe = H[0, :1]
+                    for g in range(H.shape[0]):  # the gather must reproduce the action
+                        direct = self.action._act(g, probe).reshape(-1)
+                        ok = ok and torch.equal(direct, probe.reshape(-1)[maps[g]])
+                    maps = maps if ok else None
+                except (ValueError, TypeError, RuntimeError):
+                    maps = None
+            self._maps[shape] = maps
+        return self._maps[shape]
 
     def average(self, H: torch.Tensor) -> torch.Tensor:
+        maps = self._index_maps(H)
+        n_el = H.shape[0]
+        if maps is not None:
+            flat = H.reshape(n_el, H.shape[1], -1)
+            # (k⁻¹·H[k])[p] = H[k][inv_map_k[p]] with inv_map_k the map of k⁻¹.
+            back = maps[torch.as_tensor(self.inverses, device=H.device)]  # (G, size)
+            mean = flat[0].clone()  # the identity's map is the identity
+            term = torch.empty_like(mean)
+            for k in range(1, n_el):
+                mean += torch.index_select(flat[k], 1, back[k], out=term)
+            mean /= n_el
+            out = torch.empty_like(flat)
+            for g in range(n_el):
+                torch.index_select(mean, 1, maps[g], out=out[g])
+            return out.reshape(H.shape)
         act = self.action._act
         mean = H[0].clone()  # the identity's term; then accumulate, no stacked copy
-        for k in range(1, H.shape[0]):
+        for k in range(1, n_el):
             mean += act(int(self.inverses[k]), H[k])
-        mean /= H.shape[0]
+        mean /= n_el
         return self.action._orbit(mean)
 
 

@@ -399,3 +399,20 @@ def test_models_are_measured_not_changed_and_structured_outputs_are_replaced() -
     assert torch.equal(torch.get_rng_state(), rng)
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("action", [ImageRotations("D4"), ImageRotations("C4")])
+def test_orbit_average_by_gathers_equals_the_action_loop(action) -> None:
+    from probes._orbit_reps import ActionRep
+
+    H = torch.randn(action.order, 3, 2, 5, 5, dtype=torch.float64)
+    fast_rep = ActionRep(action)
+    fast = fast_rep.average(H)
+    assert fast_rep._maps[(2, 5, 5)] is not None  # rot90/flips permute the entries
+    slow_rep = ActionRep(action)
+    slow_rep._maps[(2, 5, 5)] = None  # force the loop over the action
+    torch.testing.assert_close(fast, slow_rep.average(H), rtol=0, atol=1e-14)
+    # The average is exactly equivariant (g·avg[e] == avg[g]) and a projection.
+    for g in range(action.order):
+        torch.testing.assert_close(action._act(g, fast[0]), fast[g], rtol=0, atol=1e-14)
+    torch.testing.assert_close(fast_rep.average(fast), fast, rtol=0, atol=1e-14)
