@@ -216,7 +216,7 @@ def _closure(basis: np.ndarray, mats: np.ndarray | None) -> float | None:
 def _null(M: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Ascending singular values of ``M`` and the right singular vectors below ``tol``."""
     if M.shape[0] > M.shape[1]:  # many rows: the SVD of the (m, m) triangular factor
-        M = np.linalg.qr(M, mode="r")
+        M = np.asarray(np.linalg.qr(M, mode="r"))
     _, s, vt = np.linalg.svd(M, full_matrices=True)  # vt is (m, m) either way
     s_full = np.zeros(M.shape[1])
     s_full[: s.size] = s
