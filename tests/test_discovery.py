@@ -151,3 +151,26 @@ def test_discovery_errors() -> None:
         probes.discover_symmetry(net, "0", "gl3", _clouds(10))
     with pytest.raises(ValueError, match="names must give"):
         probes.discover_symmetry(net, "0", [lambda x, t: x], _clouds(), names=["a", "b"])
+
+
+def test_a_user_basis_with_matrices_checks_closure_and_names() -> None:
+    """so(3) ⊕ shears given by the user: the invariant part of the normalised Gram matrix
+    is the rotations, closed under the bracket, named from the user's ``known``."""
+    from latentgeo.actions import PointCloudFamily, so3_basis
+
+    shear = np.zeros((3, 3))
+    shear[0, 1] = 1.0
+    mats = np.concatenate([so3_basis(), shear[None], np.eye(3)[None]])
+    fams = [PointCloudFamily(m) for m in mats]
+    res = probes.discover_symmetry(
+        torch.nn.Sequential(NormalisedGram()), "0", fams, _clouds(),
+        names=["Lx", "Ly", "Lz", "shear", "scale"], matrices=mats,
+        known={"rotations": np.eye(5)[:3], "rotations + scale": np.eye(5)[[0, 1, 2, 4]]},
+    )  # fmt: skip
+    assert res.ambient == ("Lx", "Ly", "Lz", "shear", "scale")
+    assert res.invariant.name == "rotations + scale" and res.invariant.dimension == 4
+    assert res.invariant.closure_error == pytest.approx(0.0, abs=1e-12)
+    # A subspace that is not a subalgebra shows a closure error: span{Lx, Ly} alone.
+    from probes._discovery import _closure
+
+    assert _closure(np.eye(5)[:2], mats) > 0.5
