@@ -6,14 +6,13 @@
     and 512 probe samples.
 (b) Store write throughput (``RunWriter.append`` of one checkpoint) divided by the throughput
     of writing the same bytes with ``numpy.ndarray.tofile``.  Target: >= 0.5.
-(c) Live probes (``live=True``: invariance and spectrum of every layer, computed in the
-    writer thread): ``record()``'s blocking time with them divided by ``record()``'s without
-    them, both recorders in the same run on the same model, timed alternately.  Target:
-    <= 1.5.  Reported twice: with training time between recordings (``flush()`` untimed
-    between them, the writer finishes meanwhile: the normal case), and back to back (the
-    next ``record()`` meets a writer still busy with the live probes: the worst case).  Also
-    the end-to-end ratio ``record() + flush()`` (what the live probes cost in all).
-
+(c) Live probes (``live=probes.LiveProbes()``: invariance and spectrum of every layer, computed in
+    the writer thread): ``record()``'s blocking time with them divided by ``record()``'s without
+    them, both recorders in the same run on the same model, timed alternately. Target: <= 1.5.
+    Reported twice: with training time between recordings (``flush()`` untimed between them, the
+    writer finishes meanwhile: the normal case), and back to back (the next ``record()`` meets a
+    writer still busy with the live probes: the worst case). Also the end-to-end ratio ``record() +
+    flush()`` (what the live probes cost in all).
 Run: ``python benchmarks/record.py [--repeats 5] [--device cpu]``.
 """
 
@@ -100,7 +99,9 @@ def bench_live(tmp: Path, device: torch.device, repeats: int) -> dict[str, tuple
     action = ImageRotations(Dihedral(4))
     x = torch.randn(512, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     plain = LatentRecorder(model, LAYERS, action, x, tmp / "plain.zarr")
-    live = LatentRecorder(model, LAYERS, action, x, tmp / "live.zarr", live=True)
+    from probes import LiveProbes
+
+    live = LatentRecorder(model, LAYERS, action, x, tmp / "live.zarr", live=LiveProbes())
     recs = {"plain": plain, "live": live}
     for rec in recs.values():  # warm-up: orbit cache, array creation, probe imports
         rec.record(0)

@@ -9,11 +9,16 @@ matplotlib) are imported only where used: ``import latentgeo`` stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from latentgeo._errors import LatentgeoError as LatentgeoError
 
-__version__ = "0.1.0"
+try:
+    # One source of truth: the version in pyproject.toml, as the installed metadata has it.
+    __version__ = importlib.metadata.version("latentgeo")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 _SUBMODULES = {
     "actions",
@@ -33,7 +38,6 @@ _SUBMODULES = {
 
 _ATTRIBUTES = {
     "LatentRecorder": "latentgeo.record",
-    "LiveProbes": "latentgeo.record",
     "record_checkpoints": "latentgeo.record",
     "open_run": "latentgeo.store",
     "Run": "latentgeo.store",
@@ -42,7 +46,7 @@ _ATTRIBUTES = {
 __all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "LatentgeoError", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from latentgeo.record import LatentRecorder, LiveProbes, record_checkpoints  # noqa: F401
+    from latentgeo.record import LatentRecorder, record_checkpoints  # noqa: F401
     from latentgeo.store import Run, open_run  # noqa: F401
 
 

@@ -9,7 +9,8 @@ works too.
 Your own reducer: subclass :class:`Reducer` (``__call__`` and ``to_spec`` returning
 ``{"name": <its registered name>, **parameters}``) and decorate it with
 ``@latentgeo.reducers.register("name")``; :func:`from_spec` and ``as_reducer("name")`` then
-build it.  Installed packages may use the ``latentgeo.reducers`` entry-point group.
+build it, and :func:`from_run` rebuilds the reducer a run store's layer was recorded with.
+Installed packages may use the ``latentgeo.reducers`` entry-point group.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from latentgeo.record._reducers import (
     Reducer,
     SpatialMeanPool,
     as_reducer,
+    from_run,
     from_spec,
     register,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "Reducer",
     "SpatialMeanPool",
     "as_reducer",
+    "from_run",
     "from_spec",
     "register",
 ]

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 __all__ = [
     "EveryN",
     "Explicit",
@@ -34,18 +36,8 @@ __all__ = [
 ]
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an int, got {step!r} ({type(step).__name__})")
-    return int(step)
+    return check_int(step, "step")
 
 
 class Schedule(abc.ABC):
@@ -71,7 +63,7 @@ class Schedule(abc.ABC):
 
     def steps(self, stop: int) -> list[int]:
         """All scheduled steps in ``range(stop)``."""
-        return [t for t in range(_check_int(stop, "stop", 0)) if self._contains(t)]
+        return [t for t in range(check_int(stop, "stop", minimum=0)) if self._contains(t)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +82,8 @@ class EveryN(Schedule):
     start: int = 0
 
     def __post_init__(self) -> None:
-        _check_int(self.n, "n", 1)
-        _check_int(self.start, "start", 0)
+        check_int(self.n, "n", minimum=1)
+        check_int(self.start, "start", minimum=0)
 
     def _contains(self, step: int) -> bool:
         return step >= self.start and (step - self.start) % self.n == 0
@@ -112,7 +104,7 @@ class Explicit(Schedule):
     def __init__(self, steps: Iterable[int]) -> None:
         if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
             raise TypeError(f"steps must be an iterable of ints, got {steps!r}")
-        values = sorted({_check_int(s, "step", 0) for s in steps})
+        values = sorted({check_int(s, "step", minimum=0) for s in steps})
         object.__setattr__(self, "steps_", tuple(values))
 
     def _contains(self, step: int) -> bool:
@@ -145,10 +137,10 @@ class LogSpaced(Schedule):
     then_every: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int(self.horizon, "horizon", 1)
-        _check_int(self.num, "num", 1)
+        check_int(self.horizon, "horizon", minimum=1)
+        check_int(self.num, "num", minimum=1)
         if self.then_every is not None:
-            _check_int(self.then_every, "then_every", 1)
+            check_int(self.then_every, "then_every", minimum=1)
 
     @property
     def early_steps(self) -> tuple[int, ...]:

@@ -8,44 +8,22 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# The one tolerance policy, (rtol, atol); re-exported as latentgeo.testing.default_tolerance.
+from latentgeo._validate import default_tolerance
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
+
 __all__ = ["assert_equivariant", "default_tolerance"]
-
-#: (rtol, atol) per floating dtype, after scikit-learn's and torch.testing's conventions.
-_TOLERANCES = {
-    "float16": (1e-3, 1e-3),
-    "bfloat16": (1.6e-2, 1e-2),
-    "float32": (1e-4, 1e-5),
-    "float64": (1e-7, 1e-10),
-}
-
-
-def default_tolerance(dtype: Any) -> tuple[float, float]:
-    """``(rtol, atol)`` used by :func:`assert_equivariant` for outputs of ``dtype``.
-
-    Parameters
-    ----------
-    dtype : torch.dtype or numpy dtype
-
-    Returns
-    -------
-    tuple of float
-    """
-    name = str(dtype).removeprefix("torch.")
-    if name not in _TOLERANCES:
-        raise TypeError(
-            f"no default tolerance for dtype {dtype!r}; outputs must be floating point "
-            f"({sorted(_TOLERANCES)!r}) or pass rtol and atol"
-        )
-    return _TOLERANCES[name]
 
 
 def assert_equivariant(
     model_or_fn: Callable[[Any], Any],
-    action: Any,
+    action: Action,
     x: Any,
     atol: float | None = None,
     rtol: float | None = None,

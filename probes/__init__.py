@@ -17,6 +17,11 @@ torch, float64 by default, on any device).
 - :func:`family_lie_derivative`, :func:`so3_lie_derivative`, :func:`family_latents` — exact
   (autograd) Lie derivatives along SO(3) generators and any one-parameter family;
 - :func:`run` — all of it over a run store, streamed one (layer, step) at a time, cached;
+  :func:`register_probe` / :func:`register_dim` add a kind of result to it (a
+  :class:`ProbeKind` computed on each :class:`Block`; or the ``latentgeo.probes`` entry-point
+  group of an installed package).
+- :class:`LiveProbes` — invariance, spectrum and R² at every recorded step, while training
+  (``LatentRecorder(..., live=LiveProbes([...]))``).
 - :func:`equivariance_attribution` — each layer's share of the end-to-end equivariance error
   (orbit-average intervention, or the layer-wise Lie-derivative decomposition);
 - :func:`irrep_ablation`, :func:`isotypic_components` — restricted and excluded loss per irrep;
@@ -25,6 +30,7 @@ torch, float64 by default, on any device).
   :func:`discovery_over_training` — the three over saved checkpoints, cached in a run store.
 """
 
+from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
 from probes._ablation import irrep_ablation, isotypic_components
 from probes._attribution import equivariance_attribution
 from probes._characters import character_multiplicities
@@ -35,20 +41,22 @@ from probes._homomorphism import (
     fit_from_generators,
     homomorphism_error,
 )
-from probes._lie import (
-    GeneratorProbe,
-    family_latents,
-    family_lie_derivative,
-    lie_derivative,
-    so3_lie_derivative,
-)
+from probes._kinds import Block, ProbeKind, register_dim, register_probe
+from probes._lie import GeneratorProbe
 from probes._lie_algebra import (
     BracketLawCheck,
     LieAlgebraProbe,
     bracket_law,
     one_parameter_elements,
 )
+from probes._lie_derivative import (
+    family_latents,
+    family_lie_derivative,
+    lie_derivative,
+    so3_lie_derivative,
+)
 from probes._linear import LinearProbe
+from probes._live import LiveProbes
 from probes._orthogonal import OrthogonalProbe
 from probes._over_training import (
     ablation_over_training,
@@ -60,6 +68,7 @@ from probes._spectrum import invariance, orbit_spectrum
 from probes._subgroups import respected_subgroups, subgroup_scan
 
 __all__ = [
+    "Block",
     "BracketLawCheck",
     "DiscoveredSymmetry",
     "GeneratorProbe",
@@ -67,7 +76,9 @@ __all__ = [
     "HomomorphismDefect",
     "LieAlgebraProbe",
     "LinearProbe",
+    "LiveProbes",
     "OrthogonalProbe",
+    "ProbeKind",
     "SymmetryDiscovery",
     "ablation_over_training",
     "attribution_over_training",
@@ -86,6 +97,8 @@ __all__ = [
     "lie_derivative",
     "one_parameter_elements",
     "orbit_spectrum",
+    "register_dim",
+    "register_probe",
     "respected_subgroups",
     "run",
     "so3_lie_derivative",

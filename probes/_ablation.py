@@ -2,10 +2,11 @@
 
 A layer's outputs on the orbit ``g·x`` are, for each sample and unit, a function on the group.
 Its isotypic parts (finite groups: the character projectors of the regular representation,
-:func:`latentgeo.groups._isotypic.project_isotypic`; continuous groups: the harmonic
-least-squares components of each degree, :mod:`probes._harmonic`) sum to it.  Replacing the
-layer's output by some of its parts and continuing the forward (through the protected
-model-call path, a forward hook replacing the output) measures what those parts carry:
+:func:`latentgeo.groups.project_isotypic`; continuous groups: the harmonic least-squares
+components of each degree, in the design :func:`latentgeo.groups.harmonic_basis`) sum to
+it.  Replacing the layer's output by some of its parts and continuing the forward (through
+the protected model-call path, a forward hook replacing the output) measures what those
+parts carry:
 
 - the **restricted loss** of a set ``K`` keeps the trivial part and the irreps in ``K``;
 - the **excluded loss** removes the irreps in ``K`` and keeps everything else.
@@ -23,7 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes._intervene import LayerForward, model_layers
+from latentgeo.groups import (
+    check_elements,
+    harmonic_basis,
+    harmonic_names,
+    project_isotypic,
+    resolve_max_degree,
+)
+from probes._intervene import LayerForward, check_inputs, model_layers
 from probes._orbit_reps import whole_finite_orbit
 
 __all__ = ["irrep_ablation", "isotypic_components"]
@@ -54,7 +62,7 @@ def isotypic_components(
     parts : Tensor of shape (len(names), *H.shape)
         ``parts.sum(0) == H``.  Finite groups: orthogonal projections (Serre, §2.6).
         Continuous groups: ``B_ρ (B⁺ H)_ρ`` with ``B`` the Haar-orthonormal design of
-        :func:`probes._harmonic.harmonic_basis` -- each map is idempotent, and the maps are
+        :func:`latentgeo.groups.harmonic_basis` -- each map is idempotent, and the maps are
         mutually annihilating (``B⁺ B = I`` for a design of full column rank).
     """
     names, part = _component_fn(H, group, elements, max_degree)
@@ -67,8 +75,6 @@ def _component_fn(
     """Names and a function ``i -> part i`` (computed on demand: one part in memory at a
     time, whatever the number of irreps)."""
     if group.is_finite:
-        from latentgeo.groups._isotypic import project_isotypic
-
         if H.shape[0] != group.order:
             raise ValueError(
                 f"a finite group's orbit needs all {group.order} elements along axis 0, got "
@@ -76,10 +82,7 @@ def _component_fn(
             )
         irreps = group.irreps()
         return [r.name for r in irreps], lambda i: project_isotypic(group, irreps[i], H)
-    from probes._harmonic import harmonic_basis, harmonic_names, resolve_max_degree
-    from probes._spectrum import continuous_elements
-
-    values = continuous_elements(group, elements, H.shape[0])
+    values = check_elements(group, elements, H.shape[0])
     degree = resolve_max_degree(group, values, max_degree)
     names = harmonic_names(group, degree)
     B_np, owner = harmonic_basis(group, values, degree)
@@ -168,9 +171,7 @@ def irrep_ablation(
     """
     import xarray as xr
 
-    from probes._attribution import _check_inputs
-
-    x = _check_inputs(inputs)
+    x = check_inputs(inputs)
     group = action.group
     if group.is_finite and not whole_finite_orbit(action):
         raise ValueError(

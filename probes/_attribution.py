@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes._intervene import LayerForward, model_layers
+from probes._intervene import LayerForward, check_inputs, forward_order, model_layers
 from probes._orbit_reps import orbit_rep
 
 __all__ = ["equivariance_attribution"]
@@ -139,40 +139,11 @@ def equivariance_attribution(
     return _intervention(model, action, inputs, layers, out_action, layer_reps, select)
 
 
-def _check_inputs(inputs: Any, *, floating: bool = False) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__!r}")
-    if floating and not inputs.is_floating_point():
-        raise TypeError(
-            f"inputs must be a floating-point tensor to differentiate along a family, got "
-            f"dtype {inputs.dtype}"
-        )
-    if inputs.ndim < 1 or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must be a non-empty batch, got shape {tuple(inputs.shape)}")
-    return inputs
-
-
 def _fit_r2(rep: Any) -> float:
     """Mean held-out R² of a fitted representation over the non-identity elements (how
     linearly equivariant the layer is); NaN for a representation that is not fitted."""
     r2 = getattr(rep, "r2", None)
     return float(np.mean(r2[1:])) if r2 is not None and len(r2) > 1 else float("nan")
-
-
-def _forward_order(fwd: LayerForward, x: torch.Tensor, names: list[str]) -> list[str]:
-    order: list[str] = []
-    handles = [
-        fwd.modules[n].register_forward_hook(
-            lambda *_a, n=n: order.append(n) if n not in order else None
-        )
-        for n in names
-    ]
-    try:
-        fwd(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return [n for n in order if n in names] + [n for n in names if n not in order]
 
 
 def _intervention(
@@ -188,10 +159,10 @@ def _intervention(
 
     from probes._orbit_reps import TrivialRep
 
-    x = _check_inputs(inputs)
+    x = check_inputs(inputs)
     names, modules = model_layers(model, layers)
     fwd = LayerForward(model, modules, select)
-    names = _forward_order(fwd, x, names)
+    names = forward_order(fwd, x, names)
     orbit = action.orbit(x)  # (G, n, ...)
     n_el, n = orbit.shape[0], orbit.shape[1]
     flat = orbit.reshape(n_el * n, *orbit.shape[2:])

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes._intervene import LayerForward, model_layers
-from probes._lie import _jvp, _linear_part
+from probes._intervene import LayerForward, check_inputs, forward_order, model_layers
+from probes._lie_derivative import _jvp, _linear_part
 
 __all__ = ["lie_attribution"]
 
@@ -187,13 +187,11 @@ def lie_attribution(
     """
     import xarray as xr
 
-    from probes._attribution import _check_inputs, _forward_order
-
-    x = _check_inputs(inputs, floating=True)
+    x = check_inputs(inputs, floating=True)
     fams, el_names, out_gens = _families(family, out_generator, names)
     layer_names, modules = model_layers(model, layers)
     fwd = LayerForward(model, modules, select)
-    order = _forward_order(fwd, x, layer_names)
+    order = forward_order(fwd, x, layer_names)
     with torch.no_grad():
         y, hidden = fwd(x, read=order)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)

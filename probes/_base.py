@@ -15,7 +15,18 @@ scikit-learn estimator (:class:`sklearn.base.BaseEstimator`):
   ``self._validate_params()`` at the start of ``fit``: a bad value raises
   ``sklearn.utils._param_validation.InvalidParameterError`` (a ``ValueError`` and a
   ``TypeError``) naming the parameter, the value and what is expected;
-* fitted attributes end in ``_``; ``fit`` returns ``self``.
+* fitted attributes end in ``_``; ``fit`` returns ``self``; a method that needs a fit raises
+  :class:`sklearn.exceptions.NotFittedError` before it (``_check_fitted``);
+* ``score(Z)`` returns one float, the mean held-out-style R² of the fitted maps on ``Z``
+  over the non-identity elements, so :class:`~sklearn.model_selection.GridSearchCV` and
+  :func:`~sklearn.model_selection.cross_val_score` select parameters (cross-validation splits
+  axis 0: pass the latents sample-major as an ``xarray.DataArray`` with dims ``("sample",
+  "element", "unit")``, which the probes put back in element-major order; a probe's
+  per-element fit argument, e.g. ``LieAlgebraProbe``'s ``elements``, goes to
+  ``search.fit(X, elements=...)`` and is passed whole — scikit-learn would split it too if
+  its length equalled the number of samples);
+* every probe fits on the numerical span of the latents (:mod:`probes._span`) and reports its
+  dimension as ``rank_``.
 
 A new probe subclasses one of the bases::
 
@@ -35,10 +46,12 @@ A new probe subclasses one of the bases::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
@@ -48,8 +61,19 @@ from sklearn.utils._param_validation import (
     RealNotInt,
     StrOptions,
 )
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["HasAttributes", "ProbeBase", "RidgeProbeBase"]
+# The one module that imports scikit-learn's private parameter validation: the probes take
+# their constraint types from here, so a change in scikit-learn breaks one place.
+__all__ = [
+    "HasAttributes",
+    "Interval",
+    "Options",
+    "ProbeBase",
+    "RealNotInt",
+    "RidgeProbeBase",
+    "StrOptions",
+]
 
 
 class HasAttributes(HasMethods):
@@ -90,6 +114,11 @@ class ProbeBase(BaseEstimator):
         Resamples of the held-out samples for ``r2_ci_``; 0 skips it.
     confidence : float, default 0.95
         Coverage of the percentile bootstrap interval.
+    rank_tol : float in (0, 1), optional
+        Relative threshold of the latents' numerical span: singular values of the centred
+        training latents above ``rank_tol · σ_max`` count.  Default ``max(n_train, n_units) ·
+        ε`` with ``ε`` the machine epsilon of the coarser of the input's dtype and ``dtype``
+        (:mod:`probes._span`).
     """
 
     test_size: float | int = 0.25
@@ -98,6 +127,7 @@ class ProbeBase(BaseEstimator):
     dtype: torch.dtype = torch.float64
     n_bootstrap: int = 200
     confidence: float = 0.95
+    rank_tol: float | None = None
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "test_size": [
@@ -112,7 +142,29 @@ class ProbeBase(BaseEstimator):
         ],
         "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
         "confidence": [Interval(RealNotInt, 0, 1, closed="neither")],
+        "rank_tol": [Interval(RealNotInt, 0, 1, closed="neither"), None],
     }
+
+    def _check_fitted(self) -> None:
+        """Raise :class:`sklearn.exceptions.NotFittedError` unless ``fit`` has run."""
+        check_is_fitted(self)
+
+    def _mean_r2(self, r2: Any, identity: int) -> float:
+        """The one number ``score`` returns: the mean R² over the non-identity elements.
+
+        The identity's own R² is 1 for any fit that reproduces its inputs, so it would only
+        dilute the mean.  NaN, with a warning, when there is no other element.
+        """
+        values = np.delete(np.asarray(r2, dtype=np.float64), identity)
+        if values.size == 0:
+            warnings.warn(
+                f"{type(self).__name__}.score: the orbit holds only the identity element; there "
+                "is no equivariance to score (NaN)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return float("nan")
+        return float(values.mean())
 
 
 @dataclass(eq=False, repr=False, kw_only=True)

@@ -35,8 +35,10 @@ def character_multiplicities(rho: Any, group: FiniteGroup) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray of shape (n_irreps,)
-        Dim ``"irrep"`` (irrep names).  ``Σ_ρ m_ρ dim_ρ`` equals ``tr rho(e)`` (≈ n_units for a
-        faithful fit).
+        Dim ``"irrep"`` (irrep names).  ``Σ_ρ m_ρ dim_ρ`` equals ``tr rho(e)``: for maps
+        fitted by the probes this is the dimension of the latents' numerical span (``rank_``),
+        not ``n_units`` — the fitted maps vanish off the span, where the data do not determine
+        them, so the multiplicities describe the representation on the span.
 
     Examples
     --------

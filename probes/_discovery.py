@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes._intervene import LayerForward, model_layers
+from probes._intervene import LayerForward, check_inputs, model_layers
 
 __all__ = [
     "DiscoveredSymmetry",
@@ -302,9 +302,8 @@ def discover_symmetry(
         ``n_components``.
     """
     from latentgeo.actions import Action
-    from probes._attribution import _check_inputs
 
-    x = _check_inputs(inputs, floating=True)
+    x = check_inputs(inputs, floating=True)
     layer_names, modules = model_layers(model, [layer])
     name = layer_names[0]
     fwd = LayerForward(model, modules)
@@ -318,7 +317,7 @@ def discover_symmetry(
         raise ValueError(
             f"tol must be a positive float or a pair (invariant, equivariant) of them, got {tol!r}"
         )
-    from probes._lie import _jvp
+    from probes._lie_derivative import _jvp
 
     with torch.no_grad():
         _, hidden = fwd(x, read=[name])

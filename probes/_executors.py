@@ -1,7 +1,7 @@
 """Where the (layer, step) tasks of :func:`probes.run` execute: in process, or on a client.
 
 A task reads one block through :meth:`latentgeo.store.Run.read_block`, converts it to a
-private tensor and runs :func:`probes._blocks.probe_block`.  In process the tasks run one
+private tensor and runs :func:`probes._kinds.probe_block`.  In process the tasks run one
 at a time (peak memory: one block); on a client (``dask.distributed`` or any
 ``concurrent.futures.Executor``) each worker opens the store by path.
 """
@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from probes import _blocks
+from probes import _kinds
+from probes._span import data_eps
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from latentgeo.store import Run
+    from probes._settings import RunSettings
 
 __all__ = ["Task", "executor", "run_tasks"]
 
@@ -37,21 +43,22 @@ def _trim_memory() -> None:
 
 
 def probe_stored(
-    run: Any, layer: str, index: int, group: Any, settings: dict, device: Any
+    run: Run, layer: str, index: int, group: Group, settings: RunSettings, device: Any
 ) -> dict[str, Any]:
     """Read one (layer, step) of ``run`` and probe it (the block is freed before returning)."""
-    dtype = getattr(torch, settings["dtype"])
+    dtype = getattr(torch, settings.dtype)
     block = run.read_block(layer, index)
-    Zt = _blocks.private_tensor(block, dtype, device)
+    Zt = _kinds.private_tensor(block, dtype, device)
+    eps = data_eps(block, dtype)  # the stored precision sets the span's tolerance
     del block  # the computation-dtype copy is all the probes need from here on
-    out = _blocks.probe_block(Zt, group, settings, device)
+    out = _kinds.probe_block(Zt, group, settings, device, eps)
     del Zt
     _trim_memory()
     return out
 
 
 def _remote_task(
-    path: str, layer: str, index: int, group: Any, settings: dict, device: Any
+    path: str, layer: str, index: int, group: Any, settings: RunSettings, device: Any
 ) -> dict[str, Any]:
     """Worker side: open the store by path, probe one (layer, step)."""
     from latentgeo.store import open_run
@@ -101,7 +108,7 @@ def run_tasks(
     run: Any,
     tasks: Sequence[Task],
     group: Any,
-    settings: dict[str, Any],
+    settings: RunSettings,
     device: Any = None,
     client: Any = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from probes._validation import (
     check_group_order,
     element_index,
 )
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = [
     "GroupConsistentProbe",
@@ -53,7 +56,7 @@ class HomomorphismDefect:
 
 
 def homomorphism_error(
-    rho: Any, group: Any, *, device: Any = None, dtype: torch.dtype = torch.float64
+    rho: Any, group: FiniteGroup, *, device: Any = None, dtype: torch.dtype = torch.float64
 ) -> HomomorphismDefect:
     """How far fitted maps are from a group homomorphism.
 
@@ -71,6 +74,12 @@ def homomorphism_error(
     HomomorphismDefect
         Mean, max and per-pair relative Frobenius errors
         ``‖rho(g) rho(h) − rho(g∘h)‖_F / ‖rho(g∘h)‖_F``.
+
+    Notes
+    -----
+    Maps fitted by the probes vanish off the numerical span of the latents (``rank_``): there
+    ``rho(e)`` is the projector onto the span rather than the identity, and the defect is the
+    defect of the representation on the span (the zero block contributes nothing).
 
     Examples
     --------
@@ -106,7 +115,7 @@ def homomorphism_error(
     )
 
 
-def cayley_words(group: Any, generators: Any = None) -> list[tuple[int, int, int]]:
+def cayley_words(group: FiniteGroup, generators: Any = None) -> list[tuple[int, int, int]]:
     """Breadth-first spanning tree of the Cayley graph from the identity.
 
     Returns
@@ -169,6 +178,9 @@ class GroupConsistentProbe(RidgeProbeBase):
     generator_probe_ : LinearProbe
         The ridge fit of the generators (``rho_`` of shape (n_generators + 1, d, d), identity
         first).
+    rank_ : int
+        Dimension of the span of the training inputs the maps act on (``rho_[identity]`` is
+        the projector onto it when it is smaller than ``n_units``).
     """
 
     group: Any
@@ -202,7 +214,16 @@ class GroupConsistentProbe(RidgeProbeBase):
         d = Zt.shape[2]
         A = np.zeros((self.group.order, d + 1, d + 1))  # affine maps in homogeneous form
         A[:, d, d] = 1.0
-        A[e, :d, :d] = np.eye(d)
+        # The identity's map: the identity on the span the inputs identify, the projector
+        # onto it when they are rank-deficient (every fitted map vanishes off the span, so
+        # only the projector keeps A(s) A(e) = A(s) and words through e homomorphic).
+        if probe.rank_ == d:
+            A[e, :d, :d] = np.eye(d)
+        else:
+            Q = probe.components_.T  # (d, rank)
+            mu = Zt[e, torch.as_tensor(probe.train_index_, device=Zt.device)].mean(dim=0)
+            A[e, :d, :d] = Q @ Q.T
+            A[e, :d, d] = (np.eye(d) - Q @ Q.T) @ mu.cpu().numpy()
         gen_affine = {}
         for k, s in enumerate(gens, start=1):
             M = np.eye(d + 1)
@@ -215,6 +236,8 @@ class GroupConsistentProbe(RidgeProbeBase):
         self.bias_ = A[:, :d, d].copy()
         self.generators_ = gens
         self.generator_probe_ = probe
+        self.rank_ = probe.rank_
+        self.n_features_in_ = d
 
         te = torch.as_tensor(probe.test_index_, device=Zt.device)
         X = Zt[e, te]
@@ -228,8 +251,34 @@ class GroupConsistentProbe(RidgeProbeBase):
         self.train_index_, self.test_index_ = probe.train_index_, probe.test_index_
         return self
 
+    def score(self, Z: Any, y: None = None) -> float:
+        """Mean R² over the non-identity elements of the composed maps on new samples.
 
-def fit_from_generators(Z: Any, group: Any, **kwargs: Any) -> GroupConsistentProbe:
+        Parameters
+        ----------
+        Z : array-like of shape (n_elements, n_samples, n_units)
+        y : None
+            Ignored (scikit-learn signature).
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
+        check_group_order(t.shape[0], self.group)
+        if t.shape[2] != self.n_features_in_:
+            raise ValueError(
+                f"Z has {t.shape[2]} units but the probe was fitted on {self.n_features_in_}"
+            )
+        e = int(self.group.identity)
+        R = torch.as_tensor(self.rho_, dtype=t.dtype, device=t.device)
+        b = torch.as_tensor(self.bias_, dtype=t.dtype, device=t.device)
+        Y_hat = torch.einsum("ged,nd->gne", R, t[e]) + b[:, None, :]
+        return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
+
+
+def fit_from_generators(Z: Any, group: FiniteGroup, **kwargs: Any) -> GroupConsistentProbe:
     """Shorthand for ``GroupConsistentProbe(group, **kwargs).fit(Z)``.
 
     Parameters

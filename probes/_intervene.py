@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 
+from latentgeo._layers import layer_modules, resolve_layers, unwrap_model
 from latentgeo._model_call import protected_call
 from latentgeo._outputs import select_output
 
-__all__ = ["LayerForward", "model_layers"]
+__all__ = ["LayerForward", "check_inputs", "forward_order", "model_layers"]
 
 
 def model_layers(model: Any, layers: Any) -> tuple[list[str], dict[str, torch.nn.Module]]:
@@ -37,8 +38,6 @@ def model_layers(model: Any, layers: Any) -> tuple[list[str], dict[str, torch.nn
     ValueError
         For an unknown layer name (with close matches) or an empty list.
     """
-    from latentgeo.record._layers import layer_modules, resolve_layers, unwrap_model
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"model must be a torch.nn.Module (layers are its submodules), got "
@@ -175,3 +174,43 @@ class LayerForward:
                 "the forward goes through"
             )
         return y, store
+
+
+def check_inputs(inputs: Any, *, floating: bool = False) -> torch.Tensor:
+    """``inputs`` checked as a non-empty batch of a model's inputs (floating where a
+    derivative along a family flows through them).
+
+    Raises
+    ------
+    TypeError
+        Not a tensor, or not floating-point where ``floating``.
+    ValueError
+        An empty batch.
+    """
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__!r}")
+    if floating and not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be a floating-point tensor to differentiate along a family, got "
+            f"dtype {inputs.dtype}"
+        )
+    if inputs.ndim < 1 or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must be a non-empty batch, got shape {tuple(inputs.shape)}")
+    return inputs
+
+
+def forward_order(fwd: LayerForward, x: torch.Tensor, names: list[str]) -> list[str]:
+    """``names`` in the order the model runs them on one input (layers it never runs last)."""
+    order: list[str] = []
+    handles = [
+        fwd.modules[n].register_forward_hook(
+            lambda *_a, n=n: order.append(n) if n not in order else None
+        )
+        for n in names
+    ]
+    try:
+        fwd(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return [n for n in order if n in names] + [n for n in names if n not in order]

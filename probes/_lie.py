@@ -1,43 +1,47 @@
-"""Lie-generator fit (SO(2)) and Lie derivatives: along rotations, SO(3) generators and any
-differentiable one-parameter family of input transformations."""
+"""Lie-generator probe of a one-parameter group: ``z(T_θ x) ≈ expm(θ L) z(x)`` (SO(2) and
+any one-parameter family).  The Lie derivatives that call a model are in
+:mod:`probes._lie_derivative`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import RidgeProbeBase
-from probes._linear import LinearProbe
+from probes._base import Interval, RidgeProbeBase
+from probes._generator_fit import (
+    embed,
+    fit_generators,
+    fitted_span,
+    identity_span,
+    predict_on_span,
+    to_span,
+    warn_rank_zero,
+)
 from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._span import Span, data_eps
 from probes._validation import as_orbit_tensor, train_test_indices
 
-__all__ = [
-    "GeneratorProbe",
-    "family_latents",
-    "family_lie_derivative",
-    "lie_derivative",
-    "so3_lie_derivative",
-]
+__all__ = ["GeneratorProbe"]
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
 class GeneratorProbe(RidgeProbeBase):
     """Fit a Lie-algebra generator ``L`` with ``z(R_θ x) ≈ expm(θ L) z(x)`` for SO(2).
 
-    Two stages.  (1) For the small angles ``0 < |θ| <= small_angle`` ridge maps ``rho(θ)``
-    are fitted (as :class:`LinearProbe`), and ``L₀`` is the least-squares solution of
-    ``θ L ≈ log rho(θ)`` over those angles (the principal matrix logarithm is unambiguous near
-    the identity).  (2) ``L`` is refined on all training angles, large ones included, by
-    minimising ``Σ_θ ‖Zc_θ − Zc_0 expm(θL)ᵀ‖² / Σ_θ ‖Zc_θ‖²`` with L-BFGS through
-    ``torch.linalg.matrix_exp``.  Starting from ``L₀`` keeps the refinement on the branch the
-    small angles identify, which large angles alone cannot (``expm(θL)`` is periodic in L's
-    frequencies).  Latents are centred per angle with their training means.
+    Two stages (:mod:`probes._generator_fit`, shared with :class:`LieAlgebraProbe`).  (1) For
+    the small angles ``0 < |θ| <= small_angle`` ridge maps ``rho(θ)`` are fitted, and ``L₀`` is
+    the least-squares solution of ``θ L ≈ log rho(θ)`` over those angles (the principal
+    matrix logarithm is unambiguous near the identity).  (2) ``L`` is refined on all training
+    angles, large ones included, by minimising ``Σ_θ ‖Zc_θ − Zc_0 expm(θL)ᵀ‖² / Σ_θ ‖Zc_θ‖²``
+    with L-BFGS through ``torch.linalg.matrix_exp``.  Starting from ``L₀`` keeps the
+    refinement on the branch the small angles identify, which large angles alone cannot
+    (``expm(θL)`` is periodic in L's frequencies).  Latents are centred per angle with their
+    training means.  Both stages work on the numerical span of the untransformed training
+    latents (:mod:`probes._span`); ``L`` is zero off it, where the data do not determine it.
 
     Parameters
     ----------
@@ -46,17 +50,17 @@ class GeneratorProbe(RidgeProbeBase):
     refine : bool
         Run stage (2).
     max_iter : int
-        L-BFGS iterations of stage (2).
+        L-BFGS iterations of stage (2) (at least 1).
     alphas, criterion :
         Penalty grid and selection of the stage (1) ridge maps, see
         :class:`probes._base.RidgeProbeBase`.
-    test_size, random_state, device, dtype, n_bootstrap, confidence :
+    test_size, random_state, device, dtype, n_bootstrap, confidence, rank_tol :
         See :class:`probes._base.ProbeBase`.
 
     Attributes
     ----------
     generator_ : ndarray of shape (n_units, n_units)
-        The fitted ``L``.
+        The fitted ``L`` (NaN when the latents do not vary, with a warning).
     generator_init_ : ndarray of shape (n_units, n_units)
         ``L₀`` from the small angles.
     angles_ : ndarray of shape (n_angles,)
@@ -65,6 +69,12 @@ class GeneratorProbe(RidgeProbeBase):
     r2_ci_ : ndarray of shape (n_angles, 2)
     loss_ : float
         Final relative training loss of stage (2).
+    rank_ : int
+        Dimension of the span the generator was fitted on.
+    components_ : ndarray of shape (rank_, n_units)
+        Orthonormal basis of that span.
+    mean_ : ndarray of shape (n_angles, n_units)
+        Training mean of every angle's latents.
     """
 
     small_angle: float = 0.2
@@ -93,6 +103,7 @@ class GeneratorProbe(RidgeProbeBase):
         self
         """
         self._validate_params()
+        eps = data_eps(Z, self.dtype)
         Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         theta = np.asarray(angles, dtype=np.float64)
         if theta.ndim != 1 or theta.shape[0] != Zt.shape[0]:
@@ -115,38 +126,52 @@ class GeneratorProbe(RidgeProbeBase):
         train, test = train_test_indices(Zt.shape[1], self.test_size, self.random_state)
         tr = torch.as_tensor(train, device=Zt.device)
         te = torch.as_tensor(test, device=Zt.device)
-        mean = Zt[:, tr].mean(dim=1, keepdim=True)
-        Zc = Zt - mean
-
-        # Stage 1: ridge maps at small angles (same split), least squares on their logarithms.
-        probe = LinearProbe(**self.ridge_params(), n_null=0, n_bootstrap=0).fit(
-            Zt[[e, *small.tolist()]]
+        span = identity_span(Zt, tr, e, self.rank_tol, eps)
+        th = torch.as_tensor(theta[:, None], dtype=Zt.dtype, device=Zt.device)
+        d = Zt.shape[2]
+        self.angles_ = theta
+        self.train_index_, self.test_index_ = train, test
+        self.rank_ = span.rank
+        self.components_ = span.basis.T.cpu().numpy()
+        self.n_features_in_ = d
+        if span.rank == 0:
+            warn_rank_zero("the generator and its held-out R²")
+            nan = np.full((d, d), np.nan)
+            self.generator_, self.generator_init_ = nan, nan.copy()
+            self.mean_ = Zt[:, tr].mean(dim=1).cpu().numpy()
+            self.loss_ = float("nan")
+            self.r2_ = np.full(len(theta), np.nan)
+            self.r2_ci_ = np.full((len(theta), 2), np.nan)
+            return self
+        fit = fit_generators(
+            Zt,
+            tr,
+            th,
+            e,
+            small,
+            span,
+            alphas=self.alphas,
+            criterion=self.criterion,
+            refine=self.refine,
+            max_iter=self.max_iter,
         )
-        L0 = _log_least_squares(probe.rho_[1:], theta[small])
-        L = torch.as_tensor(L0, dtype=Zt.dtype, device=Zt.device)
-
-        th = torch.as_tensor(theta, dtype=Zt.dtype, device=Zt.device)
-        X, Y = Zc[e, tr], Zc[:, tr]
-        self.loss_ = float(_relative_loss(L, th, X, Y))
-        if self.refine:
-            L, self.loss_ = _refine(L, th, X, Y, self.max_iter)
-
-        with torch.no_grad():
-            E = torch.linalg.matrix_exp(th[:, None, None] * L)  # (A, d, d)
-            Y_hat = Zc[e, te] @ E.transpose(1, 2) + mean
+        Y_hat = predict_on_span(Zt[e, te], fit.mean, th, fit.L, e, span)
         Y_te = Zt[:, te]
         rng = np.random.default_rng(self.random_state)
-        self.generator_ = L.detach().cpu().numpy()
-        self.generator_init_ = L0
-        self.angles_ = theta
+        self.generator_ = embed(fit.L[0], span).cpu().numpy()
+        self.generator_init_ = embed(fit.L0[0], span).cpu().numpy()
+        self.mean_ = fit.mean[:, 0].cpu().numpy()
+        self.loss_ = fit.loss
         self.r2_ = variance_weighted_r2(Y_te, Y_hat).cpu().numpy()
         ci = bootstrap_r2(Y_te, Y_hat, self.n_bootstrap, self.confidence, rng)
         self.r2_ci_ = ci.cpu().numpy()
-        self.train_index_, self.test_index_ = train, test
         return self
 
     def rho(self, theta: Any) -> np.ndarray:
-        """``expm(θ L)`` for one angle or an array of angles.
+        """``Q expm(θ L_Q) Qᵀ`` for one angle or an array of angles.
+
+        The map on the fitted span (``components_``), zero on its orthogonal complement (the
+        identity map when the span is every unit).
 
         Parameters
         ----------
@@ -156,391 +181,47 @@ class GeneratorProbe(RidgeProbeBase):
         -------
         ndarray of shape (n_units, n_units) or (n, n_units, n_units)
         """
-        if not hasattr(self, "generator_"):
-            raise RuntimeError("this GeneratorProbe is not fitted yet; call fit(Z, angles)")
+        self._check_fitted()
         th = torch.as_tensor(np.asarray(theta, dtype=np.float64))
-        L = torch.as_tensor(self.generator_)
-        return torch.linalg.matrix_exp(th[..., None, None] * L).numpy()
+        if self.rank_ == 0:
+            return np.full((*th.shape, self.n_features_in_, self.n_features_in_), np.nan)
+        span, L = self._fitted(th.to(torch.float64))
+        E = torch.linalg.matrix_exp(th[..., None, None] * L)
+        return embed(E, span).numpy()
 
+    def _fitted(self, like: torch.Tensor) -> tuple[Span, torch.Tensor]:
+        """The fitted span and the generator in its coordinates, in ``like``'s dtype."""
+        span = fitted_span(self.components_, like)
+        G = torch.as_tensor(self.generator_, dtype=like.dtype, device=like.device)
+        return span, to_span(G, span)
 
-def _log_least_squares(maps: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """``argmin_L Σ_θ ‖θ L − log M(θ)‖²`` = ``Σ θ log M(θ) / Σ θ²``."""
-    from scipy.linalg import logm
+    def score(self, Z: Any, y: None = None) -> float:
+        """Mean R² over the non-zero angles of the fitted ``expm(θL)`` on new samples.
 
-    acc = np.zeros(maps.shape[1:])
-    for M, t in zip(maps, theta):
-        # The real part: a fitted map near the identity has a real principal logarithm, and
-        # round-off can leave ~1e-16 imaginary parts.
-        acc += t * np.real(logm(M))
-    return acc / float(np.sum(theta**2))
+        Parameters
+        ----------
+        Z : array-like of shape (n_angles, n_samples, n_units)
+            Latents of new samples at the fitted angles ``angles_``.
+        y : None
+            Ignored (scikit-learn signature).
 
-
-def _relative_loss(L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> Any:
-    E = torch.linalg.matrix_exp(th[:, None, None] * L)
-    pred = X @ E.transpose(1, 2)  # (A, n, d)
-    return ((Y - pred) ** 2).sum() / (Y**2).sum()
-
-
-def _refine(
-    L: torch.Tensor, th: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, max_iter: int
-) -> tuple[torch.Tensor, float]:
-    """L-BFGS on the relative loss, gradients by autograd through ``matrix_exp``."""
-    return lbfgs_minimize(lambda param: _relative_loss(param, th, X, Y), L, max_iter)
-
-
-def lbfgs_minimize(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, max_iter: int
-) -> tuple[torch.Tensor, float]:
-    """Minimise a scalar torch loss of one parameter tensor by L-BFGS (autograd gradients).
-
-    scipy's L-BFGS drives the iteration: ``torch.optim`` would import ``torch._dynamo`` on
-    first use, which costs seconds, and the small problems here gain nothing from torch's
-    optimiser.  Returns the minimiser (same shape, dtype and device as ``init``) and its loss.
-    """
-    from scipy.optimize import minimize
-
-    shape = init.shape
-
-    def value_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        param = torch.as_tensor(flat, dtype=init.dtype, device=init.device).reshape(shape)
-        param.requires_grad_(True)
-        with torch.enable_grad():
-            loss = loss_fn(param)
-            (grad,) = torch.autograd.grad(loss, param)
-        return float(loss.detach()), grad.detach().cpu().numpy().ravel().astype(np.float64)
-
-    res = minimize(
-        value_and_grad,
-        init.detach().cpu().numpy().ravel().astype(np.float64),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": 1e-12, "ftol": 1e-15},
-    )
-    best = torch.as_tensor(res.x, dtype=init.dtype, device=init.device).reshape(shape)
-    with torch.no_grad():
-        loss = float(loss_fn(best))
-    return best, loss
-
-
-def lie_derivative(
-    fn: Callable[[Any], Any],
-    x: Any,
-    action: Any,
-    eps: float = 1e-3,
-    out_action: Any = None,
-    *,
-    select: Any = None,
-) -> torch.Tensor:
-    """Lie derivative of ``fn`` along rotations at θ = 0, by central finite differences.
-
-    ``(F(ε) − F(−ε)) / 2ε`` with ``F(θ) = fn(action.rotate(x, θ))`` (invariance: zero for an
-    invariant ``fn``), or ``F(θ) = out_action(−θ, fn(action.rotate(x, θ)))`` when the output
-    rotates too (equivariance: zero for an equivariant ``fn``).  The error of the central
-    difference is O(ε²).
-
-    Parameters
-    ----------
-    fn : callable
-        A model or function of a batch of inputs.
-    x : Tensor
-        A batch of inputs.
-    action : object with ``rotate(x, angle)``
-        Rotation of the inputs by an angle in radians (e.g. interpolated image rotation).
-    eps : float
-        Finite-difference step in radians.
-    out_action : callable ``(angle, y) -> y`` or object with ``rotate``, optional
-        Rotation of the outputs.
-    select : str, sequence or callable, optional
-        Which tensor of a structured output (tuple, dict, ``ModelOutput``) to differentiate;
-        default: its first tensor, depth-first (``latentgeo._outputs``).
-
-    Notes
-    -----
-    A model is called through latentgeo's protected model-call path: in eval mode entered and
-    left through its own ``train()`` (every submodule's mode restored), without gradients,
-    with random state and batch-norm statistics untouched.
-
-    Returns
-    -------
-    Tensor
-        Same shape as ``fn(x)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> class Plane:
-    ...     def rotate(self, x, angle):
-    ...         c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
-    ...         return x @ torch.stack([torch.stack([c, s]), torch.stack([-s, c])]).to(x)
-    >>> x = torch.randn(5, 2, dtype=torch.float64)
-    >>> d = lie_derivative(lambda p: p.norm(dim=1), x, Plane())
-    >>> bool(d.abs().max() < 1e-8)
-    True
-    """
-    if not hasattr(action, "rotate"):
-        raise TypeError(f"action must provide rotate(x, angle), got {action!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
-    if out_action is not None and not callable(out_action):
-        if not hasattr(out_action, "rotate"):
-            raise TypeError(f"out_action must be callable or provide rotate, got {out_action!r}")
-        rot_out = out_action.rotate
-
-        def out_rotate(angle: float, y: Any) -> Any:
-            return rot_out(y, angle)
-    else:
-        out_rotate = out_action
-
-    from latentgeo._model_call import protected_call
-    from latentgeo._outputs import select_output
-
-    def F(angle: float) -> Any:
-        y = fn(action.rotate(x, angle))
-        if not isinstance(y, torch.Tensor):
-            y = select_output(y, select, what="the model's output")[0]
-        return y if out_rotate is None else out_rotate(-angle, y)
-
-    # The model is measured, never changed: eval through its own API (the answer of a model
-    # left in train mode is its eval-mode answer), no grad, RNG and batch-norm stats kept.
-    with protected_call(fn):
-        return (F(eps) - F(-eps)) / (2.0 * eps)
-
-
-# --------------------------------------------------------------------------------------
-# Lie derivatives along any differentiable one-parameter family (SO(3) generators, image
-# scaling / shear / translation), exact by autograd or by central differences.
-
-
-def _call_model(fn: Callable[[Any], Any], inputs: Any) -> torch.Tensor:
-    """The one place the Lie-derivative functions below call the user's model.
-
-    Through the protected model-call path (:func:`latentgeo._model_call.protected_call`: eval
-    through the model's own API, modes, batch-norm statistics and random state restored),
-    with the caller's grad mode kept inside it: the autograd Lie derivative differentiates
-    through this call with respect to the family's parameter (never the weights).
-    """
-    from latentgeo._model_call import protected_call
-
-    grad = torch.is_grad_enabled()
-    with protected_call(fn), torch.set_grad_enabled(grad):
-        out = fn(inputs)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(
-            f"fn must return a tensor for a Lie derivative, got {type(out).__name__!r}; wrap "
-            "the model so it returns the tensor to differentiate"
-        )
-    return out
-
-
-def _linear_part(out_generator: Any, y: torch.Tensor) -> torch.Tensor:
-    """``L y`` on the last axis of ``y`` (``y @ Lᵀ``), or ``out_generator(y)`` if callable."""
-    if callable(out_generator):
-        lin = out_generator(y)
-        if not isinstance(lin, torch.Tensor) or lin.shape != y.shape:
+        Returns
+        -------
+        float
+            NaN when the fit identified nothing (``rank_ == 0``).
+        """
+        self._check_fitted()
+        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
+        if t.shape[0] != len(self.angles_) or t.shape[2] != self.n_features_in_:
             raise ValueError(
-                f"out_generator(y) must return a tensor of the output's shape {tuple(y.shape)}"
+                f"Z must have shape ({len(self.angles_)}, n_samples, {self.n_features_in_}) "
+                f"like the fit, got {tuple(t.shape)}"
             )
-        return lin
-    L = torch.as_tensor(np.asarray(out_generator, dtype=np.float64), device=y.device)
-    if L.ndim != 2 or L.shape != (y.shape[-1], y.shape[-1]):
-        raise ValueError(
-            f"out_generator must be a ({y.shape[-1]}, {y.shape[-1]}) matrix acting on the "
-            f"output's last axis, got shape {tuple(L.shape)}"
-        )
-    return y @ L.to(y.dtype).T
-
-
-def _check_method(method: str, eps: Any) -> None:
-    if method not in ("autograd", "fd"):
-        raise ValueError(f"method must be 'autograd' or 'fd', got {method!r}")
-    if not isinstance(eps, (float, int)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive float, got {eps!r}")
-
-
-def _jvp(F: Callable[[torch.Tensor], torch.Tensor], t0: torch.Tensor) -> tuple[Any, Any]:
-    """``(F(t0), dF/dt(t0))`` exactly: forward mode (dual numbers) where every operation
-    has a forward-mode formula, else two reverse passes (double backward), which covers
-    operations without one (e.g. ``grid_sample``)."""
-    import torch.autograd.forward_ad as fwAD
-
-    one = torch.ones_like(t0)
-    try:
-        # Dual numbers directly: torch.func.jvp would import torch._dynamo (seconds).
-        with fwAD.dual_level():
-            y, dy = fwAD.unpack_dual(F(fwAD.make_dual(t0, one)))
-        return y, torch.zeros_like(y) if dy is None else dy
-    except NotImplementedError:
-        with torch.enable_grad():
-            return torch.autograd.functional.jvp(F, t0, one)
-
-
-def family_lie_derivative(
-    fn: Callable[[Any], Any],
-    x: torch.Tensor,
-    family: Callable[[Any, Any], Any],
-    out_generator: Any = None,
-    *,
-    method: str = "autograd",
-    eps: float = 1e-3,
-) -> torch.Tensor:
-    """Lie derivative of ``fn`` along a one-parameter family of input transformations.
-
-    ``(L f)(x) = d/dt [expm(−t L_out) f(T_t x)] at t = 0 = d/dt f(T_t x)|₀ − L_out f(x)``
-    (Gruver et al., 2023, "The Lie derivative for measuring learned equivariance", ICLR,
-    eq. 2): zero for every ``x`` exactly when ``f`` is equivariant along the family with output
-    generator ``L_out`` (invariant when ``out_generator`` is None).  For latents whose
-    transformation is unknown, pass the generator a probe fitted (:class:`GeneratorProbe`,
-    :class:`LieAlgebraProbe`): what remains is the part of the derivative no linear
-    representation explains.  The family need not be compact: scaling, shear and continuous
-    translation of images (:mod:`latentgeo.actions` families) have no Haar spectrum but a
-    Lie derivative all the same.
-
-    ``method="autograd"`` differentiates exactly: one forward-mode product (dual numbers)
-    or, where an operation has no forward-mode formula (e.g. ``grid_sample``), the same product
-    from two reverse passes (double backward, ``torch.autograd.functional.jvp``); parameters'
-    ``.grad`` are not touched.
-    ``method="fd"`` uses the central difference ``(F(ε) − F(−ε)) / 2ε`` with no gradients
-    (error O(ε²) for smooth families; O(ε) for bicubic image interpolation, whose second
-    derivative jumps at pixel centres).
-
-    Parameters
-    ----------
-    fn : torch.nn.Module or callable
-        The model or function of a batch of inputs; must return a tensor.  A module is
-        called through the protected model-call path (eval through its own API, modes,
-        batch-norm statistics and random state restored); a plain function gets the
-        random-state protection only, so pass the module itself to measure its eval mode.
-    x : Tensor
-        A batch of inputs (floating point).
-    family : callable ``(x, t) -> x'``
-        ``T_t``, differentiable in ``t`` (e.g. :class:`latentgeo.actions.ImageAffineFamily`,
-        :func:`latentgeo.actions.point_cloud_rotation`), ``T_0`` the identity.
-    out_generator : array-like of shape (d, d) or callable ``y -> L y``, optional
-        Output generator acting on the last axis of ``fn(x)`` (``y ↦ y @ Lᵀ``).
-    method : {"autograd", "fd"}
-    eps : float
-        Step of ``method="fd"``.
-
-    Returns
-    -------
-    Tensor
-        Same shape as ``fn(x)``, detached.
-
-    Raises
-    ------
-    TypeError
-        ``x`` not a floating tensor, ``fn`` not returning a tensor.
-    ValueError
-        Bad ``method``, ``eps`` or ``out_generator`` shape.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from latentgeo.actions import point_cloud_rotation, so3_basis
-    >>> x = torch.randn(4, 10, 3, dtype=torch.float64)
-    >>> centroid = lambda p: p.mean(dim=-2)          # equivariant: a vector output
-    >>> d = family_lie_derivative(centroid, x, point_cloud_rotation("z"), so3_basis()[2])
-    >>> bool(d.abs().max() < 1e-12)
-    True
-    """
-    _check_method(method, eps)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__!r}")
-    if not callable(family):
-        raise TypeError(f"family must be callable as family(x, t), got {family!r}")
-    t_dtype = torch.float64 if x.dtype == torch.float64 else x.dtype
-
-    def F(t: torch.Tensor) -> torch.Tensor:
-        return _call_model(fn, family(x, t))
-
-    zero = torch.zeros((), dtype=t_dtype, device=x.device)
-    if method == "autograd":
-        y0, dy = _jvp(F, zero)
-    else:
-        with torch.no_grad():
-            y0 = F(zero)
-            dy = (F(zero + eps) - F(zero - eps)) / (2.0 * eps)
-    y0, dy = y0.detach(), dy.detach()
-    if out_generator is not None:
-        dy = dy - _linear_part(out_generator, y0)
-    return dy
-
-
-def so3_lie_derivative(
-    fn: Callable[[Any], Any],
-    x: torch.Tensor,
-    out_generators: Any = None,
-    *,
-    method: str = "autograd",
-    eps: float = 1e-3,
-) -> torch.Tensor:
-    """Lie derivatives of ``fn`` on 3-D point clouds along the so(3) generators ``X_x, X_y, X_z``.
-
-    For each ``i``: ``d/dt f(x expm(t X_i)ᵀ)|₀ − L_i f(x)`` (see :func:`family_lie_derivative`),
-    with ``(X_i)_{jk} = −ε_{ijk}`` (:func:`latentgeo.actions.so3_basis`).
-
-    Parameters
-    ----------
-    fn : callable
-        Model of point clouds ``(..., n_points, 3)``; returns a tensor.
-    x : Tensor of shape (..., n_points, 3)
-    out_generators : array-like of shape (3, d, d), optional
-        Output generators ``L_x, L_y, L_z`` on the last axis of ``fn(x)`` (``so3_basis()``
-        for a vector output; ``LieAlgebraProbe.generators_`` for latents); None measures
-        invariance.
-    method : {"autograd", "fd"}
-    eps : float
-
-    Returns
-    -------
-    Tensor of shape (3, *fn(x).shape)
-    """
-    from latentgeo.actions import point_cloud_rotation
-
-    if out_generators is not None and not callable(out_generators):
-        gens = np.asarray(out_generators, dtype=np.float64)
-        if gens.ndim != 3 or gens.shape[0] != 3:
-            raise ValueError(
-                f"out_generators must have shape (3, d, d) (L_x, L_y, L_z), got {gens.shape}"
-            )
-        per_axis: list[Any] = list(gens)
-    else:
-        per_axis = [None] * 3
-    return torch.stack(
-        [
-            family_lie_derivative(
-                fn, x, point_cloud_rotation(i), per_axis[i], method=method, eps=eps
-            )
-            for i in range(3)
-        ]
-    )
-
-
-def family_latents(
-    fn: Callable[[Any], Any], x: torch.Tensor, family: Callable[[Any, Any], Any], ts: Any
-) -> torch.Tensor:
-    """Outputs along a family, ``Z[a] = fn(T_{ts[a]} x)``, to fit a generator from.
-
-    The result feeds :class:`GeneratorProbe` (``GeneratorProbe().fit(Z, ts)``; its "angles"
-    are the family's parameters, and ``expm(tL)`` need not be periodic) — the fitted
-    generator of a non-compact family.
-
-    Parameters
-    ----------
-    fn : callable
-    x : Tensor of shape (n, ...)
-    family : callable ``(x, t) -> x'``
-    ts : array-like of shape (n_t,)
-        Parameters; include 0 for the identity.
-
-    Returns
-    -------
-    Tensor of shape (n_t, n, d)
-        ``fn``'s output flattened after the batch axis, detached.
-    """
-    t = np.asarray(ts, dtype=np.float64).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)):
-        raise ValueError(f"ts must be a non-empty array of finite parameters, got {ts!r}")
-    with torch.no_grad():
-        out = [_call_model(fn, family(x, float(v))) for v in t]
-    return torch.stack([o.reshape(o.shape[0], -1) for o in out]).detach()
+        e = int(np.flatnonzero(np.abs(self.angles_) < 1e-12)[0])
+        if self.rank_ == 0:
+            return float("nan")
+        th = torch.as_tensor(self.angles_[:, None], dtype=t.dtype, device=t.device)
+        mean = torch.as_tensor(self.mean_, dtype=t.dtype, device=t.device)[:, None]
+        span, L = self._fitted(t)
+        Y_hat = predict_on_span(t[e], mean, th, L[None], e, span)
+        return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)

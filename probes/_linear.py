@@ -8,14 +8,34 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import RidgeProbeBase
+from probes._base import Interval, RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, select_alpha
 from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
 
-__all__ = ["LinearProbe"]
+__all__ = ["LinearProbe", "alpha_grid"]
+
+
+def alpha_grid(alphas: Any, design: Design) -> torch.Tensor:
+    """The penalties to search: ``alphas`` checked (finite, positive, 1-D), or the default grid.
+
+    Raises
+    ------
+    ValueError
+        Empty, not 1-D, non-finite or non-positive ``alphas``.
+    """
+    if alphas is None:
+        return default_alphas(design)
+    grid = torch.as_tensor(np.asarray(alphas, dtype=np.float64), dtype=design.s.dtype).to(
+        design.s.device
+    )
+    if grid.ndim != 1 or grid.numel() == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D sequence, got {alphas!r}")
+    if not bool(torch.isfinite(grid).all()) or bool((grid <= 0).any()):
+        raise ValueError(f"alphas must be finite and positive, got {alphas!r}")
+    return grid
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -43,7 +63,7 @@ class LinearProbe(RidgeProbeBase):
         Index of the identity element along axis 0 of ``Z`` (0 by the contract).
     alphas, criterion :
         Penalty grid and its selection, see :class:`probes._base.RidgeProbeBase`.
-    test_size, random_state, device, dtype, n_bootstrap, confidence :
+    test_size, random_state, device, dtype, n_bootstrap, confidence, rank_tol :
         Split, seed, placement, bootstrap, see :class:`probes._base.ProbeBase`.
 
     Attributes
@@ -65,6 +85,12 @@ class LinearProbe(RidgeProbeBase):
     null_r2_samples_ : ndarray of shape (n_null, n_elements)
     r2_ci_ : ndarray of shape (n_elements, 2)
         Percentile bootstrap interval of ``r2_`` over held-out samples.
+    rank_ : int
+        Dimension of the numerical span of the training inputs (:mod:`probes._span`): the
+        maps are fitted on it and are zero on its orthogonal complement, where the data do not
+        determine them (``rho_[identity]`` is the projector onto the span).
+    components_ : ndarray of shape (rank_, n_units)
+        Orthonormal basis of that span (right singular vectors of the training inputs).
     train_index_, test_index_ : ndarray of int
         The split of the samples.
 
@@ -97,16 +123,7 @@ class LinearProbe(RidgeProbeBase):
             )
 
     def _alpha_grid(self, design: Design) -> torch.Tensor:
-        if self.alphas is None:
-            return default_alphas(design)
-        alphas = torch.as_tensor(
-            np.asarray(self.alphas, dtype=np.float64), dtype=design.s.dtype
-        ).to(design.s.device)
-        if alphas.ndim != 1 or alphas.numel() == 0:
-            raise ValueError(f"alphas must be a non-empty 1-D sequence, got {self.alphas!r}")
-        if not bool(torch.isfinite(alphas).all()) or bool((alphas <= 0).any()):
-            raise ValueError(f"alphas must be finite and positive, got {self.alphas!r}")
-        return alphas
+        return alpha_grid(self.alphas, design)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, Z: Any, y: None = None) -> LinearProbe:
@@ -124,6 +141,7 @@ class LinearProbe(RidgeProbeBase):
         self : LinearProbe
         """
         self._validate_params()
+        eps = data_eps(Z, self.dtype)
         Z = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         G, n, d = Z.shape
         self._check_identity(G)
@@ -135,7 +153,10 @@ class LinearProbe(RidgeProbeBase):
         # Sample-major view (n, G, d): gathering samples gives one contiguous block whose
         # reshape to (n, G·d) is free, so every element is regressed by the same GEMM.
         Zs = Z.permute(1, 0, 2)
-        design = fit_design(Z[self.identity, tr])
+        # The fit lives on the numerical span of the training inputs (probes._span): the
+        # directions below the tolerance are round-off of the data, not latents.
+        tol = rank_tolerance(self.rank_tol, len(train), d, eps)
+        design = truncate_design(fit_design(Z[self.identity, tr]), tol)
         alphas = self._alpha_grid(design)
         W, _, bias, alpha_idx, scores = self._fit_targets(
             design, Zs[tr], alphas, inputs=self.identity
@@ -175,6 +196,8 @@ class LinearProbe(RidgeProbeBase):
             self.null_r2_samples_ = np.empty((0, G))
             self.null_r2_ = np.full(G, np.nan)
         self.train_index_, self.test_index_ = train, test
+        self.rank_ = int(design.s.numel())
+        self.components_ = design.Vt.cpu().numpy()
         self.n_features_in_ = d
         self.n_elements_ = G
         return self
@@ -241,10 +264,6 @@ class LinearProbe(RidgeProbeBase):
         return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2) + bias[:, None, :]
 
     # ------------------------------------------------------------------ use
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "rho_"):
-            raise RuntimeError("this LinearProbe is not fitted yet; call fit(Z) first")
-
     def predict(self, Z: Any) -> np.ndarray:
         """Predict every element's latents from ``Z[identity]``.
 
@@ -283,7 +302,7 @@ class LinearProbe(RidgeProbeBase):
                 f"Z has {G} elements along axis 0 but the probe was fitted on {self.n_elements_}"
             )
 
-    def score(self, Z: Any) -> np.ndarray:
+    def score_elements(self, Z: Any) -> np.ndarray:
         """Variance-weighted R² per element of the fitted maps on new orbit latents.
 
         Parameters
@@ -304,6 +323,25 @@ class LinearProbe(RidgeProbeBase):
         W = torch.as_tensor(self.rho_, dtype=t.dtype, device=t.device).transpose(1, 2)
         bias = torch.as_tensor(self.bias_, dtype=t.dtype, device=t.device)
         return variance_weighted_r2(t, self._predict(t[self.identity], W, bias)).cpu().numpy()
+
+    def score(self, Z: Any, y: None = None) -> float:
+        """Mean R² of the fitted maps on new orbit latents over the non-identity elements.
+
+        The one number scikit-learn's model selection maximises (``GridSearchCV``,
+        ``cross_val_score``); per element see :meth:`score_elements`.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_elements, n_samples, n_units)
+            Latents of samples not used in the fit (e.g. ``Z[:, test_index_]``).
+        y : None
+            Ignored (scikit-learn signature).
+
+        Returns
+        -------
+        float
+        """
+        return self._mean_r2(self.score_elements(Z), self.identity)
 
     @property
     def excess_r2_(self) -> np.ndarray:

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from probes._blocks import PROBE_KINDS
+from probes._kinds import PROBE_KINDS
 
 if TYPE_CHECKING:
     import xarray as xr
+
+    from probes._settings import RunSettings
 
 __all__ = ["assemble", "cached_blocks", "merge_cached", "warn_nonfinite"]
 
@@ -31,7 +33,7 @@ def cached_blocks(cached: xr.Dataset | None) -> set[tuple[str, int]]:
 
 def assemble(
     results: Mapping[tuple[int, int], Mapping[str, Any]],
-    settings: dict[str, Any],
+    settings: RunSettings,
     layers: Sequence[str],
     steps: np.ndarray,
     labels: Mapping[str, Sequence[Any]],
@@ -42,7 +44,7 @@ def assemble(
     Parameters
     ----------
     results : mapping of (layer position, step position) to dict
-        What :func:`probes._blocks.probe_block` returned for each computed block.
+        What :func:`probes._kinds.probe_block` returned for each computed block.
     settings : dict
         The call's settings; every variable of its kinds is present (NaN where not computed).
     layers, steps : the coordinates of the ``layer`` and ``step`` dims.
@@ -61,9 +63,7 @@ def assemble(
 
     L, S = len(layers), len(steps)
     dims_of = {
-        var: dims
-        for name in settings["probes"]
-        for var, dims in PROBE_KINDS[name].variables.items()
+        var: dims for name in settings.probes for var, dims in PROBE_KINDS[name].variables.items()
     }
     sizes = {dim: len(v) for dim, v in labels.items()}
     for var, dims in dims_of.items():

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
-from probes._base import ProbeBase
+from probes._base import Interval, ProbeBase
 from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._span import data_eps, numerical_span, rank_tolerance
 from probes._validation import as_orbit_tensor, train_test_indices
 
 __all__ = ["OrthogonalProbe"]
@@ -31,11 +31,14 @@ class OrthogonalProbe(ProbeBase):
 
     Parameters
     ----------
-    rank : int
-        Number of principal components kept (``k``); the only positional parameter.
+    rank : int, optional
+        Number of principal components kept (``k``); the only positional parameter.  Default:
+        the numerical rank of the centred training inputs (:mod:`probes._span`), i.e. the
+        whole span the data identify.  A ``rank`` above it raises (the extra components
+        would be round-off, and whitening would divide by it).
     identity : int, default 0
         Index of the identity element along axis 0 of ``Z``.
-    test_size, random_state, device, dtype, n_bootstrap, confidence :
+    test_size, random_state, device, dtype, n_bootstrap, confidence, rank_tol :
         Split, seed, placement, bootstrap, see :class:`probes._base.ProbeBase`
         (keyword-only).
 
@@ -51,14 +54,16 @@ class OrthogonalProbe(ProbeBase):
     r2_ : ndarray of shape (n_elements,)
         Held-out R² in the whitened coordinates (each kept component weighs the same).
     r2_ci_ : ndarray of shape (n_elements, 2)
+    rank_ : int
+        The number of components used (``rank``, or the numerical rank by default).
     """
 
-    rank: int
+    rank: int | None = None
     identity: int = 0
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **ProbeBase._parameter_constraints,
-        "rank": [Interval(Integral, 1, None, closed="left")],
+        "rank": [Interval(Integral, 1, None, closed="left"), None],
         "identity": [Interval(Integral, 0, None, closed="left")],
     }
 
@@ -77,28 +82,35 @@ class OrthogonalProbe(ProbeBase):
         self : OrthogonalProbe
         """
         self._validate_params()
+        eps = data_eps(Z, self.dtype)
         Zt = as_orbit_tensor(Z, dtype=self.dtype, device=self.device)
         G, n, d = Zt.shape
-        k = self.rank
         if not 0 <= self.identity < G:
             raise ValueError(f"identity must be an index in [0, {G}), got {self.identity!r}")
         train, test = train_test_indices(n, self.test_size, self.random_state)
-        if k > min(d, len(train) - 1):
+        if self.rank is not None and self.rank > min(d, len(train) - 1):
             raise ValueError(
-                f"rank={k!r} exceeds what {len(train)} training samples of {d} units can "
-                f"whiten (at most {min(d, len(train) - 1)})"
+                f"rank={self.rank!r} exceeds what {len(train)} training samples of {d} units "
+                f"can whiten (at most {min(d, len(train) - 1)})"
             )
         tr = torch.as_tensor(train, device=Zt.device)
         te = torch.as_tensor(test, device=Zt.device)
         mean = Zt[:, tr].mean(dim=1)  # (G, d)
         Xc = Zt[self.identity, tr] - mean[self.identity]
-        _, s, Vt = torch.linalg.svd(Xc, full_matrices=False)
-        eig = s[:k] ** 2 / (len(train) - 1)
-        if bool((eig <= torch.finfo(Zt.dtype).eps * eig[0]).any()):
+        span = numerical_span(Xc, rank_tolerance(self.rank_tol, len(train), d, eps))
+        k = span.rank if self.rank is None else self.rank
+        if self.rank is not None and k > span.rank:
             raise ValueError(
-                f"the inputs have numerical rank below rank={k!r}; choose a smaller rank"
+                f"the inputs have numerical rank {span.rank} (tolerance {span.tol:.2e} of the "
+                f"largest singular value), below rank={k!r}; choose a smaller rank or None"
             )
-        P = Vt[:k].T / eig.sqrt()  # (d, k): z ↦ Λ^{-1/2} Wᵀ z
+        if k == 0:
+            raise ValueError(
+                "the untransformed training latents are constant (numerical rank 0): there is "
+                "nothing to whiten"
+            )
+        eig = span.singular_values[:k] ** 2 / (len(train) - 1)
+        P = span.basis[:, :k] / eig.sqrt()  # (d, k): z ↦ Λ^{-1/2} Wᵀ z
 
         def whiten(idx: torch.Tensor) -> torch.Tensor:
             return (Zt[:, idx] - mean[:, None, :]) @ P  # (G, m, k)
@@ -112,10 +124,44 @@ class OrthogonalProbe(ProbeBase):
         Y_hat = Wte[self.identity] @ R.transpose(1, 2)  # rows: (R w)ᵀ = wᵀ Rᵀ
         rng = np.random.default_rng(self.random_state)
         self.rho_ = R.cpu().numpy()
-        self.components_ = Vt[:k].cpu().numpy()
+        self.components_ = span.basis[:, :k].T.cpu().numpy()
+        self.rank_ = k
         self.explained_variance_ = eig.cpu().numpy()
         self.mean_ = mean.cpu().numpy()
         self.r2_ = variance_weighted_r2(Wte, Y_hat).cpu().numpy()
         self.r2_ci_ = bootstrap_r2(Wte, Y_hat, self.n_bootstrap, self.confidence, rng).cpu().numpy()
         self.train_index_, self.test_index_ = train, test
         return self
+
+    def score(self, Z: Any, y: None = None) -> float:
+        """Mean R² over the non-identity elements of the fitted rotations on new samples.
+
+        ``Z`` is whitened with the fitted components, eigenvalues and per-element training
+        means, and scored in the whitened coordinates as ``r2_`` is.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_elements, n_samples, n_units)
+        y : None
+            Ignored (scikit-learn signature).
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
+        G = self.rho_.shape[0]
+        d = self.components_.shape[1]
+        if t.shape[0] != G or t.shape[2] != d:
+            raise ValueError(
+                f"Z must have shape ({G}, n_samples, {d}) like the fit, got {tuple(t.shape)}"
+            )
+        P = torch.as_tensor(
+            self.components_.T / np.sqrt(self.explained_variance_), dtype=t.dtype
+        ).to(t.device)
+        mean = torch.as_tensor(self.mean_, dtype=t.dtype, device=t.device)
+        W = (t - mean[:, None, :]) @ P  # (G, m, k)
+        R = torch.as_tensor(self.rho_, dtype=t.dtype, device=t.device)
+        Y_hat = W[self.identity] @ R.transpose(1, 2)
+        return self._mean_r2(variance_weighted_r2(W, Y_hat).cpu().numpy(), self.identity)

@@ -1,9 +1,9 @@
 """Attribution, irrep ablation and symmetry discovery over training, from saved checkpoints.
 
-Checkpoints are found, ordered and loaded by :func:`latentgeo.record_checkpoints`' rules
-(:mod:`latentgeo.record._checkpoint_steps`: steps from content or names;
-:mod:`latentgeo.record._checkpoint_files`: ``torch.load(weights_only=True)``, Lightning /
-Hugging Face layouts, a common key prefix stripped).  Each step's weights are loaded into the
+Checkpoints are found, ordered and loaded by :func:`latentgeo.checkpoints.iter_checkpoints`,
+the walk :func:`latentgeo.record_checkpoints` records by (steps from content or names,
+``torch.load(weights_only=True)``, Lightning / Hugging Face layouts, a common key prefix
+stripped).  Each step's weights are loaded into the
 model, the analysis runs through the protected model-call path, and the model's own weights
 are put back at the end (also on error).  The results, one ``step`` coordinate more, go to a
 run store's analysis cache (:meth:`latentgeo.store.Run.save_analysis`) when ``run`` is given.
@@ -11,45 +11,19 @@ run store's analysis cache (:meth:`latentgeo.store.Run.save_analysis`) when ``ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentgeo.checkpoints import iter_checkpoints
+
 __all__ = ["ablation_over_training", "attribution_over_training", "discovery_over_training"]
 
 logger = logging.getLogger("latentgeo.probes")
-
-
-def _each_checkpoint(
-    model: torch.nn.Module, checkpoints: Any, steps: Sequence[int] | None, map_location: Any
-) -> Iterator[int]:
-    """Load each checkpoint into ``model`` in step order and yield its step."""
-    from latentgeo.record._checkpoint_files import extract_state_dict, load_checkpoint
-    from latentgeo.record._checkpoint_steps import collect_checkpoints
-    from latentgeo.record._checkpoints import _match_keys
-    from latentgeo.record._layers import unwrap_model
-
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    entries = collect_checkpoints(checkpoints, steps)
-    target = unwrap_model(model)
-    expected = set(target.state_dict())
-    original = {k: v.detach().to("cpu", copy=True) for k, v in target.state_dict().items()}
-    try:
-        for entry in entries:
-            obj, where = load_checkpoint(entry.source, map_location)
-            state = _match_keys(extract_state_dict(obj, where), expected, where)
-            try:
-                target.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"checkpoint {where} does not fit the model: {exc}") from exc
-            logger.info("analysing step %d from checkpoint %s", entry.step, where)
-            yield entry.step
-    finally:
-        target.load_state_dict(original, strict=True)
 
 
 def _over(
@@ -64,9 +38,14 @@ def _over(
     import xarray as xr
 
     results, seen = [], []
-    for step in _each_checkpoint(model, checkpoints, steps, map_location):
-        results.append(one())
-        seen.append(step)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    walk = iter_checkpoints(model, checkpoints, steps, map_location)
+    with contextlib.closing(walk):  # the model's own weights back at once, also on error
+        for ckpt in walk:
+            logger.info("analysing step %d from checkpoint %s", ckpt.step, ckpt.source)
+            results.append(one())
+            seen.append(ckpt.step)
     if not results:
         raise ValueError(f"no checkpoint found in {checkpoints!r}")
     ds = xr.concat(results, dim="step", data_vars="all", coords="minimal", compat="override")

@@ -1,7 +1,7 @@
 """Store-level runner: every probe for every (layer, step) of a run, streamed and cached.
 
 The work is split by concern: :mod:`probes._settings` (settings and the cache key),
-:mod:`probes._blocks` (the registry of probe kinds, one (layer, step) at a time),
+:mod:`probes._kinds` (the registry of probe kinds, one (layer, step) at a time),
 :mod:`probes._executors` (where the tasks run), :mod:`probes._merge` (results into one
 Dataset, merged with the cache).  This module only sequences them.
 """
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probes._blocks import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._executors import run_tasks
 from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
+from probes._kinds import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
 from probes._subsets import plan_subset, records_subset
@@ -26,6 +26,8 @@ from probes._validation import as_index_list, check_group_order
 
 if TYPE_CHECKING:
     import xarray as xr
+
+    from latentgeo.store import Run
 
 __all__ = ["run"]
 
@@ -65,11 +67,15 @@ def run(
     steps : int or iterable of int, optional
         Training steps (values of ``run.steps``).  Default: all committed steps.
     probes : sequence of str
-        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha), ``"spectrum"``,
-        ``"invariance"``, ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
+        Any of ``"linear"`` (r2, null_r2, r2_low, r2_high, alpha, and rank: the dimension
+        of the latents' numerical span the maps were fitted on, :mod:`probes._span`),
+        ``"spectrum"`` (spectrum, spectrum_low, spectrum_high), ``"invariance"`` (invariance,
+        invariance_low, invariance_high; intervals: percentile bootstrap over probe samples,
+        ``n_bootstrap``/``confidence``/``random_state`` as for the linear probe),
+        ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
         ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
         fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the
-        widest layer); more kinds can be registered (:func:`probes._blocks.register_probe`).
+        widest layer); more kinds can be registered (:func:`probes._kinds.register_probe`).
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
     client : dask.distributed.Client or str or concurrent.futures.Executor, optional
@@ -122,7 +128,7 @@ def run(
     """
     settings = make_settings(probes, linear, dtype)
     if max_degree is not None:  # only then, so other runs keep their cache keys
-        settings["max_degree"] = int(max_degree)
+        settings = settings.replace(max_degree=int(max_degree))
     r = _open(run_or_path)
     group = r.group if group is None else group
     if group is None:
@@ -138,9 +144,9 @@ def run(
     step_list = np.asarray(
         as_index_list(step_req, [int(s) for s in run_steps], "step"), dtype=np.int64
     )
-    elements = list(getattr(r, "elements", None) or r.latents(layer_list[0]).element.values)
+    elements = list(r.elements)
     if not group.is_finite:
-        finite_only = [k for k in settings["probes"] if PROBE_KINDS[k].finite_only]
+        finite_only = [k for k in settings.probes if PROBE_KINDS[k].finite_only]
         if finite_only:
             raise ValueError(
                 f"probes {finite_only!r} need a finite group; this run's group is {group!r}"
@@ -153,10 +159,10 @@ def run(
     if not group.is_finite:
         # The harmonic fit needs the sampled element values and one degree for every block.
         values = run_element_values(r, group, len(elements))
-        degree = resolve_max_degree(group, values, settings.get("max_degree"))
+        degree = resolve_max_degree(group, values, settings.max_degree)
         irrep_labels = harmonic_names(group, degree)
-        settings = dict(settings, harmonic_degree=degree)
-        task_settings = dict(settings, element_values=values)  # arrays: for the blocks only
+        settings = settings.replace(harmonic_degree=degree)
+        task_settings = settings.replace(element_values=values)  # arrays: for the blocks only
     elif plan is not None:
         settings, irrep_labels = plan
         task_settings = settings
@@ -164,9 +170,7 @@ def run(
     else:
         check_group_order(len(elements), group, name=f"run {r!r}")
     # Only the dims the requested kinds use: some labels cost work (a group's subgroups).
-    used = {
-        d for k in settings["probes"] for dims in PROBE_KINDS[k].variables.values() for d in dims
-    }
+    used = {d for k in settings.probes for dims in PROBE_KINDS[k].variables.values() for d in dims}
     given = {"irrep": irrep_labels} if irrep_labels is not None else {}
     labels = {
         dim: given[dim] if dim in given else make(group, elements)
@@ -196,7 +200,7 @@ def run(
             bar.update()
 
     fresh = assemble(results, settings, layer_list, step_list, labels, extra)
-    fresh.attrs = {"cache_key": key, "settings": json.dumps(settings, sort_keys=True)}
+    fresh.attrs = {"cache_key": key, "settings": json.dumps(settings.as_dict(), sort_keys=True)}
     out = merge_cached(fresh, cached)
     warn_nonfinite(out)
     if cache and tasks:
@@ -204,22 +208,18 @@ def run(
     return out.sel(layer=layer_list, step=step_list).drop_vars("computed")
 
 
-def _open(run_or_path: Any) -> Any:
-    if isinstance(run_or_path, (str, os.PathLike)):
-        from latentgeo.store import open_run
+def _open(run_or_path: Any) -> Run:
+    from latentgeo.store import Run, open_run
 
+    if isinstance(run_or_path, (str, os.PathLike)):
         return open_run(run_or_path)
-    needed = ("layers", "steps", "group", "read_block", "load_analysis", "save_analysis")
-    missing = [a for a in needed if not hasattr(run_or_path, a)]
-    if missing:
+    if not isinstance(run_or_path, Run):
         raise TypeError(
-            f"run_or_path must be a run store path or a latentgeo Run, got {run_or_path!r} "
-            f"(missing {missing!r})"
+            f"run_or_path must be a run store path or a latentgeo Run, got {run_or_path!r}"
         )
     return run_or_path
 
 
-def _action_spec(r: Any) -> Any:
+def _action_spec(r: Run) -> Any:
     """The run's stored action spec (a JSON-able dict), None when it records none."""
-    attrs = getattr(r, "attrs", None)
-    return attrs.get("action") if isinstance(attrs, dict) else None
+    return r.attrs.get("action")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from latentgeo._bootstrap import bootstrap_counts
+
 __all__ = ["bootstrap_r2", "r2_from_sums", "variance_weighted_r2"]
 
 
@@ -74,10 +76,7 @@ def bootstrap_r2(
     r2s = []
     for start in range(0, n_bootstrap, chunk):
         b = min(chunk, n_bootstrap - start)
-        idx = rng.integers(0, n, size=(b, n))
-        counts = np.zeros((b, n))
-        np.add.at(counts, (np.arange(b)[:, None], idx), 1.0)
-        C = torch.as_tensor(counts, dtype=Y.dtype, device=Y.device)  # (b, n)
+        C = torch.as_tensor(bootstrap_counts(b, n, rng), dtype=Y.dtype, device=Y.device)  # (b, n)
         ss_res = C @ err.T  # (b, G)
         sums = (C @ flat).reshape(b, G, d)
         ss_tot = C @ sq.T - (sums**2).sum(dim=2) / n

@@ -1,4 +1,8 @@
-"""Fit-free probes: invariance and the orbit (group-Fourier) power spectrum."""
+"""Fit-free probes: invariance and the orbit (group-Fourier) power spectrum.
+
+Both are thin callers of the group-Fourier core (:mod:`latentgeo.groups._fourier`): the
+per-sample isotypic energies of the orbit, pooled over samples.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probes._harmonic import harmonic_spectrum
+from latentgeo.groups import OrbitEnergies, orbit_energies
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["invariance", "orbit_spectrum"]
-
-
-def _centred(Z: torch.Tensor) -> torch.Tensor:
-    # Centre by the grand mean over elements and samples: the mean latent is not structure.
-    return Z - Z.mean(dim=(0, 1), keepdim=True)
+__all__ = ["invariance", "orbit_energies_of", "orbit_spectrum"]
 
 
 def invariance(
@@ -74,45 +73,51 @@ def invariance(
     >>> round(invariance(np.stack([z, -z])), 12)
     0.0
     """
-    Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     if group is not None and not group.is_finite:
-        values = continuous_elements(group, elements, Zt.shape[0])
-        # The harmonic fit centres chunk by chunk: no centred copy of Z.
-        return float(harmonic_spectrum(Zt, group, values, max_degree)[1][0])
-    return invariance_of_centred(_centred(Zt))
+        return _energies(Z, group, elements, max_degree, dtype, device).invariance()
+    # Finite group or none: the orbit mean over the recorded elements (a whole finite orbit's
+    # trivial irrep, without its characters).
+    return _energies(Z, None, None, None, dtype, device).invariance()
 
 
-def continuous_elements(group: Any, elements: Any, n_elements: int) -> np.ndarray:
-    """The element values a continuous group's probes need, checked against ``Z``.
-
-    Raises
-    ------
-    TypeError
-        If ``elements`` is None.
-    ValueError
-        If its first axis does not have ``n_elements`` entries.
-    """
-    if elements is None:
-        raise TypeError(
-            f"{group!r} is continuous: pass elements=, the element values along Z's element "
-            "axis (e.g. action.element_values or run.element_values)"
-        )
-    values = np.asarray(elements, dtype=np.float64)
-    if values.shape[:1] != (n_elements,):
-        raise ValueError(
-            f"elements has shape {values.shape!r} but Z has {n_elements} elements along axis 0"
-        )
-    return values
+def orbit_energies_of(
+    Z: torch.Tensor,
+    group: Any,
+    elements: Any = None,
+    max_degree: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> OrbitEnergies:
+    """The core's per-sample energies of a probe block, with the probes' own checks (finite
+    groups: every element in order), accumulated in ``dtype`` (default ``Z.dtype``)."""
+    if group is not None and group.is_finite:
+        check_group_order(Z.shape[0], group)
+    return orbit_energies(Z, group, elements, max_degree, dtype=dtype or Z.dtype)
 
 
-def invariance_of_centred(Zc: torch.Tensor) -> float:
-    """:func:`invariance` of latents already centred by their grand mean (no copy made)."""
-    # vector_norm reduces without a second (n_elements, n_samples, n_units) temporary.
-    total = torch.linalg.vector_norm(Zc) ** 2
-    if total <= 0:
-        return 1.0
-    inv = Zc.shape[0] * torch.linalg.vector_norm(Zc.mean(dim=0)) ** 2
-    return float((inv / total).clamp(0.0, 1.0))
+def _validated(Z: Any, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """``Z`` as an orbit tensor without a converted copy (the core converts a chunk of samples
+    at a time to ``dtype``); anything unusual goes through :func:`as_orbit_tensor`, which
+    raises the documented errors.  Finiteness is checked by :func:`_energies` afterwards."""
+    if isinstance(Z, torch.Tensor):
+        t = Z.detach()
+    else:
+        arr = np.asarray(Z.data if hasattr(Z, "dims") else Z)
+        if arr.dtype.kind not in "fiu" or not arr.flags.writeable:
+            return as_orbit_tensor(Z, dtype=dtype, device=device)
+        t = torch.as_tensor(arr)
+    if t.is_complex() or t.dtype == torch.bool or t.ndim != 3 or 0 in t.shape:
+        return as_orbit_tensor(Z, dtype=dtype, device=device)
+    return t if device is None else t.to(device)
+
+
+def _energies(
+    Z: Any, group: Any, elements: Any, max_degree: int | None, dtype: torch.dtype, device: Any
+) -> OrbitEnergies:
+    """The core's energies of validated latents; non-finite latents raise as documented."""
+    energies = orbit_energies_of(_validated(Z, dtype, device), group, elements, max_degree, dtype)
+    if not energies.finite:
+        as_orbit_tensor(Z, dtype=dtype, device=device)  # raises ValueError naming the bad values
+    return energies
 
 
 def orbit_spectrum(
@@ -132,9 +137,11 @@ def orbit_spectrum(
     transform over the orbit, with frequencies ``k`` and ``n − k`` pooled into one real irrep).
     For a continuous group (SO(2), O(2), SO(3), O(3)) the orbit is known at sampled elements
     and the parts come from harmonic least squares in the irreps' matrix entries up to
-    ``max_degree`` (:mod:`probes._harmonic`): each irrep's share is the Haar norm of its fitted
-    component, the invariant share is the spread over samples of each orbit's fitted Haar
-    mean, and ``"residual"`` is the share the fit leaves.  On a uniform grid of SO(2) this
+    ``max_degree`` (:mod:`latentgeo.groups._fourier`): the orbit is centred by its Haar mean,
+    each irrep's share is the Haar norm of its fitted component, the invariant share is the
+    spread over samples of each orbit's Haar mean (unbiased for Haar-random elements at any
+    number of them: the U-statistic, not the plain element mean), and ``"residual"`` is the
+    share the fit leaves.  On a uniform grid of SO(2) this
     equals the discrete Fourier transform with the frequencies above ``max_degree`` pooled in
     ``"residual"``.  The spectrum is each part's energy summed over samples and units, over
     the total.
@@ -153,7 +160,8 @@ def orbit_spectrum(
     max_degree : int, optional
         Continuous groups: the largest irrep degree fitted.  Default: the largest (at most 4)
         with at least 2 sampled elements per basis function on each component of the group;
-        a larger value warns with the numbers.
+        a default below 4, or a larger value than the sample supports, warns
+        (``latentgeo.groups.FallbackWarning``) with the numbers.
     device : torch.device or str, optional
     dtype : torch.dtype
 
@@ -183,55 +191,10 @@ def orbit_spectrum(
     """
     import xarray as xr
 
-    Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
-    if group.is_finite:
-        check_group_order(Zt.shape[0], group)
-        if elements is not None and not np.array_equal(
-            np.asarray(elements), np.arange(group.order)
-        ):
-            raise ValueError(
-                f"elements of a finite group's orbit must be None or arange({group.order}) "
-                f"(every element, in order), got {elements!r}"
-            )
-    # The harmonic fit (continuous groups) centres chunk by chunk: no centred copy of Z.
-    Zc = _centred(Zt) if group.is_finite else Zt
-    names, fractions = spectrum_of_centred(Zc, group, elements, max_degree)
+    energies = _energies(Z, group, elements, max_degree, dtype, device)
     return xr.DataArray(
-        fractions.cpu().numpy(),
+        energies.shares().cpu().numpy(),
         dims=("irrep",),
-        coords={"irrep": np.asarray(names, dtype=object)},
+        coords={"irrep": np.asarray(energies.names, dtype=object)},
         name="spectrum",
     )
-
-
-def spectrum_of_centred(
-    Zc: torch.Tensor, group: Any, elements: Any = None, max_degree: int | None = None
-) -> tuple[list[str], torch.Tensor]:
-    """Irrep names and spectrum of latents already centred by their grand mean.
-
-    Continuous groups need ``elements`` (the element values) and take ``max_degree``
-    (:func:`probes._harmonic.harmonic_spectrum`); their names end with ``"residual"``.
-    """
-    if not group.is_finite:
-        values = continuous_elements(group, elements, Zc.shape[0])
-        return harmonic_spectrum(Zc, group, values, max_degree)
-    check_group_order(Zc.shape[0], group)
-    return _finite_spectrum(Zc, group)
-
-
-def _finite_spectrum(Zc: torch.Tensor, group: Any) -> tuple[list[str], torch.Tensor]:
-    from latentgeo.groups._isotypic import isotypic_energies
-
-    flat = Zc.reshape(Zc.shape[0], -1)  # (G, n·d): every (sample, unit) is one orbit signal
-    # ‖P f‖² = fᵀ P f for an orthogonal projector, so only the Gram matrix over the element
-    # axis is needed (|G|² n d once); the energies then come from characters and class sums
-    # of the Gram matrix (|G|² in all), never from |G| x |G| projectors per irrep.
-    gram = flat @ flat.T  # (G, G)
-    names, energy = isotypic_energies(group, gram)
-    total = torch.trace(gram)
-    if total <= 0:
-        # No variance: everything is (trivially) invariant.
-        out = torch.zeros(len(names), dtype=Zc.dtype, device=Zc.device)
-        out[0] = 1.0
-        return names, out
-    return names, (energy / total).clamp_min(0.0)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo._bootstrap import bootstrap_counts
+from latentgeo._validate import check_int, check_real
 from probes._linear import LinearProbe
 from probes._scoring import bootstrap_r2, variance_weighted_r2
 from probes._validation import as_orbit_tensor, check_group_order
@@ -28,37 +30,36 @@ from probes._validation import as_orbit_tensor, check_group_order
 if TYPE_CHECKING:
     import xarray as xr
 
+    from latentgeo.groups import FiniteGroup
+
 __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
-
-
-def _check_unit_interval(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise TypeError(f"{name} must be a float in (0, 1), got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return float(value)
 
 
 def _invariance_with_ci(
     Zc: torch.Tensor,
     cosets: np.ndarray,
-    counts: torch.Tensor | None,
+    counts: np.ndarray | None,
     confidence: float,
 ) -> tuple[float, float, float]:
-    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|)."""
-    h = cosets.shape[1]
+    """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|).
+
+    Every (coset, sample) pair is one ``H``-orbit (of the input ``g_c·x``): the core's
+    orbit-mean energies of those orbits, summed per probe sample, resampled with ``counts``.
+    """
+    from latentgeo.groups import OrbitEnergies, subset_energies
+
     idx = torch.as_tensor(np.array(cosets), device=Zc.device)
-    means = Zc[idx].mean(dim=1)  # (m, n, d): H-orbit mean of every input g_c·x
-    inv = h * means.pow(2).sum(dim=(0, 2))  # (n,)
-    tot = Zc.pow(2).sum(dim=(0, 2))  # (n,)
-    total = float(tot.sum())
-    if total <= 0:
-        return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
-    value = float(inv.sum()) / total
+    m, h = idx.shape
+    n, d = Zc.shape[1], Zc.shape[2]
+    orbits = Zc[idx].permute(1, 0, 2, 3).reshape(h, m * n, d)  # H-orbits of every g_c·x
+    e = subset_energies(orbits, dtype=Zc.dtype)
+    per_sample = OrbitEnergies(
+        e.names, e.energies.reshape(m, n, 2).sum(dim=0), e.total.reshape(m, n).sum(dim=0)
+    )
+    value = per_sample.invariance()
     if counts is None:
         return value, float("nan"), float("nan")
-    boot = (counts @ inv) / (counts @ tot).clamp_min(torch.finfo(Zc.dtype).tiny)
-    lo, hi = np.quantile(boot.cpu().numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
+    lo, hi = per_sample.intervals(counts.shape[0], confidence, None, counts=counts)[0]
     return value, float(lo), float(hi)
 
 
@@ -105,7 +106,9 @@ def respected_subgroups(
     """
     if metric not in ("invariance", "r2"):
         raise ValueError(f"metric must be 'invariance' or 'r2', got {metric!r}")
-    threshold = _check_unit_interval(threshold, "threshold")
+    threshold = check_real(
+        threshold, "threshold", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
     if "membership" in results and metric in results:
         var, member = metric, results["membership"]
     elif f"subgroup_{metric}" in results:
@@ -157,7 +160,7 @@ def maximal(subgroups: Any, flags: np.ndarray) -> np.ndarray:
 
 def scan_arrays(
     Zc: torch.Tensor,
-    group: Any,
+    group: FiniteGroup,
     subgroups: Any,
     probe: Any,
     n_bootstrap: int,
@@ -183,12 +186,8 @@ def scan_arrays(
         Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
     """
     n = Zc.shape[1]
-    counts = None
-    if n_bootstrap:
-        draws = rng.integers(0, n, size=(n_bootstrap, n))
-        c = np.zeros((n_bootstrap, n))
-        np.add.at(c, (np.arange(n_bootstrap)[:, None], draws), 1.0)
-        counts = torch.as_tensor(c, dtype=Zc.dtype, device=Zc.device)
+    # One set of resamples for every subgroup's invariance, so their intervals compare.
+    counts = bootstrap_counts(int(n_bootstrap), n, rng) if n_bootstrap else None
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
     bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
@@ -215,7 +214,7 @@ def scan_arrays(
 
 def subgroup_scan(
     Z: Any,
-    group: Any,
+    group: FiniteGroup,
     *,
     subgroups: Any = None,
     threshold: float = 0.9,
@@ -279,12 +278,13 @@ def subgroup_scan(
     import xarray as xr
 
     check_group_order(int(np.shape(Z)[0]), group)
-    threshold = _check_unit_interval(threshold, "threshold")
-    confidence = _check_unit_interval(confidence, "confidence")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer):
-        raise TypeError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
-    if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+    threshold = check_real(
+        threshold, "threshold", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
+    confidence = check_real(
+        confidence, "confidence", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
     subs = tuple(group.subgroups(False) if subgroups is None else subgroups)
     for h in subs:
         if getattr(h, "group", None) != group:

@@ -1,4 +1,4 @@
-"""Probing runs that record a subset of a group's elements, and spectra on a named subgroup.
+"""Probing runs that record a subset of a group's elements, and the subgroup a run names.
 
 A run recorded with :class:`latentgeo.actions.ElementSubset` or
 :class:`latentgeo.actions.RandomPermutations` holds latents for some elements of a group
@@ -13,25 +13,34 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-__all__ = ["plan_subset", "records_subset", "subgroup_spectrum"]
+from probes._kinds import PROBE_KINDS
+from probes._validation import check_group_order
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from latentgeo.store import Run
+    from probes._settings import RunSettings
+
+__all__ = ["plan_subset", "records_subset", "subgroup_of"]
 
 
-def records_subset(run: Any) -> bool:
+def records_subset(run: Run) -> bool:
     """Whether ``run`` was recorded over a subset of its group's elements: its action's orbit
     is shorter than the group (``action.order != action.group.order``).
 
-    A run whose action cannot be rebuilt counts as a whole-orbit run (its element axis is
-    then checked against the group's order, as before).
+    A run that records no action counts as a whole-orbit run (its element axis is then
+    checked against the group's order).
+
+    Raises
+    ------
+    MissingExtensionError
+        If the stored action's class (or its group's) is not registered in this process.
     """
-    try:
-        action = getattr(run, "action", None)
-    except (ValueError, TypeError, KeyError, ImportError):
-        return False
+    action = run.action
     if action is None:
         return False
     group = action.group
@@ -53,7 +62,7 @@ def _position(element: Any, names: Sequence[str], values: np.ndarray) -> int | N
 
 
 def resolve_subgroup(
-    group: Any, names: Sequence[str], values: np.ndarray, subgroup: Sequence[Any]
+    group: Group, names: Sequence[str], values: np.ndarray, subgroup: Sequence[Any]
 ) -> dict[str, Any] | str:
     """The subgroup's positions along the element axis and its Cayley table.
 
@@ -115,13 +124,13 @@ def resolve_subgroup(
 
 
 def plan_subset(
-    group: Any,
+    group: Group,
     names: Sequence[str],
     values: Any,
     subgroup: Sequence[Any] | None,
-    settings: dict[str, Any],
+    settings: RunSettings,
     subset: bool,
-) -> tuple[dict[str, Any], list[str]] | None:
+) -> tuple[RunSettings, list[str]] | None:
     """Settings and irrep names for a subset run or a named subgroup; None for a plain run.
 
     Parameters
@@ -132,9 +141,9 @@ def plan_subset(
         ``run.elements`` and ``run.element_values``.
     subgroup : sequence, optional
         Elements (names or values) of a finite subgroup to compute the spectrum on.
-    settings : dict
+    settings : RunSettings
         The runner's settings; a copy is returned with the probes that cannot run dropped
-        and, when the spectrum runs on a subgroup, ``settings["subgroup"]`` (part of the cache
+        and, when the spectrum runs on a subgroup, ``settings.subgroup`` (part of the cache
         key).
     subset : bool
         Whether the run records a subset of the group's elements (:func:`records_subset`);
@@ -151,8 +160,6 @@ def plan_subset(
         If ``subgroup`` is given for a continuous group or is not a subgroup; if a whole-orbit
         run's element axis does not match the group's order.
     """
-    from probes._validation import check_group_order
-
     if not group.is_finite:
         if subgroup is not None:
             raise ValueError(
@@ -166,11 +173,8 @@ def plan_subset(
         check_group_order(len(names), group, name="the run")
         if subgroup is None:
             return None
-    settings = dict(settings)
-    wanted = list(settings["probes"])
+    wanted = list(settings.probes)
     if not whole:
-        from probes._blocks import PROBE_KINDS
-
         # The kinds that need every element of a finite group along the element axis.
         dropped = [p for p in wanted if PROBE_KINDS[p].finite_only]
         if dropped:
@@ -194,31 +198,20 @@ def plan_subset(
             if isinstance(resolved, str):
                 why = resolved
             else:
-                settings["subgroup"] = resolved
-                irreps = [ir.name for ir in _subgroup(resolved).irreps()]
+                settings = settings.replace(subgroup=resolved)
+                irreps = [ir.name for ir in subgroup_of(resolved).irreps()]
         if why is not None:
             warnings.warn(f"spectrum skipped: {why}", UserWarning, stacklevel=3)
             wanted.remove("spectrum")
-    settings["probes"] = wanted
-    return settings, irreps
+    return settings.replace(probes=tuple(wanted)), irreps
 
 
-def _subgroup(resolved: dict[str, Any]) -> Any:
-    # Built per call (no module-level cache): the subgroup is small, its table already checked.
+def subgroup_of(resolved: dict[str, Any]) -> Any:
+    """The named subgroup as a finite group (its Cayley table from :func:`resolve_subgroup`).
+
+    Built per call (no module-level cache): the subgroup is small, its table already checked.
+    """
     from latentgeo.groups import FiniteGroup
 
     d = resolved
     return FiniteGroup.from_cayley_table(np.asarray(d["table"]), names=d["names"])
-
-
-def subgroup_spectrum(Zt: torch.Tensor, group: Any, settings: dict[str, Any]) -> np.ndarray:
-    """The spectrum of one (layer, step): on ``settings["subgroup"]`` when present (the
-    latents of its elements, re-centred by their own mean), else on ``group``."""
-    from probes._spectrum import spectrum_of_centred
-
-    sub = settings.get("subgroup")
-    if sub is None:
-        return spectrum_of_centred(Zt, group)[1].cpu().numpy()
-    Zs = Zt[torch.as_tensor(sub["positions"], device=Zt.device)]
-    Zs = Zs - Zs.mean(dim=(0, 1))
-    return spectrum_of_centred(Zs, _subgroup(sub))[1].cpu().numpy()

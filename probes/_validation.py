@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from latentgeo._validate import as_orbit_tensor, check_group_order
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = [
     "as_orbit_tensor",
@@ -19,104 +24,7 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _resolve_dtype(dtype: Any) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-        return dtype
-    if dtype in ("float32", np.float32):
-        return torch.float32
-    if dtype in ("float64", np.float64, float):
-        return torch.float64
-    raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-
-
-def as_orbit_tensor(
-    Z: Any,
-    *,
-    dtype: Any = torch.float64,
-    device: Any = None,
-    name: str = "Z",
-    min_samples: int = 1,
-) -> torch.Tensor:
-    """Convert orbit latents to a float tensor of shape ``(n_elements, n_samples, n_units)``.
-
-    Parameters
-    ----------
-    Z : array-like or torch.Tensor of shape (n_elements, n_samples, n_units)
-        Latents of every group element applied to every probe input; ``Z[identity]`` holds the
-        untransformed inputs.  numpy arrays, torch tensors and xarray DataArrays are accepted.
-    dtype : torch.dtype
-        Computation dtype (float64 by default: the probes are analysis, not training).
-    device : torch.device or str, optional
-        Where to compute; defaults to the tensor's own device (CPU for numpy input).
-    name : str
-        Name of the argument, used in error messages.
-    min_samples : int
-        Smallest number of samples accepted.
-
-    Returns
-    -------
-    torch.Tensor of shape (n_elements, n_samples, n_units)
-
-    Raises
-    ------
-    TypeError
-        If ``Z`` is not numeric.
-    ValueError
-        If ``Z`` is not 3-D, is empty, or holds NaN or Inf (the count and the first offending
-        element are reported; non-finite latents are rejected, not masked).
-    """
-    dtype = _resolve_dtype(dtype)
-    if hasattr(Z, "data") and hasattr(Z, "dims") and not isinstance(Z, torch.Tensor):
-        Z = np.asarray(Z.data)  # xarray.DataArray (possibly dask-backed)
-    if isinstance(Z, torch.Tensor):
-        if Z.is_complex() or Z.dtype == torch.bool:
-            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {Z.dtype}")
-        t = Z.detach().to(device=device if device is not None else Z.device, dtype=dtype)
-    else:
-        arr = np.asarray(Z)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype!r}")
-        if not arr.flags.writeable:  # torch refuses to wrap read-only memory silently
-            arr = arr.copy()
-        t = torch.as_tensor(arr).to(device=device, dtype=dtype)
-    if t.ndim != 3:
-        raise ValueError(
-            f"{name} must have shape (n_elements, n_samples, n_units), got shape {tuple(t.shape)}"
-        )
-    if t.shape[0] < 1 or t.shape[2] < 1:
-        raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
-    if t.shape[1] < min_samples:
-        raise ValueError(f"{name} has {t.shape[1]} samples; at least {min_samples} are needed here")
-    # One reduction first (NaN and Inf propagate through a sum); the element-wise scan that
-    # locates the culprits runs only when it fails (or the sum overflows).
-    if bool(torch.isfinite(t.sum())):
-        return t
-    finite = torch.isfinite(t)
-    if not bool(finite.all()):
-        bad = (~finite).sum().item()
-        first = int((~finite).reshape(t.shape[0], -1).any(dim=1).nonzero()[0, 0])
-        raise ValueError(
-            f"{name} holds {bad} non-finite values (NaN or Inf), the first in element "
-            f"{first}; probes need finite latents (drop or impute those samples first)"
-        )
-    return t
-
-
-def check_group_order(n_elements: int, group: Any, name: str = "Z") -> None:
-    """Raise if the element axis does not match the group's order."""
-    if not group.is_finite:
-        raise TypeError(f"group must be a finite group with an `order`, got {group!r}")
-    order = group.order
-    if n_elements != order:
-        raise ValueError(
-            f"{name} has {n_elements} elements along axis 0 but group {group!r} has order "
-            f"{order}; the element axis must list every group element in the group's order"
-        )
-
-
-def element_index(group: Any, element: Any) -> int:
+def element_index(group: FiniteGroup, element: Any) -> int:
     """Index of an element given as an index or a name."""
     if isinstance(element, (int, np.integer)) and not isinstance(element, bool):
         if not 0 <= int(element) < group.order:

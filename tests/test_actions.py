@@ -376,7 +376,7 @@ def test_rotation_angles_grid_group_and_orbit():
     [
         (lambda: ImageRotations(Cyclic(3)), ValueError, "Cyclic\\(3\\)"),
         (lambda: ImageRotations(Dihedral(3)), ValueError, "Dihedral\\(3\\)"),
-        (lambda: ImageTranslations(0, 4), ValueError, "h must be a positive int, got 0"),
+        (lambda: ImageTranslations(0, 4), ValueError, "h must be an int >= 1, got 0"),
         (lambda: ImageRotationAngles([0.0, 1.0, 2.0]), ValueError, "uniform grid"),
         (lambda: ImageRotationAngles(8, interpolation="area"), ValueError, "'area'"),
         (lambda: TokenShift(0), ValueError, "got 0"),

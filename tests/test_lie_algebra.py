@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.linalg import expm
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 import probes
 from latentgeo.actions import so3_basis
@@ -91,9 +92,9 @@ def test_one_parameter_elements_are_rotations_with_their_coordinates():
     )
     np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-14)
     # Coordinates recovered from the matrices by the principal logarithm.
-    from probes._lie_algebra import _coordinates
+    from probes._lie_basis import coordinates
 
-    np.testing.assert_allclose(_coordinates(R, so3_basis()), a, atol=1e-12)
+    np.testing.assert_allclose(coordinates(R, so3_basis()), a, atol=1e-12)
 
 
 def test_planted_degrees_1_and_2_recovered_and_bracket_holds(rng):
@@ -216,8 +217,9 @@ def test_sklearn_estimator_conventions():
     assert probe.get_params()["small_t"] == 0.15
     c = clone(probe)
     assert c.get_params() == probe.get_params() and not hasattr(c, "generators_")
-    with pytest.raises(RuntimeError, match="not fitted"):
-        probe.bracket_check()
+    for method, args in (("bracket_check", ()), ("rho", ([0.1, 0.0, 0.0],)), ("score", (0,))):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(probe, method)(*args)
 
 
 def test_bad_input(rng):
@@ -242,7 +244,7 @@ def test_bad_input(rng):
     skew[3] = np.diag([2.0, 0.5, 1.0])  # exp of a matrix outside so(3)
     with pytest.raises(ValueError, match="not exponentials"):
         P().fit(Z, skew)
-    with pytest.raises(ValueError, match="basis must be"):
+    with pytest.raises(ValueError, match="'basis' parameter"):
         P(basis="so4").fit(Z, R)
     with pytest.raises(ValueError, match="linearly dependent"):
         lie_algebra_basis(np.stack([so3_basis()[0]] * 2))
@@ -250,6 +252,10 @@ def test_bad_input(rng):
         P(small_t=-1.0).fit(Z, R)
     with pytest.raises(ValueError, match="n_bootstrap"):
         P(n_bootstrap=-1).fit(Z, R)
+    with pytest.raises(ValueError, match="max_iter"):
+        P(max_iter=0).fit(Z, R)  # at least one iteration, as for GeneratorProbe
+    with pytest.raises(ValueError, match="'basis' parameter"):
+        P(basis=3).fit(Z, R)
     with pytest.raises(ValueError, match=r"NaN|finite"):
         P().fit(np.full_like(Z, np.nan), R)
     with pytest.raises(ValueError, match=r"shape \(3, d, d\)"):

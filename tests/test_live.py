@@ -21,9 +21,10 @@ from torch.nn import functional as F
 import probes
 from latentgeo.actions import ImageRotations
 from latentgeo.groups import Cyclic
-from latentgeo.record import LatentRecorder, LiveProbes
-from latentgeo.record._live import as_live
+from latentgeo.record import LatentRecorder
+from latentgeo.record._observer import as_observer
 from latentgeo.store import open_run
+from probes import LiveProbes
 
 RTOL_F64 = 1e-9  # float64 computations on identical inputs (summation order may differ)
 RTOL_TB = 2e-7  # TensorBoard stores scalars as float32 (half an ulp is 6e-8)
@@ -198,7 +199,7 @@ def test_failing_live_probe_does_not_stop_recording(tmp_path, action, probe_x):
 def test_chunked_gram_equals_probes_on_offset_latents(monkeypatch, group):
     """Chunked accumulation and folded-in centring agree with the probes on latents whose
     mean is a thousand times their spread (the cancellation case), for any chunking."""
-    import latentgeo.record._live as live_module
+    import latentgeo.groups._fourier as live_module
 
     rng = np.random.default_rng(5)
     G = group.order
@@ -233,16 +234,17 @@ def test_bad_arguments(tmp_path, action, probe_x):
         LiveProbes(r2_samples=4)
     with pytest.raises(TypeError, match="SummaryWriter"):
         LiveProbes(tensorboard="runs/")
-    with pytest.raises(TypeError, match="live must be"):
-        as_live(5)
-    assert as_live(None) is None and as_live(True).probes == ("invariance", "spectrum")
-    # The spectrum needs the whole group in element order, not a subset of its elements.
-    with pytest.raises(ValueError, match=r"whole group 'C4'.*\[0, 2\]"):
-        LiveProbes().bind(Cyclic(4), np.array([0, 2]))
-    LiveProbes(["invariance"]).bind(Cyclic(4), np.array([0, 2]))  # invariance is fine
+    for bad in (5, True, ["invariance"]):  # the recorder takes an observer, not names
+        with pytest.raises(TypeError, match=r"live must be.*probes\.LiveProbes"):
+            as_observer(bad)
+    assert as_observer(None) is None and as_observer(False) is None
+    # The spectrum needs a group or subgroup orbit: {e, r} of C4 is neither.
+    with pytest.raises(ValueError, match=r"live spectrum needs.*'C4'.*\['e', 'r'\]"):
+        LiveProbes().bind(Cyclic(4), np.array([0, 1]))
+    LiveProbes(["invariance"]).bind(Cyclic(4), np.array([0, 1]))  # invariance is fine
     with pytest.raises(RuntimeError, match="not bound"):
         LiveProbes().compute(np.zeros((4, 3, 2)))
-    with pytest.raises(ValueError, match="live probes"):
+    with pytest.raises(TypeError, match="live must be"):
         LatentRecorder(Net(), LAYERS, action, probe_x, tmp_path / "x.zarr", live=["nope"])
     assert not (tmp_path / "x.zarr").exists()
 
@@ -403,7 +405,7 @@ def test_live_on_a_continuous_group_equals_the_harmonic_spectrum(tmp_path):
     # Point clouds under sampled rotations of SO(3): the live spectrum is the harmonic fit of
     # probes.orbit_spectrum over the stored element values, the invariance its trivial share.
     import probes
-    from latentgeo import LatentRecorder, LiveProbes, open_run
+    from latentgeo import LatentRecorder, open_run
     from latentgeo.actions import PointCloudRotations
     from latentgeo.groups import SO3
 

@@ -243,9 +243,9 @@ def test_init_is_seeded_and_leaves_global_rng_alone(make):
 @pytest.mark.parametrize(
     ("make", "exc", "match"),
     [
-        (lambda: SmallCNN(width=0), ValueError, "width must be a positive int, got 0"),
+        (lambda: SmallCNN(width=0), ValueError, "width must be an int >= 1, got 0"),
         (lambda: P4CNN(kernel_size=4), ValueError, "odd int.*got 4"),
-        (lambda: P4CNN(n_classes=2.5), ValueError, "2.5"),
+        (lambda: P4CNN(n_classes=2.5), TypeError, "2.5"),
         (lambda: ModularMLP(7, combine="mul"), ValueError, "'mul'"),
         (lambda: SmallCNN(seed=1, generator=torch.Generator()), ValueError, "not both"),
         (lambda: SmallCNN(seed="a"), TypeError, "'a'"),

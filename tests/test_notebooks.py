@@ -78,3 +78,9 @@ def test_notebook_executes(path, kernel_env, tmp_path):
         if "image/png" in out.get("data", {})
     ]
     assert images, f"{path.name} displayed no figure"
+    # `make test` keeps the executed copy, so that `make docs` renders it instead of running
+    # the notebook a second time (docs/conf.py checks that its code is the committed code).
+    out_dir = os.environ.get("LATENTGEO_NB_OUTPUT_DIR")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(out_dir) / path.name)

@@ -24,6 +24,7 @@ def _estimators():
         probes.OrthogonalProbe(2, n_bootstrap=10, dtype=torch.float32),
         probes.GroupConsistentProbe(G, generators=["r"], criterion="loo"),
         probes.GeneratorProbe(small_angle=0.3, refine=False, test_size=0.3),
+        probes.LieAlgebraProbe("so2", max_iter=5, rank_tol=1e-6),
     ]
 
 
@@ -43,7 +44,15 @@ def test_clone_and_params_round_trip(est):
         twin.set_params(nope=1)
     # The shared parameters are declared once, on the bases.
     shared = set(ProbeBase._get_param_names())
-    assert shared == {"test_size", "random_state", "device", "dtype", "n_bootstrap", "confidence"}
+    assert shared == {
+        "test_size",
+        "random_state",
+        "device",
+        "dtype",
+        "n_bootstrap",
+        "confidence",
+        "rank_tol",
+    }
     assert shared <= set(params)
     if isinstance(est, RidgeProbeBase):
         assert {"alphas", "criterion"} <= set(params)
@@ -141,4 +150,4 @@ def test_runner_settings_are_the_estimator_params(tmp_path):
     s = make_settings(
         ("linear",), {"alphas": np.array([1.0, 2.0]), "confidence": 0.9}, torch.float64
     )
-    assert s["linear"] == {"alphas": [1.0, 2.0], "confidence": 0.9}
+    assert s.linear == {"alphas": [1.0, 2.0], "confidence": 0.9}

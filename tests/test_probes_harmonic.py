@@ -173,13 +173,13 @@ def test_run_on_so2_store_without_element_values(tmp_path):
 
 
 def test_chunked_fit_and_offsets_do_not_change_the_spectrum(monkeypatch):
-    import probes._harmonic as harmonic
+    import latentgeo.groups._harmonic as core
 
     G = SO3()
     g = G.sample(300, 9)
     Z, _ = _planted(G, "2", g, n=30, units=5)
     Z = Z + 0.3 * _planted(G, "1", g, n=30, units=5, seed=1)[0]
     whole = probes.orbit_spectrum(Z, G, g, max_degree=2).values
-    monkeypatch.setattr(harmonic, "_CHUNK", 7)  # chunks of one sample (5 units) each
+    monkeypatch.setattr(core, "_CHUNK_VALUES", 300 * 5)  # chunks of one sample each
     chunked = probes.orbit_spectrum(Z + 1e4 * np.arange(5), G, g, max_degree=2).values
     assert_allclose(chunked, whole, atol=1e-10)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.metrics import r2_score
 
@@ -81,7 +82,12 @@ def test_r2_is_variance_weighted_sklearn_on_same_split(rng):
     for g in range(3):
         ref = r2_score(Z[g, probe.test_index_], pred[g], multioutput="variance_weighted")
         np.testing.assert_allclose(probe.r2_[g], ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(probe.score(Z[:, probe.test_index_]), probe.r2_, rtol=0, atol=1e-12)
+    held_out = Z[:, probe.test_index_]
+    np.testing.assert_allclose(probe.score_elements(held_out), probe.r2_, rtol=0, atol=1e-12)
+    # score: one float, the mean over the non-identity elements (what model selection ranks).
+    score = probe.score(held_out)
+    assert isinstance(score, float)
+    np.testing.assert_allclose(score, probe.r2_[1:].mean(), rtol=0, atol=1e-12)
 
 
 def test_no_in_sample_fit_when_units_exceed_samples(rng):
@@ -169,5 +175,5 @@ def test_bad_input(rng):
     probe = LinearProbe(n_null=0, n_bootstrap=0).fit(Z)
     with pytest.raises(ValueError, match="fitted on 3"):
         probe.score(Z[:2])
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LinearProbe().score(Z)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import probes
-import probes._blocks as blocks
+import probes._kinds as blocks
 from latentgeo.actions import ImageRotations
 from latentgeo.datasets.planted import planted_latents
 from latentgeo.groups import Cyclic, Dihedral
@@ -314,21 +314,17 @@ def test_read_block_is_the_stored_block(planted_store):
 
 
 def test_a_new_probe_kind_is_one_registered_function(planted_store, monkeypatch):
-    # A kind with its own labelled dim and an unlabelled (padded) one, registered in a test.
-    monkeypatch.setattr(blocks, "PROBE_KINDS", dict(blocks.PROBE_KINDS))
-    monkeypatch.setattr(blocks, "DIMS", dict(blocks.DIMS))
-    import probes._merge as merge
-    import probes._runner as runner
+    # A kind with its own labelled dim and an unlabelled (padded) one, registered in a test
+    # through the public names (and removed again at the end).
+    assert probes.register_probe is blocks.register_probe
+    monkeypatch.setattr(blocks.PROBE_KINDS, "_items", dict(blocks.PROBE_KINDS._items))
+    monkeypatch.setattr(blocks.DIMS, "_items", dict(blocks.DIMS._items))
 
-    monkeypatch.setattr(merge, "PROBE_KINDS", blocks.PROBE_KINDS)
-    monkeypatch.setattr(runner, "PROBE_KINDS", blocks.PROBE_KINDS)
-    monkeypatch.setattr(runner, "DIMS", blocks.DIMS)
-
-    @blocks.register_dim("half")
+    @probes.register_dim("half")
     def _halves(group, elements):
         return ["first", "second"]
 
-    @blocks.register_probe("unit_norms", {"unit_norm": ("half", "unit")}, requires=("linear",))
+    @probes.register_probe("unit_norms", {"unit_norm": ("half", "unit")}, requires=("linear",))
     def _unit_norms(block):
         Z = block.Z
         k = Z.shape[0] // 2

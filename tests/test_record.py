@@ -294,7 +294,7 @@ def test_random_projection_laws():
     z = torch.randn(10, 5, 100, dtype=torch.float64)
     np.testing.assert_allclose(p(z), z.reshape(10, -1) @ p.matrix(500, dtype=torch.float64))
     assert p == RandomProjection(64, 0) and hash(p) == hash(RandomProjection(64, 0))
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         RandomProjection(0)
     with pytest.raises(TypeError, match="k must be an int"):
         RandomProjection(2.5)
@@ -339,7 +339,7 @@ def test_block_mean_pool_errors():
         BlockMeanPool(2)(torch.zeros(1, 1, 5, 5))
     with pytest.raises(ValueError, match="H, W"):
         BlockMeanPool(2)(torch.zeros(4, 6))
-    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="size must be an int >= 1, got 0"):
         BlockMeanPool(0)
     with pytest.raises(TypeError, match="size must be an int"):
         BlockMeanPool(2.0)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 import latentgeo
-from latentgeo._registry import GROUPS, MissingExtensionError, Registry
+from latentgeo._registry import MissingExtensionError, Registry
 from latentgeo.actions import TokenShift, from_spec
 from latentgeo.groups import Cyclic, FiniteGroup, Group, parse
+from latentgeo.groups._registry import GROUPS
 
 ROOT = Path(latentgeo.__file__).resolve().parents[1]
 

@@ -84,15 +84,15 @@ def test_default_schedule_and_as_schedule():
 
 
 def test_validation():
-    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
         EveryN(0)
     with pytest.raises(TypeError, match="n must be an int"):
         EveryN(2.5)
     with pytest.raises(TypeError, match="n must be an int"):
         EveryN(True)
-    with pytest.raises(ValueError, match="step must be >= 0"):
+    with pytest.raises(ValueError, match="step must be an int >= 0"):
         Explicit([1, -2])
-    with pytest.raises(ValueError, match="horizon must be >= 1"):
+    with pytest.raises(ValueError, match="horizon must be an int >= 1"):
         LogSpaced(horizon=0)
     with pytest.raises(TypeError, match="step must be an int"):
         EveryN(2)("3")

@@ -21,13 +21,13 @@ def test_installed_zarr_is_supported_and_internals_exist():
     assert hasattr(arr.metadata, "encode_chunk_key") and hasattr(arr.metadata, "chunk_grid")
 
 
-@pytest.mark.parametrize("version", ["2.18.3", "3.0.6", "4.0.0", "4.1.0rc1"])
+@pytest.mark.parametrize("version", ["2.18.3", "3.0.6", "3.1.3", "4.0.0", "4.1.0rc1"])
 def test_unsupported_versions_are_refused(version):
     with pytest.raises(ImportError, match=f"zarr {version} is installed"):
         compat.check_zarr_version(version)
 
 
-@pytest.mark.parametrize("version", ["3.0.7", "3.1.6", "3.2.0.dev3+g1234"])
+@pytest.mark.parametrize("version", ["3.1.4", "3.1.6", "3.2.0.dev3+g1234"])
 def test_supported_versions_pass(version):
     assert compat.check_zarr_version(version)[0] == 3
 

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 import probes
-from latentgeo.groups import Cyclic, Dihedral, DirectProduct, Symmetric, parse
+from latentgeo.groups import (
+    Alternating,
+    Cyclic,
+    Dihedral,
+    DirectProduct,
+    FiniteGroup,
+    Quaternion,
+    Symmetric,
+    parse,
+)
+from latentgeo.groups._subgroups import _isomorphic
 
 GROUPS = [Cyclic(12), Dihedral(4), Dihedral(6), Symmetric(4), DirectProduct(Cyclic(2), Cyclic(4))]
 
@@ -70,6 +80,140 @@ def test_subgroup_laws(G):
         assert h.is_normal == (len(conj) == 1)
 
 
+def check_subgroups(G, subs=None):
+    """Laws of the answer, vectorised for larger groups: distinct subsets, each closed under
+    composition and inverses (so a subgroup), of order dividing |G| (Lagrange); every class
+    is exactly the set of conjugates of its first member, so classes are conjugacy classes
+    (conjugate within, and no conjugate in another class)."""
+    t, inv = G.cayley_table, G.inverses
+    subs = G.subgroups(False) if subs is None else subs
+    masks = np.stack([h.mask for h in subs])
+    key_of = {m.tobytes(): i for i, m in enumerate(masks)}
+    assert len(key_of) == len(subs)
+    for h in subs:
+        e = np.asarray(h.elements)
+        assert G.order % h.order == 0
+        assert h.mask[t[np.ix_(e, e)]].all() and h.mask[inv[e]].all() and h.mask[0]
+    klass = np.array([h.conjugacy_class for h in subs])
+    conj = t[t, inv[:, None]]  # conj[g, x] = g x g^-1
+    for c in np.unique(klass):
+        members = np.flatnonzero(klass == c)
+        images = np.zeros((G.order, G.order), dtype=bool)
+        images[np.arange(G.order)[:, None], conj[:, list(subs[members[0]].elements)]] = True
+        assert {key_of[row.tobytes()] for row in images} == set(members.tolist())
+    # classes are numbered in the order of their smallest members
+    assert [int(c) for c in dict.fromkeys(klass.tolist())] == list(range(klass.max() + 1))
+    return subs
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@pytest.mark.parametrize(
+    ("G", "n_subgroups", "n_classes"),
+    [
+        (Symmetric(3), 6, 4),
+        (Quaternion(), 6, 6),
+        (Alternating(4), 10, 5),
+        (Symmetric(4), 30, 11),
+        (Alternating(5), 59, 9),
+        (Symmetric(5), 156, 19),
+    ],
+    ids=lambda x: x.spec if hasattr(x, "spec") else str(x),
+)
+def test_published_subgroup_counts(G, n_subgroups, n_classes):
+    subs = check_subgroups(G)
+    assert (len(subs), len(G.subgroups())) == (n_subgroups, n_classes)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 6, 8, 9, 12, 15, 30])
+def test_dihedral_counts_follow_the_divisor_formula(n):
+    # D_n (order 2n): the tau(n) rotation subgroups <r^d>, and for each d | n the d
+    # subgroups <r^d, r^i s> (i < d): tau(n) + sigma(n) in all.  Conjugation by r shifts i
+    # by 2 and by s negates it, so they form one class for odd d and two for even d.
+    divs = _divisors(n)
+    G = Dihedral(n)
+    subs = check_subgroups(G)
+    assert len(subs) == len(divs) + sum(divs)
+    assert len(G.subgroups()) == len(divs) + sum(1 if d % 2 else 2 for d in divs)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 12, 30, 64])
+def test_cyclic_groups_have_one_subgroup_per_divisor(n):
+    subs = check_subgroups(Cyclic(n))
+    assert [h.order for h in subs] == _divisors(n)
+    assert [h.spec for h in subs] == [f"C{d}" for d in _divisors(n)]
+    assert all(h.is_normal for h in subs) and len(Cyclic(n).subgroups()) == len(subs)
+
+
+def test_direct_product_with_c2_matches_goursat():
+    # Subgroups of C2 x H (Goursat's lemma): B x 1 and B x C2 for each subgroup B of H,
+    # plus one graph {(phi(b), b)} over each index-2 subgroup of each B.
+    H = Alternating(5)
+    subs_h = H.subgroups(False)
+    index_two = sum(a.issubgroup(b) and 2 * a.order == b.order for a in subs_h for b in subs_h)
+    G = DirectProduct(Cyclic(2), H)
+    assert len(check_subgroups(G)) == 2 * len(subs_h) + index_two == 164
+
+
+def _relabel(G, seed):
+    rng = np.random.default_rng(seed)
+    perm = np.concatenate([[0], 1 + rng.permutation(G.order - 1)])
+    table = np.empty_like(G.cayley_table)
+    table[perm[:, None], perm[None, :]] = perm[G.cayley_table]
+    return FiniteGroup.from_cayley_table(table), perm
+
+
+@pytest.mark.parametrize(
+    "G", [Symmetric(4), Alternating(5), DirectProduct(Quaternion(), Cyclic(3))], ids=repr
+)
+def test_subgroups_do_not_depend_on_the_labelling(G):
+    H, perm = _relabel(G, seed=5)
+    subs = check_subgroups(H)
+    mapped = {tuple(sorted(perm[list(h.elements)].tolist())) for h in G.subgroups(False)}
+    assert {h.elements for h in subs} == mapped
+    classes_g = sorted(
+        sorted(h.order for h in G.subgroups(False) if h.conjugacy_class == c)
+        for c in range(len(G.subgroups()))
+    )
+    classes_h = sorted(
+        sorted(h.order for h in subs if h.conjugacy_class == c) for c in range(len(H.subgroups()))
+    )
+    assert classes_g == classes_h
+    assert sorted(map(str, (h.spec for h in subs))) == sorted(
+        map(str, (h.spec for h in G.subgroups(False)))
+    )
+
+
+def _c4_semidirect_c4():
+    """C4 ⋊ C4 (y x y^-1 = x^-1) as a Cayley table: (a, b) = x^a y^b."""
+    pairs = [(a, b) for a in range(4) for b in range(4)]
+    table = [
+        [pairs.index(((a1 + (-1) ** b1 * a2) % 4, (b1 + b2) % 4)) for a2, b2 in pairs]
+        for a1, b1 in pairs
+    ]
+    return FiniteGroup.from_cayley_table(table)
+
+
+def test_isomorphism_types_are_certified():
+    # C4 ⋊ C4 and C2 x Q8 have the same number of elements of each order (1, 3, 12) but are
+    # not isomorphic: the spec rests on an explicit isomorphism, not on those counts.
+    a, b = _c4_semidirect_c4(), DirectProduct(Cyclic(2), Quaternion())
+    assert np.array_equal(np.bincount(a.element_orders), np.bincount(b.element_orders))
+    assert not _isomorphic(a.cayley_table, a.element_orders, b)
+    assert not _isomorphic(b.cayley_table, b.element_orders, a)
+    for G in (a, b, Symmetric(5)):
+        H, _ = _relabel(G, seed=2)
+        assert _isomorphic(H.cayley_table, H.element_orders, G)
+    # the whole group and its large subgroups are named as parse knows them
+    S5 = Symmetric(5)
+    assert [h.name for h in S5.subgroups()[-3:]] == ["S4<(3 4),(1 2 3)>", "A5", "S5"]
+    assert parse(S5.subgroups()[-1].spec) == S5
+    F20 = S5.subgroups()[-4]  # C5 ⋊ C4, a group parse has no name for
+    assert F20.order == 20 and F20.spec is None and F20.name.startswith("<e,")
+
+
 def test_known_subgroup_structure():
     D4 = Dihedral(4)
     assert (len(D4.subgroups(False)), len(D4.subgroups())) == (10, 8)
@@ -83,7 +227,7 @@ def test_known_subgroup_structure():
 
 
 @pytest.mark.parametrize("up_to_conjugacy", [False, True])
-@pytest.mark.parametrize("G", [Dihedral(4), Symmetric(4)], ids=repr)
+@pytest.mark.parametrize("G", [Dihedral(4), Symmetric(4), Alternating(5), Cyclic(1)], ids=repr)
 def test_lattice_covers_are_the_hasse_diagram(G, up_to_conjugacy):
     lat = G.subgroup_lattice(up_to_conjugacy)
     subs = lat.subgroups
@@ -270,3 +414,26 @@ def test_analyze_skips_subgroups_of_prime_order_groups():
     assert not has_proper_subgroups(Cyclic(7)) and not has_proper_subgroups(Cyclic(2))
     assert has_proper_subgroups(Cyclic(4)) and has_proper_subgroups(Dihedral(4))
     assert not has_proper_subgroups(None)
+
+
+def test_S6_subgroups_match_the_published_lattice():
+    # 1455 subgroups in 56 classes (GAP's ConjugacyClassesSubgroups(SymmetricGroup(6))).
+    G = Symmetric(6)
+    subs = check_subgroups(G)
+    reps = G.subgroups()
+    assert (len(subs), len(reps)) == (1455, 56)
+    by_spec = {}
+    for h in reps:
+        by_spec.setdefault(h.spec, []).append(h)
+    assert [h.name for h in reps[-2:]] == ["A6", "S6"]
+    # S6's outer automorphism: two classes each of S5 and of A5, one transitive on the six
+    # points (PGL(2,5) and PSL(2,5)), the other fixing a point.
+    perms = np.asarray(G.permutations)
+    for spec in ("S5", "A5"):
+        assert len(by_spec[spec]) == 2
+        orbit_sizes = sorted(
+            tuple(sorted(len({*perms[list(h.elements), i].tolist()}) for i in range(6)))
+            for h in by_spec[spec]
+        )
+        assert orbit_sizes == [(1, 5, 5, 5, 5, 5), (6, 6, 6, 6, 6, 6)]
+    assert sum(h.is_normal for h in subs) == 3  # 1, A6, S6

@@ -134,7 +134,7 @@ def test_builders_reject_bad_input(store, tmp_path):
     run = open_run(store)
     with pytest.raises(ValueError, match="layer must be one of"):
         trajectories.subspace(run, "conv9", 2)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         trajectories.subspace(run, "fc", 0)
     with pytest.raises(TypeError, match="latentgeo Run"):
         trajectories.subspace(42, "fc", 2)

@@ -11,6 +11,7 @@ irrep by irrep.
 
 Examples
 --------
+>>> # Not run here: needs a run store on disk.
 >>> import latentgeo, trajectories                                # doctest: +SKIP
 >>> run = latentgeo.open_run("runs/cnn.zarr")                     # doctest: +SKIP
 >>> traj = trajectories.subspace(run, "fc", k=8)                  # doctest: +SKIP

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo._validate import as_tensor, check_int
 from latentgeo.geometry import (
     isotypic_subspace,
     orthogonalize,
     principal_subspace,
     shrinkage_covariance,
 )
-from latentgeo.geometry._common import as_tensor, check_positive_int
 from trajectories._trajectory import Trajectory
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _open(run: Any) -> Run:
     return run
 
 
-def _layer_latents(run: Any, layer: str) -> Any:
+def _layer_latents(run: Run, layer: str) -> Any:
     layers = list(getattr(run, "layers", []))
     if layers and layer not in layers:
         raise ValueError(f"layer must be one of {layers!r}, got {layer!r}")
@@ -123,7 +123,7 @@ def subspace(
     Trajectory
         Points of shape (T, n_units, k), metric ``"grassmann"``.
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     run = _open(run)
     if irrep is None:
 
@@ -170,7 +170,7 @@ def covariance(
     Trajectory
         Points of shape (T, k, k); the basis is kept in ``trajectory.basis``.
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     # Accept the trajectory metric names too ("spd_affine", ...), as Trajectory does.
     metric = {v: k_ for k_, v in _COV_METRICS.items()}.get(metric, metric)
     if metric == "spd_bures_wasserstein":

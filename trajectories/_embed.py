@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 
 def classical_mds(D: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Classical (Torgerson) MDS of a distance matrix.
@@ -32,12 +34,7 @@ def classical_mds(D: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"D must be a square (n, n) matrix, got shape {D.shape!r}")
     if not np.all(np.isfinite(D)):
         raise ValueError("D contains NaN or infinite distances; MDS needs finite ones")
-    if (
-        isinstance(n_components, bool)
-        or not isinstance(n_components, (int, np.integer))
-        or (n_components < 1)
-    ):
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+    n_components = check_int(n_components, "n_components", minimum=1)
     n = D.shape[0]
     if np.abs(D - D.T).max(initial=0.0) > 1e-8 * max(1.0, np.abs(D).max(initial=0.0)):
         raise ValueError("D must be symmetric")

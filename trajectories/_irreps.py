@@ -62,10 +62,11 @@ def spectrum_with_ci(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Irrep spectrum of orbit latents with a percentile bootstrap over probe samples.
 
-    Each sample's orbit signal is split into isotypic components (the group's isotypic
-    projectors), giving per-sample energies; the spectrum is their sum over samples over the
-    total, as :func:`probes.orbit_spectrum` computes (and equal to it), and each bootstrap
-    resample reweights the samples.
+    Each sample's orbit signal is split into isotypic components (per-sample energies from the
+    group-Fourier core, :func:`latentgeo.groups.finite_energies`); the spectrum is their sum
+    over samples over the total, as :func:`probes.orbit_spectrum` computes (and equal to it),
+    and each bootstrap resample reweights the samples
+    (:func:`latentgeo._bootstrap.ratio_interval`).
 
     Parameters
     ----------
@@ -84,38 +85,16 @@ def spectrum_with_ci(
     interval : array of shape (n_irreps, 2)
         NaN when ``n_bootstrap == 0``.
     """
-    from latentgeo.groups._isotypic import project_isotypic
-    from probes._validation import as_orbit_tensor, check_group_order
+    from latentgeo._validate import as_orbit_tensor, check_group_order
+    from latentgeo.groups import finite_energies
 
     Zt = as_orbit_tensor(Z, dtype=dtype, device=device)
     check_group_order(Zt.shape[0], group)
-    Zc = Zt - Zt.mean(dim=(0, 1), keepdim=True)
-    irreps = group.irreps()
-    names = [rho.name for rho in irreps]
-    # E[i, r] = <P_r f_i, f_i>: each sample's energy in each isotypic component (the
-    # projection from the character, in row blocks: no |G| x |G| projector for large groups).
-    E = torch.stack(
-        [(project_isotypic(group, rho, Zc) * Zc).sum(dim=(0, 2)) for rho in irreps], dim=1
-    )
-    total = E.sum()
-    if total <= 0:
-        share = np.zeros(len(names))
-        share[0] = 1.0
-        return names, share, np.stack([share, share], axis=1)
-    share = (E.sum(dim=0) / total).cpu().numpy()
-    interval = np.full((len(names), 2), np.nan)
-    if n_bootstrap:
-        n = Zc.shape[1]
-        rng = np.random.default_rng(random_state)
-        counts = np.zeros((n_bootstrap, n))
-        np.add.at(
-            counts, (np.arange(n_bootstrap)[:, None], rng.integers(0, n, (n_bootstrap, n))), 1
-        )
-        C = torch.as_tensor(counts, dtype=Zc.dtype, device=Zc.device)
-        boot = (C @ E) / (C @ E.sum(dim=1)).clamp_min(torch.finfo(Zc.dtype).tiny)[:, None]
-        q = [(1 - confidence) / 2, (1 + confidence) / 2]
-        interval = np.quantile(boot.cpu().numpy(), q, axis=0).T
-    return list(names), share, interval
+    # Per-sample energies in each isotypic component, from the group-Fourier core.
+    energies = finite_energies(Zt, group, dtype=dtype)
+    share = energies.shares().cpu().numpy()
+    interval = energies.intervals(n_bootstrap, confidence, np.random.default_rng(random_state))
+    return list(energies.names), share, interval
 
 
 def compare_spectra(
@@ -294,9 +273,9 @@ def compare_isotypic(
     Notes
     -----
     Principal angles need the two bases in one space.  Each layer's isotypic component is a
-    matrix of shape (|G|·n, d); its top-``k`` *row-space* directions live in different unit
+    matrix of shape ``(|G|·n, d)``; its top-``k`` *row-space* directions live in different unit
     spaces, so the angles are taken between the top-``k`` *column spaces* (the subspaces of
-    R^(|G|·n) spanned by the component's principal scores): two layers whose components are
+    ``R^(|G|·n)`` spanned by the component's principal scores): two layers whose components are
     related by any invertible linear map of units have angle 0.  CKA measures the same
     alignment weighted by variance.
     """
@@ -347,11 +326,14 @@ def compare_isotypic(
     angles = np.full((R, width), np.nan)
     share = np.zeros((2, R))
     ta, tb = float((Za**2).sum()), float((Zb**2).sum())
+    # Each run's spectrum from the group-Fourier core (NaN for a layer with no variance).
+    from latentgeo.groups import finite_energies
+
+    for j, (Zj, tj) in enumerate(((Za, ta), (Zb, tb))):
+        share[j] = finite_energies(Zj, ga).shares().cpu().numpy() if tj > 0 else np.nan
     for r, name in enumerate(names):
         Xa = isotypic_component(Za, ga, name).reshape(-1, Za.shape[-1])
         Xb = isotypic_component(Zb, ga, name).reshape(-1, Zb.shape[-1])
-        share[0, r] = float((Xa**2).sum()) / ta if ta > 0 else np.nan
-        share[1, r] = float((Xb**2).sum()) / tb if tb > 0 else np.nan
         if float((Xa**2).sum()) <= 1e-12 * max(ta, 1e-300) or float((Xb**2).sum()) <= 1e-12 * max(
             tb, 1e-300
         ):

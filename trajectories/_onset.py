@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentgeo._validate import check_int, check_real
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -73,8 +75,7 @@ def onset(
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS!r}, got {direction!r}")
-    if not isinstance(threshold, (int, float, np.number)) or isinstance(threshold, bool):
-        raise TypeError(f"threshold must be a number, got {threshold!r}")
+    check_real(threshold, "threshold")
     if hasattr(series, "dims") and series.ndim > 1:
         import xarray as xr
 
@@ -164,9 +165,12 @@ def change_points(
 
     Raises
     ------
+    TypeError
+        A ``penalty`` that is not a number.
     ValueError
         For an unknown ``method``, a bad ``min_size``/``n_change_points``/``penalty``, NaN or
-        infinite values, or more changes than segments of ``min_size`` fit.
+        infinite values, or more changes than segments of ``min_size`` fit (also for a
+        series too short for any change: the request is checked before the length).
 
     Notes
     -----
@@ -177,28 +181,27 @@ def change_points(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS!r}, got {method!r}")
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
-        raise ValueError(f"min_size must be a positive integer, got {min_size!r}")
+    min_size = check_int(min_size, "min_size", minimum=1)
     if n_change_points is not None:
         if method != "binseg":
             raise ValueError("n_change_points needs method='binseg'")
-        if (
-            isinstance(n_change_points, bool)
-            or not isinstance(n_change_points, (int, np.integer))
-            or n_change_points < 0
-        ):
-            raise ValueError(
-                f"n_change_points must be a non-negative integer, got {n_change_points!r}"
-            )
+        n_change_points = check_int(n_change_points, "n_change_points", minimum=0)
     x, step_values = _as_series(series, steps)
     if not np.all(np.isfinite(x)):
         raise ValueError("series contains NaN or infinite values; drop or fill them first")
-    if len(x) < 2 * min_size:
+    # Every request is checked before the short-series shortcut below: an impossible one
+    # (a bad penalty, more changes than fit) raises whatever the length of the series.
+    if penalty is not None:
+        penalty = check_real(penalty, "penalty", minimum=0)
+    if n_change_points is not None and (int(n_change_points) + 1) * int(min_size) > len(x):
+        raise ValueError(
+            f"n_change_points={n_change_points!r} segments of at least "
+            f"min_size={min_size!r} do not fit in {len(x)} values"
+        )
+    if len(x) < 2 * min_size:  # no two segments of min_size fit: no change to find
         return np.array([], dtype=step_values.dtype)
     if penalty is None:
         penalty = _default_penalty(x)
-    elif isinstance(penalty, bool) or not penalty >= 0:
-        raise ValueError(f"penalty must be a number >= 0, got {penalty!r}")
     import ruptures as rpt
 
     # jump=1: every index is a candidate (ruptures' default of 5 would round the changes).
@@ -209,11 +212,6 @@ def change_points(
     else:
         algo = rpt.Binseg(model="l2", min_size=int(min_size), jump=1).fit(signal)
         if n_change_points is not None:
-            if (int(n_change_points) + 1) * int(min_size) > len(x):
-                raise ValueError(
-                    f"n_change_points={n_change_points!r} segments of at least "
-                    f"min_size={min_size!r} do not fit in {len(x)} values"
-                )
             ends = algo.predict(n_bkps=int(n_change_points))
         else:
             ends = algo.predict(pen=float(penalty))

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from latentgeo.geometry import METRICS, distance, pairwise_distances
-from latentgeo.geometry._common import as_tensor
-from latentgeo.geometry._pairwise import _resolve, _validate_points
+from latentgeo._validate import as_tensor
+from latentgeo.geometry import METRICS, check_points, distance, pairwise_distances, resolve_metric
 from trajectories._embed import classical_mds
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ class Trajectory:
 
     Parameters
     ----------
-    points : array of shape (T, *point_shape)
+    points : array of shape ``(T, *point_shape)``
         One summary per checkpoint, e.g. (T, d, k) orthonormal bases for ``"grassmann"``,
         (T, k, k) covariances for the SPD metrics, (T, k, k) orthogonal maps for
         ``"orthogonal"``, (T, n) vectors for ``"sphere"``, (T, n_samples, n_units)
@@ -74,7 +73,7 @@ class Trajectory:
         **metric_options: Any,
     ) -> None:
         if not callable(metric):
-            metric = _resolve(metric)
+            metric = resolve_metric(metric)
         self.metric = metric
         self.metric_options = dict(metric_options)
         self.points = as_tensor(points, "points")
@@ -92,7 +91,7 @@ class Trajectory:
         self.name = name
         if not callable(metric):
             # Fail now, not at the first distance: points off the manifold, unknown options.
-            _validate_points(self.points, "points", metric)
+            check_points(self.points, metric, "points")
             distance(self.points[:1], self.points[:1], metric, **self.metric_options)
         self._distances: np.ndarray | None = None
         self.basis: torch.Tensor | None = None

@@ -44,11 +44,6 @@ orbit :class:`probes.LieAlgebraProbe` fits generators from).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from typing import Any
-
-from latentgeo._registry import ACTIONS as _ACTIONS
 from latentgeo._registry import MissingExtensionError
 from latentgeo.actions._axis_rotations import SO3AxisRotations
 from latentgeo.actions._base import Action, ActionCheck, ActionCheckError
@@ -66,6 +61,7 @@ from latentgeo.actions._families import (
 from latentgeo.actions._images import ImageRotationAngles, ImageRotations, ImageTranslations
 from latentgeo.actions._pointcloud import PointCloudRotations
 from latentgeo.actions._sets import SetPermutation
+from latentgeo.actions._spec import from_spec, register
 from latentgeo.actions._subsets import ElementSubset, RandomPermutations
 from latentgeo.actions._tokens import GroupTokens, TokenShift
 
@@ -96,83 +92,3 @@ __all__ = [
     "register",
     "so3_basis",
 ]
-
-#: Class decorator registering an :class:`Action` subclass under its class name (the
-#: ``"type"`` of its spec), so :func:`from_spec` rebuilds it: ``@register`` or
-#: ``@register("Name")``.  Installed packages may declare actions in the
-#: ``latentgeo.actions`` entry-point group instead.
-register = _ACTIONS.register
-
-# The built-in actions register the same way as a user's.
-for _cls in (
-    ImageRotations,
-    ImageTranslations,
-    ImageRotationAngles,
-    TokenShift,
-    SetPermutation,
-    GroupTokens,
-    ElementSubset,
-    RandomPermutations,
-    PointCloudRotations,
-    SO3AxisRotations,
-):
-    register(_cls)
-del _cls
-
-
-def from_spec(spec: Mapping[str, Any]) -> Action:
-    """Rebuild an action from :meth:`Action.to_spec`'s dict.
-
-    The class is looked up by ``spec["type"]`` in the action registry (built-ins, classes
-    decorated with :func:`register`, then the ``latentgeo.actions`` entry points).  A class
-    with its own ``from_spec`` classmethod gets the whole dict; any other is called with the
-    remaining keys as keyword arguments (JSON turns tuples into lists; constructors normalise
-    them back).
-
-    Parameters
-    ----------
-    spec : mapping
-        ``{"type": <action class name>, **parameters}`` as written by ``to_spec`` (for
-        instance read back from a run store's attrs).
-
-    Returns
-    -------
-    Action
-        An action equal to the one that wrote ``spec``.
-
-    Raises
-    ------
-    MissingExtensionError
-        (a ``ValueError``) If no action class of that type is registered or installed.
-    ValueError
-        If the spec has keys the class's constructor does not take.
-    TypeError
-        If ``spec`` is not a mapping.
-
-    Examples
-    --------
-    >>> act = TokenShift(7, position=(0, 1))
-    >>> from_spec(act.to_spec()) == act
-    True
-    """
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"spec must be a dict, got {type(spec).__name__!r}: {spec!r}")
-    kind = spec.get("type")
-    if not isinstance(kind, str):
-        raise ValueError(f"action spec {dict(spec)!r} has no 'type' naming the action class")
-    try:
-        cls = _ACTIONS.get(kind)
-    except MissingExtensionError as err:
-        raise MissingExtensionError(f"cannot rebuild action spec {dict(spec)!r}: {err}") from None
-    own = cls.__dict__.get("from_spec")
-    if isinstance(own, classmethod):
-        return cls.from_spec(dict(spec))
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
-    params = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    extra = set(kwargs) - set(params)
-    if extra and not takes_any:
-        raise ValueError(
-            f"unexpected keys {sorted(extra)} in {kind} spec; allowed: {tuple(params)}"
-        )
-    return cls(**kwargs)

@@ -10,10 +10,12 @@ import torch
 
 from latentgeo.actions._families import so3_basis
 from latentgeo.actions._pointcloud import PointCloudRotations
+from latentgeo.actions._spec import register
 
 __all__ = ["SO3AxisRotations"]
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class SO3AxisRotations(PointCloudRotations):
     """Point clouds rotated by ``exp(t X_i)`` about each axis ``i`` for given angles ``t``.

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from latentgeo._errors import LatentgeoError
+from latentgeo._validate import check_int, default_tolerance
 
 if TYPE_CHECKING:
-    from latentgeo.groups import FiniteGroup
+    from latentgeo.groups import Group
 
 __all__ = ["Action", "ActionCheck", "ActionCheckError"]
 
@@ -78,20 +79,6 @@ class ActionCheck:
         return d
 
 
-def default_tolerance(dtype: torch.dtype) -> tuple[float, float]:
-    """``(atol, rtol)`` for comparing results computed in ``dtype``.
-
-    Exact actions only move entries, so they reach zero error in any dtype; these tolerances
-    leave room for actions that compute (interpolation), scaled by the dtype's precision.
-    """
-    if not dtype.is_floating_point and not dtype.is_complex:
-        return 0.0, 0.0
-    eps = torch.finfo(dtype).eps
-    # ~40 ulps of the data's scale: the sums inside an interpolation, not a fudge factor.
-    rtol = 40.0 * eps
-    return 0.0, rtol
-
-
 def as_tensor(x: Any, name: str = "x") -> tuple[torch.Tensor, bool]:
     """Return ``(tensor, was_numpy)``; numpy arrays are wrapped without copying when possible."""
     if isinstance(x, torch.Tensor):
@@ -110,7 +97,7 @@ def like_input(t: torch.Tensor, was_numpy: bool) -> Any:
 
 
 def check_settings(
-    action: Any,
+    action: Action,
     t: torch.Tensor,
     max_pairs: Any,
     atol: float | None,
@@ -120,17 +107,19 @@ def check_settings(
 ) -> tuple[float, float, bool, torch.Tensor | None]:
     """Validated settings of an action check: ``(atol, rtol, strict, mask)``.
 
-    Tolerances default from ``t``'s dtype (:func:`default_tolerance`), ``strict`` from
+    Tolerances default from ``t``'s dtype (:func:`latentgeo._validate.default_tolerance`, the
+    one policy: exact for integer inputs), ``strict`` from
     ``action.exact``; ``mask`` becomes a bool tensor broadcastable to ``t.shape[1:]``.
 
     Raises
     ------
+    TypeError
+        If ``max_pairs`` is not an int.
     ValueError
-        If ``max_pairs`` is not a positive int or ``mask`` does not broadcast.
+        If ``max_pairs`` is not positive or ``mask`` does not broadcast.
     """
-    if isinstance(max_pairs, bool) or not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
-        raise ValueError(f"max_pairs must be a positive int, got {max_pairs!r}")
-    d_atol, d_rtol = default_tolerance(t.dtype)
+    check_int(max_pairs, "max_pairs", minimum=1)
+    d_rtol, d_atol = default_tolerance(t.dtype)
     atol = d_atol if atol is None else float(atol)
     rtol = d_rtol if rtol is None else float(rtol)
     strict = action.exact if strict is None else bool(strict)
@@ -148,7 +137,7 @@ def check_settings(
 
 
 def check_result(
-    action: Any,
+    action: Action,
     t: torch.Tensor,
     identity_error: float,
     hom_error: float,
@@ -202,8 +191,9 @@ class Action(abc.ABC):
     # -- to implement -----------------------------------------------------------------------
     @property
     @abc.abstractmethod
-    def group(self) -> FiniteGroup:
-        """The finite group that acts (a ``latentgeo.groups`` group)."""
+    def group(self) -> Group:
+        """The group that acts (a ``latentgeo.groups`` group: finite for whole orbits, a
+        compact matrix group for sampled elements)."""
 
     @abc.abstractmethod
     def _act(self, k: int, x: torch.Tensor) -> torch.Tensor:
@@ -283,10 +273,12 @@ class Action(abc.ABC):
         if isinstance(element, tuple):
             # A permutation in one-line form (SetPermutation): Symmetric groups index them,
             # subgroups given by permutations are named by their tuple.
-            try:
-                return int(self.group.index(element))
-            except (ValueError, TypeError, AttributeError):
-                pass
+            index = getattr(self.group, "index", None)  # finite groups only
+            if index is not None:
+                try:
+                    return int(index(element))
+                except (ValueError, TypeError):
+                    pass
             try:
                 return self.element_index(str(tuple(int(v) for v in element)))
             except (ValueError, TypeError):
@@ -417,7 +409,15 @@ class Action(abc.ABC):
         identity_error = float(err(orbit[identity][None], t[None])[0]) if t.numel() else 0.0
 
         order = self.order
-        table = np.asarray(self.group.cayley_table)
+        from latentgeo.groups import FiniteGroup
+
+        group = self.group
+        if not isinstance(group, FiniteGroup):
+            raise TypeError(
+                f"{type(self).__name__}.check compares the whole orbit of a finite group; "
+                f"{group!r} is not one (continuous actions check sampled elements)"
+            )
+        table = np.asarray(group.cayley_table)
         if order * order <= max_pairs:
             pairs = np.array([(g, h) for g in range(order) for h in range(order)], dtype=np.int64)
         else:

@@ -9,12 +9,15 @@ elements.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from latentgeo.actions._base import ActionCheck, as_tensor, check_result, check_settings
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["check_continuous", "sampled_names"]
 
@@ -25,7 +28,7 @@ def sampled_names(n: int) -> tuple[str, ...]:
 
 
 def check_continuous(
-    action: Any,
+    action: Any,  # an Action with act_value (ImageRotationAngles, PointCloudRotations)
     x: Any,
     *,
     max_pairs: int = 256,

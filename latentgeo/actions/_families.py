@@ -15,12 +15,12 @@ which is what :func:`probes.family_lie_derivative` uses for exact Lie derivative
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentgeo._validate import check_real
 from latentgeo.actions._base import as_tensor, like_input
 
 __all__ = [
@@ -61,11 +61,7 @@ def _parameter(t: Any, like: torch.Tensor) -> torch.Tensor:
         if t.ndim != 0 or t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"t must be a real scalar, got a tensor of shape {tuple(t.shape)}")
         return t.to(device=like.device, dtype=dtype)
-    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
-        raise TypeError(f"t must be a real number or a 0-d tensor, got {t!r}")
-    if not math.isfinite(float(t)):
-        raise ValueError(f"t must be finite, got {t!r}")
-    return torch.tensor(float(t), dtype=dtype, device=like.device)
+    return torch.tensor(check_real(t, "t"), dtype=dtype, device=like.device)
 
 
 def so3_basis() -> np.ndarray:

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
+from latentgeo.actions._spec import register
 
 __all__ = ["ImageRotationAngles", "ImageRotations", "ImageTranslations"]
 
@@ -31,6 +33,7 @@ def _check_image(x: torch.Tensor, who: str) -> None:
         )
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageRotations(Action):
     """Rotations by multiples of 90° and reflections of square images (exact).
@@ -95,6 +98,7 @@ class ImageRotations(Action):
         return {"type": "ImageRotations", "group": self.group.spec}
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageTranslations(Action):
     """Cyclic translations of images (exact): the group ``C_h × C_w``.
@@ -118,10 +122,7 @@ class ImageTranslations(Action):
 
     def __post_init__(self) -> None:
         for name in ("h", "w"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-            object.__setattr__(self, name, int(v))
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=1))
         s = self.stride
         s = (s, s) if isinstance(s, numbers.Integral) else tuple(s)
         if len(s) != 2 or not all(
@@ -161,6 +162,7 @@ _INTERPOLATION = ("bilinear", "bicubic", "nearest")
 _PADDING = ("zeros", "border", "reflection")
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ImageRotationAngles(Action):
     """Rotations of images by any angle, by interpolation (approximate).

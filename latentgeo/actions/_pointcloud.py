@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action, ActionCheck, as_tensor, like_input
 from latentgeo.actions._continuous import check_continuous, sampled_names
+from latentgeo.actions._spec import register
 
 __all__ = ["PointCloudRotations"]
 
 
-def _count(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
+@register
 @dataclasses.dataclass(frozen=True)
 class PointCloudRotations(Action):
     """A compact matrix group acting on point clouds by ``x ↦ x Rᵀ`` (exact up to rounding).
@@ -69,10 +65,10 @@ class PointCloudRotations(Action):
                 f"PointCloudRotations acts by matrices of SO3, O3 or O2; got {self.group!r}"
             )
         object.__setattr__(self, "group", group)
-        object.__setattr__(self, "n_elements", _count(self.n_elements, "n_elements", 1))
-        object.__setattr__(self, "seed", _count(self.seed, "seed", 0))
-        object.__setattr__(self, "vectors", _count(self.vectors, "vectors", 0))
-        object.__setattr__(self, "scalars", _count(self.scalars, "scalars", 0))
+        object.__setattr__(self, "n_elements", check_int(self.n_elements, "n_elements", minimum=1))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", minimum=0))
+        object.__setattr__(self, "vectors", check_int(self.vectors, "vectors", minimum=0))
+        object.__setattr__(self, "scalars", check_int(self.scalars, "scalars", minimum=0))
 
     @property
     def dim(self) -> int:

@@ -7,12 +7,17 @@ import dataclasses
 import itertools
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action
+from latentgeo.actions._spec import register
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = ["SetPermutation"]
 
@@ -43,7 +48,7 @@ def permute_axes(x: torch.Tensor, perm: np.ndarray, axes: tuple[int, ...]) -> to
     return x
 
 
-def _group_permutations(group: Any, n: int) -> np.ndarray:
+def _group_permutations(group: FiniteGroup, n: int) -> np.ndarray:
     """Permutation (as an int array of shape (order, n)) of every element of ``group``,
     consistent with its Cayley table under ``(a∘b)(i) = a(b(i))``."""
     perms = getattr(group, "permutations", None)
@@ -60,6 +65,7 @@ def _group_permutations(group: Any, n: int) -> np.ndarray:
     raise ValueError(f"the elements of {group!r} are not permutations matching its Cayley table")
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class SetPermutation(Action):
     """Permutations of the elements of sets or the nodes of graphs (exact).
@@ -95,10 +101,7 @@ class SetPermutation(Action):
     permutations: Any = None
 
     def __post_init__(self) -> None:
-        n = self.n
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        n = int(n)
+        n = check_int(self.n, "n", minimum=1)
         object.__setattr__(self, "n", n)
         if self.kind not in _KINDS:
             raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {self.kind!r}")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import (
     Action,
     ActionCheck,
@@ -31,14 +32,9 @@ from latentgeo.actions._base import (
     check_settings,
 )
 from latentgeo.actions._sets import SetPermutation, permute_axes
+from latentgeo.actions._spec import from_spec, register
 
 __all__ = ["ElementSubset", "RandomPermutations"]
-
-
-def _check_count(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class _Subset(Action):
@@ -131,6 +127,7 @@ class _Subset(Action):
         return tuple(np.ravel(v).tolist())
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class ElementSubset(_Subset):
     """A fixed random subset of the elements of an action's finite group (identity first).
@@ -172,8 +169,6 @@ class ElementSubset(_Subset):
     def __post_init__(self) -> None:
         action = self.action
         if isinstance(action, Mapping):
-            from latentgeo.actions import from_spec
-
             action = from_spec(action)
         if not isinstance(action, Action) or isinstance(action, _Subset):
             raise TypeError(f"action must be an Action of a finite group, got {action!r}")
@@ -181,15 +176,13 @@ class ElementSubset(_Subset):
         if not action.group.is_finite or not isinstance(order, numbers.Integral):
             raise ValueError(f"ElementSubset needs an action of a finite group, got {action!r}")
         object.__setattr__(self, "action", action)
-        n = _check_count(self.n_elements, "n_elements")
+        n = check_int(self.n_elements, "n_elements", minimum=1)
         if n > action.order:
             raise ValueError(
                 f"n_elements={n} exceeds the {action.order} elements of {action.group!r}"
             )
         object.__setattr__(self, "n_elements", n)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed"))
         object.__setattr__(self, "exact", action.exact)
 
     @property
@@ -244,6 +237,7 @@ class ElementSubset(_Subset):
         }
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class RandomPermutations(_Subset):
     """A fixed random set of permutations of ``n`` items (identity first), for ``n`` too large
@@ -285,14 +279,12 @@ class RandomPermutations(_Subset):
     include: Any = None
 
     def __post_init__(self) -> None:
-        n = _check_count(self.n, "n")
+        n = check_int(self.n, "n", minimum=1)
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "axes", self._layout.axes)
-        m = _check_count(self.n_elements, "n_elements")
+        m = check_int(self.n_elements, "n_elements", minimum=1)
         object.__setattr__(self, "n_elements", m)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed"))
         if self.include is not None:
             inc = tuple(tuple(int(v) for v in p) for p in self.include)
             self.group.check(np.array(inc, dtype=np.int64).reshape(-1, n))

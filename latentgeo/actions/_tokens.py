@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.actions._base import Action, as_tensor, like_input
+from latentgeo.actions._spec import register
 
 __all__ = ["GroupTokens", "TokenShift"]
 
@@ -122,6 +124,7 @@ class _TokenAction(Action):
         return out
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class GroupTokens(_TokenAction):
     """Elements of a finite group acting on the tokens that index group elements (exact).
@@ -255,6 +258,7 @@ class GroupTokens(_TokenAction):
         }
 
 
+@register
 @dataclasses.dataclass(frozen=True)
 class TokenShift(_TokenAction):
     """Add ``g`` modulo ``p`` to the tokens at chosen positions of integer sequences (exact).
@@ -288,10 +292,7 @@ class TokenShift(_TokenAction):
     independent: bool = False
 
     def __post_init__(self) -> None:
-        p = self.p
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
-            raise ValueError(f"p must be a positive int, got {p!r}")
-        object.__setattr__(self, "p", int(p))
+        object.__setattr__(self, "p", check_int(self.p, "p", minimum=1))
         object.__setattr__(self, "position", _positions_tuple(self.position))
         object.__setattr__(self, "independent", bool(self.independent))
 

@@ -24,6 +24,7 @@ from latentgeo.record._environment import model_device
 from latentgeo.schedules import as_schedule
 
 if TYPE_CHECKING:
+    from latentgeo.actions import Action
     from latentgeo.record import LatentRecorder
 
 __all__ = [
@@ -171,7 +172,7 @@ class RecordingSession:
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,

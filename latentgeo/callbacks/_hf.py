@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from latentgeo.callbacks._base import RecordingSession, SessionView, hf_epoch_index
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["HFRecorder"]
 
@@ -45,15 +48,15 @@ class HFRecorder(SessionView, TrainerCallback):
 
     Notes
     -----
-    *Live metrics.* With ``live=`` (a :class:`latentgeo.record.LiveProbes`, ``True`` or probe
-    names such as ``["invariance", "spectrum", "r2"]``) the recorder computes the cheap
+    *Live metrics.* With ``live=`` (a :class:`probes.LiveProbes`, e.g.
+    ``probes.LiveProbes(["invariance", "spectrum", "r2"])``) the recorder computes the cheap
     symmetry probes of every recorded step in its writer thread.  On the world process zero
     the callback appends each finished step's results to ``state.log_history`` as
     ``{"latentgeo/<layer>/invariance": ..., "latentgeo/<layer>/spectrum/<irrep>": ...,
     "latentgeo/<layer>/r2": ..., "step": recorded_step}``: collected in ``on_log`` and
     ``on_step_end`` (a step's results usually arrive a few steps later, under the step they
     describe) and in ``on_train_end`` after the recorder is flushed, so every recorded step
-    is there.  To see them in TensorBoard as well, give the :class:`~latentgeo.record.LiveProbes`
+    is there.  To see them in TensorBoard as well, give the :class:`~probes.LiveProbes`
     a ``SummaryWriter`` (``tensorboard=``).
 
     Metrics come from ``on_log``. The Trainer logs and evaluates a step *after*
@@ -71,6 +74,7 @@ class HFRecorder(SessionView, TrainerCallback):
 
     Examples
     --------
+    >>> # Not run here: needs a Hugging Face model, training arguments and data.
     >>> rec = HFRecorder(["encoder.layer.*"], action, x_probe, "runs/tf.zarr")  # doctest: +SKIP
     >>> Trainer(model, args, train_dataset=ds, callbacks=[rec]).train()  # doctest: +SKIP
     """
@@ -78,7 +82,7 @@ class HFRecorder(SessionView, TrainerCallback):
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,
@@ -147,7 +151,11 @@ class HFRecorder(SessionView, TrainerCallback):
         self._metrics, self._metrics_step = {}, None
         self._pending = None
         self._session.build(model, resume=state.global_step > 0)
-        self._live = getattr(self._session.recorder, "live", None)
+        from latentgeo.record._observer import LoggedObserver
+
+        live = getattr(self._session.recorder, "live", None)
+        # Only an observer that queues results (probes.LiveProbes) has anything to log.
+        self._live = live if isinstance(live, LoggedObserver) else None
         self._record(state, state.global_step)
 
     def on_step_begin(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from latentgeo.callbacks._base import RecordingSession, SessionView
+
+if TYPE_CHECKING:
+    from latentgeo.actions import Action
 
 __all__ = ["LightningRecorder"]
 
@@ -45,8 +48,8 @@ class LightningRecorder(SessionView, pl.Callback):
 
     Notes
     -----
-    *Live metrics.* With ``live=`` (a :class:`latentgeo.record.LiveProbes`, ``True`` or probe
-    names such as ``["invariance", "spectrum", "r2"]``) the recorder computes the cheap
+    *Live metrics.* With ``live=`` (a :class:`probes.LiveProbes`, e.g.
+    ``probes.LiveProbes(["invariance", "spectrum", "r2"])``) the recorder computes the cheap
     symmetry probes of every recorded step in its writer thread.  The callback hands each
     finished step's results, on global rank 0, to every ``trainer.loggers``'
     ``log_metrics(metrics, step=recorded_step)`` and puts them into
@@ -81,6 +84,7 @@ class LightningRecorder(SessionView, pl.Callback):
 
     Examples
     --------
+    >>> # Not run here: needs a LightningModule and a data loader of your own.
     >>> rec = LightningRecorder(["net.conv1", "net.fc"], action, x_probe, "runs/cnn.zarr",
     ...                         schedule=latentgeo.schedules.EveryN(50))  # doctest: +SKIP
     >>> pl.Trainer(callbacks=[rec]).fit(module, loader)  # doctest: +SKIP
@@ -89,7 +93,7 @@ class LightningRecorder(SessionView, pl.Callback):
     def __init__(
         self,
         layers: str | Sequence[str],
-        action: Any,
+        action: Action,
         probe_inputs: torch.Tensor,
         store: str | os.PathLike[str],
         labels: Any = None,
@@ -130,7 +134,11 @@ class LightningRecorder(SessionView, pl.Callback):
         ):
             model = wrapper
         self._session.build(model, resume=trainer.global_step > 0, device=pl_module.device)
-        self._live = getattr(self._session.recorder, "live", None)
+        from latentgeo.record._observer import LoggedObserver
+
+        live = getattr(self._session.recorder, "live", None)
+        # Only an observer that queues results (probes.LiveProbes) has anything to log.
+        self._live = live if isinstance(live, LoggedObserver) else None
 
     def _record(self, trainer: pl.Trainer) -> None:
         session = self._session

@@ -8,6 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
+
 __all__ = ["LabelledTensors", "digits"]
 
 _SPLITS = ("train", "test", "all")
@@ -67,8 +69,7 @@ def digits(
 
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     if not isinstance(test_size, numbers.Real) or not 0.0 < float(test_size) < 1.0:
         raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int, check_real
 from latentgeo.datasets._digits import LabelledTensors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,14 +26,10 @@ class TrainTest(NamedTuple):
 
 
 def _check_split(train_fraction: float, seed: int) -> None:
-    if (
-        isinstance(train_fraction, bool)
-        or not isinstance(train_fraction, numbers.Real)
-        or not 0.0 < float(train_fraction) < 1.0
-    ):
-        raise ValueError(f"train_fraction must be a float in (0, 1), got {train_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_real(
+        train_fraction, "train_fraction", minimum=0, maximum=1, open_minimum=True, open_maximum=True
+    )
+    check_int(seed, "seed", minimum=0)
 
 
 def group_composition(
@@ -151,8 +148,7 @@ def modular_addition(
     >>> len(train.labels) + len(test.labels)
     25
     """
-    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 2:
-        raise ValueError(f"p must be an int >= 2, got {p!r}")
+    p = check_int(p, "p", minimum=2)
     _check_split(train_fraction, seed)
     from latentgeo.groups import Cyclic
 

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from latentgeo._validate import check_int
+
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup
 
 __all__ = ["PlantedLatents", "planted_latents"]
 
@@ -57,7 +62,7 @@ class PlantedLatents:
     spectrum: Any = field(repr=False)
     r2: np.ndarray = field(repr=False)
     noise: float
-    group: Any
+    group: FiniteGroup
 
     @property
     def block_slices(self) -> tuple[slice, ...]:
@@ -70,7 +75,7 @@ class PlantedLatents:
         return tuple(out)
 
 
-def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
+def _as_counts(group: FiniteGroup, multiplicities: Any) -> dict[str, int]:
     names = [irrep.name for irrep in group.irreps()]
     if isinstance(multiplicities, Mapping):
         unknown = [k for k in multiplicities if k not in names]
@@ -93,15 +98,13 @@ def _as_counts(group: Any, multiplicities: Any) -> dict[str, int]:
         )
     counts = {}
     for name, m in raw.items():
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
-            raise ValueError(f"multiplicity of {name!r} must be a non-negative int, got {m!r}")
-        counts[name] = int(m)
+        counts[name] = check_int(m, f"multiplicity of {name!r}", minimum=0)
     if sum(counts.values()) == 0:
         raise ValueError("multiplicities plant no irrep at all; give at least one copy")
     return counts
 
 
-def _as_fractions(group: Any, counts: dict[str, int], fractions: Any) -> dict[str, float]:
+def _as_fractions(group: FiniteGroup, counts: dict[str, int], fractions: Any) -> dict[str, float]:
     dims = {irrep.name: irrep.dim for irrep in group.irreps()}
     if fractions is None:
         # Equal variance per unit: each irrep's share is its number of units.
@@ -121,12 +124,12 @@ def _as_fractions(group: Any, counts: dict[str, int], fractions: Any) -> dict[st
                 f"irrep {n!r} has multiplicity {counts[n]} but fraction {f!r}; an irrep has "
                 "variance exactly when it is planted"
             )
-    total = sum(out.values())
-    return {n: f / total for n, f in out.items()}
+    whole = float(sum(out.values()))
+    return {n: f / whole for n, f in out.items()}
 
 
 def planted_latents(
-    group: Any,
+    group: FiniteGroup,
     multiplicities: Mapping[str, int] | Sequence[int],
     n_samples: int,
     noise: float = 0.0,
@@ -178,10 +181,7 @@ def planted_latents(
 
     counts = _as_counts(group, multiplicities)
     shares = _as_fractions(group, counts, fractions)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be >= 2, got {n_samples!r}")
+    n_samples = check_int(n_samples, "n_samples", minimum=2)
     if not isinstance(noise, (int, float, np.floating)) or not 0.0 <= float(noise) < 1.0:
         raise ValueError(f"noise must be a float in [0, 1), got {noise!r}")
     noise = float(noise)

@@ -20,7 +20,13 @@ from latentgeo.geometry._exp_log import (
     sphere_log,
 )
 from latentgeo.geometry._geomstats_bridge import SO, SPD, Grassmann, Sphere
-from latentgeo.geometry._pairwise import METRICS, distance, pairwise_distances
+from latentgeo.geometry._pairwise import (
+    METRICS,
+    check_points,
+    distance,
+    pairwise_distances,
+    resolve_metric,
+)
 from latentgeo.geometry._rotation import (
     orthogonal_distance,
     orthogonalize,
@@ -49,6 +55,7 @@ __all__ = [
     "SPD",
     "Grassmann",
     "Sphere",
+    "check_points",
     "cka_distance",
     "distance",
     "grassmann_distance",
@@ -64,6 +71,7 @@ __all__ = [
     "principal_angles",
     "principal_subspace",
     "procrustes_distance",
+    "resolve_metric",
     "rotation_angles",
     "shrinkage_covariance",
     "so_exp",

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import (
     as_tensor,
     check_choice,
     check_orthonormal,
-    check_positive_int,
 )
 from latentgeo.geometry._exp_log import (
     grassmann_exp,
@@ -213,7 +213,7 @@ class _Manifold:
                 )
         if not tol > 0:
             raise ValueError(f"tol must be > 0, got {tol!r}")
-        max_iter = check_positive_int(max_iter, "max_iter")
+        max_iter = check_int(max_iter, "max_iter", minimum=1)
         return self._frechet_mean(P, w, float(tol), max_iter)
 
     def _initial_mean(self, P: torch.Tensor) -> torch.Tensor | None:
@@ -327,7 +327,7 @@ class _Manifold:
         coords : tensor of shape (n, n_components)
             Leading principal coordinates (zero beyond the rank of the logs).
         """
-        n_components = check_positive_int(n_components, "n_components")
+        n_components = check_int(n_components, "n_components", minimum=1)
         P = self._points(points, "points", batch=True)
         B = self.frechet_mean(P) if base is None else self._points(base, "base", batch=False)
         return self._tangent_pca(P, B, n_components)
@@ -458,8 +458,8 @@ class Grassmann(_ClosedFormManifold):
     _metric_scale = 2.0
 
     def __init__(self, d: int, k: int) -> None:
-        self.d = check_positive_int(d, "d")
-        self.k = check_positive_int(k, "k")
+        self.d = check_int(d, "d", minimum=1)
+        self.k = check_int(k, "k", minimum=1)
         if k > d:
             raise ValueError(f"k must be <= d, got k={k!r} and d={d!r}")
         super().__init__()
@@ -516,7 +516,7 @@ class SPD(_Manifold):
     """
 
     def __init__(self, k: int, metric: str = "affine") -> None:
-        self.k = check_positive_int(k, "k")
+        self.k = check_int(k, "k", minimum=1)
         self.metric = check_choice(metric, "metric", SPD_METRICS)
         super().__init__()
 
@@ -572,7 +572,7 @@ class SO(_ClosedFormManifold):
     _metric_scale = 0.5
 
     def __init__(self, k: int) -> None:
-        self.k = check_positive_int(k, "k")
+        self.k = check_int(k, "k", minimum=1)
         super().__init__()
 
     def _make_space(self) -> Any:
@@ -633,7 +633,7 @@ class Sphere(_ClosedFormManifold):
     _point_ndim = 1
 
     def __init__(self, dim: int) -> None:
-        self.dim = check_positive_int(dim, "dim")
+        self.dim = check_int(dim, "dim", minimum=1)
         super().__init__()
 
     def _make_space(self) -> Any:

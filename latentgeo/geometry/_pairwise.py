@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import as_tensor, check_choice, check_finite, check_orthonormal
 from latentgeo.geometry._rotation import _check_orthogonal, orthogonal_distance, sphere_distance
 from latentgeo.geometry._shape import cka_distance, procrustes_distance
@@ -45,7 +46,16 @@ _ALIASES = {
 METRICS = tuple(_POINT_NDIM)
 
 
-def _resolve(metric: str) -> str:
+def resolve_metric(metric: str) -> str:
+    """The canonical name of a metric of :data:`METRICS` (aliases such as ``"affine"`` resolved).
+
+    Raises
+    ------
+    TypeError
+        If ``metric`` is not a str.
+    ValueError
+        If it names no metric.
+    """
     if not isinstance(metric, str):
         raise TypeError(f"metric must be a name or a callable, got {type(metric).__name__}")
     name = _ALIASES.get(metric, metric)
@@ -56,8 +66,29 @@ def _resolve(metric: str) -> str:
     return name
 
 
-def _validate_points(P: torch.Tensor, name: str, metric: str) -> torch.Tensor:
-    """Check the points once, so the inner loop can skip per-pair checks."""
+def check_points(P: torch.Tensor, metric: str, name: str = "points") -> torch.Tensor:
+    """Check points of ``metric``'s space once (so loops over pairs skip per-pair checks).
+
+    Parameters
+    ----------
+    P : torch.Tensor of shape ``(..., *point_shape)``
+        Points: ``(..., d, k)`` orthonormal frames for ``"grassmann"``, ``(..., n, n)``
+        orthogonal or SPD matrices, ``(..., n)`` vectors for ``"sphere"``/``"euclidean"``.
+    metric : str
+        A canonical name (see :func:`resolve_metric`).
+    name : str
+        The argument's name, for messages.
+
+    Returns
+    -------
+    torch.Tensor
+        ``P`` (symmetrised for the SPD metrics).
+
+    Raises
+    ------
+    ValueError
+        If the points have too few dims, are not finite, or are off the space.
+    """
     ndim = _POINT_NDIM[metric]
     if P.ndim < ndim:
         raise ValueError(
@@ -104,7 +135,7 @@ def distance(a: Any, b: Any, metric: str | Callable, **options: Any) -> torch.Te
 
     Parameters
     ----------
-    a, b : array of shape (..., *point_shape)
+    a, b : array of shape ``(..., *point_shape)``
         Points; leading dims broadcast.
     metric : str or callable
         One of ``"grassmann"`` (orthonormal bases (d, k); option ``convention``),
@@ -121,9 +152,9 @@ def distance(a: Any, b: Any, metric: str | Callable, **options: Any) -> torch.Te
     """
     if callable(metric):
         return torch.as_tensor(metric(a, b, **options))
-    name = _resolve(metric)
-    ta = _validate_points(as_tensor(a, "a"), "a", name)
-    tb = _validate_points(as_tensor(b, "b", device=ta.device), "b", name)
+    name = resolve_metric(metric)
+    ta = check_points(as_tensor(a, "a"), name, "a")
+    tb = check_points(as_tensor(b, "b", device=ta.device), name, "b")
     dtype = torch.promote_types(ta.dtype, tb.dtype)
     ta, tb = ta.to(dtype), tb.to(dtype)
     if name == "spd_log_euclidean":
@@ -145,11 +176,11 @@ def pairwise_distances(
 
     Parameters
     ----------
-    points : array of shape (T, *point_shape)
+    points : array of shape ``(T, *point_shape)``
         E.g. (T, d, k) orthonormal bases for ``"grassmann"``, (T, k, k) for SPD metrics.
     metric : str or callable
         A name accepted by :func:`distance`, or ``f(a, b) -> scalar`` called once per pair.
-    other : array of shape (S, *point_shape), optional
+    other : array of shape ``(S, *point_shape)``, optional
         Second set of points: the result is then the ``T x S`` cross-distance matrix.
     chunk_size : int, optional
         Number of pairs evaluated per batched call (bounds memory); by default about 32 MB of
@@ -163,11 +194,21 @@ def pairwise_distances(
         Symmetric with zero diagonal when ``other`` is None (only ``i < j`` is computed).
         Log-Euclidean distances are Euclidean distances between matrix logarithms, taken once
         per point.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A ``chunk_size`` that is not a positive int (checked for every metric), points of
+        the wrong shape or outside the metric's manifold.
     """
+    # Checked before any path is taken: a callable metric ignores chunk_size, and a negative
+    # one would otherwise skip every pair and return zeros.
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     if callable(metric):
         return _pairwise_callable(points, metric, other, options)
-    name = _resolve(metric)
-    P = _validate_points(as_tensor(points, "points"), "points", name)
+    name = resolve_metric(metric)
+    P = check_points(as_tensor(points, "points"), name, "points")
     if P.ndim != _POINT_NDIM[name] + 1:
         raise ValueError(
             f"points must have shape (T, *point_shape) with {_POINT_NDIM[name]}-d points for "
@@ -175,7 +216,7 @@ def pairwise_distances(
         )
     Q = None
     if other is not None:
-        Q = _validate_points(as_tensor(other, "other", device=P.device), "other", name)
+        Q = check_points(as_tensor(other, "other", device=P.device), name, "other")
         if Q.shape[1:] != P.shape[1:]:
             raise ValueError(
                 f"other must hold points of shape {tuple(P.shape[1:])!r}, got {tuple(Q.shape)!r}"

@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import (
     as_pair,
     as_tensor,
     check_choice,
     check_finite,
-    check_positive_int,
     check_square,
     default_tol,
 )
@@ -196,7 +196,7 @@ def shrinkage_covariance(
     covariance : tensor of shape (k, k)
         A point of SPD(k).
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     Z = as_tensor(Z, "Z")
     check_finite(Z, "Z")
     X = _flatten_rows(Z, "Z")

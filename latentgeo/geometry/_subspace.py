@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from latentgeo._validate import check_int
 from latentgeo.geometry._common import (
     as_pair,
     as_tensor,
     check_choice,
     check_finite,
     check_orthonormal,
-    check_positive_int,
 )
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group, GroupIrrep
 
 GRASSMANN_CONVENTIONS = ("arc", "geomstats", "chordal")
 
@@ -162,13 +165,13 @@ def principal_subspace(Z: Any, k: int, *, center: bool = True) -> torch.Tensor:
         Orthonormal basis of the span of the top-``k`` right singular vectors, a point of
         Gr(n_units, k).
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     Z = as_tensor(Z, "Z")
     check_finite(Z, "Z")
     return _top_k_basis(_flatten_rows(Z, "Z"), k, center)
 
 
-def _irrep_for(group: Any, irrep: Any) -> Any:
+def _irrep_for(group: Group, irrep: Any) -> GroupIrrep:
     if not getattr(group, "is_finite", False) or not hasattr(group, "cayley_table"):
         raise TypeError(f"group must be a latentgeo finite group, got {type(group).__name__}")
     irreps = group.irreps()
@@ -185,7 +188,7 @@ def _irrep_for(group: Any, irrep: Any) -> Any:
 
 
 def isotypic_subspace(
-    Z: Any, group: Any, irrep: Any, k: int, *, center: bool = True
+    Z: Any, group: Group, irrep: Any, k: int, *, center: bool = True
 ) -> torch.Tensor:
     """Top-``k`` principal subspace of the part of the latents that transforms like ``irrep``.
 
@@ -210,12 +213,12 @@ def isotypic_subspace(
     -------
     basis : tensor of shape (n_units, k)
     """
-    k = check_positive_int(k, "k")
+    k = check_int(k, "k", minimum=1)
     Z_iso = isotypic_component(Z, group, irrep)
     return _top_k_basis(Z_iso.reshape(-1, Z_iso.shape[-1]), k, center)
 
 
-def isotypic_component(Z: Any, group: Any, irrep: Any) -> torch.Tensor:
+def isotypic_component(Z: Any, group: Group, irrep: Any) -> torch.Tensor:
     """The part of orbit latents that transforms like ``irrep``: ``Σ_h P[g, h] Z[h]``.
 
     Parameters
@@ -242,7 +245,7 @@ def isotypic_component(Z: Any, group: Any, irrep: Any) -> torch.Tensor:
             f"Z must have shape (n_elements, n_samples, n_units), got shape {tuple(Z.shape)!r}"
         )
     check_finite(Z, "Z")
-    from latentgeo.groups._isotypic import project_isotypic
+    from latentgeo.groups._fourier import project_isotypic
 
     rho = _irrep_for(group, irrep)
     if Z.shape[0] != group.order:

@@ -25,7 +25,6 @@ Examples
 (True, 'D4', ['A1', 'A2', 'B1', 'B2', 'E1'])
 """
 
-from latentgeo._registry import GROUPS as _GROUPS
 from latentgeo._registry import MissingExtensionError
 
 from ._alternating import Alternating
@@ -34,8 +33,23 @@ from ._cyclic import Cyclic
 from ._decompose import complex_structure, is_irreducible, split_representation
 from ._dihedral import Dihedral
 from ._finite import FiniteGroup
+from ._fourier import (
+    MAX_DEFAULT_DEGREE,
+    OVERSAMPLING,
+    FallbackWarning,
+    OrbitEnergies,
+    check_elements,
+    finite_energies,
+    harmonic_basis,
+    harmonic_energies,
+    harmonic_names,
+    isotypic_energies,
+    orbit_energies,
+    project_isotypic,
+    resolve_max_degree,
+    subset_energies,
+)
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
-from ._isotypic import isotypic_energies, project_isotypic
 from ._matrix import MatrixGroup, MatrixIrrep
 from ._o2 import O2
 from ._o3 import O3
@@ -43,8 +57,9 @@ from ._parse import parse
 from ._permutation import PermutationGroup
 from ._permutations import Permutations
 from ._product import DirectProduct
-from ._protocol import Group, as_generator
+from ._protocol import Group, GroupIrrep, as_generator
 from ._quaternion import Quaternion
+from ._registry import GROUPS as _GROUPS
 from ._so2 import SO2, SO2Irrep
 from ._so3 import SO3
 from ._subgroups import Subgroup, SubgroupLattice
@@ -56,8 +71,10 @@ register = _GROUPS.register
 
 __all__ = [
     "IRREP_TYPES",
+    "MAX_DEFAULT_DEGREE",
     "O2",
     "O3",
+    "OVERSAMPLING",
     "SO2",
     "SO3",
     "Alternating",
@@ -65,12 +82,15 @@ __all__ = [
     "Cyclic",
     "Dihedral",
     "DirectProduct",
+    "FallbackWarning",
     "FiniteGroup",
     "Group",
+    "GroupIrrep",
     "Irrep",
     "MatrixGroup",
     "MatrixIrrep",
     "MissingExtensionError",
+    "OrbitEnergies",
     "PermutationGroup",
     "Permutations",
     "Quaternion",
@@ -79,12 +99,20 @@ __all__ = [
     "SubgroupLattice",
     "Symmetric",
     "as_generator",
+    "check_elements",
     "commutant_dimension",
     "complex_structure",
+    "finite_energies",
+    "harmonic_basis",
+    "harmonic_energies",
+    "harmonic_names",
     "is_irreducible",
     "isotypic_energies",
+    "orbit_energies",
     "parse",
     "project_isotypic",
     "register",
+    "resolve_max_degree",
     "split_representation",
+    "subset_energies",
 ]

@@ -6,12 +6,12 @@ import itertools
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
 from ._decompose import split_representation
-from ._finite import check_int
 from ._irreps import Irrep, commutant_dimension
 from ._permutation import PermutationGroup, _codes
+from ._registry import GROUPS
 from ._symmetric import MAX_DEGREE, partitions, young_matrices
 
 __all__ = ["Alternating"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
 from ._cyclic import rotation_matrices
-from ._finite import FiniteGroup, check_int
+from ._finite import FiniteGroup
 from ._irreps import Irrep
+from ._registry import GROUPS
 
 __all__ = ["Dihedral"]
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
 from ._irreps import Irrep
 from ._protocol import Group, as_generator
+from ._registry import GROUPS
 
 __all__ = ["FiniteGroup"]
 
@@ -492,8 +493,9 @@ class FiniteGroup(Group):
 
         Notes
         -----
-        Cyclic-extension enumeration (all subgroups are joins of cyclic subgroups); meant for
-        groups of order up to a few hundred.  Isomorphism types are certified by an explicit
+        Conjugacy classes by joins with cyclic subgroups of prime-power order, one
+        representative per class (complete for every finite group; a second or so for the
+        1455 subgroups of ``S6``).  Isomorphism types are certified by an explicit
         isomorphism to the named group.
         """
         subs = self._all_subgroups
@@ -606,17 +608,6 @@ class FiniteGroup(Group):
         :func:`latentgeo.groups.project_isotypic`, which need only the characters.
         """
         return {k: v.copy() for k, v in self._projectors.items()}
-
-
-def check_int(value: Any, what: str, *, minimum: int, maximum: int | None = None) -> int:
-    """Validate an integer parameter (``bool`` refused); return it as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{what} must be an int, got {value!r}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{what} must be {allowed}, got {value!r}")
-    return value
 
 
 GROUPS.register(FiniteGroup.from_cayley_table, name="FiniteGroup.from_cayley_table")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
+
 __all__ = ["IRREP_TYPES", "Irrep", "commutant_dimension"]
 
 #: Frobenius–Schur types of the complex irreducible underlying a real irrep, with the
@@ -109,10 +111,7 @@ class Irrep:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"irrep name must be a non-empty str, got {self.name!r}")
-        if isinstance(self.dim, bool) or not isinstance(self.dim, int | np.integer):
-            raise TypeError(f"irrep dim must be an int, got {self.dim!r}")
-        if self.dim < 1:
-            raise ValueError(f"irrep dim must be >= 1, got {self.dim!r}")
+        check_int(self.dim, "irrep dim", minimum=1)
         if self.type not in IRREP_TYPES:
             raise ValueError(f"irrep type must be one of {tuple(IRREP_TYPES)}, got {self.type!r}")
         mats = _readonly(self.matrices)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ._finite import check_int
+from latentgeo._validate import check_int
+
 from ._protocol import Group
 
 __all__ = ["MatrixGroup", "MatrixIrrep"]

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
 from ._cyclic import rotation_matrices
-from ._finite import check_int
 from ._matrix import MatrixGroup, parse_degree
 from ._protocol import as_generator
+from ._registry import GROUPS
 
 __all__ = ["O2", "planar_angle"]
 

@@ -1,40 +1,39 @@
 """Parse group specs (``"C8"``, ``"D4"``, ``"C2xC4"``, ``"A5"``, ``"SO2"``) and reprs.
 
-Every name is looked up in the one group registry (:data:`latentgeo._registry.GROUPS`):
-a call ``Name(args)`` runs the registered constructor ``Name`` on literal arguments (or
-nested group calls), and a short spec ``<prefix><digits>`` runs
-``cls._from_spec_number(int(digits))`` of the registered class whose ``spec_prefix`` is the
-longest match.  Nothing is ``eval``-ed.
+Every name is looked up in the one group registry
+(:data:`latentgeo.groups._registry.GROUPS`): a call ``Name(args)`` runs the registered
+constructor ``Name`` on literal arguments (or nested group calls), and a short spec
+``<prefix><digits>`` runs ``cls._from_spec_number(int(digits))`` of the registered class whose
+``spec_prefix`` is the whole name before the digits (``"Dic3"`` is never ``"D"`` followed by
+``"ic3"``).  A name that no registered or installed group claims is a
+:class:`~latentgeo.groups.MissingExtensionError`, whatever its spelling.  Nothing is
+``eval``-ed.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from latentgeo._registry import GROUPS, MissingExtensionError
+from latentgeo._registry import MissingExtensionError
 
+from . import _builtins  # noqa: F401  (every built-in group registers itself)
 from ._protocol import Group
-
-if TYPE_CHECKING:
-    pass
+from ._registry import GROUPS
 
 __all__ = ["parse"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 # "C2x" in "C2x(C3xC4)": a short spec followed by the product operator, not a call.
 _SHORT_THEN_PRODUCT = re.compile(r"[A-Za-z]+\d+x")
+# The name of a short spec: the letters before its number ("Dic" in "Dic3", "SO" in "SO2").
+_LETTERS = re.compile(r"[A-Za-z_]+")
 _HELP = (
     "expected a spec like 'C8', 'D4', 'S5', 'A5', 'Q8', 'SO2', a product 'C2xC4' or "
     "'D4x(C2xC3)', or a repr like 'Cyclic(8)' / 'FiniteGroup.from_cayley_table([[0, 1], "
     "[1, 0]])' of a registered group (latentgeo.groups.register)"
 )
-
-
-def _builtins() -> None:
-    """Import the built-in groups, which register themselves."""
-    import latentgeo.groups  # noqa: F401
 
 
 def _short_prefixes() -> list[tuple[str, Any]]:
@@ -45,6 +44,18 @@ def _short_prefixes() -> list[tuple[str, Any]]:
         if isinstance(prefix, str) and prefix:
             out.append((prefix, obj))
     return sorted(out, key=lambda item: -len(item[0]))
+
+
+def _short_match(text: str, pos: int) -> tuple[str, Any] | None:
+    """The registered ``(spec_prefix, class)`` whose prefix starts ``text[pos:]`` and whose
+    letters are the whole name there (so ``"Dic3"`` does not match ``"D"``)."""
+    m = _LETTERS.match(text, pos)
+    letters = m.group() if m else ""
+    for prefix, cls in _short_prefixes():
+        lead = _LETTERS.match(prefix)
+        if text.startswith(prefix, pos) and (lead.group() if lead else "") == letters:
+            return prefix, cls
+    return None
 
 
 class _Parser:
@@ -98,18 +109,34 @@ class _Parser:
                         raise MissingExtensionError(
                             f"cannot rebuild group {self.text!r}: {err}"
                         ) from None
-        for prefix, cls in _short_prefixes():
-            if self.text.startswith(prefix, self.pos):
-                start = self.pos + len(prefix)
-                end = start
-                while end < len(self.text) and self.text[end].isdigit():
-                    end += 1
-                self.pos = end
-                number = int(self.text[start:end]) if end > start else None
-                try:
-                    return cls._from_spec_number(number)
-                except (TypeError, ValueError) as err:
-                    raise self.error(str(err)) from None
+        found = _short_match(self.text, self.pos)
+        if found is None and m is not None:
+            # A name no loaded group claims: an installed package may declare it.
+            GROUPS.load_entry_points()
+            found = _short_match(self.text, self.pos)
+            if found is None:
+                name = (_LETTERS.match(self.text, self.pos) or m).group()
+                if name in GROUPS:
+                    raise self.error(f"{name!r} is a group constructor: call it, e.g. {name}(...)")
+                known = sorted(prefix for prefix, _ in _short_prefixes())
+                raise MissingExtensionError(
+                    f"cannot rebuild group {self.text!r}: no group with the short spec "
+                    f"{name!r}<number> is registered (known prefixes: {known!r}). Import the "
+                    "module that registers it (with @latentgeo.groups.register) or install the "
+                    "package that declares it in the 'latentgeo.groups' entry-point group"
+                )
+        if found is not None:
+            prefix, cls = found
+            start = self.pos + len(prefix)
+            end = start
+            while end < len(self.text) and self.text[end].isdigit():
+                end += 1
+            self.pos = end
+            number = int(self.text[start:end]) if end > start else None
+            try:
+                return cls._from_spec_number(number)
+            except (TypeError, ValueError) as err:
+                raise self.error(str(err)) from None
         raise self.error("expected a group")
 
     def call(self, open_paren: int) -> Any:
@@ -204,7 +231,6 @@ def parse(spec: Any) -> Group:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"group spec must be a str, got {spec!r}")
-    _builtins()
     parser = _Parser(spec)
     group = parser.product()
     parser.skip()

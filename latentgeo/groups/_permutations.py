@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
-from ._finite import check_int
 from ._protocol import Group, as_generator
+from ._registry import GROUPS
 
 __all__ = ["Permutations"]
 

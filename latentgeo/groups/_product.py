@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
-
 from ._decompose import complex_structure, split_representation
 from ._finite import FiniteGroup
 from ._irreps import IRREP_TYPES, Irrep, commutant_dimension
+from ._registry import GROUPS
 
 __all__ = ["DirectProduct"]
 

@@ -33,11 +33,42 @@ The design follows escnn's single ``Group`` interface for finite and continuous 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Group", "as_generator"]
+__all__ = ["Group", "GroupIrrep", "as_generator"]
+
+
+@runtime_checkable
+class GroupIrrep(Protocol):
+    """What every real irrep offers, of a finite group (:class:`~latentgeo.groups.Irrep`),
+    SO(2) (:class:`~latentgeo.groups.SO2Irrep`) or a compact matrix group
+    (:class:`~latentgeo.groups.MatrixIrrep`): the type of :meth:`Group.irreps`."""
+
+    @property
+    def name(self) -> str:
+        """The irrep's name (``"A1"``, ``"E2"``, ``"D1"``...)."""
+
+    @property
+    def dim(self) -> int:
+        """Its dimension."""
+
+    @property
+    def type(self) -> str:
+        """Frobenius–Schur type of the underlying complex irrep: ``"real"``, ``"complex"``
+        or ``"quaternionic"``."""
+
+    @property
+    def degree(self) -> int | None:
+        """The degree (frequency, angular momentum) of a continuous group's irrep; ``None``
+        for a finite group's."""
+
+    def __call__(self, elements: Any, /) -> np.ndarray:
+        """The matrices at element values, shape ``(..., dim, dim)``, float64."""
+
+    def character_at(self, elements: Any, /) -> np.ndarray:
+        """The characters (traces) at element values, shape ``(...)``."""
 
 
 def as_generator(generator: Any) -> np.random.Generator:
@@ -188,7 +219,7 @@ class Group(abc.ABC):
 
     # -- representations ----------------------------------------------------------------
     @abc.abstractmethod
-    def irreps(self, max_degree: int | None = None) -> tuple[Any, ...]:
+    def irreps(self, max_degree: int | None = None) -> tuple[GroupIrrep, ...]:
         """Real irreducible representations, the trivial irrep first.
 
         Parameters
@@ -207,7 +238,7 @@ class Group(abc.ABC):
         """Names of :meth:`irreps`, in order."""
         return tuple(r.name for r in self.irreps(max_degree))
 
-    def irrep(self, name: str) -> Any:
+    def irrep(self, name: str) -> GroupIrrep:
         """The irrep called ``name``.
 
         Raises
@@ -222,6 +253,6 @@ class Group(abc.ABC):
         raise ValueError(f"{self._label} has no irrep {name!r}; irreps are {list(names)!r}")
 
     @property
-    def trivial_irrep(self) -> Any:
+    def trivial_irrep(self) -> GroupIrrep:
         """The trivial irrep (``irreps()[0]``)."""
         return self.irreps(0)[0]

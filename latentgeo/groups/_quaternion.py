@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
-
 from ._finite import FiniteGroup
 from ._irreps import Irrep
+from ._registry import GROUPS
 
 __all__ = ["Quaternion"]
 

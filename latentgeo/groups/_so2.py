@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
 from ._cyclic import Cyclic, rotation_matrices
-from ._finite import check_int
 from ._protocol import Group, as_generator
+from ._registry import GROUPS
 
 __all__ = ["SO2", "SO2Irrep"]
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
-from ._finite import check_int
 from ._matrix import MatrixGroup, parse_degree
 from ._protocol import as_generator
+from ._registry import GROUPS
 from ._wigner import so3_character, wigner_d
 
 __all__ = ["SO3", "haar_rotations"]

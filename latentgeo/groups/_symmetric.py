@@ -7,11 +7,11 @@ from functools import cached_property
 
 import numpy as np
 
-from latentgeo._registry import GROUPS
+from latentgeo._validate import check_int
 
-from ._finite import check_int
 from ._irreps import Irrep
 from ._permutation import PermutationGroup, cycle_notation, cycle_types
+from ._registry import GROUPS
 
 __all__ = ["Symmetric", "cycle_notation", "young_matrices"]
 

@@ -1,4 +1,4 @@
-"""Reference models for demos and tests (plain ``torch.nn.Module``s).
+"""Reference models for demos and tests (plain ``torch.nn.Module`` objects).
 
 - :class:`SmallCNN`: a plain CNN (``conv1``, ``conv2``, ``conv3``, ``fc``) for 8×8 digits;
 - :class:`P4CNN`: a C4 group-convolutional network (``lift``, ``gconv1``, ``gconv2``,

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
+from latentgeo._validate import check_int
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
 
 __all__ = ["SmallCNN"]
-
-
-def _positive_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 class SmallCNN(nn.Module):
@@ -59,9 +52,9 @@ class SmallCNN(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        in_channels = _positive_int("in_channels", in_channels)
-        n_classes = _positive_int("n_classes", n_classes)
-        width = _positive_int("width", width)
+        in_channels = check_int(in_channels, "in_channels", minimum=1)
+        n_classes = check_int(n_classes, "n_classes", minimum=1)
+        width = check_int(width, "width", minimum=1)
         gen = make_generator(seed, generator)
         self.in_channels, self.n_classes, self.width = in_channels, n_classes, width
         with no_global_rng():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from latentgeo._validate import check_int
 
 __all__ = ["make_generator", "no_global_rng", "uniform_"]
 
@@ -24,9 +25,7 @@ def make_generator(seed: int | None, generator: torch.Generator | None) -> torch
         return generator
     if seed is None:
         seed = 0
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_int(seed, "seed"))
 
 
 @contextlib.contextmanager

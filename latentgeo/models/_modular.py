@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from latentgeo._validate import check_int
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,8 +71,7 @@ class ModularMLP(nn.Module):
         if not isinstance(p, numbers.Integral) and getattr(p, "is_finite", False):
             n_tokens = getattr(p, "order", p)  # a finite group: its elements are tokens/classes
         for name, v in (("p", n_tokens), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(v, name, minimum=1)
         if combine not in ("concat", "sum"):
             raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
         gen = make_generator(seed, generator)

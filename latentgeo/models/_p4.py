@@ -11,12 +11,12 @@ with 'same' padding make these identities exact on square images.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentgeo._validate import check_int
 from latentgeo.models._init import init_like_torch, make_generator, no_global_rng
 
 __all__ = [
@@ -51,17 +51,13 @@ def p4_rotate(z: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 def _check_kernel(kernel_size: object) -> int:
-    if (
-        isinstance(kernel_size, bool)
-        or not isinstance(kernel_size, numbers.Integral)
-        or kernel_size < 1
-        or kernel_size % 2 == 0
-    ):
+    k = check_int(kernel_size, "kernel_size", minimum=1)
+    if k % 2 == 0:
         raise ValueError(
             f"kernel_size must be a positive odd int (so that rot90 commutes with 'same' "
             f"convolution), got {kernel_size!r}"
         )
-    return int(kernel_size)
+    return k
 
 
 class LiftingConv2d(nn.Module):
@@ -227,8 +223,7 @@ class P4CNN(nn.Module):
     ) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("n_classes", n_classes), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(v, name, minimum=1)
         kernel_size = _check_kernel(kernel_size)
         gen = make_generator(seed, generator)
         self.in_channels, self.n_classes, self.width = int(in_channels), int(n_classes), int(width)

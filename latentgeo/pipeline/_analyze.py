@@ -65,6 +65,7 @@ def analyze(
     Examples
     --------
     >>> from latentgeo.pipeline import analyze
+    >>> # Not run here: needs a run store on disk (docs: getting started).
     >>> summary = analyze("runs/cnn.zarr", "runs/cnn_analysis")  # doctest: +SKIP
     >>> summary["layers"]["fc"]["r2"]  # doctest: +SKIP
     """

@@ -13,10 +13,18 @@ from latentgeo.pipeline._analyze_compute import ONSET_THRESHOLD
 from latentgeo.pipeline._errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from latentgeo.groups import Group
     from latentgeo.pipeline._analyze_compute import Analysis
     from latentgeo.store import Run
 
 __all__ = ["check_formats", "write_figures"]
+
+
+def _group(run: Run) -> Group:
+    group = run.group
+    if group is None:
+        raise UsageError(f"run store {run.path!r} records no group")
+    return group
 
 
 def _final_latents(run: Run, layer: str) -> np.ndarray:
@@ -124,7 +132,7 @@ def write_figures(
         "orbits",
         plot.orbits(
             _final_latents(a.run, last),
-            a.run.group,
+            _group(a.run),
             samples=4,
             title=f"Orbits at {last}, step {int(a.run.steps[-1])}",
         ),
@@ -137,7 +145,7 @@ def write_figures(
         emit(
             "rho",
             plot.rho_heatmaps(
-                rho, a.run.group, title=f"Fitted rho(g) at {last}, step {int(a.run.steps[-1])}"
+                rho, _group(a.run), title=f"Fitted rho(g) at {last}, step {int(a.run.steps[-1])}"
             ),
         )
     emit(

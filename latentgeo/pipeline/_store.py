@@ -48,29 +48,6 @@ def _is_url(path: str) -> bool:
     return "://" in path
 
 
-def _writer_active(run: Any, path: str) -> bool:
-    """Whether a writer holds the store open right now.
-
-    Asks the store API first (a ``Run.writer_active``-like attribute, if the store grows
-    one); otherwise tries, without blocking, the advisory lock a ``LatentRecorder`` holds on a
-    local store folder for as long as it writes (the kernel drops it when the writer dies,
-    so a killed writer does not count as active). Remote (URL) stores carry no lock: False.
-    """
-    for name in ("writer_active", "is_being_written", "is_open_for_writing", "locked"):
-        attr = getattr(run, name, None)
-        if attr is not None:
-            value = attr() if callable(attr) else attr
-            return bool(value)
-    if _is_url(path):
-        return False
-    try:
-        from latentgeo.store._schema import WriterLock
-    except ImportError:  # a store without the lock: nothing to detect
-        return False
-    with WriterLock(Path(path)).try_hold() as free:
-        return not free
-
-
 def open_store(path: str | os.PathLike[str], allow_busy: bool = False) -> Run:
     """Open a run store for analysis, turning failures into clear, one-line errors.
 
@@ -110,7 +87,7 @@ def open_store(path: str | os.PathLike[str], allow_busy: bool = False) -> Run:
         raise CorruptStoreError(
             f"cannot read {spath!r} as a latentgeo run store: {type(err).__name__}: {err}"
         ) from err
-    if not allow_busy and _writer_active(run, spath):
+    if not allow_busy and run.writer_active:
         raise StoreBusyError(
             f"the store {spath!r} is still being written (a recorder holds it open); "
             "analyse it after the run closes"
@@ -173,7 +150,7 @@ def info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     run = open_store(path, allow_busy=True)
     spath = os.fspath(path)
-    attrs = _root_attrs(run)
+    attrs = run.attrs
     layer_attrs = attrs.get("layers", {}) if isinstance(attrs, dict) else {}
     layers: dict[str, Any] = {}
     n_samples = None
@@ -203,19 +180,8 @@ def info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "metrics": metrics,
         "n_samples": n_samples,
         "size_bytes": _size_on_disk(spath),
-        "writer_active": _writer_active(run, spath),
+        "writer_active": run.writer_active,
     }
-
-
-def _root_attrs(run: Any) -> dict[str, Any]:
-    for name in ("attrs", "meta", "metadata"):
-        value = getattr(run, name, None)
-        if isinstance(value, dict):
-            return value.get("latentgeo", value)
-    try:
-        return dict(run.dataset.attrs.get("latentgeo", {}))
-    except Exception:
-        return {}
 
 
 def _human_bytes(n: int | None) -> str:

@@ -7,6 +7,7 @@ the checkpoint schedule is log-spaced. :func:`save` writes PNG, PDF or SVG by su
 
 Examples
 --------
+>>> # Not run here: needs a run store on disk.
 >>> import probes  # doctest: +SKIP
 >>> from latentgeo import plot
 >>> results = probes.run("runs/cnn.zarr")  # doctest: +SKIP
@@ -14,6 +15,7 @@ Examples
 """
 
 from latentgeo.plot._attribution import attribution, irrep_losses
+from latentgeo.plot._comparison import compare_models, subgroup_lattices
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._runs import spectra_across_runs
 from latentgeo.plot._style import OKABE_ITO, colors, is_log_spaced, save
@@ -32,6 +34,7 @@ __all__ = [
     "OKABE_ITO",
     "attribution",
     "colors",
+    "compare_models",
     "distance_matrix",
     "equivariance",
     "equivariance_onsets",
@@ -46,6 +49,7 @@ __all__ = [
     "save",
     "spectra_across_runs",
     "subgroup_lattice",
+    "subgroup_lattices",
     "subgroups_over_training",
     "summary",
     "trajectory_embedding",

@@ -17,6 +17,9 @@ from latentgeo.plot._style import (
     new_figure,
 )
 
+if TYPE_CHECKING:
+    from latentgeo.groups import FiniteGroup, Group
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -140,7 +143,16 @@ def distance_matrix(
     return fig
 
 
-def _element_index(group: Any, g: Any) -> int:
+def _finite(group: Group, who: str) -> FiniteGroup:
+    """``group`` if it is a finite group with a Cayley table (what the figure draws)."""
+    from latentgeo.groups import FiniteGroup
+
+    if not isinstance(group, FiniteGroup):
+        raise TypeError(f"{who} draws a finite group's whole orbit; got {group!r}")
+    return group
+
+
+def _element_index(group: Group, g: Any) -> int:
     if isinstance(g, str):
         return list(group.elements).index(g)
     return int(g)
@@ -148,7 +160,7 @@ def _element_index(group: Any, g: Any) -> int:
 
 def orbits(
     Z: Any,
-    group: Any,
+    group: Group,
     samples: int | Sequence[int] = 4,
     ax: Axes | None = None,
     title: str | None = None,
@@ -183,7 +195,8 @@ def orbits(
         A = A[..., None]
     if A.ndim != 3:
         raise ValueError(f"Z must have shape (n_elements, n_samples, n_units), got {A.shape!r}")
-    order = int(group.order)
+    group = _finite(group, "orbits")
+    order = group.order
     if A.shape[0] != order:
         raise ValueError(
             f"Z has {A.shape[0]} elements along axis 0 but the group {group!r} has order {order}"
@@ -229,7 +242,7 @@ def orbits(
 
 def rho_heatmaps(
     rho: Any,
-    group: Any,
+    group: Group,
     elements: Sequence[int | str] | None = None,
     max_units: int | None = 32,
     title: str | None = None,
@@ -253,7 +266,8 @@ def rho_heatmaps(
     matplotlib.figure.Figure
     """
     R = as_numpy(rho, "rho")
-    order = int(group.order)
+    group = _finite(group, "rho_heatmaps")
+    order = group.order
     if R.ndim != 3 or R.shape[0] != order or R.shape[1] != R.shape[2]:
         raise ValueError(
             f"rho must have shape (order={order}, n_units, n_units), got shape {R.shape!r}"

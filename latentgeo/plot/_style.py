@@ -110,6 +110,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 150, **kwargs: Any) -> Path:
     Examples
     --------
     >>> from latentgeo.plot import save
+    >>> # Not run here: needs a figure, and writes a file.
     >>> save(fig, "figures/equivariance.pdf")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure

@@ -2,18 +2,18 @@
 
 :class:`LatentRecorder` hooks the layers, runs the probe orbit in eval mode on the training
 device, reduces and casts there, and a background thread appends the checkpoints to the
-store.  ``record_checkpoints`` (offline, from saved checkpoints) lives in
-``latentgeo.record._checkpoints`` and is loaded on first use.
+store.  :func:`record_checkpoints` records the same from saved checkpoints, offline.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
-from latentgeo.record._layers import resolve_layers, unwrap_model
-from latentgeo.record._live import LiveProbes
+from latentgeo._layers import layer_modules, resolve_layers, unwrap_model
+from latentgeo.record._checkpoints import record_checkpoints
 from latentgeo.record._lockstep import LockstepError
+from latentgeo.record._observer import LiveObserver, LoggedObserver
 from latentgeo.record._recorder import (
     LatentRecorder,
     NonFiniteLatentsWarning,
@@ -30,16 +30,14 @@ from latentgeo.record._reducers import (
     as_reducer,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from latentgeo.record._checkpoints import record_checkpoints
-
 __all__ = [
     "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
     "LatentRecorder",
-    "LiveProbes",
+    "LiveObserver",
     "LockstepError",
+    "LoggedObserver",
     "NonFiniteLatentsWarning",
     "RandomProjection",
     "Reducer",
@@ -47,6 +45,7 @@ __all__ = [
     "StorageOverflowWarning",
     "WriterError",
     "as_reducer",
+    "layer_modules",
     "record_checkpoints",
     "resolve_layers",
     "unwrap_model",
@@ -54,8 +53,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: the offline checkpoint walker is another module (and may not exist yet);
-    # importing latentgeo.record must not depend on it.
-    if name == "record_checkpoints":
-        return importlib.import_module("latentgeo.record._checkpoints").record_checkpoints
-    raise AttributeError(f"module 'latentgeo.record' has no attribute {name!r}")
+    # Deprecated alias (0.x): LiveProbes computes probes' metrics, so it lives in ``probes``;
+    # the recorder knows only the observer protocol.  The one import of ``probes`` from
+    # ``latentgeo.record``, run only when the old name is used (tests/test_import_graph.py).
+    if name == "LiveProbes":
+        warnings.warn(
+            "latentgeo.record.LiveProbes moved to probes.LiveProbes (the recorder takes any "
+            "observer with bind/observe/close); import it from probes",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from probes import LiveProbes
+
+        return LiveProbes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,15 +10,19 @@ import abc
 import dataclasses
 import inspect
 import math
-import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from latentgeo._registry import REDUCERS, MissingExtensionError
+from latentgeo._registry import MissingExtensionError, Registry
+from latentgeo._validate import check_int
+
+if TYPE_CHECKING:
+    from latentgeo.store import Run
 
 __all__ = [
+    "REDUCERS",
     "BlockMeanPool",
     "Flatten",
     "FunctionReducer",
@@ -26,6 +30,7 @@ __all__ = [
     "Reducer",
     "SpatialMeanPool",
     "as_reducer",
+    "from_run",
     "from_spec",
     "register",
 ]
@@ -43,6 +48,18 @@ class Reducer(abc.ABC):
         """JSON-serialisable description, stored in the layer's attributes."""
 
 
+#: Reducer classes by their spec ``"name"``.
+REDUCERS: Registry[type[Reducer]] = Registry(
+    "reducer", "latentgeo.reducers", Reducer, base_name="latentgeo.reducers.Reducer"
+)
+
+#: Class decorator registering a :class:`Reducer` subclass under the ``"name"`` its
+#: ``to_spec`` writes (default: the class name): ``@register("my_pool")``.  Installed
+#: packages may declare reducers in the ``latentgeo.reducers`` entry-point group instead.
+#: The built-in reducers register the same way as a user's, where they are defined.
+register = REDUCERS.register
+
+
 def _check_batched(z: Any, who: str) -> torch.Tensor:
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{who} expects a torch.Tensor, got {type(z).__name__}")
@@ -51,6 +68,7 @@ def _check_batched(z: Any, who: str) -> torch.Tensor:
     return z
 
 
+@register("flatten")
 @dataclasses.dataclass(frozen=True)
 class Flatten(Reducer):
     """Keep every unit: ``(batch, *feature) -> (batch, prod(feature))`` (row-major, so the
@@ -64,6 +82,8 @@ class Flatten(Reducer):
         return {"name": "flatten"}
 
 
+@register("spatial_mean_pool")
+@register("mean")
 @dataclasses.dataclass(frozen=True)
 class SpatialMeanPool(Reducer):
     """Average over every axis except batch and channels: ``(B, C, H, W) -> (B, C)``.
@@ -81,9 +101,7 @@ class SpatialMeanPool(Reducer):
     channel_dim: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.channel_dim, bool) or not isinstance(self.channel_dim, numbers.Integral):
-            raise TypeError(f"channel_dim must be an int, got {self.channel_dim!r}")
-        if self.channel_dim == 0:
+        if check_int(self.channel_dim, "channel_dim") == 0:
             raise ValueError("channel_dim must not be 0, the batch axis")
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -104,6 +122,7 @@ class SpatialMeanPool(Reducer):
         return {"name": "spatial_mean_pool", "channel_dim": int(self.channel_dim)}
 
 
+@register("random_projection")
 @dataclasses.dataclass(frozen=True)
 class RandomProjection(Reducer):
     """A fixed Gaussian random projection of the flattened output to ``k`` units.
@@ -129,11 +148,7 @@ class RandomProjection(Reducer):
 
     def __post_init__(self) -> None:
         for name in ("k", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {v!r}")
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k!r}")
+            check_int(getattr(self, name), name, minimum=1 if name == "k" else None)
 
     def matrix(
         self, d: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
@@ -169,6 +184,7 @@ class RandomProjection(Reducer):
         }
 
 
+@register("block_mean_pool")
 @dataclasses.dataclass(frozen=True)
 class BlockMeanPool(Reducer):
     """Average non-overlapping ``size × size`` blocks of the last two (spatial) axes, then
@@ -188,10 +204,7 @@ class BlockMeanPool(Reducer):
     size: int = 2
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, numbers.Integral):
-            raise TypeError(f"size must be an int, got {self.size!r}")
-        if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size!r}")
+        check_int(self.size, "size", minimum=1)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         z = _check_batched(z, "BlockMeanPool")
@@ -225,19 +238,6 @@ class FunctionReducer(Reducer):
         name = getattr(self.fn, "__qualname__", None) or repr(self.fn)
         module = getattr(self.fn, "__module__", None)
         return {"name": "callable", "callable": f"{module}.{name}" if module else name}
-
-
-#: Class decorator registering a :class:`Reducer` subclass under the ``"name"`` its
-#: ``to_spec`` writes (default: the class name): ``@register("my_pool")``.  Installed
-#: packages may declare reducers in the ``latentgeo.reducers`` entry-point group instead.
-register = REDUCERS.register
-
-# The built-in reducers register the same way as a user's (``"mean"`` is an alias).
-register(Flatten, name="flatten")
-register(SpatialMeanPool, name="spatial_mean_pool")
-register(SpatialMeanPool, name="mean")
-register(BlockMeanPool, name="block_mean_pool")
-register(RandomProjection, name="random_projection")
 
 
 def from_spec(spec: Any) -> Reducer:
@@ -282,6 +282,36 @@ def from_spec(spec: Any) -> Reducer:
         raise ValueError(f"reducer spec {dict(spec)!r} has no 'name'")
     params = inspect.signature(cls).parameters
     return cls(**{k: v for k, v in spec.items() if k != "name" and k in params})
+
+
+def from_run(run: Run, layer: str) -> Reducer:
+    """The reducer ``layer`` of ``run`` was recorded with (:func:`from_spec` of its stored spec).
+
+    Parameters
+    ----------
+    run : latentgeo.store.Run
+        An opened run store.
+    layer : str
+        One of ``run.layers``.
+
+    Returns
+    -------
+    Reducer
+
+    Raises
+    ------
+    MissingExtensionError
+        (a ``ValueError``) If the stored reducer is of a class not registered in this process
+        (a user's reducer whose module is not imported, or a plain function); the message
+        names the stored spec and the store.
+    KeyError
+        If the run has no such layer.
+    """
+    spec = run.layer_attrs(layer).get("reducer")
+    try:
+        return from_spec(spec)
+    except MissingExtensionError as err:
+        raise MissingExtensionError(f"run store {run.path!r}, layer {layer!r}: {err}") from None
 
 
 def as_reducer(reduce: Any) -> Reducer:

@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from latentgeo._validate import check_real
 from latentgeo.store._schema import StoreLockedError
 
 __all__ = ["LEASE_SUFFIX", "StoreLease"]
@@ -72,8 +73,7 @@ class StoreLease:
     ) -> None:
         from fsspec.core import url_to_fs
 
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-            raise ValueError(f"lease ttl must be a positive number of seconds, got {ttl!r}")
+        check_real(ttl, "lease ttl (seconds)", minimum=0, open_minimum=True)
         fs, path = url_to_fs(url, **dict(storage_options or {}))
         path = str(path).rstrip("/")
         if "/" not in path:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentgeo._validate import check_int
 from latentgeo.store._lease import lease_is_live
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
@@ -60,6 +61,7 @@ def open_run(
 
     Examples
     --------
+    >>> # Not run here: needs a run store on disk.
     >>> run = latentgeo.open_run("runs/cnn.zarr")  # doctest: +SKIP
     >>> run.latents("fc").sel(element="r").isel(step=-1)  # doctest: +SKIP
     """
@@ -338,11 +340,7 @@ class Run:
         from latentgeo.store._zarr_compat import read_step
 
         self._check_layer(layer)
-        if isinstance(step_index, bool) or not isinstance(step_index, (int, np.integer)):
-            raise TypeError(
-                f"step_index must be an int position along run.steps, got {step_index!r}"
-            )
-        i = int(step_index)
+        i = check_int(step_index, "step_index (a position along run.steps)")
         if not -self._committed <= i < self._committed:
             raise IndexError(
                 f"step_index {i} is out of range for run store {self.path!r} with "

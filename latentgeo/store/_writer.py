@@ -180,6 +180,7 @@ class RunWriter:
 
     Examples
     --------
+    >>> # Not run here: it would write run.zarr into the current folder.
     >>> w = RunWriter("run.zarr", meta={"elements": ["e", "r"], "probe": {"n_samples": 3}})
     ... # doctest: +SKIP
     >>> w.ensure_layers({"fc": {"feature_shape": [5], "n_units": 5, "dtype": "float32"}})

@@ -1,11 +1,11 @@
-"""Per-(layer, step) computation of :func:`probes.run`: a registry of probe kinds.
+"""Per-(layer, step) computation of :func:`probes.run`: the mechanism of probe kinds.
 
 A *probe kind* is one small function registered under a name.  It receives the
 :class:`Block` of one (layer, step) — latents centred by their grand mean, the group, the
 run's settings — and returns its result variables, each an array whose dims (after
 ``layer`` and ``step``) the registration declares.  The runner, the executors and the
 result merging know nothing about any particular kind: adding one is one registered
-function (see ``docs/interfaces.md``)::
+function (see ``docs/interfaces.md``; the built-in kinds are in :mod:`probes._builtin_kinds`)::
 
     @register_probe("norms", variables={"norm": ("element",)})
     def _norms(block):
@@ -21,10 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from latentgeo._registry import Registry
+
+if TYPE_CHECKING:
+    from latentgeo.groups import Group
+    from probes._settings import RunSettings
 
 __all__ = [
     "DIMS",
@@ -65,13 +71,42 @@ class ProbeKind:
     finite_only: bool = False
 
 
-#: Probe kinds :func:`probes.run` knows, in the order they are computed.
-PROBE_KINDS: dict[str, ProbeKind] = {}
-#: Labelled dims: ``labels(group, elements) -> list of labels`` (fixed size per run).
-DIMS: dict[str, Callable[[Any, Sequence[str]], list[Any]]] = {}
+def _check_new_kind(name: str, kind: ProbeKind) -> None:
+    """A new kind's name is its own, its variables are new, the kinds it requires exist."""
+    if name != kind.name:
+        raise ValueError(f"probe kind {kind.name!r} cannot be registered as {name!r}")
+    taken = {v for other in PROBE_KINDS.values() for v in other.variables} | {"nonfinite"}
+    clash = sorted(set(kind.variables) & taken)
+    if clash:
+        raise ValueError(f"probe kind {name!r}: variables {clash!r} are already registered")
+    unknown = [r for r in kind.requires if r not in PROBE_KINDS]
+    if unknown:
+        raise ValueError(
+            f"probe kind {name!r} requires unregistered kinds {unknown!r}; "
+            f"registered: {PROBE_KINDS.names()!r}"
+        )
+
+
+#: Probe kinds :func:`probes.run` knows, in the order they are computed (registration
+#: order).  Installed packages may declare kinds in the ``latentgeo.probes`` entry-point group
+#: (the entry point names a :class:`ProbeKind`, or an object of a module that registers the
+#: kind with :func:`register_probe` when imported); they are loaded when first asked for.
+PROBE_KINDS: Registry[ProbeKind] = Registry(
+    "probe kind",
+    "latentgeo.probes",
+    ProbeKind,
+    instances=True,
+    base_name="probes.ProbeKind",
+    check=_check_new_kind,
+)
+#: Labelled dims: ``labels(group, elements) -> list of labels`` (fixed size per run).  A
+#: dim is registered by the module of the kind that uses it, so it needs no entry points.
+DIMS: Registry[Callable[[Any, Sequence[str]], list[Any]]] = Registry("labelled dim", None)
 #: Extra coordinates of a labelled dim, added when the dim is used:
 #: ``coords(group, elements) -> {name: (dims, values)}``.
-DIM_COORDS: dict[str, Callable[[Any, Sequence[str]], dict[str, Any]]] = {}
+DIM_COORDS: Registry[Callable[[Any, Sequence[str]], dict[str, Any]]] = Registry(
+    "dim coordinate", None
+)
 
 
 def register_probe(
@@ -103,21 +138,10 @@ def register_probe(
     requires = tuple(requires)
 
     def decorator(build: Callable[[Block], Mapping[str, Any]]) -> Callable:
-        if name in PROBE_KINDS:
-            raise ValueError(f"probe kind {name!r} is already registered")
-        taken = {v for kind in PROBE_KINDS.values() for v in kind.variables} | {"nonfinite"}
-        clash = sorted(set(variables) & taken)
-        if clash:
-            raise ValueError(f"probe kind {name!r}: variables {clash!r} are already registered")
-        unknown = [r for r in requires if r not in PROBE_KINDS]
-        if unknown:
-            raise ValueError(
-                f"probe kind {name!r} requires unregistered kinds {unknown!r}; "
-                f"registered: {sorted(PROBE_KINDS)!r}"
-            )
-        PROBE_KINDS[name] = ProbeKind(
+        kind = ProbeKind(
             name, {k: tuple(v) for k, v in variables.items()}, build, requires, finite_only
         )
+        PROBE_KINDS.register(kind, name=name)
         return build
 
     return decorator
@@ -130,14 +154,19 @@ def register_dim(
 
     ``coords(group, elements) -> {coordinate name: (dims, values)}``, optional, adds
     coordinates that describe the labels (e.g. which elements each subgroup holds).
+
+    Raises
+    ------
+    ValueError
+        For a dim already registered.
     """
 
     def decorator(labels: Callable[[Any, Sequence[str]], list[Any]]) -> Callable:
         if name in DIMS:
             raise ValueError(f"dim {name!r} is already registered")
-        DIMS[name] = labels
+        DIMS.register(labels, name=name)
         if coords is not None:
-            DIM_COORDS[name] = coords
+            DIM_COORDS.register(coords, name=name)
         return labels
 
     return decorator
@@ -156,7 +185,7 @@ def expand_kinds(kinds: str | Sequence[str]) -> list[str]:
     kinds = list(kinds)
     unknown = [k for k in kinds if k not in PROBE_KINDS]
     if unknown:
-        raise ValueError(f"unknown probes {unknown!r}; valid probes are {sorted(PROBE_KINDS)!r}")
+        raise ValueError(f"unknown probes {unknown!r}; valid probes are {PROBE_KINDS.names()!r}")
     wanted: set[str] = set()
     stack = list(kinds)
     while stack:
@@ -175,16 +204,21 @@ class Block:
     ----------
     Z : torch.Tensor of shape (n_elements, n_samples, n_units)
         Latents centred by their grand mean (read-only for the kinds).
-    group : FiniteGroup or SO2
+    group : Group
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str or None
+    data_eps : float or None
+        Machine epsilon of the stored latents (float32 for most stores), which sets the
+        tolerance of their numerical span (:mod:`probes._span`) when it is coarser than the
+        computation dtype's.
     """
 
     Z: torch.Tensor
-    group: Any
-    settings: dict[str, Any]
+    group: Group
+    settings: RunSettings
     device: Any = None
+    data_eps: float | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -204,10 +238,31 @@ class Block:
 
         return self.shared(
             "linear",
-            lambda: LinearProbe(
-                device=self.device, dtype=self.dtype, **self.settings["linear"]
-            ).fit(self.Z),
+            lambda: LinearProbe(device=self.device, dtype=self.dtype, **self.linear_params()).fit(
+                self.Z
+            ),
         )
+
+    def linear_params(self) -> dict[str, Any]:
+        """The run's LinearProbe settings, with the span tolerance of the stored dtype.
+
+        The block was converted to the computation dtype, so the probes cannot see that the
+        latents were stored in float32; unless the run sets ``rank_tol``, it is the default
+        rule ``max(n_train, n_units) · ε`` with the stored dtype's ``ε``.
+        """
+        params = dict(self.settings.linear)
+        if "rank_tol" not in params and self.data_eps is not None:
+            from probes._linear import LinearProbe
+            from probes._validation import train_test_indices
+
+            default = LinearProbe()
+            train, _ = train_test_indices(
+                self.Z.shape[1],
+                params.get("test_size", default.test_size),
+                params.get("random_state", default.random_state),
+            )
+            params["rank_tol"] = max(len(train), self.Z.shape[2]) * self.data_eps
+        return params
 
 
 def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tensor:
@@ -219,7 +274,11 @@ def private_tensor(Z: Any, dtype: torch.dtype, device: Any = None) -> torch.Tens
 
 
 def probe_block(
-    Zt: torch.Tensor, group: Any, settings: dict[str, Any], device: Any = None
+    Zt: torch.Tensor,
+    group: Group,
+    settings: RunSettings,
+    device: Any = None,
+    data_eps: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Every probe kind of ``settings`` on one (layer, step).
 
@@ -227,10 +286,12 @@ def probe_block(
     ----------
     Zt : torch.Tensor of shape (n_elements, n_samples, n_units)
         Handed over: it is centred in place (see :func:`private_tensor`).
-    group : FiniteGroup or SO2
+    group : Group
     settings : dict
         From :func:`probes._settings.make_settings`.
     device : torch.device or str, optional
+    data_eps : float, optional
+        Machine epsilon of the stored latents (see :class:`Block`).
 
     Returns
     -------
@@ -248,173 +309,12 @@ def probe_block(
     # Centred in place by the grand mean: the fit-free probes centre anyway and the ridge
     # fits are affine, so no result changes, and no second copy is made.
     Zt -= Zt.mean(dim=(0, 1))
-    block = Block(Zt, group, settings, device)
-    for name in settings["probes"]:
+    block = Block(Zt, group, settings, device, data_eps)
+    for name in settings.probes:
         kind = PROBE_KINDS[name]
         result = kind.build(block)
         missing = sorted(set(kind.variables) - set(result))
         if missing:
             raise RuntimeError(f"probe kind {name!r} returned no {missing!r}")
         out.update({k: np.asarray(result[k]) for k in kind.variables})
-    return out
-
-
-# -- labelled dims ------------------------------------------------------------------------
-
-
-@register_dim("element")
-def _element_labels(group: Any, elements: Sequence[str]) -> list[Any]:
-    return list(elements)
-
-
-@register_dim("irrep")
-def _irrep_labels(group: Any, elements: Sequence[str]) -> list[Any]:
-    # Continuous runs and subgroup spectra get their labels from the runner (the harmonic
-    # fit's degree, the subgroup's irreps); this is the whole finite group's.
-    return [irrep.name for irrep in group.irreps()]
-
-
-# -- the probe kinds ----------------------------------------------------------------------
-
-
-def _harmonic(block: Block) -> np.ndarray:
-    """Shares of a continuous group's harmonic fit (shared by spectrum and invariance)."""
-    from probes._harmonic import harmonic_spectrum
-
-    def fit() -> np.ndarray:
-        s = block.settings
-        shares = harmonic_spectrum(block.Z, block.group, s["element_values"], s["harmonic_degree"])
-        return shares[1].cpu().numpy()
-
-    return block.shared("harmonic", fit)
-
-
-@register_probe("invariance", {"invariance": ()})
-def _invariance(block: Block) -> dict[str, Any]:
-    from probes._spectrum import invariance_of_centred
-
-    if not block.group.is_finite:  # the Haar-trivial share of the harmonic fit
-        return {"invariance": float(_harmonic(block)[0])}
-    return {"invariance": invariance_of_centred(block.Z)}
-
-
-@register_probe("spectrum", {"spectrum": ("irrep",)})
-def _spectrum(block: Block) -> dict[str, Any]:
-    from probes._subsets import subgroup_spectrum
-
-    if not block.group.is_finite:
-        return {"spectrum": _harmonic(block)}
-    # On the whole group, or on the subgroup the settings name (a subset run).
-    return {"spectrum": subgroup_spectrum(block.Z, block.group, block.settings)}
-
-
-@register_probe(
-    "linear",
-    {
-        "r2": ("element",),
-        "null_r2": ("element",),
-        "r2_low": ("element",),
-        "r2_high": ("element",),
-        "alpha": ("element",),
-    },
-)
-def _linear(block: Block) -> dict[str, Any]:
-    lin = block.linear()
-    return {
-        "r2": lin.r2_,
-        "null_r2": lin.null_r2_,
-        "r2_low": lin.r2_ci_[:, 0],
-        "r2_high": lin.r2_ci_[:, 1],
-        "alpha": lin.alpha_,
-    }
-
-
-@register_probe(
-    "homomorphism",
-    {"homomorphism_error": (), "homomorphism_error_max": ()},
-    requires=("linear",),
-    finite_only=True,
-)
-def _homomorphism(block: Block) -> dict[str, Any]:
-    from probes._homomorphism import homomorphism_error
-
-    err = homomorphism_error(block.linear().rho_, block.group, dtype=block.dtype)
-    return {"homomorphism_error": err.mean, "homomorphism_error_max": err.max}
-
-
-@register_probe("characters", {"multiplicity": ("irrep",)}, requires=("linear",), finite_only=True)
-def _characters(block: Block) -> dict[str, Any]:
-    from probes._characters import character_multiplicities
-
-    return {"multiplicity": character_multiplicities(block.linear().rho_, block.group).values}
-
-
-@register_probe("consistent", {"consistent_r2": ("element",)}, finite_only=True)
-def _consistent(block: Block) -> dict[str, Any]:
-    from probes._homomorphism import GroupConsistentProbe
-
-    # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
-    keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
-    kwargs = {k: v for k, v in block.settings["linear"].items() if k in keys}
-    gc = GroupConsistentProbe(
-        block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs
-    )
-    return {"consistent_r2": gc.fit(block.Z).r2_}
-
-
-@register_probe("rho", {"rho": ("element", "unit_out", "unit_in")}, requires=("linear",))
-def _rho(block: Block) -> dict[str, Any]:
-    return {"rho": block.linear().rho_}
-
-
-# -- subgroups of a finite group ----------------------------------------------------------
-
-
-def _subgroups_of(group: Any) -> tuple[Any, ...]:
-    return tuple(group.subgroups(False)) if group.is_finite else ()
-
-
-def _subgroup_coords(group: Any, elements: Sequence[str]) -> dict[str, Any]:
-    subs = _subgroups_of(group)
-    membership = np.stack([h.mask for h in subs]) if subs else np.zeros((0, len(elements)), bool)
-    return {
-        "subgroup_membership": (("subgroup", "element"), membership),
-        "subgroup_order": (("subgroup",), np.array([h.order for h in subs], dtype=np.int64)),
-    }
-
-
-@register_dim("subgroup", coords=_subgroup_coords)
-def _subgroup_labels(group: Any, elements: Sequence[str]) -> list[Any]:
-    return [h.name for h in _subgroups_of(group)]
-
-
-@register_probe(
-    "subgroups",
-    {
-        "subgroup_invariance": ("subgroup",),
-        "subgroup_invariance_low": ("subgroup",),
-        "subgroup_invariance_high": ("subgroup",),
-        "subgroup_r2": ("subgroup",),
-        "subgroup_r2_low": ("subgroup",),
-        "subgroup_r2_high": ("subgroup",),
-    },
-    requires=("linear",),
-    finite_only=True,
-)
-def _subgroups(block: Block) -> dict[str, Any]:
-    from probes._subgroups import scan_arrays
-
-    lin = block.settings["linear"]
-    inv, r2 = scan_arrays(
-        block.Z,
-        block.group,
-        _subgroups_of(block.group),
-        block.linear(),
-        int(lin.get("n_bootstrap", 200)),
-        float(lin.get("confidence", 0.95)),
-        np.random.default_rng(lin.get("random_state", 0)),
-    )
-    out = {}
-    for name, arr in (("subgroup_invariance", inv), ("subgroup_r2", r2)):
-        out[name], out[f"{name}_low"], out[f"{name}_high"] = arr[:, 0], arr[:, 1], arr[:, 2]
     return out
