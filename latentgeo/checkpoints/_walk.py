@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -95,7 +95,7 @@ def iter_checkpoints(
     map_location: Any = "cpu",
     *,
     after: int | None = None,
-) -> Iterator[LoadedCheckpoint]:
+) -> Generator[LoadedCheckpoint, None, None]:
     """Load saved checkpoints into ``model`` one at a time, in step order.
 
     The rules of :func:`latentgeo.record_checkpoints`, which walks checkpoints through this
@@ -157,7 +157,7 @@ def walk_entries(
     entries: Sequence[CheckpointEntry],
     map_location: Any = "cpu",
     after: int | None = None,
-) -> Iterator[LoadedCheckpoint]:
+) -> Generator[LoadedCheckpoint, None, None]:
     """:func:`iter_checkpoints` of entries already collected (``collect_checkpoints``), for
     a caller that validates the checkpoints before it knows ``after``."""
     target = unwrap_model(model)
