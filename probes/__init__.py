@@ -27,7 +27,8 @@ torch, float64 by default, on any device).
 - :func:`irrep_ablation`, :func:`isotypic_components` — restricted and excluded loss per irrep;
 - :func:`discover_symmetry` — the largest invariant / equivariant subalgebra (or subgroup);
 - :func:`attribution_over_training`, :func:`ablation_over_training`,
-  :func:`discovery_over_training` — the three over saved checkpoints, cached in a run store.
+  :func:`discovery_over_training` — the three over saved checkpoints, cached in a run store
+  (:func:`stack_steps`: the layout, also written by the training callbacks' ``analyses=``).
 """
 
 from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
@@ -62,6 +63,7 @@ from probes._over_training import (
     ablation_over_training,
     attribution_over_training,
     discovery_over_training,
+    stack_steps,
 )
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
@@ -102,5 +104,6 @@ __all__ = [
     "respected_subgroups",
     "run",
     "so3_lie_derivative",
+    "stack_steps",
     "subgroup_scan",
 ]

@@ -12,6 +12,7 @@ run store's analysis cache (:meth:`latentgeo.store.Run.save_analysis`) when ``ru
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +22,12 @@ import torch
 
 from latentgeo.checkpoints import iter_checkpoints
 
-__all__ = ["ablation_over_training", "attribution_over_training", "discovery_over_training"]
+__all__ = [
+    "ablation_over_training",
+    "attribution_over_training",
+    "discovery_over_training",
+    "stack_steps",
+]
 
 logger = logging.getLogger("latentgeo.probes")
 
@@ -35,11 +41,7 @@ def _over(
     run: Any,
     name: str,
 ) -> Any:
-    import xarray as xr
-
     results, seen = [], []
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     walk = iter_checkpoints(model, checkpoints, steps, map_location)
     with contextlib.closing(walk):  # the model's own weights back at once, also on error
         for ckpt in walk:
@@ -48,10 +50,65 @@ def _over(
             seen.append(ckpt.step)
     if not results:
         raise ValueError(f"no checkpoint found in {checkpoints!r}")
-    ds = xr.concat(results, dim="step", data_vars="all", coords="minimal", compat="override")
-    ds = ds.assign_coords(step=np.asarray(seen, dtype=np.int64))
+    ds = stack_steps(results, seen)
     if run is not None:
         _save(run, name, ds)
+    return ds
+
+
+def stack_steps(results: Sequence[Any], steps: Sequence[int], previous: Any = None) -> Any:
+    """Results of one analysis at successive training steps, stacked along ``step``.
+
+    The layout the ``*_over_training`` functions return and cache in a run store, and the
+    training callbacks' ``analyses=`` write (:class:`latentgeo.callbacks.LightningRecorder`).
+
+    Parameters
+    ----------
+    results : sequence of xarray.Dataset
+        One result per step, of one analysis (same variables and coordinates).
+    steps : sequence of int
+        Their training steps, strictly increasing.
+    previous : xarray.Dataset, optional
+        An earlier stacked result (the store's cached one when a run resumes): its steps
+        before the first of ``steps`` are kept in front; later ones are replaced.
+
+    Returns
+    -------
+    xarray.Dataset
+        The results' variables with a leading ``step`` dimension (int64 coordinate).
+
+    Raises
+    ------
+    TypeError
+        A result that is not an ``xarray.Dataset``, a step that is not an integer.
+    ValueError
+        No result, lengths that differ, steps not strictly increasing.
+    """
+    import xarray as xr
+
+    from latentgeo._validate import check_int
+
+    results = list(results)
+    if not results:
+        raise ValueError("results is empty: there is no step to stack")
+    for r in results:
+        if not isinstance(r, xr.Dataset):
+            raise TypeError(f"each result must be an xarray.Dataset, got {type(r).__name__}")
+    seen = [check_int(s, "step", minimum=0) for s in steps]
+    if len(seen) != len(results):
+        raise ValueError(f"{len(results)} results but {len(seen)} steps")
+    if any(b <= a for a, b in itertools.pairwise(seen)):
+        raise ValueError(f"steps must be strictly increasing, got {seen}")
+    ds = xr.concat(results, dim="step", data_vars="all", coords="minimal", compat="override")
+    ds = ds.assign_coords(step=np.asarray(seen, dtype=np.int64))
+    if previous is not None:
+        if not isinstance(previous, xr.Dataset) or "step" not in previous.dims:
+            raise TypeError("previous must be an xarray.Dataset with a 'step' dimension")
+        kept = previous.sel(step=previous["step"].values < seen[0])
+        if kept.sizes["step"]:
+            ds = xr.concat(
+                [kept, ds], dim="step", data_vars="all", coords="minimal", compat="override"
+            )
     return ds
 
 
