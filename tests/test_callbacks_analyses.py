@@ -150,3 +150,40 @@ def test_stack_steps_keeps_a_resumed_runs_earlier_steps():
         probes.stack_steps(one, [0, 4, 2])
     with pytest.raises(ValueError, match="3 results but 2 steps"):
         probes.stack_steps(one, [0, 2])
+
+
+def test_hf_trainer_attribution_at_recorded_steps(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from latentgeo.callbacks import HFRecorder
+    from tests.test_callbacks_hf import WeightSnapshots as HFSnapshots
+    from tests.test_callbacks_hf import _train as hf_train
+
+    action = ImageRotations("C4")
+    probe = torch.randn(6, 1, 6, 6, generator=torch.Generator().manual_seed(5))
+    attribution = functools.partial(
+        probes.equivariance_attribution,
+        action=action,
+        inputs=probe,
+        layers=["conv"],
+        select="logits",
+    )
+    rec = HFRecorder(
+        ["conv", "fc"],
+        action,
+        probe,
+        tmp_path / "hf.zarr",
+        schedule=Explicit([0, 3]),
+        analyses={"attribution": attribution},
+    )
+    snaps = HFSnapshots()
+    trainer = hf_train(tmp_path, [rec, snaps], num_train_epochs=1)
+    att = latentgeo.open_run(tmp_path / "hf.zarr").load_analysis("attribution")
+    assert list(att.step.values) == [0, 3]
+    twin = copy.deepcopy(trainer.model)
+    for s in (0, 3):
+        twin.load_state_dict(snaps.weights[s])
+        direct = attribution(twin)
+        np.testing.assert_allclose(
+            att.contribution.sel(step=s).values, direct.contribution.values, rtol=1e-5, atol=1e-7
+        )
