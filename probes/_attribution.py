@@ -25,12 +25,14 @@ untouched model's ``E`` is its non-equivariant share of variance (one minus the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentgeo._errors import outside_stacklevel
 from probes._intervene import LayerForward, check_inputs, forward_order, model_layers
 from probes._orbit_reps import orbit_rep
 
@@ -185,6 +187,18 @@ def _intervention(
         spec = layer_reps.get(name, "auto") if isinstance(layer_reps, Mapping) else layer_reps
         reps[name] = orbit_rep(spec, action, as_orbit(hidden[name]), f"layer {name!r}")
     del hidden, y, Y, centred  # the layers' activations are not needed past this point
+    poor = {n: r2 for n in names if (r2 := _fit_r2(reps[n])) < 0}
+    if poor:
+        warnings.warn(
+            "the fitted representation of "
+            + ", ".join(f"layer {n!r} (held-out R² {r2:.3g})" for n, r2 in poor.items())
+            + " predicts the orbit worse than its mean: the orbit average under it is not an "
+            "equivariant version of the layer, and its contribution (and the error after it) "
+            'can be far larger than the total; pass layer_reps= ("input", "channels", an '
+            "action) for it, more samples, or leave the layer out",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
     errors = []
     for name in names:
         rep = reps[name]

@@ -112,6 +112,7 @@ def test_intervention_of_an_equivariant_network_is_zero() -> None:
     assert float(np.abs(ds.contribution).max()) < TOL
 
 
+@pytest.mark.filterwarnings("ignore:the fitted representation")  # fitted on few samples
 def test_intervention_sum_law_and_fitted_representations() -> None:
     """A generic MLP on flattened images: representations are fitted, and contributions plus
     the rest equal the total to round-off (the telescoping identity)."""
@@ -306,6 +307,7 @@ class SumAll(torch.nn.Module):
         return h.mean(dim=(-3, -2, -1))[:, None]
 
 
+@pytest.mark.filterwarnings("ignore:the fitted representation")  # fitted on few samples
 @pytest.mark.parametrize("scale", [0.0, 1.0])
 def test_channel_maps_find_mirrored_pairs(scale: float) -> None:
     from latentgeo.groups import Dihedral
@@ -416,3 +418,26 @@ def test_orbit_average_by_gathers_equals_the_action_loop(action) -> None:
     for g in range(action.order):
         torch.testing.assert_close(action._act(g, fast[0]), fast[g], rtol=0, atol=1e-14)
     torch.testing.assert_close(fast_rep.average(fast), fast, rtol=0, atol=1e-14)
+
+
+def test_a_fitted_representation_worse_than_the_mean_is_warned_about() -> None:
+    # 8 samples of a random 3-logit head: the ridge maps of the logits do not generalise
+    # (held-out R² far below 0), and averaging under their pseudo-inverses blows up.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(108, 3),
+    )
+    x = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(5))
+    with pytest.warns(UserWarning, match=r"layer '3' \(held-out R² -[0-9.]+\) predicts") as rec:
+        ds = probes.equivariance_attribution(net, ImageRotations("C4"), x, ["0", "3"])
+    assert rec[0].filename == __file__  # points at the user's call
+    assert float(ds.fit_r2.sel(layer="3")) < 0
+    # Layers the input's action moves exactly are not fitted: no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        probes.equivariance_attribution(net, ImageRotations("C4"), x, ["0", "1"])
