@@ -1,4 +1,5 @@
-"""The one percentile bootstrap over probe samples: resampling counts and ratio intervals.
+"""Intervals over probe samples: the one percentile bootstrap (resampling counts, ratio
+intervals) and the delta-method interval of a ratio of means.
 
 Every interval latentgeo reports over probe samples resamples the samples with replacement
 (Efron & Tibshirani, *An introduction to the bootstrap*, 1993, ch. 13): resample ``b`` draws
@@ -9,11 +10,14 @@ all resamples at once, without materialising resampled copies of the data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["bootstrap_counts", "percentile_interval", "ratio_interval"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["bootstrap_counts", "delta_ratio_interval", "percentile_interval", "ratio_interval"]
 
 
 def bootstrap_counts(n_bootstrap: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,9 +38,9 @@ def bootstrap_counts(n_bootstrap: int, n: int, rng: np.random.Generator) -> np.n
         Row sums equal ``n``.
     """
     draws = rng.integers(0, n, size=(n_bootstrap, n))
-    counts = np.zeros((n_bootstrap, n))
-    np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1.0)
-    return counts
+    # One bincount over (resample, sample) cells: tens of times faster than numpy.add.at.
+    flat = (draws + n * np.arange(n_bootstrap)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_bootstrap * n).reshape(n_bootstrap, n).astype(float)
 
 
 def percentile_interval(values: Any, confidence: float) -> np.ndarray:
@@ -113,3 +117,47 @@ def ratio_interval(
             boot[empty] = 0.0
             boot[empty, 0] = 1.0
     return percentile_interval(boot, confidence)
+
+
+def delta_ratio_interval(
+    num: torch.Tensor, den: torch.Tensor, confidence: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ratio of means ``Σ num_i / Σ den_i`` over samples with a delta-method Student interval.
+
+    The analytic alternative to the percentile bootstrap of :func:`ratio_interval`, for the
+    intervals whose calibration (``benchmarks/calibration.py``) showed the bootstrap
+    under-covers at small ``n``: the held-out R² and the subgroup scan's invariance.
+
+    ``se = sqrt(Σ (num_i − r den_i)² / ((n − 1) n)) / mean(den)`` (the linearised jackknife
+    of a ratio, Efron & Tibshirani 1993, §10.5) and ``r ± t_{n−1} se``: for estimands that
+    are ratios of expectations of per-sample terms (an R², an invariant share, an irrep's
+    share), computed from the per-sample terms alone.
+
+    Parameters
+    ----------
+    num, den : Tensor of shape (..., n_samples)
+    confidence : float in (0, 1)
+
+    Returns
+    -------
+    ratio, low, high : Tensors of shape (...)
+        NaN where ``Σ den == 0`` or with fewer than 2 samples.
+    """
+    import torch
+    from scipy.stats import t as student_t
+
+    n = num.shape[-1]
+    den_mean = den.mean(dim=-1)
+    ok = den_mean > 0
+    safe = torch.where(ok, den_mean, torch.ones_like(den_mean))
+    r = num.mean(dim=-1) / safe
+    resid = num - r[..., None] * den
+    dof = max(n - 1, 1)
+    se = torch.sqrt((resid**2).sum(dim=-1) / (dof * n)) / safe
+    half = float(student_t.ppf(0.5 + confidence / 2.0, dof)) * se if n > 1 else se * torch.nan
+    nan = torch.full_like(r, float("nan"))
+    return (
+        torch.where(ok, r, nan),
+        torch.where(ok, r - half, nan),
+        torch.where(ok, r + half, nan),
+    )

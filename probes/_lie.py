@@ -46,7 +46,7 @@ class GeneratorProbe(RidgeProbeBase):
     Parameters
     ----------
     small_angle : float
-        Largest |θ| (radians) used for the initial estimate.
+        Largest angle magnitude ``|θ|`` (radians) used for the initial estimate.
     refine : bool
         Run stage (2).
     max_iter : int
@@ -71,7 +71,7 @@ class GeneratorProbe(RidgeProbeBase):
         Final relative training loss of stage (2).
     rank_ : int
         Dimension of the span the generator was fitted on.
-    components_ : ndarray of shape (rank_, n_units)
+    components_ : ndarray of shape (rank, n_units)
         Orthonormal basis of that span.
     mean_ : ndarray of shape (n_angles, n_units)
         Training mean of every angle's latents.

@@ -119,7 +119,7 @@ class LieAlgebraProbe(RidgeProbeBase):
     structure_constants_ : ndarray of shape (k, k, k)
     rank_ : int
         Dimension of the numerical span the generators were fitted on.
-    components_ : ndarray of shape (rank_, n_units)
+    components_ : ndarray of shape (rank, n_units)
         Orthonormal basis of that span.
     mean_ : ndarray of shape (n_elements, n_units)
         Training mean of every element's latents.

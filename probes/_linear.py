@@ -11,11 +11,11 @@ import torch
 
 from probes._base import Interval, RidgeProbeBase
 from probes._ridge import Design, default_alphas, fit_design, select_alpha
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
 
-__all__ = ["LinearProbe", "alpha_grid"]
+__all__ = ["LinearProbe", "alpha_grid", "null_precision"]
 
 
 def alpha_grid(alphas: Any, design: Design) -> torch.Tensor:
@@ -36,6 +36,30 @@ def alpha_grid(alphas: Any, design: Design) -> torch.Tensor:
     if not bool(torch.isfinite(grid).all()) or bool((grid <= 0).any()):
         raise ValueError(f"alphas must be finite and positive, got {alphas!r}")
     return grid
+
+
+def null_precision(
+    design: Design, Z: torch.Tensor, XV: torch.Tensor, alphas: torch.Tensor
+) -> tuple[Design, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The re-paired (null) fits' inputs in float32: ``(design, Z, XV, alphas)``.
+
+    The null is a chance level; float32 GEMMs run at about twice the float64 rate, and the
+    null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
+    inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
+    exact float64 null's interval on every planted setting).  Float32 inputs are returned
+    unchanged.
+    """
+    if Z.dtype != torch.float64:
+        return design, Z, XV, alphas
+    f = torch.float32
+    small = Design(
+        mean=design.mean.to(f),
+        U=design.U.to(f),
+        s=design.s.to(f),
+        Vt=design.Vt.to(f),
+        dropped=design.dropped.to(f),
+    )
+    return small, Z.to(f), XV.to(f), alphas.to(f)
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -78,18 +102,33 @@ class LinearProbe(RidgeProbeBase):
     cv_scores_ : ndarray of shape (n_elements, n_alphas)
         Selection criterion for every element and penalty.
     r2_ : ndarray of shape (n_elements,)
-        Held-out R², variance-weighted over units.
+        Held-out R², variance-weighted over units (``sklearn.metrics.r2_score``'s
+        convention).  It estimates the population R² of the fitted map ``rho_`` (on fresh
+        samples), which is below the population R² of the *best* linear map by the fit's
+        own error: about ``(1 − R²)(n_units + 1) / (n_train − n_units − 2)`` for a
+        least-squares fit on Gaussian latents, less with a well-chosen penalty, and large
+        when ``n_units`` approaches ``n_train`` (see :mod:`probes._scoring` and
+        ``docs/calibration.md`` for the measured bias).
     null_r2_ : ndarray of shape (n_elements,)
         Held-out R² of the same procedure on re-paired samples (mean over ``n_null``), the
-        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.
+        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.  The
+        re-paired fits run in float32 when ``dtype`` is float64 (:func:`null_precision`:
+        twice as fast; calibrated against the float64 null in ``docs/calibration.md``).
     null_r2_samples_ : ndarray of shape (n_null, n_elements)
+    null_permutations_ : ndarray of shape (n_null, n_samples)
+        The re-pairing of every null fit: target sample ``i`` got input ``perm[i]``.
     r2_ci_ : ndarray of shape (n_elements, 2)
-        Percentile bootstrap interval of ``r2_`` over held-out samples.
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.  It is
+        *not* an interval for the best linear map's R², which it misses when the fit's
+        error is large.  Computed when ``n_bootstrap > 0`` (the interval is analytic; the
+        count itself is not used), NaN otherwise.
     rank_ : int
         Dimension of the numerical span of the training inputs (:mod:`probes._span`): the
         maps are fitted on it and are zero on its orthogonal complement, where the data do not
         determine them (``rho_[identity]`` is the projector onto the span).
-    components_ : ndarray of shape (rank_, n_units)
+    components_ : ndarray of shape (rank, n_units)
         Orthonormal basis of that span (right singular vectors of the training inputs).
     train_index_, test_index_ : ndarray of int
         The split of the samples.
@@ -166,21 +205,28 @@ class LinearProbe(RidgeProbeBase):
         X_test = Z[self.identity, te]
         Y_test = Z[:, te]
         Y_hat = self._predict(X_test, W, bias)
-        r2 = variance_weighted_r2(Y_test, Y_hat)
-        ci = bootstrap_r2(Y_test, Y_hat, self.n_bootstrap, self.confidence, rng)
-        del Y_hat
+        confidence = self.confidence if self.n_bootstrap else None
+        r2, ci = r2_and_interval(Y_test, Y_hat, confidence, overwrite=True)
+        del Y_hat, Y_test
 
-        null = []
-        XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
+        null, perms = [], []
+        if self.n_null:
+            XV = X_test @ design.Vt.T  # rotated test inputs, shared by the null fits
+            design_n, Zn, XV, alphas_n = null_precision(design, Z, XV, alphas)
+            Zns = Zn.permute(1, 0, 2)
         for _ in range(self.n_null):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
             # weights: predictions come from the rotated inputs and the scaled projections.
-            perm = torch.as_tensor(rng.permutation(n), device=Z.device)
-            _, DBp, bp, _, _ = self._fit_targets(design, Zs[perm[tr]], alphas, weights=False)
-            Yp = Z[:, perm[te]]
-            null.append(variance_weighted_r2(Yp, self._predict_projected(XV, DBp, bp)))
-            del DBp
+            perm_np = rng.permutation(n)
+            perms.append(perm_np)
+            perm = torch.as_tensor(perm_np, device=Z.device)
+            _, DBp, bp, _, _ = self._fit_targets(design_n, Zns[perm[tr]], alphas_n, weights=False)
+            Yp_hat = self._predict_projected(XV, DBp, bp)
+            # Both operands are fresh copies: the scoring may overwrite them.
+            r2p, _ = r2_and_interval(Zn[:, perm[te]], Yp_hat, None, overwrite=True)
+            null.append(r2p.to(Z.dtype))
+            del DBp, Yp_hat
 
         self.rho_ = W.transpose(1, 2).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
@@ -195,6 +241,7 @@ class LinearProbe(RidgeProbeBase):
         else:
             self.null_r2_samples_ = np.empty((0, G))
             self.null_r2_ = np.full(G, np.nan)
+        self.null_permutations_ = np.array(perms, dtype=np.int64).reshape(len(perms), n)
         self.train_index_, self.test_index_ = train, test
         self.rank_ = int(design.s.numel())
         self.components_ = design.Vt.cpu().numpy()
@@ -252,9 +299,11 @@ class LinearProbe(RidgeProbeBase):
     def _predict(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``X @ W[g] + bias[g]`` for every element, as one GEMM: shape (G, n, d_out)."""
         G, d_in, d_out = W.shape
-        flat = X @ W.permute(1, 0, 2).reshape(d_in, G * d_out)  # (n, G·d_out)
-        out = flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
-        return out + bias[:, None, :]
+        # addmm adds the bias in the GEMM's own pass (no second (n, G·d_out) temporary).
+        flat = torch.addmm(
+            bias.reshape(1, G * d_out), X, W.permute(1, 0, 2).reshape(d_in, G * d_out)
+        )  # (n, G·d_out)
+        return flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
 
     @staticmethod
     def _predict_projected(XV: torch.Tensor, DB: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

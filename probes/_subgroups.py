@@ -11,7 +11,11 @@ be measured without recording again:
 - *equivariance over H*: the held-out R² of the linear probe pooled over ``H``'s non-identity
   elements (one ridge fit for all of ``G``, shared by every subgroup).
 
-Intervals are percentile bootstraps over the probe samples.
+Intervals are delta-method Student intervals of ratios of per-sample sums: over the probe
+samples for invariance (:func:`latentgeo._bootstrap.delta_ratio_interval`), over the
+held-out samples for the pooled R² (:func:`probes._scoring.r2_interval`, an interval for
+the population R² of the fitted maps, not of the best linear maps).  Both are calibrated on
+planted latents in ``docs/calibration.md``.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentgeo._bootstrap import bootstrap_counts
+from latentgeo._bootstrap import delta_ratio_interval
 from latentgeo._validate import check_int, check_real
 from probes._linear import LinearProbe
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_interval, variance_weighted_r2
 from probes._validation import as_orbit_tensor, check_group_order
 
 if TYPE_CHECKING:
@@ -36,15 +40,15 @@ __all__ = ["maximal", "respected_subgroups", "subgroup_scan"]
 
 
 def _invariance_with_ci(
-    Zc: torch.Tensor,
-    cosets: np.ndarray,
-    counts: np.ndarray | None,
-    confidence: float,
+    Zc: torch.Tensor, cosets: np.ndarray, confidence: float | None
 ) -> tuple[float, float, float]:
     """Invariant share under the subgroup whose right cosets are ``cosets`` (m, |H|).
 
     Every (coset, sample) pair is one ``H``-orbit (of the input ``g_c·x``): the core's
-    orbit-mean energies of those orbits, summed per probe sample, resampled with ``counts``.
+    orbit-mean energies of those orbits (:func:`latentgeo.groups.subset_energies`), summed per
+    probe sample.  The share is a ratio of per-sample sums; its interval is the delta-method
+    Student interval (:func:`latentgeo._bootstrap.delta_ratio_interval`, calibrated in
+    ``docs/calibration.md``), NaN ends when ``confidence`` is None.
     """
     from latentgeo.groups import OrbitEnergies, subset_energies
 
@@ -56,10 +60,12 @@ def _invariance_with_ci(
     per_sample = OrbitEnergies(
         e.names, e.energies.reshape(m, n, 2).sum(dim=0), e.total.reshape(m, n).sum(dim=0)
     )
+    if float(per_sample.total.sum()) <= 0:
+        return 1.0, 1.0, 1.0  # no variance: nothing breaks invariance
     value = per_sample.invariance()
-    if counts is None:
+    if confidence is None:
         return value, float("nan"), float("nan")
-    lo, hi = per_sample.intervals(counts.shape[0], confidence, None, counts=counts)[0]
+    _, lo, hi = delta_ratio_interval(per_sample.energies[:, 0], per_sample.total, confidence)
     return value, float(lo), float(hi)
 
 
@@ -178,16 +184,17 @@ def scan_arrays(
     probe : LinearProbe
         Fitted on ``Zc`` (its test split and maps are reused: no second fit).
     n_bootstrap, confidence, rng
-        Percentile bootstrap over probe samples (invariance) and held-out samples (R²).
+        Intervals at ``confidence`` when ``n_bootstrap > 0``: delta-method Student intervals
+        over probe samples (invariance, :func:`latentgeo._bootstrap.delta_ratio_interval`)
+        and held-out samples (R², :func:`probes._scoring.r2_interval`); ``rng`` is unused
+        (kept for callers).
 
     Returns
     -------
     invariance, r2 : arrays of shape (n_subgroups, 3)
         Estimate, lower and upper end (NaN ends when ``n_bootstrap == 0``).
     """
-    n = Zc.shape[1]
-    # One set of resamples for every subgroup's invariance, so their intervals compare.
-    counts = bootstrap_counts(int(n_bootstrap), n, rng) if n_bootstrap else None
+    level = confidence if n_bootstrap else None
     te = torch.as_tensor(probe.test_index_, device=Zc.device)
     W = torch.as_tensor(probe.rho_, dtype=Zc.dtype, device=Zc.device).transpose(1, 2)
     bias = torch.as_tensor(probe.bias_, dtype=Zc.dtype, device=Zc.device)
@@ -196,7 +203,7 @@ def scan_arrays(
     inv = np.empty((k, 3))
     r2 = np.empty((k, 3))
     for i, h in enumerate(subgroups):
-        inv[i] = _invariance_with_ci(Zc, h.right_cosets, counts, confidence)
+        inv[i] = _invariance_with_ci(Zc, h.right_cosets, level)
         others = [g for g in h.elements if g != group.identity]
         if not others:
             r2[i] = 1.0  # the trivial subgroup: the identity map is exact
@@ -207,7 +214,10 @@ def scan_arrays(
         Y_hat = torch.einsum("nd,gde->gne", X, W[idx]) + bias[idx][:, None, :]
         Y_hat = Y_hat.permute(1, 0, 2).reshape(1, te.numel(), -1)
         value = float(variance_weighted_r2(Y, Y_hat)[0])
-        ci = bootstrap_r2(Y, Y_hat, int(n_bootstrap), confidence, rng)[0].cpu().numpy()
+        if n_bootstrap:
+            ci = r2_interval(Y, Y_hat, confidence)[0].cpu().numpy()
+        else:
+            ci = np.full(2, np.nan)
         r2[i] = (value, ci[0], ci[1])
     return inv, r2
 
@@ -240,8 +250,9 @@ def subgroup_scan(
         A subgroup counts as respected when the lower end of the bootstrap interval of its
         invariance (or R²) is at least this.
     n_bootstrap : int
-        Resamples of the probe samples (invariance) and held-out samples (R²); 0 disables the
-        intervals, and then the point estimates are compared with ``threshold``.
+        Any positive value switches the intervals on (both are analytic, see above; the
+        count itself is not used); 0 disables them, and then the point estimates are
+        compared with ``threshold``.
     confidence : float in (0, 1)
         Coverage of the intervals.
     test_size, random_state, device, dtype

@@ -53,6 +53,7 @@ def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr):
     p = LinearProbe(alphas=[alpha], n_null=1, n_bootstrap=0, random_state=5).fit(Z)
     tr, te = p.train_index_, p.test_index_
     perm = np.random.default_rng(5).permutation(n)  # the probe's first draw (no bootstrap)
+    np.testing.assert_array_equal(p.null_permutations_[0], perm)
     for g in range(G):
         ref = Ridge(alpha=alpha).fit(Z[0, tr], Z[g, tr])
         np.testing.assert_allclose(p.rho_[g], ref.coef_, rtol=1e-9, atol=1e-11)
@@ -61,4 +62,6 @@ def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr):
         np.testing.assert_allclose(p.r2_[g], r2, rtol=1e-10)
         null = Ridge(alpha=alpha).fit(Z[0, tr], Z[g, perm[tr]])
         r2n = r2_score(Z[g, perm[te]], null.predict(Z[0, te]), multioutput="variance_weighted")
-        np.testing.assert_allclose(p.null_r2_[g], r2n, rtol=1e-9, atol=1e-12)
+        # The re-paired fits run in float32 (probes._linear.null_precision): float32
+        # round-off of sums over 50 x 6 values, relative ~1e-6 of the R² ratio's terms.
+        np.testing.assert_allclose(p.null_r2_[g], r2n, rtol=0, atol=1e-5)

@@ -46,11 +46,19 @@ class PlantedLatents:
         Expected :func:`probes.orbit_spectrum` of ``Z`` including the noise (equal to
         ``fractions`` when ``noise == 0``).
     r2 : ndarray of shape (order,)
-        Population held-out R² of the best linear map per element: 1 at the identity,
-        ``1 − noise`` elsewhere.
+        The *true linear R²* per element: the population R² of the best affine map
+        ``z(x) ↦ z(g·x)``, ``1 − min_{A,b} E‖z(g·x) − A z(x) − b‖² / E‖z(g·x) − E z(g·x)‖²``
+        (variance-weighted over units, expectations over the sampling distribution of the
+        inputs and the noise).  The minimiser is ``A = rho[g]``, ``b = 0`` (the noise is
+        independent of ``z(x)``), so it is 1 at the identity and ``1 − noise`` elsewhere.
+        A map fitted on finitely many samples scores less; see :meth:`map_r2`.
     noise : float
         Fraction of the variance of every non-identity element's latents that is noise.
     group : FiniteGroup
+    input_cov : ndarray of shape (n_units, n_units)
+        Population covariance of ``z(x)`` (``Z[0]``); its trace is 1.
+    noise_var : float
+        Variance of the noise per unit on the non-identity elements.
     """
 
     Z: np.ndarray = field(repr=False)
@@ -63,6 +71,81 @@ class PlantedLatents:
     r2: np.ndarray = field(repr=False)
     noise: float
     group: FiniteGroup
+    input_cov: np.ndarray = field(repr=False)
+    noise_var: float = 0.0
+
+    def map_r2(self, rho_hat: np.ndarray, bias_hat: np.ndarray) -> np.ndarray:
+        """Population R² of given affine maps ``z(g·x) ≈ rho_hat[g] z(x) + bias_hat[g]``.
+
+        ``R²_g = 1 − [tr((ρ_g − Â_g) Σ (ρ_g − Â_g)ᵀ) + ‖b̂_g‖² + n_units τ²_g] / (tr Σ +
+        n_units τ²_g)`` with ``Σ`` = :attr:`input_cov`, ``τ²_g`` the noise variance of element
+        ``g`` (0 at the identity) and the population mean of the latents 0: the R² the map
+        would score on infinitely many fresh samples.  This is the quantity a held-out R² of
+        a fitted map estimates (conditional on the training samples it was fitted on).
+
+        Parameters
+        ----------
+        rho_hat : array of shape (n_elements, n_units, n_units)
+            One map per element of the group (``LinearProbe.rho_``).
+        bias_hat : array of shape (n_elements, n_units)
+
+        Returns
+        -------
+        ndarray of shape (n_elements,)
+        """
+        err, tot = self._map_errors(rho_hat, bias_hat)
+        return 1.0 - err / tot
+
+    def pooled_map_r2(
+        self, elements: Sequence[int], rho_hat: np.ndarray, bias_hat: np.ndarray
+    ) -> float:
+        """Population R² of the maps of ``elements`` pooled as one target (units side by side).
+
+        The truth for the pooled R² of :func:`probes.subgroup_scan` (its non-identity
+        elements of a subgroup): ``1 − Σ_g err_g / Σ_g tot_g`` over ``elements``.
+        """
+        err, tot = self._map_errors(rho_hat, bias_hat)
+        idx = list(elements)
+        return float(1.0 - err[idx].sum() / tot[idx].sum())
+
+    def _map_errors(self, rho_hat: np.ndarray, bias_hat: np.ndarray) -> tuple:
+        rho_hat = np.asarray(rho_hat, dtype=np.float64)
+        bias_hat = np.asarray(bias_hat, dtype=np.float64)
+        if rho_hat.shape != self.rho.shape or bias_hat.shape != self.rho.shape[:2]:
+            raise ValueError(
+                f"rho_hat and bias_hat must have shapes {self.rho.shape} and "
+                f"{self.rho.shape[:2]}, got {rho_hat.shape} and {bias_hat.shape}"
+            )
+        d = self.rho.shape[1]
+        tau2 = np.full(self.rho.shape[0], self.noise_var)
+        tau2[self.group.identity] = 0.0
+        diff = self.rho - rho_hat
+        # tr(D Σ Dᵀ) per element, without the (d, d) products per element.
+        err = np.einsum("gij,jk,gik->g", diff, self.input_cov, diff)
+        err = err + (bias_hat**2).sum(axis=1) + d * tau2
+        tot = np.trace(self.input_cov) + d * tau2
+        return err, tot
+
+    def subgroup_invariance(self, subgroup: Any) -> float:
+        """Population invariant share under a subgroup ``H`` (the truth of
+        :func:`probes.subgroup_scan`'s ``invariance``).
+
+        The signal of irrep ``ρ`` is isotropic within each copy, so its ``H``-invariant part
+        is the share ``dim Fix_H(ρ) / dim ρ = (1/|H|) Σ_{h∈H} χ_ρ(h) / dim ρ`` of its energy; the
+        noise is white over the non-identity elements, so a coset mean keeps ``1/|H|`` of
+        its energy.  ``H = G`` gives the trivial irrep's share of :attr:`spectrum`.
+        """
+        G = self.group.order
+        elements = list(subgroup.elements)
+        signal = 0.0
+        for irrep in self.group.irreps():
+            share = float(self.fractions.sel(irrep=irrep.name))
+            if share:
+                fixed = np.trace(irrep.matrices[elements], axis1=1, axis2=2).sum() / len(elements)
+                signal += share * fixed / irrep.dim
+        d = self.rho.shape[1]
+        noise_energy = self.noise_var * d * (G - 1)
+        return float((G * signal + noise_energy / len(elements)) / (G + noise_energy))
 
     @property
     def block_slices(self) -> tuple[slice, ...]:
@@ -163,7 +246,9 @@ def planted_latents(
     exact_moments : bool
         Whiten the sampled latents so their empirical covariance is exactly the planted one
         (needs ``n_samples > n_units``): the noise-free spectrum then equals ``fractions`` to
-        round-off instead of up to sampling error.
+        round-off instead of up to sampling error.  ``False`` draws the samples independently
+        from the population (no centring, no whitening): what calibration against the
+        population truths (:attr:`PlantedLatents.r2`, :meth:`PlantedLatents.map_r2`) needs.
 
     Returns
     -------
@@ -204,8 +289,8 @@ def planted_latents(
     rho = Q @ R @ Q.T
 
     V = rng.standard_normal((n_samples, d))
-    V -= V.mean(axis=0)
     if exact_moments:
+        V -= V.mean(axis=0)
         if n_samples <= d:
             raise ValueError(
                 f"exact_moments needs n_samples > n_units, got {n_samples!r} <= {d}; pass "
@@ -246,6 +331,8 @@ def planted_latents(
         r2=r2,
         noise=noise,
         group=group,
+        input_cov=(Q * scale**2) @ Q.T,
+        noise_var=tau2,
     )
 
 

@@ -1,0 +1,298 @@
+"""Calibration of every interval the probes print, against analytic truth on planted latents.
+
+Latents are planted with :func:`latentgeo.datasets.planted.planted_latents`
+(``exact_moments=False``: independent draws from a known population), so every estimand has
+an exact value (:class:`~latentgeo.datasets.planted.PlantedLatents`):
+
+``r2 (fitted map)``
+    ``LinearProbe.r2_`` and ``r2_ci_`` (``probes.run``'s ``r2``, ``r2_low``, ``r2_high``)
+    against the population R² of the map the probe fitted
+    (:meth:`~latentgeo.datasets.planted.PlantedLatents.map_r2`), every non-identity element.
+``r2 vs best linear map``
+    The same interval against the *true linear R²*, the population R² of the best affine map
+    (:attr:`~latentgeo.datasets.planted.PlantedLatents.r2`, ``1 − noise``).  The held-out R²
+    of a map fitted on ``n_train`` samples is biased low for it (the fit's own error), so
+    this row reports the bias and the coverage it actually has.
+``subgroup r2 (pooled)``
+    :func:`probes.subgroup_scan`'s pooled R² interval against the pooled population R² of
+    the fitted maps over each proper non-trivial subgroup's non-identity elements.
+``subgroup invariance``
+    :func:`probes.subgroup_scan`'s invariance interval against
+    :meth:`~latentgeo.datasets.planted.PlantedLatents.subgroup_invariance`, every subgroup.
+``spectrum share``
+    :func:`trajectories.spectrum_with_ci` against the population spectrum
+    (:attr:`~latentgeo.datasets.planted.PlantedLatents.spectrum`), every irrep.
+``null (float32) in exact null CI``
+    Whether ``LinearProbe.null_r2_`` (its re-paired fits run in float32) lies
+    inside the interval (:func:`probes._scoring.r2_interval`) of the exact float64 re-paired
+    null with the same permutation (the condition under which the float32 null stands in for
+    the exact one); ``null (float32) - exact`` gives their difference.
+
+Coverage is the share of intervals containing the truth, pooled over the draws (and over the
+elements / subgroups / irreps of a draw, which share its samples: the binomial band uses the
+number of draws, not of intervals).  Bias and RMSE are of the point estimate.
+
+Run: ``python benchmarks/calibration.py`` (the full grid, 200 draws per setting; writes
+``docs/calibration.md`` with ``--write``); ``--quick`` for a small smoke grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KINDS = (
+    "r2 (fitted map)",
+    "r2 vs best linear map",
+    "subgroup r2 (pooled)",
+    "subgroup invariance",
+    "spectrum share",
+    "null (float32) in exact null CI",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One planted setting: group, copies of every irrep, samples and noise share."""
+
+    group: str
+    copies: int
+    n_samples: int
+    noise: float
+
+    def build(self) -> Any:
+        from latentgeo.groups import parse
+
+        return parse(self.group)
+
+    @property
+    def label(self) -> str:
+        d = self.copies * sum(irrep.dim for irrep in self.build().irreps())
+        return f"{self.group} d={d} n={self.n_samples} noise={self.noise}"
+
+
+def grid(quick: bool = False) -> list[Setting]:
+    """The settings of the table: finite groups of every kind, two sizes, two noise levels."""
+    if quick:
+        return [Setting("C4", 1, 64, 0.5), Setting("D3", 1, 64, 0.2)]
+    out = []
+    for group in ("C8", "D4", "S4", "C2xC4"):
+        for copies in (1, 3):
+            for n in (64, 256):
+                for noise in (0.2, 0.8):
+                    out.append(Setting(group, copies, n, noise))
+    return out
+
+
+def draw(setting: Setting, seed: int, n_bootstrap: int = 200, confidence: float = 0.95) -> dict:
+    """One planted draw: ``{kind: [(estimate, low, high, truth), ...]}``."""
+    from latentgeo.datasets.planted import planted_latents
+    from probes import LinearProbe, subgroup_scan
+    from probes._scoring import r2_and_interval
+    from trajectories import spectrum_with_ci
+
+    group = setting.build()
+    copies = {irrep.name: setting.copies for irrep in group.irreps()}
+    p = planted_latents(
+        group, copies, setting.n_samples, setting.noise, seed=seed, exact_moments=False
+    )
+    out: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    probe = LinearProbe(n_null=1, n_bootstrap=n_bootstrap, confidence=confidence, random_state=seed)
+    probe.fit(p.Z)
+    fitted = p.map_r2(probe.rho_, probe.bias_)
+    for g in range(group.order):
+        if g == group.identity:
+            continue
+        est, (lo, hi) = float(probe.r2_[g]), probe.r2_ci_[g]
+        out["r2 (fitted map)"].append((est, lo, hi, float(fitted[g])))
+        out["r2 vs best linear map"].append((est, lo, hi, float(p.r2[g])))
+
+    # The exact re-paired null with the permutation the probe drew (same generator stream).
+    exact = _exact_null(probe, p.Z, seed)
+    Yp, Yhat = exact
+    exact_r2, ci = (t.numpy() for t in r2_and_interval(Yp, Yhat, confidence))
+    for g in range(group.order):
+        if g != group.identity:
+            single = float(probe.null_r2_[g])
+            # Inside up to float32 round-off: the exact null often sits exactly on its
+            # interval's lower end (extended down to the estimate, see r2_interval).
+            tol = 1e-5
+            out["null (float32) in exact null CI"].append(
+                (single, float(ci[g, 0]) - tol, float(ci[g, 1]) + tol, single)
+            )
+            out["null (float32) - exact"].append((single, np.nan, np.nan, float(exact_r2[g])))
+
+    scan = subgroup_scan(
+        p.Z, group, n_bootstrap=n_bootstrap, confidence=confidence, random_state=seed
+    )
+    # The scan's ridge fit is on the grand-mean-centred latents; refit the same probe to read
+    # its maps, and move its intercepts back to the uncentred coordinates.
+    mean = p.Z.mean(axis=(0, 1))
+    inner = LinearProbe(n_null=0, n_bootstrap=0, random_state=seed).fit(p.Z - mean)
+    bias = inner.bias_ + mean - np.einsum("gij,j->gi", inner.rho_, mean)
+    for i, h in enumerate(group.subgroups(False)):
+        out["subgroup invariance"].append(
+            (
+                float(scan.invariance[i]),
+                float(scan.invariance_low[i]),
+                float(scan.invariance_high[i]),
+                p.subgroup_invariance(h),
+            )
+        )
+        others = [g for g in h.elements if g != group.identity]
+        if others:
+            out["subgroup r2 (pooled)"].append(
+                (
+                    float(scan.r2[i]),
+                    float(scan.r2_low[i]),
+                    float(scan.r2_high[i]),
+                    p.pooled_map_r2(others, inner.rho_, bias),
+                )
+            )
+    names, share, interval = spectrum_with_ci(
+        p.Z, group, n_bootstrap=n_bootstrap, confidence=confidence, random_state=seed
+    )
+    truth = p.spectrum.sel(irrep=names).values
+    for k in range(len(names)):
+        out["spectrum share"].append(
+            (float(share[k]), float(interval[k, 0]), float(interval[k, 1]), float(truth[k]))
+        )
+    return out
+
+
+def _exact_null(probe: Any, Z: np.ndarray, seed: int) -> tuple:
+    """Held-out targets and predictions of the exact (float64) re-paired null fit."""
+    import torch
+
+    from probes._ridge import fit_design
+
+    Zt = torch.as_tensor(Z)
+    n = Zt.shape[1]
+    tr = torch.as_tensor(probe.train_index_)
+    te = torch.as_tensor(probe.test_index_)
+    perm = torch.as_tensor(probe.null_permutations_[0])
+    design = fit_design(Zt[probe.identity, tr])
+    alphas = torch.as_tensor(probe.alphas_)
+    _, DB, b, _, _ = probe._fit_targets(
+        design, Zt.permute(1, 0, 2)[perm[tr]].clone(), alphas, weights=False
+    )
+    XV = Zt[probe.identity, te] @ design.Vt.T
+    del n
+    return Zt[:, perm[te]], probe._predict_projected(XV, DB, b)
+
+
+def summarise(records: dict[str, list], n_draws: int, confidence: float) -> dict[str, dict]:
+    """Coverage, bias, RMSE and mean width per interval kind."""
+    out = {}
+    for kind, rows in records.items():
+        a = np.asarray(rows, dtype=np.float64)
+        est, lo, hi, truth = a.T
+        covered = (lo <= truth) & (truth <= hi)
+        out[kind] = {
+            "n": len(a),
+            "draws": n_draws,
+            "coverage": float(covered.mean()) if np.isfinite(lo).all() else np.nan,
+            "bias": float(np.mean(est - truth)),
+            "rmse": float(np.sqrt(np.mean((est - truth) ** 2))),
+            "width": float(np.mean(hi - lo)) if np.isfinite(lo).all() else np.nan,
+            "truth": float(np.mean(truth)),
+        }
+    return out
+
+
+def binomial_lower(confidence: float, n_draws: int, z: float = 2.0) -> float:
+    """One-sided lower band of an empirical coverage over ``n_draws`` independent draws.
+
+    The coverage of a calibrated interval is a binomial proportion with mean ``confidence``
+    and standard deviation ``sqrt(c (1 − c) / n)``; ``z = 2`` leaves a 2.3% chance of a
+    calibrated interval falling below (e.g. 200 draws at 95%: 0.95 − 0.031 = 0.919).
+    """
+    return confidence - z * np.sqrt(confidence * (1 - confidence) / n_draws)
+
+
+def calibrate(settings: list[Setting], n_draws: int, n_bootstrap: int = 200) -> list[tuple]:
+    """``[(setting, summary), ...]`` over ``n_draws`` seeds per setting."""
+    out = []
+    for setting in settings:
+        records: dict[str, list] = defaultdict(list)
+        for seed in range(n_draws):
+            for kind, rows in draw(setting, seed, n_bootstrap).items():
+                records[kind].extend(rows)
+        out.append((setting, summarise(records, n_draws, 0.95)))
+        print(f"done: {setting.label}", file=sys.stderr, flush=True)
+    return out
+
+
+def table(results: list[tuple], n_draws: int) -> str:
+    """Markdown table: one row per (setting, interval kind)."""
+    lines = [
+        f"Bootstrap intervals at 95%, {n_draws} planted draws per setting; the binomial "
+        f"lower band for {n_draws} draws is {binomial_lower(0.95, n_draws):.3f}.",
+        "",
+        "| setting | quantity | intervals | coverage | bias | RMSE | mean width | mean truth |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    pooled: dict[str, list] = defaultdict(list)
+    for setting, summary in results:
+        for kind in (*KINDS, "null (float32) - exact"):
+            if kind not in summary:
+                continue
+            s = summary[kind]
+            pooled[kind].append(s)
+            lines.append(
+                f"| {setting.label} | {kind} | {s['n']} | {_fmt(s['coverage'])} | "
+                f"{_small(s['bias'], '+')} | {_small(s['rmse'])} | {_fmt(s['width'])} | "
+                f"{s['truth']:.3f} |"
+            )
+    lines += ["", "Pooled over the settings:", ""]
+    lines += ["| quantity | intervals | coverage (pooled) | coverage range over settings |"]
+    lines += ["|---|---:|---:|---|"]
+    for kind, rows in pooled.items():
+        n = sum(r["n"] for r in rows)
+        cov = [r["coverage"] for r in rows]
+        if np.isfinite(cov).all():
+            mean = sum(r["coverage"] * r["n"] for r in rows) / n
+            lines.append(f"| {kind} | {n} | {mean:.3f} | {min(cov):.3f} – {max(cov):.3f} |")
+    return "\n".join(lines)
+
+
+def _small(x: float, sign: str = "") -> str:
+    return f"{x:{sign}.4f}" if x == 0 or abs(x) >= 1e-4 else f"{x:{sign}.1e}"
+
+
+def _fmt(x: float) -> str:
+    return "—" if not np.isfinite(x) else f"{x:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke grid")
+    parser.add_argument("--draws", type=int, default=200, help="planted draws per setting")
+    parser.add_argument("--write", action="store_true", help="write docs/calibration.md")
+    args = parser.parse_args()
+    t = time.perf_counter()
+    settings = grid(args.quick)
+    results = calibrate(settings, args.draws)
+    text = table(results, args.draws)
+    print(text)
+    print(f"\n{len(settings)} settings x {args.draws} draws in {time.perf_counter() - t:.0f} s")
+    if args.write:
+        doc = ROOT / "docs" / "calibration.md"
+        head, sep, _ = doc.read_text().partition("<!-- table -->") if doc.exists() else ("", "", "")
+        if not sep:
+            raise SystemExit(f"{doc} has no '<!-- table -->' marker to write the table under")
+        doc.write_text(f"{head}<!-- table -->\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
