@@ -9,6 +9,7 @@ executed.  :func:`parse_step` is the documented rule for reading a step from a f
 
 Example
 -------
+>>> # Not run here: needs a model and a folder of its saved checkpoints.
 >>> from latentgeo.checkpoints import iter_checkpoints
 >>> for ckpt in iter_checkpoints(model, "checkpoints/"):  # doctest: +SKIP
 ...     print(ckpt.step, accuracy(model))

@@ -143,6 +143,7 @@ def iter_checkpoints(
 
     Examples
     --------
+    >>> # Not run here: needs a model and a folder of its saved checkpoints.
     >>> for ckpt in iter_checkpoints(model, "checkpoints/"):  # doctest: +SKIP
     ...     print(ckpt.step, evaluate(model))
     """
