@@ -155,14 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse prints it)
         return int(exit_.code or 0)
 
-    from latentgeo.pipeline import PipelineError, UsageError
+    from latentgeo.pipeline import CorruptStoreError, PipelineError, StoreBusyError, UsageError
 
     try:
         return _run(args)
     except UsageError as err:
         print(f"latentgeo {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except PipelineError as err:
+    except (PipelineError, StoreBusyError, CorruptStoreError) as err:
         print(f"latentgeo {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -3,13 +3,21 @@
 A task reads one block through :meth:`latentgeo.store.Run.read_block`, converts it to a
 private tensor and runs :func:`probes._kinds.probe_block`.  In process the tasks run one
 at a time (peak memory: one block); on a client (``dask.distributed`` or any
-``concurrent.futures.Executor``) each worker opens the store by path.
+``concurrent.futures.Executor``, threads or processes) every task carries what its worker
+needs and nothing is looked up there: the run's open-spec (:class:`latentgeo.store.RunSpec`:
+path or URL *and* the caller's ``storage_options``), the group the caller resolved (its
+override, or the stored one: a worker never re-parses the stored spec, so a user's group
+needs no registration there) and the settings.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import importlib
+import pickle
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
     from latentgeo.store import Run
     from probes._settings import RunSettings
 
-__all__ = ["Task", "executor", "run_tasks"]
+__all__ = ["GroupPayload", "Task", "executor", "run_tasks"]
 
 #: One task: (layer position, step position, layer name, index along ``run.steps``).
 Task = tuple[int, int, str, int]
@@ -57,13 +65,50 @@ def probe_stored(
     return out
 
 
-def _remote_task(
-    path: str, layer: str, index: int, group: Any, settings: RunSettings, device: Any
-) -> dict[str, Any]:
-    """Worker side: open the store by path, probe one (layer, step)."""
-    from latentgeo.store import open_run
+@dataclass(frozen=True)
+class GroupPayload:
+    """A group as a task carries it: its pickle and the module that defines its class.
 
-    return probe_stored(open_run(path), layer, index, group, settings, device)
+    Groups pickle as their spec, which a worker rebuilds through the group registry; a
+    user's group is registered when its module is imported, so the worker imports that
+    module first (it must be importable there, as for any class a task uses).
+    """
+
+    module: str
+    blob: bytes
+
+    @classmethod
+    def of(cls, group: Any) -> GroupPayload:
+        return cls(type(group).__module__, pickle.dumps(group))
+
+    def load(self) -> Any:
+        """The group, on the worker.
+
+        Raises
+        ------
+        latentgeo.MissingExtensionError
+            (a ``ValueError``) When the group's class is registered by a module this worker
+            cannot import (a class defined in a script's ``__main__``); the message says which.
+        """
+        from latentgeo._registry import MissingExtensionError
+
+        if self.module != "__main__":
+            with contextlib.suppress(ImportError):
+                importlib.import_module(self.module)
+        try:
+            return pickle.loads(self.blob)
+        except MissingExtensionError as err:
+            raise MissingExtensionError(
+                f"a probes.run worker cannot rebuild the run's group: {err}; the module "
+                f"{self.module!r} that registers it must be importable by the workers"
+            ) from None
+
+
+def _remote_task(
+    spec: Any, layer: str, index: int, group: GroupPayload, settings: RunSettings, device: Any
+) -> dict[str, Any]:
+    """Worker side: open the store from its open-spec, probe one (layer, step)."""
+    return probe_stored(spec.open(), layer, index, group.load(), settings, device)
 
 
 def executor(client: Any) -> tuple[Any, Any]:
@@ -116,19 +161,25 @@ def run_tasks(
 
     Raises
     ------
-    ValueError
-        With a client, for a run not opened from a path the workers can open.
+    TypeError
+        With a client, for a run object that cannot say how to reopen it (no
+        ``open_spec()``, as :class:`latentgeo.store.Run` has).
     """
     if client is None:
         for li, si, layer, index in tasks:
             yield li, si, probe_stored(run, layer, index, group, settings, device)
         return
-    path = getattr(run, "path", None)
-    if path is None:
-        raise ValueError("a client needs a run opened from a path the workers can open")
+    open_spec = getattr(run, "open_spec", None)
+    if not callable(open_spec):
+        raise TypeError(
+            f"a client needs a latentgeo Run whose workers can reopen it (open_spec()), "
+            f"got {type(run).__name__}"
+        )
+    spec = open_spec()
+    payload = GroupPayload.of(group)
     pool, as_completed = executor(client)
     futures = {
-        pool.submit(_remote_task, str(path), layer, index, group, settings, device): (li, si)
+        pool.submit(_remote_task, spec, layer, index, payload, settings, device): (li, si)
         for li, si, layer, index in tasks
     }
     for fut in as_completed(futures):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from probes._settings import RunSettings
 
 __all__ = [
+    "DEGENERATE_ERRORS",
     "DIMS",
     "DIM_COORDS",
     "PROBE_KINDS",
@@ -69,6 +70,17 @@ class ProbeKind:
     build: Callable[[Block], Mapping[str, Any]]
     requires: tuple[str, ...] = ()
     finite_only: bool = False
+
+
+#: What a probe kind raises on a degenerate block (dead/constant latents, a layer of one
+#: unit, a singular fit): its variables are NaN for that block and the others are computed.
+#: Anything else is a bug and propagates.
+DEGENERATE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    ArithmeticError,
+    np.linalg.LinAlgError,
+    torch.linalg.LinAlgError,
+)
 
 
 def _check_new_kind(name: str, kind: ProbeKind) -> None:
@@ -297,7 +309,8 @@ def probe_block(
     -------
     dict of str to ndarray
         ``nonfinite`` (count of non-finite latents) and, when it is 0, every variable of the
-        requested kinds (without the layer and step axes).
+        requested kinds (without the layer and step axes); ``failed`` (a 0-d string array)
+        names the kinds a degenerate block left NaN and why (see :data:`DEGENERATE_ERRORS`).
     """
     # A diverged checkpoint (NaN/Inf latents) must not stop the analysis of the others: its
     # results stay NaN and the count of non-finite values is reported instead.  (A finite
@@ -310,11 +323,20 @@ def probe_block(
     # fits are affine, so no result changes, and no second copy is made.
     Zt -= Zt.mean(dim=(0, 1))
     block = Block(Zt, group, settings, device, data_eps)
+    failed: list[str] = []
     for name in settings.probes:
         kind = PROBE_KINDS[name]
-        result = kind.build(block)
+        try:
+            result = kind.build(block)
+        except DEGENERATE_ERRORS as err:
+            # A degenerate block (dead or constant latents, one unit, a singular fit) leaves
+            # this kind's variables NaN for this block only; the caller warns once per block.
+            failed.append(f"{name}: {type(err).__name__}: {err}")
+            continue
         missing = sorted(set(kind.variables) - set(result))
         if missing:
             raise RuntimeError(f"probe kind {name!r} returned no {missing!r}")
         out.update({k: np.asarray(result[k]) for k in kind.variables})
+    if failed:
+        out["failed"] = np.asarray("; ".join(failed))
     return out

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from probes._settings import RunSettings
 
-__all__ = ["assemble", "cached_blocks", "merge_cached", "warn_nonfinite"]
+__all__ = ["assemble", "cached_blocks", "merge_cached", "warn_degenerate", "warn_nonfinite"]
 
 
 def cached_blocks(cached: xr.Dataset | None) -> set[tuple[str, int]]:
@@ -116,13 +116,42 @@ def merge_cached(fresh: xr.Dataset, cached: xr.Dataset | None) -> xr.Dataset:
     return out
 
 
+def warn_degenerate(
+    results: Mapping[tuple[int, int], Mapping[str, Any]],
+    layers: Sequence[str],
+    steps: np.ndarray,
+    stacklevel: int = 3,
+) -> None:
+    """One ``RuntimeWarning`` per degenerate (layer, step) block, naming it and what failed.
+
+    A block is degenerate when a probe kind could not compute on it (``results[...]
+    ["failed"]``, see :func:`probes._kinds.probe_block`); its variables are NaN there.
+    """
+    for (li, si), res in sorted(results.items()):
+        if "failed" in res:
+            warnings.warn(
+                f"layer {layers[li]!r}, step {int(steps[si])}: degenerate latents, these "
+                f"probes are NaN there (every other block is computed): {res['failed']}",
+                RuntimeWarning,
+                stacklevel=stacklevel,
+            )
+
+
 def warn_nonfinite(ds: xr.Dataset, stacklevel: int = 3) -> None:
     """Warn (``RuntimeWarning``) when some (layer, step)s of ``ds`` hold non-finite latents."""
-    n_bad = int((ds["nonfinite"] > 0).sum())
+    bad = ds["nonfinite"] > 0
+    n_bad = int(bad.sum())
     if n_bad:
+        where = [
+            f"({layer!r}, {int(step)})"
+            for layer in ds["layer"].values
+            for step in ds["step"].values
+            if bool(bad.sel(layer=layer, step=step))
+        ]
+        shown = ", ".join(where[:8]) + (", ..." if len(where) > 8 else "")
         warnings.warn(
-            f"{n_bad} (layer, step)s hold non-finite latents; their results are NaN and the "
-            "counts are in the 'nonfinite' variable",
+            f"{n_bad} (layer, step)s hold non-finite latents: {shown}; their results are NaN "
+            "and the counts are in the 'nonfinite' variable",
             RuntimeWarning,
             stacklevel=stacklevel,
         )

@@ -19,7 +19,7 @@ import torch
 from probes._executors import run_tasks
 from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
 from probes._kinds import DIM_COORDS, DIMS, PROBE_KINDS
-from probes._merge import assemble, cached_blocks, merge_cached, warn_nonfinite
+from probes._merge import assemble, cached_blocks, merge_cached, warn_degenerate, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings
 from probes._subsets import plan_subset, records_subset
 from probes._validation import as_index_list, check_group_order
@@ -79,8 +79,11 @@ def run(
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).
     client : dask.distributed.Client or str or concurrent.futures.Executor, optional
-        Map the (layer, step) tasks over it (workers open the store by path).  An address
-        string connects a new ``distributed.Client``.
+        Map the (layer, step) tasks over it (threads, processes or dask workers).  Each task
+        carries the run's open-spec (path or URL *with* its ``storage_options``), the group
+        (the override, or the stored one, with the module that registers its class) and the
+        settings, so workers open the store as the caller did.  An address string connects a
+        new ``distributed.Client``.
     cache : bool
         Read and write the results cache in the store.
     progress : bool
@@ -123,7 +126,11 @@ def run(
     -----
     Non-finite latents (a diverged checkpoint) do not stop the run: that (layer, step) gets
     NaN results, its count of non-finite values is in the ``nonfinite`` variable, and a
-    ``RuntimeWarning`` says how many (layer, step)s were affected.  The array-level probes,
+    ``RuntimeWarning`` names the (layer, step)s affected.  A degenerate block (a dead layer,
+    constant latents, one unit) gets the values its probes define (invariance 1 for
+    constant latents) and NaN for those it cannot compute (the homomorphism error of a zero
+    map), with one ``RuntimeWarning`` naming the layer and step; every other block is
+    computed.  The array-level probes,
     by contrast, raise ``ValueError`` on non-finite input.
     """
     settings = make_settings(probes, linear, dtype)
@@ -202,6 +209,7 @@ def run(
     fresh = assemble(results, settings, layer_list, step_list, labels, extra)
     fresh.attrs = {"cache_key": key, "settings": json.dumps(settings.as_dict(), sort_keys=True)}
     out = merge_cached(fresh, cached)
+    warn_degenerate(results, layer_list, step_list)
     warn_nonfinite(out)
     if cache and tasks:
         r.save_analysis(CACHE_NAME, out)

@@ -211,7 +211,7 @@ def test_orphan_chunks_past_the_shape_are_removed_on_resume(tmp_path):
     _check_contents(open_run(path), [0, 5, 6])
 
 
-def test_stale_partial_files_are_cleaned_but_not_under_a_live_writer(tmp_path):
+def test_stale_partial_files_are_cleaned_by_writers_never_by_readers(tmp_path):
     path = _write(tmp_path / "run.zarr", [0])
     stale = [path / "zarr.0123abcd.partial", path / "fc" / "c" / "1.deadbeef.partial"]
     for f in stale:
@@ -225,7 +225,10 @@ def test_stale_partial_files_are_cleaned_but_not_under_a_live_writer(tmp_path):
         open_run(path)  # a reader must not remove a live writer's temporary file
         assert live.exists()
         w.ensure_layers(SPECS)
-    open_run(path)  # no writer: the reader cleans
+    open_run(path)  # a reader is read-only: it ignores temporary files, removes none
+    assert live.exists()
+    _check_contents(open_run(path), [0])
+    RunWriter(path, "a", meta=META).close()  # the next writer cleans them under its lock
     assert not live.exists()
     _check_contents(open_run(path), [0])
 

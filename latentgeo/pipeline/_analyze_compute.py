@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from latentgeo.pipeline._analyze_plan import (
+    SUBGROUP_SCAN_MAX_ORDER,
+    AnalysisPlan,
+    has_proper_subgroups,
+    plan_analysis,
+)
 from latentgeo.pipeline._analyze_stored import load_stored, stored_summary
 from latentgeo.pipeline._errors import PipelineError
 from latentgeo.pipeline._store import check_device, check_layers
@@ -34,6 +40,7 @@ __all__ = [
     "analyze_run",
     "compute_geometry",
     "geometry_cache_key",
+    "has_proper_subgroups",
     "onsets",
     "summarise",
 ]
@@ -42,8 +49,6 @@ __all__ = [
 ONSET_THRESHOLD = 0.9
 #: Top-k principal subspace followed over training (capped by the layer width).
 SUBSPACE_K = 8
-#: Largest group order whose subgroups ``analyze`` scans (enumeration cost grows fast).
-SUBGROUP_SCAN_MAX_ORDER = 200
 #: What ``analysis/geometry`` measures.
 GEOMETRY_METRIC = "grassmann (arc length, radians) between top-k principal subspaces"
 
@@ -69,6 +74,8 @@ class Analysis:
         (``analysis/attribution``, ``analysis/irrep_ablation``; see ``_analyze_stored``).
     summary : dict
         JSON-serialisable summary (see :func:`analyze`).
+    plan : AnalysisPlan
+        What applies to the store's kind (probes, figures) and why the rest is omitted.
     """
 
     run: Run
@@ -78,6 +85,7 @@ class Analysis:
     onsets: dict[str, int | None]
     stored: dict[str, xr.Dataset] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    plan: AnalysisPlan | None = None
 
 
 def _float(x: Any) -> float | None:
@@ -179,17 +187,6 @@ def onsets(results: xr.Dataset, layers: list[str]) -> dict[str, int | None]:
     return out
 
 
-def has_proper_subgroups(group: Any) -> bool:
-    """Whether ``analyze`` scans the group's subgroups: a finite group of composite order
-    (a group of prime order has none but itself and the trivial one) up to
-    :data:`SUBGROUP_SCAN_MAX_ORDER`."""
-    if group is None or not group.is_finite:
-        return False
-    n = int(group.order)
-    composite = n > 3 and any(n % p == 0 for p in range(2, math.isqrt(n) + 1))
-    return composite and n <= SUBGROUP_SCAN_MAX_ORDER
-
-
 def analyze_run(
     run: Run,
     layers: Sequence[str] | None = None,
@@ -208,6 +205,11 @@ def analyze_run(
     Returns
     -------
     Analysis
+
+    Raises
+    ------
+    PipelineError
+        For a store without a committed checkpoint or without a group.
     """
     import probes
 
@@ -215,16 +217,20 @@ def analyze_run(
     layers = check_layers(run, layers)
     if len(run.steps) == 0:
         raise PipelineError(f"the store {str(run.path)!r} has no committed checkpoint yet")
-    kinds = ["linear", "spectrum", "invariance", "homomorphism"]
-    if has_proper_subgroups(run.group):
-        kinds.append("subgroups")
+    plan = plan_analysis(run)
     results = probes.run(
-        run, layers=layers, probes=kinds, device=device, progress=progress, cache=True
+        run,
+        layers=layers,
+        probes=list(plan.probes),
+        device=device,
+        progress=progress,
+        cache=True,
+        subgroup=plan.subgroup,
     )
     results = results.sel(layer=layers).load()
     geometry = compute_geometry(run, layers, device, progress)
     found = onsets(results, layers)
-    analysis = Analysis(run, layers, results, geometry, found, stored=load_stored(run))
+    analysis = Analysis(run, layers, results, geometry, found, stored=load_stored(run), plan=plan)
     analysis.summary = summarise(analysis)
     return analysis
 
@@ -268,9 +274,13 @@ def summarise(a: Analysis) -> dict[str, Any]:
     for name in m.data_vars:
         if m[name].dims == ("step",) and m.sizes.get("step", 0) > 0:
             metrics[str(name)] = _float(m[name].isel(step=-1))
+    plan = a.plan if a.plan is not None else plan_analysis(a.run)
     return {
         "store": str(a.run.path),
         "group": getattr(a.run.group, "spec", str(a.run.group)),
+        "store_kind": plan.store_kind,
+        "spectrum_group": plan.subgroup_name,
+        "omitted": dict(plan.omitted),
         "steps": [int(s) for s in a.run.steps],
         "layers": layers,
         "final_metrics": metrics,

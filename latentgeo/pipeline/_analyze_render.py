@@ -66,7 +66,8 @@ def write_figures(
     invariance, homomorphism error, irrep spectra, checkpoint distances, subspace
     trajectories, orbits and fitted rho(g) (when at most 64 units) at the last layer, the
     one-page summary, and where the store holds them, the attribution over training and the
-    losses per irrep (``attribution``, ``irrep_losses``).
+    losses per irrep (``attribution``, ``irrep_losses``).  Only the figures the store's kind
+    supports are drawn (``a.plan``, see ``latentgeo.pipeline._analyze_plan``).
 
     Parameters
     ----------
@@ -130,17 +131,20 @@ def write_figures(
         )
     emit("trajectories", fig)
     last = layers[-1]
-    emit(
-        "orbits",
-        plot.orbits(
-            _final_latents(a.run, last),
-            _group(a.run),
-            samples=4,
-            title=f"Orbits at {last}, step {int(a.run.steps[-1])}",
-        ),
-    )
+    # Figures that need every element of a finite group (the plan says which apply).
+    applies = a.plan.figures if a.plan is not None else ("orbits", "rho")
+    if "orbits" in applies:
+        emit(
+            "orbits",
+            plot.orbits(
+                _final_latents(a.run, last),
+                _group(a.run),
+                samples=4,
+                title=f"Orbits at {last}, step {int(a.run.steps[-1])}",
+            ),
+        )
     Z = _final_latents(a.run, last)
-    if Z.shape[-1] <= 64:  # a d×d heat map is readable only for narrow layers
+    if "rho" in applies and Z.shape[-1] <= 64:  # a d×d heat map is readable only if narrow
         import probes
 
         rho = probes.LinearProbe(n_null=0, n_bootstrap=0).fit(Z).rho_

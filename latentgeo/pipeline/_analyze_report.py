@@ -37,7 +37,7 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
 
     sections = [
         Section(
-            "Final checkpoint",
+            "Final checkpoint",  # columns that do not apply to the store stay empty (–)
             text=(
                 "Held-out R² of the linear equivariance probe (mean over non-identity group "
                 "elements), its null level (re-paired samples), invariance, homomorphism "
@@ -51,7 +51,12 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
             "Equivariance and invariance over training",
             figures=figs("equivariance", "invariance", "homomorphism_error"),
         ),
-        Section("Irrep spectra", figures=figs("spectra"), columns=1),
+        Section(
+            "Irrep spectra",
+            text=_spectrum_text(a),
+            figures=figs("spectra"),
+            columns=1,
+        ),
         Section(
             "Which subgroups the layers respect",
             text=(
@@ -84,7 +89,40 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
         ),
         Section("Orbits and fitted maps", figures=figs("orbits", "rho"), columns=2),
     ]
-    return [s for s in sections if s.figures or s.table]
+    kept = [s for s in sections if s.figures or s.table]
+    omitted = a.summary.get("omitted") or {}
+    if omitted:
+        kept.append(
+            Section(
+                "Not applicable to this store",
+                text="\n\n".join(
+                    [
+                        f"This store is of the kind: {a.summary.get('store_kind')}.",
+                        *omitted.values(),
+                    ]
+                ),
+            )
+        )
+    return kept
+
+
+def _spectrum_text(a: Analysis) -> str:
+    """What the spectrum of this store's kind is computed on."""
+    from latentgeo.pipeline._analyze_plan import CONTINUOUS, ELEMENT_SUBSET
+
+    kind = a.summary.get("store_kind")
+    group = a.summary.get("group")
+    if kind == CONTINUOUS:
+        return (
+            f"Harmonic spectrum of {group} by irrep degree: the share of orbit variance each "
+            "degree explains over the sampled elements (least squares), the rest in 'residual'."
+        )
+    if kind == ELEMENT_SUBSET:
+        return (
+            f"Irrep spectrum on the subgroup {a.summary.get('spectrum_group')} of {group}, the "
+            "largest subgroup whose every element was recorded."
+        )
+    return f"Share of orbit variance in each irrep of {group} (character projections)."
 
 
 def write_report_files(

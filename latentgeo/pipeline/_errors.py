@@ -1,22 +1,20 @@
-"""Errors of the pipeline, sorted by what the command line makes of them."""
+"""Errors of the pipeline, sorted by what the command line makes of them.
+
+A busy store and a corrupt store are the store's own errors (one class each for the whole
+package, :class:`latentgeo.store.StoreBusyError` and :class:`latentgeo.store.CorruptStoreError`),
+re-exported here under the names the pipeline has always raised.
+"""
 
 from __future__ import annotations
 
 from latentgeo._errors import LatentgeoError
+from latentgeo.store._schema import CorruptStoreError, StoreBusyError
 
 __all__ = ["CorruptStoreError", "PipelineError", "StoreBusyError", "UsageError"]
 
 
 class PipelineError(LatentgeoError, RuntimeError):
     """A runtime failure the user should read as one line (CLI exit code 1)."""
-
-
-class CorruptStoreError(PipelineError):
-    """The path exists but is not a readable latentgeo run store."""
-
-
-class StoreBusyError(PipelineError):
-    """A writer is still appending to the store (analyse it when the run is closed)."""
 
 
 class UsageError(LatentgeoError, ValueError):

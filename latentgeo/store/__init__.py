@@ -9,10 +9,12 @@ in ``docs/interfaces.md``.
 
 from __future__ import annotations
 
-from latentgeo.store._run import Run, open_run
+from latentgeo.store._run import Run, RunSpec, open_run
 from latentgeo.store._schema import (
     ROOT_KEY,
     SCHEMA_VERSION,
+    CorruptStoreError,
+    StoreBusyError,
     StoreLockedError,
     nonfinite_name,
     overflow_name,
@@ -24,9 +26,12 @@ __all__ = [
     "LATENT_DTYPES",
     "ROOT_KEY",
     "SCHEMA_VERSION",
+    "CorruptStoreError",
     "ResumeMismatchError",
     "Run",
+    "RunSpec",
     "RunWriter",
+    "StoreBusyError",
     "StoreLockedError",
     "nonfinite_name",
     "open_run",

@@ -60,6 +60,10 @@ class StoreLease:
         Passed to ``fsspec.core.url_to_fs`` (e.g. ``{"endpoint_url": ...}`` for s3fs).
     ttl : float
         Seconds a lease lives without renewal (renewed every ``ttl / 3``).
+    suffix : str
+        The lease object is ``url + suffix``: :data:`LEASE_SUFFIX` for the writer's lease,
+        another suffix for an independent lease on the same store (the analysis cache's,
+        ``latentgeo.store._analysis``).
 
     Raises
     ------
@@ -69,7 +73,11 @@ class StoreLease:
     """
 
     def __init__(
-        self, url: str, storage_options: Mapping[str, Any] | None = None, ttl: float = 60.0
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        ttl: float = 60.0,
+        suffix: str = LEASE_SUFFIX,
     ) -> None:
         from fsspec.core import url_to_fs
 
@@ -83,7 +91,7 @@ class StoreLease:
             )
         self.fs = fs
         self.url = url
-        self.key = path + LEASE_SUFFIX
+        self.key = path + suffix
         self.ttl = float(ttl)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._held = False
@@ -211,10 +219,12 @@ class StoreLease:
                 self.fs.rm_file(self.key)
 
 
-def lease_is_live(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """Whether a writer holds a live lease on the store at ``url``."""
+def lease_is_live(
+    url: str, storage_options: Mapping[str, Any] | None = None, suffix: str = LEASE_SUFFIX
+) -> bool:
+    """Whether a writer holds a live lease (``url + suffix``) on the store at ``url``."""
     try:
-        lease = StoreLease(url, storage_options)
+        lease = StoreLease(url, storage_options, suffix=suffix)
     except ValueError:
         return False
     return StoreLease.live(lease.read())

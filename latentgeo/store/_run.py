@@ -1,4 +1,5 @@
-"""Read a run store: :func:`open_run` and the :class:`Run` view of its committed prefix."""
+"""Read a run store: :func:`open_run` and the read-only :class:`Run` view of its committed
+prefix (the analysis cache it offers is written by :mod:`latentgeo.store._analysis`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import copy
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from latentgeo._validate import check_int
+from latentgeo.store import _analysis
 from latentgeo.store._lease import lease_is_live
 from latentgeo.store._schema import (
     ELEMENT_VALUES,
@@ -19,7 +22,6 @@ from latentgeo.store._schema import (
     ROOT_KEY,
     SCHEMA_VERSION,
     WriterLock,
-    clean_partials,
     dimension_names,
     local_path,
     nonfinite_name,
@@ -35,9 +37,35 @@ if TYPE_CHECKING:
     from latentgeo.actions import Action
     from latentgeo.groups import Group
 
-__all__ = ["Run", "open_run"]
+__all__ = ["Run", "RunSpec", "open_run"]
 
-_ANALYSIS = "analysis"
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to open a run store in another process: picklable, no open handles.
+
+    What :func:`probes.run` sends to its workers (threads, processes, dask workers) so that
+    each opens the store exactly as the caller did, with the caller's ``storage_options``
+    (an S3 endpoint, credentials) rather than the worker's environment.
+
+    Attributes
+    ----------
+    path : str
+        Absolute local folder or fsspec URL.
+    storage_options : dict
+        fsspec options of the URL (empty for local folders).
+    """
+
+    path: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def open(self) -> Run:
+        """Open the store (see :func:`open_run`)."""
+        return Run(self.path, storage_options=self.storage_options)
+
+    def __repr__(self) -> str:  # storage options may hold credentials: never print them
+        keys = sorted(self.storage_options)
+        return f"RunSpec({self.path!r}, storage_options keys={keys})"
 
 
 def open_run(
@@ -105,12 +133,8 @@ class Run:
     def _open(self) -> None:
         import zarr
 
-        if self._local is not None:
-            # Remove a killed writer's temporary files, unless a live writer holds the store
-            # (its temporary files are about to be renamed into place).
-            with WriterLock(self._local).try_hold() as free:
-                if free:
-                    clean_partials(self._local)
+        # Read-only: a killed writer's temporary files are the next writer's to clean
+        # (``RunWriter`` removes them under its lock); readers ignore them.
         self._zstore = open_zarr_store(
             self.path, read_only=True, storage_options=self.storage_options
         )
@@ -442,17 +466,14 @@ class Run:
         ds.attrs[ROOT_KEY] = self.attrs
         return ds
 
-    # -- analysis cache -------------------------------------------------------------------
-    @staticmethod
-    def _analysis_group(name: Any) -> str:
-        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name:
-            raise ValueError(
-                f"analysis name must be a non-empty relative name like 'probes', got {name!r}"
-            )
-        return f"{_ANALYSIS}/{name}"
-
+    # -- analysis cache (written by latentgeo.store._analysis, never by the Run) ----------
     def save_analysis(self, name: str, ds: xr.Dataset) -> None:
-        """Cache an analysis result in the store under ``analysis/<name>`` (overwriting).
+        """Cache an analysis result in the store under ``analysis/<name>`` (replacing it).
+
+        The write is serialised with other processes' analysis writes by the store's
+        analysis lock and marked complete last, so a concurrent :meth:`load_analysis` sees
+        the previous result or this one, never a mixture (see
+        ``latentgeo.store._analysis``).  The run's own latents are not touched.
 
         Parameters
         ----------
@@ -461,66 +482,36 @@ class Run:
         ds : xarray.Dataset
             The result.  Fixed-width string variables are stored as variable-length strings
             (zarr v3 has no specification for fixed-width unicode).
+
+        Raises
+        ------
+        TypeError
+            When ``ds`` is not an ``xarray.Dataset``.
+        ValueError
+            For a name that is not a non-empty relative name.
+        StoreBusyError
+            When another analysis held the store's analysis lock for
+            ``latentgeo.store._analysis.LOCK_TIMEOUT`` seconds.
         """
-        import xarray as xr
-
-        if not isinstance(ds, xr.Dataset):
-            raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
-        group = self._analysis_group(name)
-        ds = ds.copy()  # shallow: new Variable objects, so the caller's encodings stay
-        for key in list(ds.variables):
-            var = ds.variables[key]
-            if var.dtype.kind == "U":
-                as_object = var.astype(object)
-                if key in ds.coords:
-                    ds = ds.assign_coords({key: as_object})
-                else:
-                    ds = ds.assign({key: as_object})
-        for var in ds.variables.values():
-            # Encodings inherited from another store (chunks, compressors) do not apply here.
-            var.encoding = {}
-        writable = open_zarr_store(self.path, read_only=False, storage_options=self.storage_options)
-        ds.to_zarr(writable, group=group, mode="w", consolidated=False, zarr_format=3)
-        self._reconsolidate(writable)
-
-    def _reconsolidate(self, writable: Any) -> None:
-        # A closed store carries consolidated metadata; bring it up to date so plain readers
-        # see the new group.  While a writer holds the store it has none: leave root alone.
-        import zarr
-
-        from latentgeo.store._writer import consolidate
-
-        if zarr.open_group(writable, mode="r").metadata.consolidated_metadata is None:
-            return
-        if self._local is None:
-            if not lease_is_live(self.path, self.storage_options):
-                consolidate(writable)
-            return
-        with WriterLock(self._local).try_hold() as free:
-            if free:
-                consolidate(writable)
+        _analysis.save_analysis(self.path, self.storage_options, name, ds)
 
     def load_analysis(self, name: str) -> xr.Dataset | None:
-        """The cached result ``analysis/<name>`` as an ``xarray.Dataset``, or None if absent."""
-        import xarray as xr
-        import zarr
+        """The cached result ``analysis/<name>`` as an ``xarray.Dataset``, or None if absent.
 
-        group = self._analysis_group(name)
-        try:
-            zarr.open_group(self._zstore, path=group, mode="r", use_consolidated=False)
-        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-            return None
-        return xr.open_zarr(self._zstore, group=group, consolidated=False).load()
+        A result another process is writing right now is waited for; one whose write was
+        torn (a killed process) reads as None.
+        """
+        return _analysis.load_analysis(self._zstore, self.path, self.storage_options, name)
 
     def analyses(self) -> list[str]:
         """Names of the cached analysis results."""
-        import zarr
+        return _analysis.analysis_names(self._zstore)
 
-        try:
-            g = zarr.open_group(self._zstore, path=_ANALYSIS, mode="r", use_consolidated=False)
-        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-            return []
-        return sorted(name for name, _ in g.groups())
+    def open_spec(self) -> RunSpec:
+        """What another process needs to open this store as this view does (picklable)."""
+        local = self._local
+        path = str(local.resolve()) if local is not None else self.path
+        return RunSpec(path, dict(self.storage_options))
 
     def __repr__(self) -> str:
         return (

@@ -22,6 +22,8 @@ __all__ = [
     "RESERVED_NAMES",
     "ROOT_KEY",
     "SCHEMA_VERSION",
+    "CorruptStoreError",
+    "StoreBusyError",
     "StoreLockedError",
     "WriterLock",
     "clean_partials",
@@ -55,9 +57,27 @@ _OVERFLOW_PREFIX = "overflow_"
 _PARTIAL_SUFFIX = ".partial"
 
 
-class StoreLockedError(LatentgeoError, RuntimeError):
-    """Another writer holds the store: its ``flock`` (local folders) or its lease (fsspec URLs,
-    see ``latentgeo.store._lease``); also raised by a writer that lost its lease."""
+class StoreBusyError(LatentgeoError, RuntimeError):
+    """The store is busy: another writer holds it (its ``flock`` on local folders, its lease at
+    fsspec URLs, see ``latentgeo.store._lease``), a writer lost its lease, the analysis cache
+    stayed locked past the timeout, or an analysis was asked of a store still being recorded.
+
+    The one busy-store error of latentgeo; ``StoreLockedError`` (the store's) and
+    ``latentgeo.pipeline.StoreBusyError`` are the same class.
+    """
+
+
+#: The former name of :class:`StoreBusyError` (kept: it is public in ``latentgeo.store``).
+StoreLockedError = StoreBusyError
+
+
+class CorruptStoreError(LatentgeoError, ValueError):
+    """The path holds something that is not a readable latentgeo run store (no root
+    attribute, a node of the wrong kind, arrays of inconsistent lengths).
+
+    The one corrupt-store error of latentgeo (``latentgeo.pipeline.CorruptStoreError`` is the
+    same class); a ``ValueError``, as these errors were before it existed.
+    """
 
 
 def unit_dim(layer: str) -> str:
@@ -123,13 +143,13 @@ def root_meta(attrs: Mapping[str, Any], store: Any) -> dict[str, Any]:
         When the attribute is missing (a zarr store that is not a run store) or not a mapping.
     """
     if ROOT_KEY not in attrs:
-        raise ValueError(
+        raise CorruptStoreError(
             f"{str(store)!r} is a zarr store but not a latentgeo run store "
             f"(no {ROOT_KEY!r} root attribute)"
         )
     meta = attrs[ROOT_KEY]
     if not isinstance(meta, Mapping):
-        raise ValueError(
+        raise CorruptStoreError(
             f"run store {str(store)!r} is corrupted: its {ROOT_KEY!r} root attribute is "
             f"{type(meta).__name__}, not a mapping"
         )

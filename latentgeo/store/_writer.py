@@ -74,6 +74,7 @@ from latentgeo.store._schema import (
     PER_STEP_FIXED,
     ROOT_KEY,
     SCHEMA_VERSION,
+    CorruptStoreError,
     StoreLockedError,
     WriterLock,
     clean_partials,
@@ -348,7 +349,7 @@ class RunWriter:
             if not dims or dims[0] != "step":
                 continue
             if arr.shape[0] < committed:
-                raise ValueError(
+                raise CorruptStoreError(
                     f"run store {str(self.store)!r} is corrupted: array {name!r} has "
                     f"{arr.shape[0]} steps but {committed} are committed"
                 )
@@ -366,13 +367,15 @@ class RunWriter:
                 self._per_step_arrays[name] = arr
         for name in PER_STEP_FIXED:
             if name not in self._per_step_arrays:
-                raise ValueError(f"run store {str(self.store)!r} is corrupted: no {name!r} array")
+                raise CorruptStoreError(
+                    f"run store {str(self.store)!r} is corrupted: no {name!r} array"
+                )
         for layer in self._meta["layers"]:
             if (
                 layer not in self._layer_arrays
                 or nonfinite_name(layer) not in self._per_step_arrays
             ):
-                raise ValueError(
+                raise CorruptStoreError(
                     f"run store {str(self.store)!r} is corrupted: layer {layer!r} lost"
                 )
             if overflow_name(layer) not in self._per_step_arrays:
