@@ -18,6 +18,7 @@ MODULES = [
     ("latentgeo.groups", "groups, their irreps and subgroups"),
     ("latentgeo.actions", "how groups act on inputs"),
     ("latentgeo.record", "recording latents during or after training"),
+    ("latentgeo.checkpoints", "saved checkpoints, walked in step order"),
     ("latentgeo.schedules", "when to record"),
     ("latentgeo.reducers", "what to keep of a large layer"),
     ("latentgeo.store", "run stores on disk and object storage"),

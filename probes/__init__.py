@@ -22,10 +22,20 @@ torch, float64 by default, on any device).
   group of an installed package).
 - :class:`LiveProbes` — invariance, spectrum and R² at every recorded step, while training
   (``LatentRecorder(..., live=LiveProbes([...]))``).
+- :func:`equivariance_attribution` — each layer's share of the end-to-end equivariance error
+  (orbit-average intervention, or the layer-wise Lie-derivative decomposition);
+- :func:`irrep_ablation`, :func:`isotypic_components` — restricted and excluded loss per irrep;
+- :func:`discover_symmetry` — the largest invariant / equivariant subalgebra (or subgroup);
+- :func:`attribution_over_training`, :func:`ablation_over_training`,
+  :func:`discovery_over_training` — the three over saved checkpoints, cached in a run store
+  (:func:`stack_steps`: the layout, also written by the training callbacks' ``analyses=``).
 """
 
 from probes import _builtin_kinds  # noqa: F401  (the built-in probe kinds register themselves)
+from probes._ablation import irrep_ablation, isotypic_components
+from probes._attribution import equivariance_attribution
 from probes._characters import character_multiplicities
+from probes._discovery import DiscoveredSymmetry, SymmetryDiscovery, discover_symmetry
 from probes._homomorphism import (
     GroupConsistentProbe,
     HomomorphismDefect,
@@ -49,6 +59,12 @@ from probes._lie_derivative import (
 from probes._linear import LinearProbe
 from probes._live import LiveProbes
 from probes._orthogonal import OrthogonalProbe
+from probes._over_training import (
+    ablation_over_training,
+    attribution_over_training,
+    discovery_over_training,
+    stack_steps,
+)
 from probes._runner import run
 from probes._spectrum import invariance, orbit_spectrum
 from probes._subgroups import respected_subgroups, subgroup_scan
@@ -56,6 +72,7 @@ from probes._subgroups import respected_subgroups, subgroup_scan
 __all__ = [
     "Block",
     "BracketLawCheck",
+    "DiscoveredSymmetry",
     "GeneratorProbe",
     "GroupConsistentProbe",
     "HomomorphismDefect",
@@ -64,13 +81,21 @@ __all__ = [
     "LiveProbes",
     "OrthogonalProbe",
     "ProbeKind",
+    "SymmetryDiscovery",
+    "ablation_over_training",
+    "attribution_over_training",
     "bracket_law",
     "character_multiplicities",
+    "discover_symmetry",
+    "discovery_over_training",
+    "equivariance_attribution",
     "family_latents",
     "family_lie_derivative",
     "fit_from_generators",
     "homomorphism_error",
     "invariance",
+    "irrep_ablation",
+    "isotypic_components",
     "lie_derivative",
     "one_parameter_elements",
     "orbit_spectrum",
@@ -79,5 +104,6 @@ __all__ = [
     "respected_subgroups",
     "run",
     "so3_lie_derivative",
+    "stack_steps",
     "subgroup_scan",
 ]

@@ -20,8 +20,8 @@ from torch.nn import functional as F
 
 import latentgeo
 from latentgeo.actions import ImageRotations
+from latentgeo.checkpoints._steps import collect_checkpoints, content_step, parse_step
 from latentgeo.groups import Cyclic
-from latentgeo.record._checkpoint_steps import collect_checkpoints, content_step, parse_step
 
 LAYERS = ["conv", "fc"]
 

@@ -12,8 +12,8 @@ from torch.nn import functional as F
 
 import latentgeo
 from latentgeo.actions import ImageRotations
+from latentgeo.checkpoints import parse_step
 from latentgeo.groups import Cyclic
-from latentgeo.record._checkpoints import parse_step
 
 LAYERS = ["conv", "fc"]
 STEPS = [0, 1, 3, 6]

@@ -32,6 +32,7 @@ CORE = (
     "latentgeo._bootstrap",
     "latentgeo._validate",
     "latentgeo._model_call",
+    "latentgeo._layers",
     "latentgeo._outputs",
     "latentgeo._progress",
 )
@@ -44,7 +45,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     tuple(m for m in CORE if m != "latentgeo._errors"),
     ("latentgeo.groups",),
     ("latentgeo.geometry", "latentgeo.actions"),
-    ("latentgeo.store",),
+    ("latentgeo.store", "latentgeo.checkpoints"),
     ("latentgeo.schedules",),
     ("latentgeo.record", "latentgeo.models", "latentgeo.datasets", "latentgeo.testing"),
     ("latentgeo.reducers",),  # the public face of latentgeo.record's reducers

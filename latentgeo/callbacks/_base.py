@@ -159,6 +159,9 @@ class RecordingSession:
     recorder_kwargs : mapping
         Further keyword arguments of :class:`latentgeo.LatentRecorder` (``mode``, ``reduce``,
         ``dtype``, ``batch_size``, ``device``, ...).
+    analyses : mapping of str to callable, optional
+        ``{name: fn}``: at every recorded step ``fn(model)`` (the model being trained, with
+        that step's weights) returns an ``xarray.Dataset``; see :class:`StepAnalyses`.
 
     Notes
     -----
@@ -178,8 +181,12 @@ class RecordingSession:
         labels: Any = None,
         schedule: Any = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
+        analyses: Mapping[str, Any] | None = None,
     ) -> None:
         recorder_kwargs = dict(recorder_kwargs or {})
+        from latentgeo.callbacks._analyses import StepAnalyses
+
+        self.analyses = StepAnalyses(analyses)
         _check_recorder_kwargs(recorder_kwargs)
         if not isinstance(probe_inputs, (torch.Tensor, np.ndarray)):
             raise TypeError(
@@ -199,6 +206,7 @@ class RecordingSession:
         self.store = resolve_store(store)
         self.recorder_kwargs = recorder_kwargs
         self.recorder: Any = None
+        self.model: torch.nn.Module | None = None  # what the recorder hooks, while it is open
         self.last_step: int | None = None
         self.resume = False
         self.started = False  # a recorder was built at least once (the store exists)
@@ -272,6 +280,7 @@ class RecordingSession:
             schedule=self.schedule,
             **kwargs,
         )
+        self.model = model
         self.started = True
         # The store is the truth about what was recorded. A run that died after saving a
         # framework checkpoint but before the writer committed may have lost steps; the step of
@@ -307,6 +316,8 @@ class RecordingSession:
         layers = getattr(self.recorder, "layers", ())
         self.recorder.record(step, metrics=storable_metrics(metrics, layers), epoch=epoch)
         self.last_step = step
+        if self.analyses and self.model is not None:
+            self.analyses.run(self.model, step)
         return True
 
     def close(self, *, quiet: bool = False) -> None:
@@ -316,15 +327,32 @@ class RecordingSession:
         raised, so it cannot hide the exception that stopped training.
         """
         recorder, self.recorder = self.recorder, None
+        self.model = None
         if recorder is None:
             return
         if not quiet:
             recorder.close()
+            self._save_analyses(quiet=False)
             return
         try:
             recorder.close()
         except Exception:
             logger.exception("closing the latent recorder of %r failed", self.store)
+        self._save_analyses(quiet=True)
+
+    def _save_analyses(self, *, quiet: bool) -> None:
+        """Write the analyses' results into the (closed) store, from global rank 0."""
+        from latentgeo.record._environment import dist_rank_world
+
+        if not self.analyses or dist_rank_world()[0] != 0:
+            self.analyses.clear()
+            return
+        try:
+            self.analyses.save(self.store, self.recorder_kwargs.get("storage_options"))
+        except Exception:
+            if not quiet:
+                raise
+            logger.exception("writing the analyses into %r failed", self.store)
 
 
 class SessionView:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +43,14 @@ class HFRecorder(SessionView, TrainerCallback):
         Labels of the probe set, stored with it.
     schedule : latentgeo.schedules schedule, optional
         Which global steps to record; default: the recorder's default schedule.
+    analyses : mapping of str to callable, optional
+        ``{name: fn(model) -> xarray.Dataset}`` run on the model at every recorded step
+        (after its latents are taken), e.g. ``{"attribution": functools.partial(
+        probes.equivariance_attribution, action=action, inputs=x, layers=layers)}``; the
+        results are written into the store when it closes, stacked along ``step`` under
+        ``analysis/<name>`` as :func:`probes.attribution_over_training` writes them, which
+        ``latentgeo analyze`` reports. An analysis failing at its first step stops training
+        with its error; a later failure warns once and leaves that step out.
     **recorder_kwargs
         Further arguments of :class:`latentgeo.LatentRecorder` (``live`` among them).
 
@@ -87,10 +95,11 @@ class HFRecorder(SessionView, TrainerCallback):
         store: str | os.PathLike[str],
         labels: Any = None,
         schedule: Any = None,
+        analyses: Mapping[str, Callable[[torch.nn.Module], Any]] | None = None,
         **recorder_kwargs: Any,
     ) -> None:
         self._session = RecordingSession(
-            layers, action, probe_inputs, store, labels, schedule, recorder_kwargs
+            layers, action, probe_inputs, store, labels, schedule, recorder_kwargs, analyses
         )
         self._metrics: dict[str, Any] = {}  # values logged at self._metrics_step
         self._metrics_step: int | None = None

@@ -60,7 +60,11 @@ def analyze(
         ``r2`` (final held-out, mean over non-identity elements), ``null_r2``,
         ``r2_interval``, ``invariance``, ``homomorphism_error``, ``spectrum``,
         ``onset_step``, ``path_length``, ``tortuosity``; ``final_metrics``, ``figures``,
-        ``report``, ``wall_time``.
+        ``report``, ``wall_time``; where the store holds them (written by
+        :func:`probes.attribution_over_training` / :func:`probes.ablation_over_training`
+        with ``run=``), ``attribution`` (per layer contribution at the last stored step,
+        ``rest``, ``total``, ``largest``) and ``irrep_ablation`` (``loss`` and per irrep the
+        ``restricted_loss`` and ``excluded_loss``), each with its figure and report section.
 
     Examples
     --------

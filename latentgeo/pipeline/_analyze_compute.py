@@ -22,6 +22,7 @@ from latentgeo.pipeline._analyze_plan import (
     has_proper_subgroups,
     plan_analysis,
 )
+from latentgeo.pipeline._analyze_stored import load_stored, stored_summary
 from latentgeo.pipeline._errors import PipelineError
 from latentgeo.pipeline._store import check_device, check_layers
 
@@ -68,6 +69,9 @@ class Analysis:
         component)`` (classical MDS), with ``path_length``/``tortuosity (layer)``.
     onsets : dict
         {layer: onset step of equivariance or None}.
+    stored : dict
+        {name: dataset} of the analyses over training the store holds
+        (``analysis/attribution``, ``analysis/irrep_ablation``; see ``_analyze_stored``).
     summary : dict
         JSON-serialisable summary (see :func:`analyze`).
     plan : AnalysisPlan
@@ -79,6 +83,7 @@ class Analysis:
     results: xr.Dataset
     geometry: xr.Dataset
     onsets: dict[str, int | None]
+    stored: dict[str, xr.Dataset] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     plan: AnalysisPlan | None = None
 
@@ -225,7 +230,7 @@ def analyze_run(
     results = results.sel(layer=layers).load()
     geometry = compute_geometry(run, layers, device, progress)
     found = onsets(results, layers)
-    analysis = Analysis(run, layers, results, geometry, found, plan=plan)
+    analysis = Analysis(run, layers, results, geometry, found, stored=load_stored(run), plan=plan)
     analysis.summary = summarise(analysis)
     return analysis
 
@@ -280,4 +285,5 @@ def summarise(a: Analysis) -> dict[str, Any]:
         "layers": layers,
         "final_metrics": metrics,
         "onset_threshold": ONSET_THRESHOLD,
+        **stored_summary(a.stored),
     }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latentgeo.pipeline._analyze_compute import ONSET_THRESHOLD
+from latentgeo.pipeline._analyze_stored import stored_figures
 from latentgeo.pipeline._errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,9 +64,10 @@ def write_figures(
 
     One figure per question, with one panel per layer where it applies: equivariance,
     invariance, homomorphism error, irrep spectra, checkpoint distances, subspace
-    trajectories, orbits and fitted rho(g) (when at most 64 units) at the last layer, and the
-    one-page summary.  Only the figures the store's kind supports are drawn
-    (``a.plan``, see ``latentgeo.pipeline._analyze_plan``).
+    trajectories, orbits and fitted rho(g) (when at most 64 units) at the last layer, the
+    one-page summary, and where the store holds them, the attribution over training and the
+    losses per irrep (``attribution``, ``irrep_losses``).  Only the figures the store's kind
+    supports are drawn (``a.plan``, see ``latentgeo.pipeline._analyze_plan``).
 
     Parameters
     ----------
@@ -162,4 +164,5 @@ def write_figures(
             title=f"{Path(str(a.run.path)).name}: {a.summary['group']}",
         ),
     )
+    stored_figures(a.stored, emit)
     return written

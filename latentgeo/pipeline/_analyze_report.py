@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from latentgeo.pipeline._analyze_compute import ONSET_THRESHOLD
+from latentgeo.pipeline._analyze_stored import stored_sections
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentgeo.pipeline._analyze_compute import Analysis
@@ -76,6 +77,7 @@ def _report_sections(a: Analysis, figures: dict[str, Path]) -> list[Any]:
             figures=figs("subgroup_lattice", "subgroups_over_training"),
             columns=1,
         ),
+        *stored_sections(a.summary, figs),
         Section(
             "Geometry: principal subspaces over training",
             text=(

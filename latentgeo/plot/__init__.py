@@ -14,6 +14,7 @@ Examples
 >>> plot.save(plot.equivariance(results), "equivariance.pdf")  # doctest: +SKIP
 """
 
+from latentgeo.plot._attribution import attribution, irrep_losses
 from latentgeo.plot._comparison import compare_models, subgroup_lattices
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._runs import spectra_across_runs
@@ -31,6 +32,7 @@ from latentgeo.plot._training import (
 
 __all__ = [
     "OKABE_ITO",
+    "attribution",
     "colors",
     "compare_models",
     "distance_matrix",
@@ -38,6 +40,7 @@ __all__ = [
     "equivariance_onsets",
     "homomorphism_error",
     "invariance",
+    "irrep_losses",
     "irrep_spectrum",
     "is_log_spaced",
     "mean_r2",

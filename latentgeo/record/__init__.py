@@ -10,8 +10,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from latentgeo._layers import layer_modules, resolve_layers, unwrap_model
 from latentgeo.record._checkpoints import record_checkpoints
-from latentgeo.record._layers import resolve_layers, unwrap_model
 from latentgeo.record._lockstep import LockstepError
 from latentgeo.record._observer import LiveObserver, LoggedObserver
 from latentgeo.record._recorder import (
@@ -45,6 +45,7 @@ __all__ = [
     "StorageOverflowWarning",
     "WriterError",
     "as_reducer",
+    "layer_modules",
     "record_checkpoints",
     "resolve_layers",
     "unwrap_model",

@@ -10,67 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from latentgeo.record._checkpoint_files import CHECKPOINT_SUFFIXES
-from latentgeo.record._checkpoint_files import extract_state_dict as _extract_state_dict
-from latentgeo.record._checkpoint_files import load_checkpoint as _load
-from latentgeo.record._checkpoint_steps import collect_checkpoints, parse_step
+from latentgeo.checkpoints._steps import collect_checkpoints
+from latentgeo.checkpoints._walk import walk_entries
 
 if TYPE_CHECKING:
     from latentgeo.actions import Action
     from latentgeo.store import Run
 
-__all__ = ["CHECKPOINT_SUFFIXES", "parse_step", "record_checkpoints"]
+__all__ = ["record_checkpoints"]
 
 logger = logging.getLogger("latentgeo.record")
-
-
-def _match_keys(
-    state: Mapping[str, torch.Tensor], expected: set[str], source: str
-) -> dict[str, torch.Tensor]:
-    """Map a checkpoint's keys onto the model's, stripping one common prefix if needed."""
-    keys = set(state)
-    if keys == expected:
-        return dict(state)
-    # Candidate prefixes: whatever precedes a model key in the checkpoint ("model.",
-    # "module.", "net._orig_mod.", ...). Keys under the prefix must match the model's exactly;
-    # keys outside it (a Lightning module's loss buffers, metrics) are ignored.
-    probe = min(expected, key=len) if expected else ""
-    candidates = sorted(
-        {k[: len(k) - len(probe)] for k in keys if k.endswith("." + probe)},
-        key=lambda p: (len(p), p),
-    )
-    matches = []
-    for prefix in candidates:
-        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if set(sub) == expected:
-            matches.append((prefix, sub))
-    if len(matches) == 1:
-        return matches[0][1]
-    if len(matches) > 1:
-        # e.g. a teacher and a student of one architecture: guessing would be wrong half the
-        # time, so the caller chooses.
-        raise ValueError(
-            f"checkpoint {source} holds the model's parameters under several prefixes "
-            f"{[p for p, _ in matches]!r}; pass the state dicts of the one to record instead"
-        )
-    missing = sorted(expected - keys)
-    unexpected = sorted(keys - expected)
-    raise ValueError(
-        f"checkpoint {source} does not match the model's parameters: missing "
-        f"{missing[:5]!r}{' ...' if len(missing) > 5 else ''}, unexpected "
-        f"{unexpected[:5]!r}{' ...' if len(unexpected) > 5 else ''} (tried stripping the "
-        f"prefixes {candidates!r})"
-    )
-
-
-def _collect(checkpoints: Any, steps: Sequence[int] | None) -> list[tuple[int, Any, int | None]]:
-    """(step, source, epoch) triples, validated and sorted by step (see _checkpoint_steps)."""
-    return [(e.step, e.source, e.epoch) for e in collect_checkpoints(checkpoints, steps)]
 
 
 def record_checkpoints(
@@ -151,32 +105,21 @@ def record_checkpoints(
                 f"record_checkpoints() got {reserved}=: every checkpoint given is recorded, "
                 f"choose them with checkpoints/steps instead"
             )
-    entries = _collect(checkpoints, steps)
+    # Validated (steps, names, duplicates) before the store is created.
+    entries = collect_checkpoints(checkpoints, steps)
 
-    from latentgeo.record._layers import unwrap_model
     from latentgeo.record._recorder import LatentRecorder
     from latentgeo.store import open_run
 
-    # The weights go where the recorder's hooks go: the module under DDP / torch.compile.
-    target = unwrap_model(model)
-    expected = set(target.state_dict())
-    # Keep the caller's weights (on CPU, to not double device memory) and put them back.
-    original = {k: v.detach().to("cpu", copy=True) for k, v in target.state_dict().items()}
     recorder = LatentRecorder(model, layers, action, probe_inputs, store, **recorder_kwargs)
+    # The weights go where the recorder's hooks go (the module under DDP / torch.compile);
+    # the walk puts the caller's weights back when it is closed, also on error.  Steps the
+    # store already holds (mode="a") are skipped without loading them.
+    walk = walk_entries(model, entries, map_location, after=recorder.last_step)
     try:
-        last = recorder.last_step
-        for step, src, epoch in entries:
-            if last is not None and step <= last:
-                logger.debug("step %d is already in the store; skipped", step)
-                continue
-            obj, where = _load(src, map_location)
-            state = _match_keys(_extract_state_dict(obj, where), expected, where)
-            try:
-                target.load_state_dict(state, strict=True)
-            except RuntimeError as exc:  # e.g. size mismatch: name the file that caused it
-                raise ValueError(f"checkpoint {where} does not fit the model: {exc}") from exc
-            recorder.record(step, epoch=epoch)
-            logger.info("recorded step %d from checkpoint %s", step, where)
+        for ckpt in walk:
+            recorder.record(ckpt.step, epoch=ckpt.epoch)
+            logger.info("recorded step %d from checkpoint %s", ckpt.step, ckpt.source)
         recorder.close()
     except BaseException:
         try:
@@ -185,5 +128,5 @@ def record_checkpoints(
             logger.exception("closing the recorder after an error failed")
         raise
     finally:
-        target.load_state_dict(original, strict=True)
+        walk.close()
     return open_run(store, storage_options=recorder_kwargs.get("storage_options"))

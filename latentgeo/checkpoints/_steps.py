@@ -16,7 +16,7 @@ Two checkpoints with one step are refused with both names, unless they hold iden
 (Lightning's ``last.ckpt`` next to the step checkpoint it copies): then the one whose name
 holds the step is kept and the other skipped with a log line.
 
-Files are read by :mod:`latentgeo.record._checkpoint_files` (``torch.load(weights_only=True,
+Files are read by :mod:`latentgeo.checkpoints._files` (``torch.load(weights_only=True,
 mmap=True)``): reading a step does not read the tensors' data.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from latentgeo.record._checkpoint_files import (
+from latentgeo.checkpoints._files import (
     CHECKPOINT_SUFFIXES,
     HF_TRAINER_STATE,
     extract_state_dict,
