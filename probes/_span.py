@@ -23,17 +23,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgeo._validate import resolve_dtype
 from probes._ridge import Design
 
 __all__ = ["Span", "data_eps", "numerical_span", "rank_tolerance", "truncate_design"]
 
 
-def data_eps(Z: Any, dtype: torch.dtype) -> float:
-    """Machine epsilon of the coarser of ``Z``'s own dtype and the computation ``dtype``.
+def data_eps(Z: Any, dtype: torch.dtype | str) -> float:
+    """Machine epsilon of the coarser of ``Z``'s own dtype and the computation ``dtype``
+    (a torch dtype or its name, ``"float64"``).
 
     Integer and unknown inputs count as exact (the computation dtype decides).
     """
-    eps = float(torch.finfo(dtype).eps)
+    eps = float(torch.finfo(resolve_dtype(dtype)).eps)
     own = getattr(Z, "dtype", None)
     if isinstance(own, torch.dtype):
         if own.is_floating_point:

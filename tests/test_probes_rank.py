@@ -310,3 +310,17 @@ def test_an_explicit_rank_tol_sets_the_span(rng):
     lin = probes.LinearProbe(n_null=0, n_bootstrap=0, rank_tol=1e-3).fit(Z)
     assert lin.rank_ == 2 and lin.components_.shape == (2, D)
     assert probes.OrthogonalProbe(n_bootstrap=0, rank_tol=1e-3).fit(Z).rank_ == 2
+
+
+@pytest.mark.parametrize("name", ["float64", "float32"])
+def test_dtype_names_are_accepted_like_torch_dtypes(name):
+    # The parameter constraints accept a dtype's name; every probe resolves it the same way
+    # (one resolver, latentgeo._validate.resolve_dtype) and fits exactly as with the dtype.
+    from probes import LinearProbe, OrthogonalProbe
+
+    Z = np.random.default_rng(0).normal(size=(4, 64, 5))
+    for cls in (LinearProbe, OrthogonalProbe):
+        kw = {"n_bootstrap": 0} if cls is OrthogonalProbe else {"n_bootstrap": 0, "n_null": 0}
+        by_name = cls(dtype=name, **kw).fit(Z).r2_
+        by_dtype = cls(dtype=getattr(torch, name), **kw).fit(Z).r2_
+        np.testing.assert_array_equal(by_name, by_dtype)
