@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,21 @@ def test_notebooks_committed_without_outputs():
         for cell in code:
             assert cell.outputs == [] and cell.execution_count is None, path.name
         assert any('os.environ.get("LATENTGEO_NB_SMALL") == "1"' in c.source for c in code)
+
+
+def test_notebooks_import_only_public_modules():
+    # Users copy notebook cells: a private module there breaks when the package is refactored
+    # (a module split moved ``Grassmann`` out of ``latentgeo.geometry._geomstats_bridge``).
+    private = re.compile(
+        r"^\s*(?:from|import)\s+((?:latentgeo|probes|trajectories)\S*\._\w+)", re.M
+    )
+    found = {
+        path.name: private.findall(cell.source)
+        for path in NOTEBOOKS
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code" and private.search(cell.source)
+    }
+    assert not found, f"notebooks import private modules: {found}"
 
 
 @pytest.fixture
