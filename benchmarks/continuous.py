@@ -48,8 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import probes
-    from latentgeo.groups import SO3
-    from probes._harmonic import harmonic_basis
+    from latentgeo.groups import SO3, harmonic_basis
 
     n_el, n, d = (512, 64, 32) if args.quick else (512, 1024, 512)
     G = SO3()

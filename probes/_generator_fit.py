@@ -236,6 +236,42 @@ def predict_on_span(
         return C + mean
 
 
+def span_score(probe: Any, Z: Any, layout: Callable[[], tuple[np.ndarray, int]]) -> float:
+    """Mean held-out R² of a fitted generator probe's maps ``expm(Σ a_i L_i)`` on new samples
+    (the ``score`` of :class:`~probes.GeneratorProbe` and :class:`~probes.LieAlgebraProbe`).
+
+    ``layout()`` gives the fitted elements' coordinates (n_elements, k) and the identity's
+    position (read after the fitted check).  NaN when the fit identified nothing
+    (``rank_ == 0``).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        Before ``fit``.
+    ValueError
+        If ``Z`` is not (n_elements, n_samples, n_units) like the fit.
+    """
+    from probes._scoring import variance_weighted_r2
+    from probes._validation import as_orbit_tensor
+
+    probe._check_fitted()
+    t = as_orbit_tensor(Z, dtype=probe.dtype, device=probe.device, min_samples=2)
+    coordinates, e = layout()
+    G = len(coordinates)
+    if t.shape[0] != G or t.shape[2] != probe.n_features_in_:
+        raise ValueError(
+            f"Z must have shape ({G}, n_samples, {probe.n_features_in_}) like the fit, got "
+            f"{tuple(t.shape)}"
+        )
+    if probe.rank_ == 0:
+        return float("nan")
+    A = torch.as_tensor(coordinates, dtype=t.dtype, device=t.device)
+    mean = torch.as_tensor(probe.mean_, dtype=t.dtype, device=t.device)[:, None]
+    span, L = probe._fitted(t)
+    Y_hat = predict_on_span(t[e], mean, A, L.reshape(A.shape[1], *L.shape[-2:]), e, span)
+    return float(probe._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e))
+
+
 def identity_span(
     Zt: torch.Tensor, tr: torch.Tensor, e: int, rank_tol: float | None, eps: float
 ) -> Span:

@@ -1,8 +1,8 @@
-"""The runner's hooks for runs of a continuous group (the harmonic fit lives in the core).
+"""The runner's hook for runs of a continuous group (the harmonic fit lives in the core).
 
 The harmonic least-squares spectrum itself is :func:`latentgeo.groups.harmonic_energies`
-(the group-Fourier core, :mod:`latentgeo.groups._harmonic`); its degree rule, basis and names
-are re-exported here for the runner.
+(the group-Fourier core, :mod:`latentgeo.groups._harmonic`), with its degree rule, basis and
+names; this module only reads a run's element values for it.
 """
 
 from __future__ import annotations
@@ -11,26 +11,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latentgeo.groups import (
-    MAX_DEFAULT_DEGREE,
-    OVERSAMPLING,
-    harmonic_basis,
-    harmonic_names,
-    resolve_max_degree,
-)
-
 if TYPE_CHECKING:
     from latentgeo.groups import Group
     from latentgeo.store import Run
 
-__all__ = [
-    "MAX_DEFAULT_DEGREE",
-    "OVERSAMPLING",
-    "harmonic_basis",
-    "harmonic_names",
-    "resolve_max_degree",
-    "run_element_values",
-]
+__all__ = ["run_element_values"]
 
 
 def run_element_values(run: Run, group: Group, n_elements: int) -> np.ndarray:

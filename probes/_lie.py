@@ -18,6 +18,7 @@ from probes._generator_fit import (
     fitted_span,
     identity_span,
     predict_on_span,
+    span_score,
     to_span,
     warn_rank_zero,
 )
@@ -210,18 +211,9 @@ class GeneratorProbe(RidgeProbeBase):
         float
             NaN when the fit identified nothing (``rank_ == 0``).
         """
-        self._check_fitted()
-        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
-        if t.shape[0] != len(self.angles_) or t.shape[2] != self.n_features_in_:
-            raise ValueError(
-                f"Z must have shape ({len(self.angles_)}, n_samples, {self.n_features_in_}) "
-                f"like the fit, got {tuple(t.shape)}"
-            )
-        e = int(np.flatnonzero(np.abs(self.angles_) < 1e-12)[0])
-        if self.rank_ == 0:
-            return float("nan")
-        th = torch.as_tensor(self.angles_[:, None], dtype=t.dtype, device=t.device)
-        mean = torch.as_tensor(self.mean_, dtype=t.dtype, device=t.device)[:, None]
-        span, L = self._fitted(t)
-        Y_hat = predict_on_span(t[e], mean, th, L[None], e, span)
-        return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
+
+        def layout() -> tuple[np.ndarray, int]:
+            angles = np.asarray(self.angles_)
+            return angles[:, None], int(np.flatnonzero(np.abs(angles) < 1e-12)[0])
+
+        return span_score(self, Z, layout)

@@ -30,6 +30,7 @@ from probes._generator_fit import (
     fitted_span,
     identity_span,
     predict_on_span,
+    span_score,
     to_span,
     warn_rank_zero,
 )
@@ -343,19 +344,4 @@ class LieAlgebraProbe(RidgeProbeBase):
         float
             NaN when the fit identified nothing (``rank_ == 0``).
         """
-        self._check_fitted()
-        t = as_orbit_tensor(Z, dtype=self.dtype, device=self.device, min_samples=2)
-        G = len(self.coordinates_)
-        if t.shape[0] != G or t.shape[2] != self.n_features_in_:
-            raise ValueError(
-                f"Z must have shape ({G}, n_samples, {self.n_features_in_}) like the fit, got "
-                f"{tuple(t.shape)}"
-            )
-        if self.rank_ == 0:
-            return float("nan")
-        e = self._identity()
-        A = torch.as_tensor(self.coordinates_, dtype=t.dtype, device=t.device)
-        mean = torch.as_tensor(self.mean_, dtype=t.dtype, device=t.device)[:, None]
-        span, L = self._fitted(t)
-        Y_hat = predict_on_span(t[e], mean, A, L, e, span)
-        return self._mean_r2(variance_weighted_r2(t, Y_hat).cpu().numpy(), e)
+        return span_score(self, Z, lambda: (np.asarray(self.coordinates_), self._identity()))

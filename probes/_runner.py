@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentgeo.groups import harmonic_names, resolve_max_degree
 from probes._executors import run_tasks
-from probes._harmonic import harmonic_names, resolve_max_degree, run_element_values
+from probes._harmonic import run_element_values
 from probes._kinds import DIM_COORDS, DIMS, PROBE_KINDS
 from probes._merge import assemble, cached_blocks, merge_cached, warn_degenerate, warn_nonfinite
 from probes._settings import CACHE_NAME, cache_key, make_settings

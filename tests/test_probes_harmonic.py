@@ -11,8 +11,7 @@ import torch
 from numpy.testing import assert_allclose
 
 import probes
-from latentgeo.groups import O2, O3, SO2, SO3
-from probes._harmonic import harmonic_basis, resolve_max_degree
+from latentgeo.groups import O2, O3, SO2, SO3, harmonic_basis, resolve_max_degree
 
 
 def _planted(G, name, elements, n=40, units=3, seed=0):
