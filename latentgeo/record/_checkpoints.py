@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from latentgeo.checkpoints._steps import collect_checkpoints
+from latentgeo.checkpoints._steps import collect_checkpoints, parse_step  # parse_step: old home
 from latentgeo.checkpoints._walk import walk_entries
 
 if TYPE_CHECKING:
     from latentgeo.actions import Action
     from latentgeo.store import Run
 
-__all__ = ["record_checkpoints"]
+__all__ = ["parse_step", "record_checkpoints"]
 
 logger = logging.getLogger("latentgeo.record")
 
