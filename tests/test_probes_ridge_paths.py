@@ -62,7 +62,13 @@ def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr, test_size
     X = rng.normal(size=(n, d)) * np.linspace(0.5, 2.0, d)
     Z = np.stack([X] + [X @ rng.normal(size=(d, d)) + rng.normal(size=(n, d)) for _ in range(3)])
     p = LinearProbe(
-        alphas=[alpha], n_null=1, n_bootstrap=0, random_state=5, test_size=test_size, dtype=dtype
+        alphas=[alpha],
+        n_null=1,
+        null="permutation",
+        n_bootstrap=0,
+        random_state=5,
+        test_size=test_size,
+        dtype=dtype,
     ).fit(Z)
     # float64: round-off of the float64 fit; float32: of sums over <= 140 x 6 float32 values.
     rtol, atol = (1e-9, 1e-11) if dtype == torch.float64 else (1e-4, 1e-5)
