@@ -15,6 +15,7 @@ from probes._ridge import (
     default_alphas,
     expected_null_r2,
     fit_design,
+    gemm,
     large_empty,
     select_alpha,
 )
@@ -367,7 +368,7 @@ class LinearProbe(RidgeProbeBase):
         if inputs is None:
             # One GEMM for all elements: (rank, n) @ (n, G·d).
             Bt = large_empty((r, G, d), Y.dtype, Y.device)
-            torch.mm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
+            gemm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
         else:
             Bt = large_empty((r, G, d), Y.dtype, Y.device)
             Bt[:, inputs] = design.s[:, None] * design.Vt
@@ -376,7 +377,7 @@ class LinearProbe(RidgeProbeBase):
                 # A view (stride G·d between samples) when the identity is element 0.
                 Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
                 Bo = large_empty((r, (G - 1) * d), Y.dtype, Y.device)
-                torch.mm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
+                gemm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
                 if inputs == 0:
                     Bt[:, 1:] = Bo.reshape(r, G - 1, d)
                 else:
@@ -399,7 +400,7 @@ class LinearProbe(RidgeProbeBase):
         W = None
         if weights:
             W = large_empty((d_in, G * d), Y.dtype, Y.device)
-            torch.mm(design.Vt.T, DBt, out=W)
+            gemm(design.Vt.T, DBt, out=W)
             W = W.view(d_in, G, d).permute(1, 0, 2)
         DB = Bt.permute(1, 0, 2)  # (G, r, d) view of the scaled projections
         return W, DB, bias, best, scores
@@ -415,11 +416,11 @@ class LinearProbe(RidgeProbeBase):
         G, d_in, d_out = W.shape
         # addmm adds the bias in the GEMM's own pass (no second (n, G·d_out) temporary).
         # W.permute(1, 0, 2) is free when W is a view of a (d_in, G, d_out) block.
-        flat = torch.addmm(
-            bias.reshape(1, G * d_out),
+        flat = gemm(
             X,
             W.permute(1, 0, 2).reshape(d_in, G * d_out),
             out=out,
+            bias=bias.reshape(1, G * d_out),
         )  # (n, G·d_out)
         return flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
 
@@ -432,9 +433,7 @@ class LinearProbe(RidgeProbeBase):
         ``out``: optional contiguous (n, G·d) buffer the result is written into.
         """
         G, r, d = DB.shape
-        flat = torch.addmm(
-            bias.reshape(1, G * d), XV, DB.permute(1, 0, 2).reshape(r, G * d), out=out
-        )
+        flat = gemm(XV, DB.permute(1, 0, 2).reshape(r, G * d), out=out, bias=bias.reshape(1, G * d))
         return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2)
 
     # ------------------------------------------------------------------ use

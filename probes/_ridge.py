@@ -18,7 +18,11 @@ Two selection criteria are offered:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -33,6 +37,7 @@ __all__ = [
     "expected_scores",
     "fit_design",
     "gcv_scores",
+    "gemm",
     "large_empty",
     "ridge_weights",
     "select_alpha",
@@ -88,6 +93,64 @@ def large_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
     return torch.empty(shape, dtype=dtype, device=device)
 
 
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def _blas_threads() -> Iterator[None]:
+    """numpy's and scipy's BLAS limited to torch's thread count for the enclosed calls.
+
+    The CPU fast paths below run through numpy's/scipy's BLAS, whose thread pools ignore
+    ``torch.set_num_threads``; this keeps the probe's computation on the threads torch was
+    given (a worker process limited to one thread stays at one).  ``threadpoolctl`` is what
+    scikit-learn uses for the same purpose.
+    """
+    with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
+        yield
+
+
+def _numpy_blas(*tensors: torch.Tensor) -> bool:
+    """Whether ``tensors`` can take numpy's BLAS: CPU, one float32/float64 dtype, no grad."""
+    first = tensors[0]
+    return all(
+        t.device.type == "cpu"
+        and t.dtype == first.dtype
+        and t.dtype in (torch.float32, torch.float64)
+        and not t.requires_grad
+        for t in tensors
+    )
+
+
+def gemm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``a @ b (+ bias)`` for 2-D ``a`` (m, k), ``b`` (k, n), ``bias`` (1, n): shape (m, n).
+
+    Written into ``out`` (contiguous (m, n)) when given.  On the CPU the product runs through
+    numpy's BLAS (the OpenBLAS build numpy ships, which scikit-learn's ridge uses too) on the
+    tensors' own memory: strided views with a unit inner stride go to BLAS without a copy,
+    and on CPUs where torch's MKL build takes a generic code path (AMD) it is 5–10% faster
+    on the probe's shapes (``benchmarks/probes.py``).  Elsewhere ``torch.mm``/``addmm``.
+    """
+    if _numpy_blas(a, b) and (out is None or (out.is_contiguous() and _numpy_blas(out, a))):
+        o = out if out is not None else large_empty((a.shape[0], b.shape[1]), a.dtype, a.device)
+        with _blas_threads():
+            np.matmul(a.numpy(), b.numpy(), out=o.numpy())
+        if bias is not None:
+            o += bias
+        return o
+    if bias is not None:
+        return torch.addmm(bias, a, b, out=out)
+    return torch.mm(a, b, out=out)
+
+
 def fit_design(X: torch.Tensor) -> Design:
     """Centre ``X`` (n_train, n_units) and keep its numerically non-zero singular triplets.
 
@@ -111,7 +174,7 @@ def fit_design(X: torch.Tensor) -> Design:
             s2 = evals.flip(0)
             V = evecs.flip(1)
             s = s2.sqrt()
-            U = torch.mm(Xc, V / s, out=large_empty((n, d), X.dtype, X.device))
+            U = gemm(Xc, V / s, out=large_empty((n, d), X.dtype, X.device))
             return Design(
                 mean=mean,
                 U=U,
@@ -149,13 +212,14 @@ def _gram_eigh(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     eigendecomposition LAPACK's divide and conquer ``syevd`` on that triangle, both through
     scipy on the tensors' memory.  Elsewhere (GPU) ``torch.linalg.eigh(Xc.T @ Xc)``.
     """
-    if Xc.device.type == "cpu" and Xc.dtype in (torch.float32, torch.float64):
+    if _numpy_blas(Xc):
         a = Xc.contiguous().numpy().T  # (d, n), Fortran-ordered: no copy
         syrk = blas.dsyrk if Xc.dtype == torch.float64 else blas.ssyrk
-        gram = syrk(1.0, a, trans=0, lower=1)  # lower triangle of a aᵀ = XcᵀXc
-        evals, evecs = scipy.linalg.eigh(
-            gram, lower=True, driver="evd", overwrite_a=True, check_finite=False
-        )
+        with _blas_threads():
+            gram = syrk(1.0, a, trans=0, lower=1)  # lower triangle of a aᵀ = XcᵀXc
+            evals, evecs = scipy.linalg.eigh(
+                gram, lower=True, driver="evd", overwrite_a=True, check_finite=False
+            )
         return torch.from_numpy(evals), torch.from_numpy(evecs)
     return torch.linalg.eigh(Xc.T @ Xc)
 
@@ -208,7 +272,7 @@ def select_alpha(
         b2 = torch.linalg.vector_norm(B, dim=2) ** 2  # (G, rank), without a B² temporary
         # ‖P⊥Yc‖² computed directly rather than as ‖Yc‖² − ‖B‖², which cancels catastrophically
         # when the fit is nearly exact (exactly the regime where small penalties win).
-        perp = _perp_norms(design, Yc, B, inputs)  # (G,)
+        perp = _perp_norms(design, Yc, B, b2.sum(dim=1), inputs)  # (G,)
         scores = gcv_scores(shrink, n, b2, perp)
     elif criterion == "loo":
         G = B.shape[0]
@@ -339,7 +403,11 @@ def expected_null_r2(
 
 
 def _perp_norms(
-    design: Design, Yc: torch.Tensor, B: torch.Tensor, inputs: int | None = None
+    design: Design,
+    Yc: torch.Tensor,
+    B: torch.Tensor,
+    b2: torch.Tensor,
+    inputs: int | None = None,
 ) -> torch.Tensor:
     """‖(I − UUᵀ) Yc‖² per element, without forming the (n × n) projector.
 
@@ -351,8 +419,11 @@ def _perp_norms(
     """
     # vector_norm reduces without materialising Yc² (an (n, d) temporary per element); over
     # the contiguous unit axis first (several times faster than over (n, d) of a strided view).
-    tss = (torch.linalg.vector_norm(Yc, dim=2) ** 2).sum(dim=1)
-    out = tss - torch.linalg.vector_norm(B, dim=(1, 2)) ** 2
+    if Yc.transpose(0, 1).is_contiguous():  # a (G, n, d) view of sample-major (n, G, d) memory
+        tss = (torch.linalg.vector_norm(Yc.transpose(0, 1), dim=2) ** 2).sum(dim=0)
+    else:
+        tss = (torch.linalg.vector_norm(Yc, dim=2) ** 2).sum(dim=1)
+    out = tss - b2  # b2: ‖B[g]‖² per element
     threshold = torch.finfo(Yc.dtype).eps ** 0.5
     if inputs is not None:
         out[inputs] = design.dropped  # the inputs' own residual: the dropped directions
