@@ -86,3 +86,62 @@ def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr, test_size
         # The re-paired fits run in float32 (probes._linear.null_precision): float32
         # round-off of sums over 50 x 6 values, relative ~1e-6 of the R² ratio's terms.
         np.testing.assert_allclose(p.null_r2_[g], r2n, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gemm_equals_torch_on_strided_views_with_bias(rng, dtype):
+    from probes._ridge import gemm
+
+    A = torch.as_tensor(rng.normal(size=(70, 30)), dtype=dtype)
+    Y = torch.as_tensor(rng.normal(size=(30, 4, 9)), dtype=dtype)
+    b = Y[:, 1:].reshape(30, 27)  # a strided view (row stride 36), as the fit passes
+    bias = torch.as_tensor(rng.normal(size=(1, 27)), dtype=dtype)
+    ref = torch.addmm(bias, A.T.T, b)
+    # Products of 30 terms: round-off of order 30 · eps relative to the terms.
+    tol = 30 * torch.finfo(dtype).eps * 10
+    out = torch.empty(70, 27, dtype=dtype)
+    assert gemm(A, b, out=out, bias=bias) is out
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+    torch.testing.assert_close(gemm(A[:, :20].T.T, b[:20]), A[:, :20] @ b[:20], rtol=tol, atol=tol)
+    # A tensor that needs grad takes torch's path (numpy cannot view it) and keeps its graph.
+    g = A.clone().requires_grad_(True)
+    assert gemm(g, b).requires_grad
+
+
+def test_gemm_holds_blas_threads_to_torchs_and_restores_them():
+    from threadpoolctl import threadpool_info
+
+    from probes._ridge import _blas_threads
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    old = torch.get_num_threads()
+    try:
+        for n in (2, 1):  # both ways, whatever the process's own BLAS setting is
+            torch.set_num_threads(n)
+            with _blas_threads():
+                inside = blas_threads()
+            assert inside and all(k == n for k in inside)
+            assert blas_threads() == before
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gram_eigendecomposition_matches_torch(rng, dtype):
+    from probes._ridge import _gram_eigh
+
+    Xc = torch.as_tensor(rng.normal(size=(200, 12)) * np.linspace(0.5, 3, 12), dtype=dtype)
+    evals, evecs = _gram_eigh(Xc)
+    ref = torch.linalg.eigh(Xc.T @ Xc).eigenvalues
+    eps = torch.finfo(dtype).eps
+    # Eigenvalues to a relative error of order n · eps of the largest (Weyl).
+    torch.testing.assert_close(evals, ref, rtol=0, atol=float(200 * eps * ref.max()))
+    # The decomposition reconstructs the Gram matrix and its vectors are orthonormal.
+    gram = Xc.T @ Xc
+    torch.testing.assert_close(
+        evecs @ torch.diag(evals) @ evecs.T, gram, rtol=0, atol=float(200 * eps * ref.max())
+    )
+    torch.testing.assert_close(evecs.T @ evecs, torch.eye(12, dtype=dtype), rtol=0, atol=50 * eps)
