@@ -236,7 +236,8 @@ print(json.dumps({{"base_kib": base, "peak_kib": peak, "seconds": secs,
 """
 
 
-def bench_memory(G: int, n: int, d: int, n_steps: int, n_layers: int) -> None:
+def bench_memory(G: int, n: int, d: int, n_steps: int, n_layers: int) -> float:
+    """Peak resident memory (GiB) of ``probes.run`` on a >= 2 GB store, in a subprocess."""
     from latentgeo.store import RunWriter
 
     tmp = Path(tempfile.mkdtemp(prefix="latentgeo-bench-"))
@@ -275,6 +276,7 @@ def bench_memory(G: int, n: int, d: int, n_steps: int, n_layers: int) -> None:
             f"peak RSS {res['peak_kib'] / 2**20:.2f} GiB (after imports "
             f"{res['base_kib'] / 2**20:.2f} GiB); target < 1 GiB; min R2 {res['min_r2']:.3f}"
         )
+        return res["peak_kib"] / 2**20
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -292,16 +294,32 @@ def main() -> None:
         "to compare single-threaded on a shared machine)"
     )
     sizes = (8, 512, 64) if args.quick else (8, 4096, 512)
+    verdicts = []
     if args.only in (None, "ridge"):
         bench_ridge(*sizes, repeats=args.repeats)
     if args.only in (None, "grid13"):
-        bench_ridge_grid13(*sizes, repeats=args.repeats)
+        r = bench_ridge_grid13(*sizes, repeats=args.repeats)
+        verdicts += [
+            ("speed-up over RidgeCV (wall)", r["speedup"], ">=", 20.0),
+            ("max |R2 - sklearn R2|", r["max_abs_r2_diff"], "<=", 1e-6),
+            ("defaults / bare fit (wall)", r["defaults_over_bare"], "<=", 1.3),
+        ]
     if args.only in (None, "memory"):
         if args.quick:
-            bench_memory(8, 256, 64, n_steps=4, n_layers=2)
+            peak = bench_memory(8, 256, 64, n_steps=4, n_layers=2)
         else:
             # 2 layers x 33 steps x 8 x 2048 x 512 x 4 bytes = 2.06 GiB.
-            bench_memory(8, 2048, 512, n_steps=33, n_layers=2)
+            peak = bench_memory(8, 2048, 512, n_steps=33, n_layers=2)
+        verdicts.append(("probes.run peak RSS (GiB)", peak, "<", 1.0))
+    if verdicts:
+        print(
+            "\ntargets (this run"
+            + (", --quick: sizes are not the targets'" if args.quick else "")
+            + "):"
+        )
+    for name, value, op, target in verdicts:
+        met = value >= target if op == ">=" else value <= target if op == "<=" else value < target
+        print(f"  {name}: {value:.3g} {op} {target:g} -> {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":
