@@ -125,6 +125,16 @@ def _numpy_blas(*tensors: torch.Tensor) -> bool:
     )
 
 
+def _blasable(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (2-D) as it is when BLAS can read it in place (one unit stride, the other at
+    least the extent of that axis, as numpy requires for its BLAS path), else a contiguous
+    copy: numpy's fallback for other layouts is an element loop, orders of magnitude slower."""
+    (r, c), (sr, sc) = t.shape, t.stride()
+    if (sc == 1 and sr >= max(c, 1)) or (sr == 1 and sc >= max(r, 1)):
+        return t
+    return t.contiguous()
+
+
 def gemm(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -142,7 +152,7 @@ def gemm(
     if _numpy_blas(a, b) and (out is None or (out.is_contiguous() and _numpy_blas(out, a))):
         o = out if out is not None else large_empty((a.shape[0], b.shape[1]), a.dtype, a.device)
         with _blas_threads():
-            np.matmul(a.numpy(), b.numpy(), out=o.numpy())
+            np.matmul(_blasable(a).numpy(), _blasable(b).numpy(), out=o.numpy())
         if bias is not None:
             o += bias
         return o

@@ -145,3 +145,15 @@ def test_gram_eigendecomposition_matches_torch(rng, dtype):
         evecs @ torch.diag(evals) @ evecs.T, gram, rtol=0, atol=float(200 * eps * ref.max())
     )
     torch.testing.assert_close(evecs.T @ evecs, torch.eye(12, dtype=dtype), rtol=0, atol=50 * eps)
+
+
+def test_gemm_reads_layouts_blas_cannot_take_in_place(rng):
+    from probes._ridge import _blasable, gemm
+
+    A = torch.as_tensor(rng.normal(size=(40, 60)))
+    every_other = A[:, ::2]  # inner stride 2: no unit stride, so BLAS cannot read it in place
+    assert not _blasable(every_other).data_ptr() == every_other.data_ptr()
+    assert _blasable(A.T).data_ptr() == A.data_ptr()  # a transpose is read in place
+    B = torch.as_tensor(rng.normal(size=(30, 7)))
+    tol = 30 * torch.finfo(torch.float64).eps * 10
+    torch.testing.assert_close(gemm(every_other, B), every_other @ B, rtol=tol, atol=tol)
