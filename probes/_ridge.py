@@ -405,7 +405,7 @@ def expected_null_r2(
     n_test = X_test.shape[0]
     alpha = alphas[torch.argmin(expected_scores(design, alphas, criterion))]
     gain2 = (design.s / (design.s**2 + alpha)) ** 2
-    XV = (X_test - design.mean) @ design.Vt.T  # (n_test, rank)
+    XV = gemm(X_test - design.mean, design.Vt.T)  # (n_test, rank)
     spread = (torch.linalg.vector_norm(XV, dim=0) ** 2 * gain2).sum()
     n = n_samples
     sse = n_test * ((n + 1) / n + n_test / (n * n_train)) + spread
