@@ -18,7 +18,8 @@ an exact value (:class:`~latentgeo.datasets.planted.PlantedLatents`):
     the fitted maps over each proper non-trivial subgroup's non-identity elements.
 ``subgroup invariance``
     :func:`probes.subgroup_scan`'s invariance interval against
-    :meth:`~latentgeo.datasets.planted.PlantedLatents.subgroup_invariance`, every subgroup.
+    :meth:`~latentgeo.datasets.planted.PlantedLatents.subgroup_invariance`, every
+    non-trivial subgroup (the group itself included; the trivial one's invariance is 1).
 ``spectrum share``
     :func:`trajectories.spectrum_with_ci` against the population spectrum
     (:attr:`~latentgeo.datasets.planted.PlantedLatents.spectrum`), every irrep.
@@ -308,6 +309,10 @@ def draw(setting: Setting, seed: int, n_bootstrap: int = 200, confidence: float 
     inner = LinearProbe(n_null=0, n_bootstrap=0, random_state=seed).fit(p.Z - mean)
     bias = inner.bias_ + mean - np.einsum("gij,j->gi", inner.rho_, mean)
     for i, h in enumerate(group.subgroups(False)):
+        if h.order == 1:
+            # The trivial subgroup: invariance 1 by definition, reported as [1, 1] exactly
+            # (a truth computed as 1 − 1e-16 would count as a miss); nothing to calibrate.
+            continue
         out["subgroup invariance"].append(
             (
                 float(scan.invariance[i]),
