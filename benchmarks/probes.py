@@ -8,7 +8,7 @@
    bootstrap on either side (target >= 20x, same R² to 1e-6); the cost of the defaults
    (``n_null=1, n_bootstrap=200``: the closed-form expected null and the analytic R²
    interval) over the bare fit (target <= 1.3x); the achieved GFLOP/s of the fit against a
-   plain GEMM (the fit's own routine, ``probes._ridge.gemm``) of the fit's largest shape in
+   plain GEMM (the fit's own routine, ``probes._dense.gemm``) of the fit's largest shape in
    the same run.  Each of our fits runs once untimed first.  Times are wall clock and
    process CPU time (the steadier one on a shared machine); run with ``OMP_NUM_THREADS=1``
    to compare single-threaded, and with the same ``OPENBLAS_CORETYPE`` (if any) on both
@@ -62,10 +62,10 @@ def _fit_flops(G: int, n_train: int, n_test: int, d: int) -> float:
 
 def _gemm_seconds(G: int, n_train: int, d: int) -> float:
     """Seconds of one plain GEMM of the fit's largest shape, (d, n) @ (n, G·d), through the
-    same routine the fit's products use (:func:`probes._ridge.gemm`)."""
+    same routine the fit's products use (:func:`probes._dense.gemm`)."""
     import torch
 
-    from probes._ridge import gemm
+    from probes._dense import gemm
 
     gen = torch.Generator().manual_seed(0)
     A = torch.randn(d, n_train, dtype=torch.float64, generator=gen)

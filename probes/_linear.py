@@ -10,15 +10,8 @@ import numpy as np
 import torch
 
 from probes._base import Interval, RidgeProbeBase, StrOptions
-from probes._ridge import (
-    Design,
-    default_alphas,
-    expected_null_r2,
-    fit_design,
-    gemm,
-    large_empty,
-    select_alpha,
-)
+from probes._dense import Workspace, gemm, large_empty
+from probes._ridge import Design, default_alphas, expected_null_r2, fit_design, select_alpha
 from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -57,7 +50,7 @@ def null_precision(
     null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
     inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
     exact float64 null's interval on every planted setting).  Float32 inputs are returned
-    unchanged; the null's targets are converted as they are gathered (:class:`_Workspace`).
+    unchanged; the null's targets are converted as they are gathered (:class:`probes._dense.Workspace`).
     """
     if X.dtype != torch.float64:
         return design, X, alphas
@@ -70,48 +63,6 @@ def null_precision(
         dropped=design.dropped.to(f),
     )
     return small, X.to(f), alphas.to(f)
-
-
-class _Workspace:
-    """Views into one spent buffer, handed out in turn (bump allocation, ``reset`` reuses).
-
-    A fit's large temporaries (held-out blocks, predictions, the null's targets) are as big as
-    its gathered training targets and live after them.  Fresh memory of that size costs a
-    page fault per 4 KiB on first touch (about as long as the copy that fills it), so they
-    are carved out of the training targets' buffer once the fit is done with it.  A request
-    that does not fit gets fresh memory.
-    """
-
-    def __init__(self, buf: torch.Tensor) -> None:
-        self._bytes = buf.reshape(-1).view(torch.uint8)  # buf is contiguous: a view
-        self._used = 0
-
-    def reset(self) -> None:
-        self._used = 0
-
-    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
-        start = -(-self._used // 16) * 16  # aligned for any dtype
-        if start + size > self._bytes.numel():
-            return large_empty(shape, dtype, self._bytes.device)
-        self._used = start + size
-        return self._bytes[start : start + size].view(dtype).view(shape)
-
-    def gather(self, src: torch.Tensor, dim: int, index: torch.Tensor, dtype: torch.dtype):
-        """``src.index_select(dim, index).to(dtype)`` written into the workspace."""
-        shape = list(src.shape)
-        shape[dim] = index.numel()
-        out = self.take(tuple(shape), dtype)
-        if src.dtype == dtype:
-            return torch.index_select(src, dim, index, out=out)
-        # Converting: in chunks of about 2M values, so no full-size temporary is allocated.
-        row = max(1, src.numel() // max(1, src.shape[dim]))
-        step = max(1, (1 << 21) // row)
-        for i in range(0, index.numel(), step):
-            out.narrow(dim, i, min(step, index.numel() - i)).copy_(
-                src.index_select(dim, index[i : i + step])
-            )
-        return out
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -272,7 +223,7 @@ class LinearProbe(RidgeProbeBase):
         if W is None:  # weights=True always forms them; this keeps the type checker honest
             raise RuntimeError("internal error: the ridge fit returned no weights")
         # The training targets are spent: their memory holds the held-out blocks below.
-        work = _Workspace(Y)
+        work = Workspace(Y)
         del Y
         X_test = Z[self.identity, te]
         Y_test = work.gather(Z, 1, te, Z.dtype)  # (G, n_test, d)

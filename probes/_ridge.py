@@ -18,16 +18,13 @@ Two selection criteria are offered:
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import scipy.linalg
 import torch
 from scipy.linalg import blas
+
+from probes._dense import blas_threads, gemm, large_empty, numpy_blas
 
 __all__ = [
     "GRAM_CONDITION_LIMIT",
@@ -37,8 +34,6 @@ __all__ = [
     "expected_scores",
     "fit_design",
     "gcv_scores",
-    "gemm",
-    "large_empty",
     "ridge_weights",
     "select_alpha",
 ]
@@ -75,90 +70,6 @@ class Design:
 #: then known to a relative error of about ``n_units · eps · 1e6 ≈ 1e-10`` (Weyl), and ``U`` is
 #: orthonormal to the same order.  Worse-conditioned inputs take the QR + SVD path.
 GRAM_CONDITION_LIMIT = 1e6
-
-
-def large_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``torch.empty`` for a large block; on the CPU backed by numpy's allocator.
-
-    numpy asks the kernel for transparent huge pages on large blocks (``madvise``, numpy >=
-    1.22 on Linux; scikit-learn's arrays get them), torch's CPU allocator does not unless
-    the process sets ``THP_MEM_ALLOC_ENABLE``: first touch of a fresh 100 MB block then
-    costs one fault per 2 MiB instead of per 4 KiB, which is most of the cost of gathering
-    the training targets at the benchmark size.  Elsewhere (or for other dtypes) plain
-    ``torch.empty``.
-    """
-    if torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64):
-        np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        return torch.from_numpy(np.empty(shape, dtype=np_dtype))
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
-@functools.cache
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-@contextmanager
-def _blas_threads() -> Iterator[None]:
-    """numpy's and scipy's BLAS limited to torch's thread count for the enclosed calls.
-
-    The CPU fast paths below run through numpy's/scipy's BLAS, whose thread pools ignore
-    ``torch.set_num_threads``; this keeps the probe's computation on the threads torch was
-    given (a worker process limited to one thread stays at one).  ``threadpoolctl`` is what
-    scikit-learn uses for the same purpose.
-    """
-    with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
-        yield
-
-
-def _numpy_blas(*tensors: torch.Tensor) -> bool:
-    """Whether ``tensors`` can take numpy's BLAS: CPU, one float32/float64 dtype, no grad."""
-    first = tensors[0]
-    return all(
-        t.device.type == "cpu"
-        and t.dtype == first.dtype
-        and t.dtype in (torch.float32, torch.float64)
-        and not t.requires_grad
-        for t in tensors
-    )
-
-
-def _blasable(t: torch.Tensor) -> torch.Tensor:
-    """``t`` (2-D) as it is when BLAS can read it in place (one unit stride, the other at
-    least the extent of that axis, as numpy requires for its BLAS path), else a contiguous
-    copy: numpy's fallback for other layouts is an element loop, orders of magnitude slower."""
-    (r, c), (sr, sc) = t.shape, t.stride()
-    if (sc == 1 and sr >= max(c, 1)) or (sr == 1 and sc >= max(r, 1)):
-        return t
-    return t.contiguous()
-
-
-def gemm(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    out: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``a @ b (+ bias)`` for 2-D ``a`` (m, k), ``b`` (k, n), ``bias`` (1, n): shape (m, n).
-
-    Written into ``out`` (contiguous (m, n)) when given.  On the CPU the product runs through
-    numpy's BLAS (the OpenBLAS build numpy ships, which scikit-learn's ridge uses too) on the
-    tensors' own memory: strided views with a unit inner stride go to BLAS without a copy,
-    and on CPUs where torch's MKL build takes a generic code path (AMD) it is 5–10% faster
-    on the probe's shapes (``benchmarks/probes.py``).  Elsewhere ``torch.mm``/``addmm``.
-    """
-    if _numpy_blas(a, b) and (out is None or (out.is_contiguous() and _numpy_blas(out, a))):
-        o = out if out is not None else large_empty((a.shape[0], b.shape[1]), a.dtype, a.device)
-        with _blas_threads():
-            np.matmul(_blasable(a).numpy(), _blasable(b).numpy(), out=o.numpy())
-        if bias is not None:
-            o += bias
-        return o
-    if bias is not None:
-        return torch.addmm(bias, a, b, out=out)
-    return torch.mm(a, b, out=out)
 
 
 def fit_design(X: torch.Tensor) -> Design:
@@ -222,10 +133,10 @@ def _gram_eigh(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     eigendecomposition LAPACK's divide and conquer ``syevd`` on that triangle, both through
     scipy on the tensors' memory.  Elsewhere (GPU) ``torch.linalg.eigh(Xc.T @ Xc)``.
     """
-    if _numpy_blas(Xc):
+    if numpy_blas(Xc):
         a = Xc.contiguous().numpy().T  # (d, n), Fortran-ordered: no copy
         syrk = blas.dsyrk if Xc.dtype == torch.float64 else blas.ssyrk
-        with _blas_threads():
+        with blas_threads():
             gram = syrk(1.0, a, trans=0, lower=1)  # lower triangle of a aᵀ = XcᵀXc
             evals, evecs = scipy.linalg.eigh(
                 gram, lower=True, driver="evd", overwrite_a=True, check_finite=False

@@ -44,7 +44,7 @@ def test_qr_path_on_ill_conditioned_and_rank_deficient_inputs(rng):
 @pytest.mark.parametrize(
     ("force_qr", "test_size", "dtype"),
     # test_size 0.7: the held-out blocks and the null's targets outgrow the spent training
-    # buffer they are carved from (probes._linear._Workspace) and get fresh memory; float32:
+    # buffer they are carved from (probes._dense.Workspace) and get fresh memory; float32:
     # the null runs in the data's own dtype (no conversion while gathering).
     [
         (False, 0.25, torch.float64),
@@ -90,7 +90,7 @@ def test_linear_probe_equals_sklearn_ridge(monkeypatch, rng, force_qr, test_size
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_gemm_equals_torch_on_strided_views_with_bias(rng, dtype):
-    from probes._ridge import gemm
+    from probes._dense import gemm
 
     A = torch.as_tensor(rng.normal(size=(70, 30)), dtype=dtype)
     Y = torch.as_tensor(rng.normal(size=(30, 4, 9)), dtype=dtype)
@@ -111,7 +111,7 @@ def test_gemm_equals_torch_on_strided_views_with_bias(rng, dtype):
 def test_gemm_holds_blas_threads_to_torchs_and_restores_them():
     from threadpoolctl import threadpool_info
 
-    from probes._ridge import _blas_threads
+    from probes._dense import blas_threads as _blas_threads
 
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -148,7 +148,7 @@ def test_gram_eigendecomposition_matches_torch(rng, dtype):
 
 
 def test_gemm_reads_layouts_blas_cannot_take_in_place(rng):
-    from probes._ridge import _blasable, gemm
+    from probes._dense import _blasable, gemm
 
     A = torch.as_tensor(rng.normal(size=(40, 60)))
     every_other = A[:, ::2]  # inner stride 2: no unit stride, so BLAS cannot read it in place
