@@ -50,7 +50,8 @@ def null_precision(
     null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
     inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
     exact float64 null's interval on every planted setting).  Float32 inputs are returned
-    unchanged; the null's targets are converted as they are gathered (:class:`probes._dense.Workspace`).
+    unchanged; the null's targets are converted as they are gathered
+    (:class:`probes._dense.Workspace`).
     """
     if X.dtype != torch.float64:
         return design, X, alphas
