@@ -255,6 +255,10 @@ def harmonic_energies(
     fitted = torch.empty((R.shape[0], n), dtype=dtype, device=dev)  # ||(R c)_j||² per sample
     c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
     orbit_sum = torch.zeros((n_el, d), dtype=dtype, device=dev)  # sum of the shifted orbits
+    # Haar-random elements: the element Gram matrix pooled over samples and units, from which
+    # the pooled energies of any subset of the elements follow (the leave-one-out jackknife).
+    sampled = not quadrature
+    gram = torch.zeros((n_el, n_el), dtype=dtype, device=dev) if sampled else None
     c = min(chunk, n)
     buf = torch.empty((n_el, c, d), dtype=dtype, device=dev)
     coef = torch.empty((p, c * d), dtype=dtype, device=dev)
@@ -272,6 +276,9 @@ def harmonic_energies(
         torch.linalg.vector_norm(block, dim=2, out=sq[:, s0 : s0 + b])
         c0[s0 : s0 + b] = C[const].view(b, d)
         orbit_sum += block.sum(dim=1)
+        if gram is not None:
+            flat = block.reshape(n_el, b * d)
+            gram.addmm_(flat, flat.T)
     coef_energy.square_()
     fitted = fitted.square_().sum(dim=0)  # ||B c||² per sample
     sq = sq.square_().sum(dim=0)  # sum_g ||Y[g]||² per sample
@@ -315,7 +322,102 @@ def harmonic_energies(
     else:  # no residual degrees of freedom: nothing to debias with (warned by the degree rule)
         residual = rss / n_el
     energies = torch.cat([fit_energy, residual[:, None]], dim=1)
-    return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
+    if gram is None:  # a quadrature grid: the Haar integral of the fitted functions is exact
+        return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
+    mean = (orbit_sum / n).cpu().numpy().astype(np.float64)
+    replicates, note = leave_one_out_energies(
+        gram.cpu().numpy().astype(np.float64), mean @ mean.T, n, B_np, owner_np
+    )
+    return OrbitEnergies(tuple(names), energies, energies.sum(dim=1), replicates, note)
+
+
+def pooled_energies(
+    gram: np.ndarray, mean_gram: np.ndarray, n: int, B: np.ndarray, owner: np.ndarray
+) -> np.ndarray:
+    """The pooled (summed over samples) energies :func:`harmonic_energies` gives, from Grams.
+
+    Every pooled energy of the fit is a quadratic form of the orbits, so it is a linear
+    function of the element Gram matrix ``G = sum_i Y_i Y_iᵀ`` (over samples ``i`` and units)
+    and of the mean orbit's ``M = Ȳ Ȳᵀ``: with ``P = B⁺``, the hat matrix ``H = B P`` and
+    ``Q = I − H``, the fitted coefficients' energies are ``diag(P G Pᵀ)``, the residual
+    ``tr(Q G)``, the Haar-centred invariant energy ``(P G Pᵀ)_00 − n (P M Pᵀ)_00``, and that
+    of the residual of the orbit minus the mean orbit ``tr(Q G) − n tr(Q M)``.  Used for the
+    pooled energies of a subset of the elements (rows and columns of ``G``, ``M``, rows of
+    ``B``) without a second pass over the latents.
+
+    Parameters
+    ----------
+    gram, mean_gram : float64 arrays of shape (m, m)
+    n : int
+        Number of samples.
+    B : float64 array of shape (m, p)
+        :func:`harmonic_basis` at the elements.
+    owner : int64 array of shape (p,)
+
+    Returns
+    -------
+    float64 array of shape (n_irreps + 1,)
+        Irreps up to the degree, then ``"residual"`` (as ``energies.sum(0)``; debiased when
+        ``m > p``).
+    """
+    m, p = B.shape
+    n_irreps = int(owner.max()) + 1
+    P = np.linalg.pinv(B)
+    Q = np.eye(m) - B @ P
+    coef = np.einsum("jg,gh,jh->j", P, gram, P)
+    fit = np.bincount(owner, weights=coef, minlength=n_irreps)
+    const = int(np.flatnonzero(owner == 0)[0])
+    fit[0] = coef[const] - n * float(P[const] @ mean_gram @ P[const])
+    rss = float(np.einsum("gh,hg->", Q, gram))
+    if m <= p:  # no residual degrees of freedom: not debiased (as harmonic_energies)
+        return np.append(fit, rss / m)
+    sigma2 = rss / (m - p)
+    gain = np.bincount(owner, weights=(P * P).sum(axis=1), minlength=n_irreps)
+    rss_centred = rss - n * float(np.einsum("gh,hg->", Q, mean_gram))
+    fit0 = fit[0] - rss_centred / (m - p) * gain[0]
+    fit = fit - sigma2 * gain
+    fit[0] = fit0
+    return np.append(fit, sigma2)
+
+
+def leave_one_out_energies(
+    gram: np.ndarray, mean_gram: np.ndarray, n: int, B: np.ndarray, owner: np.ndarray
+) -> tuple[np.ndarray | None, str | None]:
+    """Pooled energies with each Haar-random element left out in turn (the jackknife rows).
+
+    Each row is :func:`pooled_energies` on the other ``m − 1`` elements, at the same degree.
+    The jackknife needs every leave-one-out fit to be the same estimator as the full one: a
+    basis of full column rank ``p`` and residual degrees of freedom (``m − 1 > p``) to debias
+    with.
+
+    Returns
+    -------
+    replicates : float64 array of shape (m, n_irreps + 1) or None
+    note : str or None
+        Why there are no replicates (then ``replicates`` is None).
+    """
+    m, p = B.shape
+    if m - 1 <= p:
+        return None, (
+            f"{m} Haar-random elements: the shares vary with the draw of elements, and their "
+            f"spread is estimated by leaving one element out, which needs more than {p + 1} "
+            f"elements for this fit ({p} basis functions and a residual degree of freedom "
+            f"to debias with); record at least {p + 2} elements"
+        )
+    keep = ~np.eye(m, dtype=bool)
+    rows = []
+    for k in range(m):
+        S = keep[k]
+        Bk = B[S]
+        if np.linalg.matrix_rank(Bk) < p:
+            return None, (
+                f"leaving out sampled element {k} of {m} makes the fit's {p} basis functions "
+                "linearly dependent (e.g. the only element of a component of the group), so "
+                "the spread over the draw of elements cannot be estimated; sample more "
+                "elements (every component at least twice)"
+            )
+        rows.append(pooled_energies(gram[np.ix_(S, S)], mean_gram[np.ix_(S, S)], n, Bk, owner))
+    return np.stack(rows), None
 
 
 def _is_quadrature(group: Group, values: np.ndarray, degree: int) -> bool:
