@@ -81,7 +81,7 @@ def test_interval_widens_when_fewer_elements_are_sampled():
             few = dataclasses.replace(p, Z=p.Z[:m], elements=p.elements[:m])
             e, _ = _energies(group, few, degree=0)
             ci = e.intervals(100, CONFIDENCE, np.random.default_rng(seed))
-            boot = dataclasses.replace(e, jackknife=None).intervals(
+            boot = dataclasses.replace(e, element_sample=None).intervals(
                 100, CONFIDENCE, np.random.default_rng(seed)
             )
             assert np.all(ci[:, 0] <= boot[:, 0] + 1e-12) and np.all(ci[:, 1] >= boot[:, 1] - 1e-12)

@@ -11,14 +11,22 @@ over the draw of elements from a delete-one-element jackknife
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FallbackWarning", "OrbitEnergies", "check_orbit"]
+__all__ = ["ElementSample", "FallbackWarning", "OrbitEnergies", "check_orbit"]
+
+
+class ElementSample(Protocol):
+    """The orbit's elements as a random sample: the pooled energies with each left out."""
+
+    def leave_one_out(self) -> tuple[np.ndarray | None, str | None]:
+        """``(replicates of shape (n_elements, n_parts), None)`` or ``(None, why not)``."""
+        ...
 
 
 class FallbackWarning(UserWarning):
@@ -39,23 +47,32 @@ class OrbitEnergies:
         sum to ``total``.  Debiased energies (continuous groups) may be slightly negative.
     total : Tensor of shape (n_samples,)
         Each sample's total centred energy.
-    jackknife : float64 array of shape (n_elements, n_parts), optional
-        Pooled energies (summed over samples) with each sampled element left out in turn,
-        where the elements are a random sample of the group whose Haar integral the shares
-        estimate (continuous groups at Haar-random elements).  None where the sum over the
-        elements is exact or is the estimand itself: a finite group's whole orbit, an orbit
-        over a given set of elements, a quadrature grid of a continuous group.
-    jackknife_note : str, optional
-        Why the elements are a sample but no leave-one-out fit exists (too few elements, or
-        one whose removal leaves the fit singular): :meth:`intervals` is then NaN and warns
-        this text.
+    element_sample : ElementSample, optional
+        Where the elements are a random sample of the group whose Haar integral the shares
+        estimate (continuous groups at Haar-random elements): what the leave-one-element-out
+        fits need (:class:`latentgeo.groups._harmonic.ElementJackknife`), evaluated only when
+        an interval is asked for.  None where the sum over the elements is exact or is the
+        estimand itself: a finite group's whole orbit, an orbit over a given set of
+        elements, a quadrature grid of a continuous group.
     """
 
     names: tuple[str, ...]
     energies: torch.Tensor
     total: torch.Tensor
-    jackknife: np.ndarray | None = None
-    jackknife_note: str | None = None
+    element_sample: ElementSample | None = None
+
+    @property
+    def jackknife(self) -> np.ndarray | None:
+        """Pooled energies (summed over samples) with each sampled element left out in turn,
+        shape (n_elements, n_parts); None without an element sample or a leave-one-out fit."""
+        return None if self.element_sample is None else self.element_sample.leave_one_out()[0]
+
+    @property
+    def jackknife_note(self) -> str | None:
+        """Why the elements are a sample but no leave-one-out fit exists (too few elements,
+        or one whose removal leaves the fit singular): :meth:`intervals` is then NaN and
+        warns this text."""
+        return None if self.element_sample is None else self.element_sample.leave_one_out()[1]
 
     @property
     def finite(self) -> bool:
@@ -95,7 +112,7 @@ class OrbitEnergies:
         elements where they are a random sample of the group.
 
         The percentile bootstrap over probe samples (:func:`latentgeo._bootstrap.ratio_interval`)
-        holds the orbit's elements fixed.  Where they are Haar-random (``jackknife`` set), the
+        holds the orbit's elements fixed.  Where they are Haar-random (``element_sample``), the
         shares also vary with the draw of elements (the Monte-Carlo error of the Haar
         integral); that variance, from the delete-one-element jackknife of the pooled shares,
         is added to the bootstrap's (:func:`latentgeo._bootstrap.add_jackknife_variance`).
@@ -125,7 +142,7 @@ class OrbitEnergies:
         k = len(self.names)
         if not self.finite:
             return np.full((k, 2), np.nan)
-        if self.jackknife_note is not None and n_bootstrap > 0:
+        if n_bootstrap > 0 and self.jackknife_note is not None:
             warnings.warn(
                 f"no interval for the shares: {self.jackknife_note}",
                 FallbackWarning,
@@ -135,7 +152,7 @@ class OrbitEnergies:
         boot = ratio_interval(
             self.energies, self.total, int(n_bootstrap), confidence, rng, counts=counts
         )
-        if self.jackknife is None or n_bootstrap == 0:
+        if n_bootstrap == 0 or self.jackknife is None:
             return boot
         shares = self.shares().detach().cpu().numpy().astype(np.float64)
         return add_jackknife_variance(shares, boot, _pooled_shares(self.jackknife), confidence)

@@ -4,7 +4,8 @@ Every spectrum and invariant share latentgeo reports (``probes.orbit_spectrum``,
 ``probes.invariance``, the ``"spectrum"`` / ``"invariance"`` kinds of ``probes.run``, the
 subgroup scan, ``trajectories.spectrum_with_ci``, the live probes) is a pooled ratio of the
 per-sample energies computed here, and every interval on them resamples those energies with
-:func:`latentgeo._bootstrap.ratio_interval`.
+:func:`latentgeo._bootstrap.ratio_interval` (:meth:`OrbitEnergies.intervals`; on Haar-random
+elements of a continuous group, with the delete-one-element jackknife variance added).
 
 *Finite groups* (whole orbit, element order).  For a real irrep ``rho`` (dimension ``D``,
 commutant dimension ``k``, character ``psi``) the isotypic projector of the regular
