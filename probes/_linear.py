@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from probes._base import Interval, RidgeProbeBase
-from probes._ridge import Design, default_alphas, fit_design, large_empty, select_alpha
+from probes._base import Interval, RidgeProbeBase, StrOptions
+from probes._dense import Workspace, gemm, large_empty
+from probes._ridge import Design, default_alphas, expected_null_r2, fit_design, select_alpha
 from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, rank_tolerance, truncate_design
 from probes._validation import as_orbit_tensor, train_test_indices
@@ -49,7 +50,7 @@ def null_precision(
     null's held-out R² is a ratio of sums whose float32 round-off (relative ~1e-6) is far
     inside its own sampling interval (``benchmarks/calibration.py`` checks it lies inside the
     exact float64 null's interval on every planted setting).  Float32 inputs are returned
-    unchanged; the null's targets are converted as they are gathered (:class:`_Workspace`).
+    unchanged; the null's targets are converted as they are gathered (:class:`probes._dense.Workspace`).
     """
     if X.dtype != torch.float64:
         return design, X, alphas
@@ -62,48 +63,6 @@ def null_precision(
         dropped=design.dropped.to(f),
     )
     return small, X.to(f), alphas.to(f)
-
-
-class _Workspace:
-    """Views into one spent buffer, handed out in turn (bump allocation, ``reset`` reuses).
-
-    A fit's large temporaries (held-out blocks, predictions, the null's targets) are as big as
-    its gathered training targets and live after them.  Fresh memory of that size costs a
-    page fault per 4 KiB on first touch (about as long as the copy that fills it), so they
-    are carved out of the training targets' buffer once the fit is done with it.  A request
-    that does not fit gets fresh memory.
-    """
-
-    def __init__(self, buf: torch.Tensor) -> None:
-        self._bytes = buf.reshape(-1).view(torch.uint8)  # buf is contiguous: a view
-        self._used = 0
-
-    def reset(self) -> None:
-        self._used = 0
-
-    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        size = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
-        start = -(-self._used // 16) * 16  # aligned for any dtype
-        if start + size > self._bytes.numel():
-            return large_empty(shape, dtype, self._bytes.device)
-        self._used = start + size
-        return self._bytes[start : start + size].view(dtype).view(shape)
-
-    def gather(self, src: torch.Tensor, dim: int, index: torch.Tensor, dtype: torch.dtype):
-        """``src.index_select(dim, index).to(dtype)`` written into the workspace."""
-        shape = list(src.shape)
-        shape[dim] = index.numel()
-        out = self.take(tuple(shape), dtype)
-        if src.dtype == dtype:
-            return torch.index_select(src, dim, index, out=out)
-        # Converting: in chunks of about 2M values, so no full-size temporary is allocated.
-        row = max(1, src.numel() // max(1, src.shape[dim]))
-        step = max(1, (1 << 21) // row)
-        for i in range(0, index.numel(), step):
-            out.narrow(dim, i, min(step, index.numel() - i)).copy_(
-                src.index_select(dim, index[i : i + step])
-            )
-        return out
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -125,8 +84,18 @@ class LinearProbe(RidgeProbeBase):
     Parameters
     ----------
     n_null : int, default 1
-        Number of re-paired fits (targets permuted relative to inputs) averaged into
-        ``null_r2_``; 0 skips them.
+        0 skips the null (``null_r2_`` is NaN).  Otherwise, with ``null="permutation"``, the
+        number of re-paired fits (targets permuted relative to inputs) averaged into
+        ``null_r2_``; with ``null="expected"`` any positive value computes the closed form.
+    null : {"expected", "permutation"}, default "expected"
+        How the chance level ``null_r2_`` is computed.  ``"expected"``: the expectation of
+        the re-paired fit's held-out R² over uniformly random re-pairings, in closed form
+        (:func:`probes._ridge.expected_null_r2`; no refit, the same value for every element).
+        ``"permutation"``: ``n_null`` actual re-paired fits (float32 when ``dtype`` is
+        float64, :func:`null_precision`), whose mean estimates the same quantity with
+        Monte-Carlo error; it also keeps the spread of the penalty choice, which the closed
+        form omits (it matters when targets have few effective units; measured in
+        ``docs/calibration.md``).
     identity : int, default 0
         Index of the identity element along axis 0 of ``Z`` (0 by the contract).
     alphas, criterion :
@@ -154,12 +123,15 @@ class LinearProbe(RidgeProbeBase):
         when ``n_units`` approaches ``n_train`` (see :mod:`probes._scoring` and
         ``docs/calibration.md`` for the measured bias).
     null_r2_ : ndarray of shape (n_elements,)
-        Held-out R² of the same procedure on re-paired samples (mean over ``n_null``), the
-        chance level for this ``(n_samples, n_units)``; NaN when ``n_null == 0``.  The
-        re-paired fits run in float32 when ``dtype`` is float64 (:func:`null_precision`:
-        twice as fast; calibrated against the float64 null in ``docs/calibration.md``).
-    null_r2_samples_ : ndarray of shape (n_null, n_elements)
-    null_permutations_ : ndarray of shape (n_null, n_samples)
+        Held-out R² of the same procedure on re-paired samples, the chance level for this
+        ``(n_samples, n_units)`` and split: its expectation over re-pairings (``null=
+        "expected"``) or the mean of ``n_null`` re-paired fits (``null="permutation"``);
+        NaN when ``n_null == 0``.  Both are calibrated against the exact float64 re-paired
+        fits in ``docs/calibration.md``.
+    null_r2_samples_ : ndarray of shape (n_fits, n_elements)
+        One row per re-paired fit (``n_fits = n_null`` with ``null="permutation"``, 0
+        otherwise).
+    null_permutations_ : ndarray of shape (n_fits, n_samples)
         The re-pairing of every null fit: target sample ``i`` got input ``perm[i]``.
     r2_ci_ : ndarray of shape (n_elements, 2)
         Interval at ``confidence`` for the population R² of the fitted map (the estimand of
@@ -190,11 +162,13 @@ class LinearProbe(RidgeProbeBase):
     """
 
     n_null: int = 1
+    null: str = "expected"
     identity: int = 0
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **RidgeProbeBase._parameter_constraints,
         "n_null": [Interval(Integral, 0, None, closed="left")],
+        "null": [StrOptions({"expected", "permutation"})],
         "identity": [Interval(Integral, 0, None, closed="left")],
     }
 
@@ -249,21 +223,32 @@ class LinearProbe(RidgeProbeBase):
         if W is None:  # weights=True always forms them; this keeps the type checker honest
             raise RuntimeError("internal error: the ridge fit returned no weights")
         # The training targets are spent: their memory holds the held-out blocks below.
-        work = _Workspace(Y)
+        work = Workspace(Y)
         del Y
         X_test = Z[self.identity, te]
         Y_test = work.gather(Z, 1, te, Z.dtype)  # (G, n_test, d)
         Y_hat = self._predict(X_test, W, bias, out=work.take((len(test), G * d), Z.dtype))
         confidence = self.confidence if self.n_bootstrap else None
+        constant = torch.zeros(G, dtype=torch.bool, device=Z.device)
+        if self.n_null and self.null == "expected":
+            lo, hi = torch.aminmax(Y_test, dim=1)
+            constant = (lo == hi).all(dim=1)  # (G,): no variance to re-pair
         r2, ci = r2_and_interval(Y_test, Y_hat, confidence, overwrite=True)
         del Y_hat, Y_test
 
         null, perms = [], []
-        if self.n_null:
+        null_r2 = torch.full((G,), float("nan"), dtype=Z.dtype, device=Z.device)
+        if self.n_null and self.null == "expected":
+            null_r2 = expected_null_r2(design, X_test, alphas, self.criterion, n).expand(G)
+            # Constant held-out targets score by r2_from_sums' convention (the variance the
+            # closed form divides by is 0): re-pairing them changes nothing, so the chance
+            # level is the fit's own score.
+            null_r2 = torch.where(constant, r2, null_r2)
+        if self.n_null and self.null == "permutation":
             design_n, X_n, alphas_n = null_precision(design, X_test, alphas)
             XV = X_n @ design_n.Vt.T  # rotated test inputs, shared by the null fits
             del X_n
-        for _ in range(self.n_null):
+        for _ in range(self.n_null if self.null == "permutation" else 0):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
             # so the decomposition) are unchanged; only the targets move.  The null needs no
             # weights: predictions come from the rotated inputs and the scaled projections.
@@ -296,7 +281,7 @@ class LinearProbe(RidgeProbeBase):
             self.null_r2_ = self.null_r2_samples_.mean(axis=0)
         else:
             self.null_r2_samples_ = np.empty((0, G))
-            self.null_r2_ = np.full(G, np.nan)
+            self.null_r2_ = null_r2.cpu().numpy().copy()
         self.null_permutations_ = np.array(perms, dtype=np.int64).reshape(len(perms), n)
         self.train_index_, self.test_index_ = train, test
         self.rank_ = int(design.s.numel())
@@ -322,7 +307,9 @@ class LinearProbe(RidgeProbeBase):
         the chosen penalty indices and the criterion scores.
         """
         n, G, d = Y.shape
-        y_mean = Y.mean(dim=0)  # (G, d)
+        # Column means as one GEMV (a third of the time of a strided reduction over dim 0).
+        ones = torch.full((n,), 1.0 / n, dtype=Y.dtype, device=Y.device)
+        y_mean = torch.mv(Y.view(n, G * d).T, ones).view(G, d)
         Y -= y_mean  # in place: Y is the caller's gathered copy
         r = design.s.numel()
         U = design.U
@@ -332,7 +319,7 @@ class LinearProbe(RidgeProbeBase):
         if inputs is None:
             # One GEMM for all elements: (rank, n) @ (n, G·d).
             Bt = large_empty((r, G, d), Y.dtype, Y.device)
-            torch.mm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
+            gemm(U.T, Y.reshape(n, G * d), out=Bt.view(r, G * d))
         else:
             Bt = large_empty((r, G, d), Y.dtype, Y.device)
             Bt[:, inputs] = design.s[:, None] * design.Vt
@@ -341,7 +328,7 @@ class LinearProbe(RidgeProbeBase):
                 # A view (stride G·d between samples) when the identity is element 0.
                 Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
                 Bo = large_empty((r, (G - 1) * d), Y.dtype, Y.device)
-                torch.mm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
+                gemm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
                 if inputs == 0:
                     Bt[:, 1:] = Bo.reshape(r, G - 1, d)
                 else:
@@ -364,7 +351,7 @@ class LinearProbe(RidgeProbeBase):
         W = None
         if weights:
             W = large_empty((d_in, G * d), Y.dtype, Y.device)
-            torch.mm(design.Vt.T, DBt, out=W)
+            gemm(design.Vt.T, DBt, out=W)
             W = W.view(d_in, G, d).permute(1, 0, 2)
         DB = Bt.permute(1, 0, 2)  # (G, r, d) view of the scaled projections
         return W, DB, bias, best, scores
@@ -380,11 +367,11 @@ class LinearProbe(RidgeProbeBase):
         G, d_in, d_out = W.shape
         # addmm adds the bias in the GEMM's own pass (no second (n, G·d_out) temporary).
         # W.permute(1, 0, 2) is free when W is a view of a (d_in, G, d_out) block.
-        flat = torch.addmm(
-            bias.reshape(1, G * d_out),
+        flat = gemm(
             X,
             W.permute(1, 0, 2).reshape(d_in, G * d_out),
             out=out,
+            bias=bias.reshape(1, G * d_out),
         )  # (n, G·d_out)
         return flat.reshape(X.shape[0], G, d_out).permute(1, 0, 2)
 
@@ -397,9 +384,7 @@ class LinearProbe(RidgeProbeBase):
         ``out``: optional contiguous (n, G·d) buffer the result is written into.
         """
         G, r, d = DB.shape
-        flat = torch.addmm(
-            bias.reshape(1, G * d), XV, DB.permute(1, 0, 2).reshape(r, G * d), out=out
-        )
+        flat = gemm(XV, DB.permute(1, 0, 2).reshape(r, G * d), out=out, bias=bias.reshape(1, G * d))
         return flat.reshape(XV.shape[0], G, d).permute(1, 0, 2)
 
     # ------------------------------------------------------------------ use

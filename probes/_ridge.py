@@ -20,15 +20,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+import scipy.linalg
 import torch
+from scipy.linalg import blas
+
+from probes._dense import blas_threads, gemm, large_empty, numpy_blas
 
 __all__ = [
     "GRAM_CONDITION_LIMIT",
     "Design",
     "default_alphas",
+    "expected_null_r2",
+    "expected_scores",
     "fit_design",
-    "large_empty",
+    "gcv_scores",
     "ridge_weights",
     "select_alpha",
 ]
@@ -67,22 +72,6 @@ class Design:
 GRAM_CONDITION_LIMIT = 1e6
 
 
-def large_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``torch.empty`` for a large block; on the CPU backed by numpy's allocator.
-
-    numpy asks the kernel for transparent huge pages on large blocks (``madvise``, numpy >=
-    1.22 on Linux; scikit-learn's arrays get them), torch's CPU allocator does not unless
-    the process sets ``THP_MEM_ALLOC_ENABLE``: first touch of a fresh 100 MB block then
-    costs one fault per 2 MiB instead of per 4 KiB, which is most of the cost of gathering
-    the training targets at the benchmark size.  Elsewhere (or for other dtypes) plain
-    ``torch.empty``.
-    """
-    if torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64):
-        np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        return torch.from_numpy(np.empty(shape, dtype=np_dtype))
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
 def fit_design(X: torch.Tensor) -> Design:
     """Centre ``X`` (n_train, n_units) and keep its numerically non-zero singular triplets.
 
@@ -100,13 +89,13 @@ def fit_design(X: torch.Tensor) -> Design:
     Xc = torch.sub(X, mean, out=large_empty(tuple(X.shape), X.dtype, X.device))
     n, d = Xc.shape
     if n > d and d > 0:
-        evals, evecs = torch.linalg.eigh(Xc.T @ Xc)  # ascending
+        evals, evecs = _gram_eigh(Xc)  # ascending
         top = evals[-1]
         if bool(top > 0) and bool(evals[0] * GRAM_CONDITION_LIMIT >= top):
             s2 = evals.flip(0)
             V = evecs.flip(1)
             s = s2.sqrt()
-            U = torch.mm(Xc, V / s, out=large_empty((n, d), X.dtype, X.device))
+            U = gemm(Xc, V / s, out=large_empty((n, d), X.dtype, X.device))
             return Design(
                 mean=mean,
                 U=U,
@@ -134,6 +123,26 @@ def fit_design(X: torch.Tensor) -> Design:
         Vt=Vt[keep].contiguous(),
         dropped=(s[~keep] ** 2).sum(),
     )
+
+
+def _gram_eigh(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition ``(evals ascending, evecs)`` of the Gram matrix ``XcᵀXc``.
+
+    On the CPU the Gram matrix is one BLAS ``syrk`` (the symmetric rank-k update computes
+    one triangle: half the flops of a general product, which torch does not call) and the
+    eigendecomposition LAPACK's divide and conquer ``syevd`` on that triangle, both through
+    scipy on the tensors' memory.  Elsewhere (GPU) ``torch.linalg.eigh(Xc.T @ Xc)``.
+    """
+    if numpy_blas(Xc):
+        a = Xc.contiguous().numpy().T  # (d, n), Fortran-ordered: no copy
+        syrk = blas.dsyrk if Xc.dtype == torch.float64 else blas.ssyrk
+        with blas_threads():
+            gram = syrk(1.0, a, trans=0, lower=1)  # lower triangle of a aᵀ = XcᵀXc
+            evals, evecs = scipy.linalg.eigh(
+                gram, lower=True, driver="evd", overwrite_a=True, check_finite=False
+            )
+        return torch.from_numpy(evals), torch.from_numpy(evecs)
+    return torch.linalg.eigh(Xc.T @ Xc)
 
 
 def default_alphas(design: Design, n_alphas: int = 29) -> torch.Tensor:
@@ -184,13 +193,8 @@ def select_alpha(
         b2 = torch.linalg.vector_norm(B, dim=2) ** 2  # (G, rank), without a B² temporary
         # ‖P⊥Yc‖² computed directly rather than as ‖Yc‖² − ‖B‖², which cancels catastrophically
         # when the fit is nearly exact (exactly the regime where small penalties win).
-        perp = _perp_norms(design, Yc, B, inputs)  # (G,)
-        rss = perp[:, None] + (b2[:, None, :] * shrink[None] ** 2).sum(dim=2)  # (G, n_alphas)
-        dof_left = shrink.sum(dim=1) + (n - 1 - s2.numel())  # n − tr H(α)
-        # No residual degrees of freedom left (interpolation): GCV is undefined, never chosen.
-        ok = (dof_left > 0)[None, :]
-        denom = torch.where(ok, (dof_left / n) ** 2, torch.ones_like(dof_left))
-        scores = torch.where(ok, rss / n / denom, torch.full_like(rss, torch.inf))
+        perp = _perp_norms(design, Yc, B, b2.sum(dim=1), inputs)  # (G,)
+        scores = gcv_scores(shrink, n, b2, perp)
     elif criterion == "loo":
         G = B.shape[0]
         perp = Yc - torch.einsum("nr,grd->gnd", design.U, B)  # (G, n, d)
@@ -206,8 +210,125 @@ def select_alpha(
     return torch.argmin(scores, dim=1), scores
 
 
+def gcv_scores(shrink: torch.Tensor, n: int, b2: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:
+    """Generalised cross-validation ``RSS(α) / n / (1 − tr H(α) / n)²`` for every penalty.
+
+    Parameters
+    ----------
+    shrink : Tensor of shape (n_alphas, rank)
+        ``α / (s² + α)`` per penalty and singular direction.
+    n : int
+        Number of training samples.
+    b2 : Tensor of shape (..., rank)
+        Squared norms of the targets' projections ``‖Bₖ‖²``.
+    perp : Tensor of shape (...)
+        Squared norm of the targets outside the inputs' span, ``‖P⊥Yc‖²``.
+
+    Returns
+    -------
+    Tensor of shape (..., n_alphas)
+        Infinite where no residual degree of freedom is left (interpolation: undefined, never
+        chosen).
+    """
+    rss = perp[..., None] + (b2[..., None, :] * shrink**2).sum(dim=-1)  # (..., n_alphas)
+    dof_left = shrink.sum(dim=1) + (n - 1 - shrink.shape[1])  # n − tr H(α)
+    ok = dof_left > 0
+    denom = torch.where(ok, (dof_left / n) ** 2, torch.ones_like(dof_left))
+    return torch.where(ok, rss / n / denom, torch.full_like(rss, torch.inf))
+
+
+def expected_scores(design: Design, alphas: torch.Tensor, criterion: str) -> torch.Tensor:
+    """Expectation of :func:`select_alpha`'s scores over random re-pairings, per unit ``τ``.
+
+    With the training targets a uniform draw without replacement from ``n`` samples of total
+    variance ``τ`` (``n − 1`` denominator), ``E[B Bᵀ] = τ I`` and ``E‖P⊥Yc‖² = (n_train −
+    1 − rank) τ`` (GCV); for leave-one-out ``E‖eᵢ(α)‖² = τ [(I − H)²]ᵢᵢ = τ (1 − 1/n_train −
+    Σₖ uᵢₖ² (1 − shrinkₖ²))``.  Both criteria are linear in the targets' second moments, so
+    these are exact expectations: ``τ`` times the returned values for GCV, ``τ / n_units``
+    times them for leave-one-out (whose score is a mean over units).
+
+    Returns
+    -------
+    Tensor of shape (n_alphas,)
+    """
+    n_train = design.n
+    s2 = design.s**2
+    r = s2.numel()
+    shrink = alphas[:, None] / (s2[None, :] + alphas[:, None])  # (n_alphas, rank)
+    if criterion == "gcv":
+        ones = torch.ones(r, dtype=s2.dtype, device=s2.device)
+        perp = torch.as_tensor(float(n_train - 1 - r), dtype=s2.dtype, device=s2.device)
+        return gcv_scores(shrink, n_train, ones, perp)
+    if criterion == "loo":
+        u2 = design.U**2  # (n_train, rank)
+        base = 1.0 - 1.0 / n_train
+        resid = base - u2 @ (1.0 - shrink**2).T  # E‖eᵢ‖² / τ, (n_train, n_alphas)
+        lever = base - u2 @ (1.0 - shrink).T  # 1 − hᵢᵢ
+        return (resid / lever**2).mean(dim=0)
+    raise ValueError(f"criterion must be 'gcv' or 'loo', got {criterion!r}")
+
+
+def expected_null_r2(
+    design: Design, X_test: torch.Tensor, alphas: torch.Tensor, criterion: str, n_samples: int
+) -> torch.Tensor:
+    """Chance level of the held-out R²: its expectation over random re-pairings, in closed form.
+
+    The null of a ridge probe re-pairs the samples (target sample ``i`` gets the input of
+    sample ``π(i)``, ``π`` uniform), refits with the same inputs and penalty selection, and
+    scores on the held-out samples.  Its expectation over ``π`` needs no refit: with the
+    training targets a uniform draw without replacement from all ``n`` samples, and
+    ``τ = tr Cov(y)`` over them (``n − 1`` denominator),
+
+    * the projections ``B = Uᵀ Y_π`` have ``E[B Bᵀ] = τ I`` (``U ⊥ 1``) and the residual
+      outside the span ``E‖P⊥Yc‖² = (n_train − 1 − rank) τ``, which gives the expected
+      selection criterion and the penalty ``α*`` it chooses (GCV, or exact leave-one-out with
+      ``E‖eᵢ‖² = τ [(I − H)²]ᵢᵢ``);
+    * the held-out error of the refit is ``E Σᵢ ‖yᵢ − ŷᵢ‖² = τ [n_test ((n + 1) / n +
+      n_test / (n n_train)) + Σₖ gₖ² ‖X̃_test vₖ‖²]`` with ``gₖ = sₖ / (sₖ² + α*)`` and the
+      held-out inputs ``X̃_test`` centred by the training mean, and the held-out total sum
+      of squares ``(n_test − 1) τ``.
+
+    ``τ`` cancels: the chance level depends on the inputs, the split and the penalty grid,
+    not on the element, so one value serves every element (``1 − E[SSE] / E[SST]``, the
+    ratio of expectations; the two differ at order ``1 / n_test``).  It omits the spread of
+    the penalty the criterion picks on a particular re-pairing, which lowers the expectation
+    of the refitted null when the targets have few effective units (measured in
+    ``docs/calibration.md``).  This is the Rao–Blackwellised permutation null: the same
+    estimand as the mean of re-paired fits, without their Monte-Carlo error.
+
+    Parameters
+    ----------
+    design : Design
+        Of the training inputs.
+    X_test : Tensor of shape (n_test, n_units)
+        Held-out inputs (uncentred).
+    alphas : Tensor of shape (n_alphas,)
+    criterion : {"gcv", "loo"}
+    n_samples : int
+        ``n_train + n_test``.
+
+    Returns
+    -------
+    0-dim Tensor
+        The expected held-out R² of the procedure on re-paired samples.
+    """
+    n_train = design.n
+    n_test = X_test.shape[0]
+    alpha = alphas[torch.argmin(expected_scores(design, alphas, criterion))]
+    gain2 = (design.s / (design.s**2 + alpha)) ** 2
+    XV = gemm(X_test - design.mean, design.Vt.T)  # (n_test, rank)
+    spread = (torch.linalg.vector_norm(XV, dim=0) ** 2 * gain2).sum()
+    n = n_samples
+    sse = n_test * ((n + 1) / n + n_test / (n * n_train)) + spread
+    return 1.0 - sse / max(n_test - 1, 1)
+
+
 def _perp_norms(
-    design: Design, Yc: torch.Tensor, B: torch.Tensor, inputs: int | None = None
+    design: Design,
+    Yc: torch.Tensor,
+    B: torch.Tensor,
+    b2: torch.Tensor,
+    inputs: int | None = None,
 ) -> torch.Tensor:
     """‖(I − UUᵀ) Yc‖² per element, without forming the (n × n) projector.
 
@@ -219,8 +340,11 @@ def _perp_norms(
     """
     # vector_norm reduces without materialising Yc² (an (n, d) temporary per element); over
     # the contiguous unit axis first (several times faster than over (n, d) of a strided view).
-    tss = (torch.linalg.vector_norm(Yc, dim=2) ** 2).sum(dim=1)
-    out = tss - torch.linalg.vector_norm(B, dim=(1, 2)) ** 2
+    if Yc.transpose(0, 1).is_contiguous():  # a (G, n, d) view of sample-major (n, G, d) memory
+        tss = (torch.linalg.vector_norm(Yc.transpose(0, 1), dim=2) ** 2).sum(dim=0)
+    else:
+        tss = (torch.linalg.vector_norm(Yc, dim=2) ** 2).sum(dim=1)
+    out = tss - b2  # b2: ‖B[g]‖² per element
     threshold = torch.finfo(Yc.dtype).eps ** 0.5
     if inputs is not None:
         out[inputs] = design.dropped  # the inputs' own residual: the dropped directions

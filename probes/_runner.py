@@ -93,7 +93,8 @@ def run(
         Show a tqdm progress bar.
     linear : dict, optional
         Parameters of :class:`LinearProbe` (``alphas``, ``test_size``, ``random_state``,
-        ``n_null``, ``n_bootstrap``, ``criterion``, ``confidence``); part of the cache key.
+        ``n_null``, ``null``, ``n_bootstrap``, ``criterion``, ``confidence``); part of the cache
+        key.
     dtype : torch.dtype
         Computation dtype; part of the cache key.
     group : FiniteGroup or SO2, optional

@@ -207,7 +207,7 @@ def test_float32_null_lies_inside_the_exact_nulls_interval(copies):
         p = planted_latents(
             group, all_irreps(group, copies), 128, 0.5, seed=seed, exact_moments=False
         )
-        probe = LinearProbe(n_null=1, random_state=seed).fit(p.Z)
+        probe = LinearProbe(n_null=1, null="permutation", random_state=seed).fit(p.Z)
         Z = torch.as_tensor(p.Z)
         tr = torch.as_tensor(probe.train_index_)
         te = torch.as_tensor(probe.test_index_)

@@ -107,7 +107,7 @@ def test_no_in_sample_fit_when_units_exceed_samples(rng):
 
 def test_null_is_chance_and_excess_is_signal(rng):
     Z = _orbit(rng, 3, 400, 5, noise=[0, 0.0, 0.0])
-    probe = LinearProbe(n_null=3, n_bootstrap=100).fit(Z)
+    probe = LinearProbe(n_null=3, null="permutation", n_bootstrap=100).fit(Z)
     assert np.all(probe.r2_ > 1 - 1e-8)
     assert probe.null_r2_samples_.shape == (3, 3)
     # Re-paired samples carry no linear relation: the null sits at (or just below) zero.
