@@ -210,3 +210,46 @@ def test_finite_group_and_subset_intervals_are_unchanged():
     )
     _, _, ci = spectrum_with_ci(p.Z, g, n_bootstrap=100, random_state=3)
     np.testing.assert_allclose(ci, _D4_SPECTRUM_CI, rtol=0, atol=1e-14)
+
+
+def test_probes_run_reports_the_element_sampling_interval(tmp_path):
+    # probes.run's invariance/spectrum intervals on a real SO(3) store at Haar-random elements
+    # are OrbitEnergies.intervals (bootstrap + element jackknife) with the run's settings;
+    # at 2 elements they are NaN with the FallbackWarning naming the cause.
+    import probes
+    from latentgeo.store import RunWriter
+
+    group = SO3()
+    for n_el in (8, 2):
+        p = planted_harmonic(group, SO3_ENERGIES, 64, n_el, 0.3, seed=4, n_units=3)
+        meta = {
+            "elements": [f"g{k}" for k in range(n_el)],
+            "group": "SO3",
+            "probe": {"n_samples": 64},
+        }
+        path = tmp_path / f"so3_{n_el}.zarr"
+        with RunWriter(path, meta=meta) as w:
+            w.ensure_layers({"h": {"feature_shape": [3], "n_units": 3, "dtype": "float64"}})
+            w.write_element_values(p.elements)
+            w.append(0, {"h": p.Z})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = probes.run(
+                path,
+                probes=("spectrum", "invariance"),
+                linear={"n_bootstrap": 100, "random_state": 3},
+                progress=False,
+                cache=False,
+            ).sel(layer="h", step=0)
+        e, _ = _energies(group, p)
+        expected = e.intervals(100, CONFIDENCE, np.random.default_rng(3)) if n_el == 8 else None
+        if n_el == 8:
+            np.testing.assert_allclose(
+                [ds.invariance_low, ds.invariance_high], expected[0], rtol=0, atol=1e-12
+            )
+            np.testing.assert_allclose(ds.spectrum_low, expected[:, 0], rtol=0, atol=1e-12)
+            assert expected[0, 1] - expected[0, 0] > 0
+        else:
+            assert np.isnan(float(ds.invariance_low)) and np.isnan(ds.spectrum_high).all()
+            assert np.isfinite(float(ds.invariance))
+            assert any("no interval for the shares" in str(w.message) for w in caught)
