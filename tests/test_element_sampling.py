@@ -33,7 +33,7 @@ from latentgeo.groups import (
     resolve_max_degree,
     subset_energies,
 )
-from latentgeo.groups._harmonic import pooled_energies
+from latentgeo.groups._element_jackknife import pooled_energies
 from trajectories import spectrum_with_ci
 
 CONFIDENCE = 0.95
@@ -253,3 +253,15 @@ def test_probes_run_reports_the_element_sampling_interval(tmp_path):
             assert np.isnan(float(ds.invariance_low)) and np.isnan(ds.spectrum_high).all()
             assert np.isfinite(float(ds.invariance))
             assert any("no interval for the shares" in str(w.message) for w in caught)
+
+
+def test_point_estimate_fit_refuses_an_interval_it_cannot_give():
+    # element_sample=False (live metrics, orbit_spectrum) skips the element Gram matrix: the
+    # same shares, and intervals() answers NaN with a warning, never a bootstrap-only one.
+    group = SO2()
+    p = planted_harmonic(group, SO2_ENERGIES, 64, 12, 0.3, seed=3, n_units=4)
+    full = harmonic_energies(p.Z, group, p.elements, 0)
+    bare = harmonic_energies(p.Z, group, p.elements, 0, element_sample=False)
+    np.testing.assert_array_equal(full.energies.numpy(), bare.energies.numpy())
+    with pytest.warns(FallbackWarning, match="element_sample=False"):
+        assert np.isnan(bare.intervals(50, CONFIDENCE, np.random.default_rng(0))).all()

@@ -50,8 +50,8 @@ class OrbitEnergies:
     element_sample : ElementSample, optional
         Where the elements are a random sample of the group whose Haar integral the shares
         estimate (continuous groups at Haar-random elements): what the leave-one-element-out
-        fits need (:class:`latentgeo.groups._harmonic.ElementJackknife`), evaluated only when
-        an interval is asked for.  None where the sum over the elements is exact or is the
+        fits need (:class:`latentgeo.groups._element_jackknife.ElementJackknife`), evaluated
+        only when an interval is asked for.  None where the sum over the elements is exact or is the
         estimand itself: a finite group's whole orbit, an orbit over a given set of
         elements, a quadrature grid of a continuous group.
     """
