@@ -49,7 +49,10 @@ an exact value (:class:`~latentgeo.datasets.planted.PlantedLatents`):
     with the intervals ``probes.run`` prints (``OrbitEnergies.intervals``: ``invariance_low``/
     ``invariance_high``, ``spectrum_low``/``spectrum_high``), against
     :attr:`~latentgeo.datasets.planted.PlantedHarmonic.invariance` and
-    :meth:`~latentgeo.datasets.planted.PlantedHarmonic.spectrum`.  "few" elements leave the
+    :meth:`~latentgeo.datasets.planted.PlantedHarmonic.spectrum`; the intervals include the
+    spread over the draw of elements (delete-one-element jackknife), and the draws where the
+    package gives none (NaN: an element alone on a component of O(3)) are counted apart.
+    "few" elements leave the
     default degree at 0 (the Haar-mean U-statistic; the planted irreps are then in
     ``"residual"``), "many" fit every planted irrep.
 ``subset invariance``
@@ -176,7 +179,9 @@ class HarmonicSetting:
             degree = resolve_max_degree(group, p.elements)
         energies = harmonic_energies(p.Z, group, p.elements, degree)
         share = energies.shares().numpy()
-        ci = energies.intervals(n_bootstrap, confidence, np.random.default_rng(seed))
+        with warnings.catch_warnings():  # too few elements for any interval: NaN, counted
+            warnings.simplefilter("ignore", FallbackWarning)
+            ci = energies.intervals(n_bootstrap, confidence, np.random.default_rng(seed))
         truth = p.spectrum(degree).values
         out: dict[str, list] = defaultdict(list)
         out["invariance (Haar)"].append((share[0], ci[0, 0], ci[0, 1], p.invariance))
@@ -370,13 +375,17 @@ def summarise(records: dict[str, list], n_draws: int, confidence: float) -> dict
         a = np.asarray(rows, dtype=np.float64)
         est, lo, hi, truth = a.T
         covered = (lo <= truth) & (truth <= hi)
+        # Intervals the package declines to give (NaN plus a warning, e.g. too few sampled
+        # elements of a continuous group) are counted apart; coverage is over the others.
+        given = np.isfinite(lo) & np.isfinite(hi)
         out[kind] = {
             "n": len(a),
+            "nan": int(len(a) - given.sum()) if given.any() else 0,
             "draws": n_draws,
-            "coverage": float(covered.mean()) if np.isfinite(lo).all() else np.nan,
+            "coverage": float(covered[given].mean()) if given.any() else np.nan,
             "bias": float(np.mean(est - truth)),
             "rmse": float(np.sqrt(np.mean((est - truth) ** 2))),
-            "width": float(np.mean(hi - lo)) if np.isfinite(lo).all() else np.nan,
+            "width": float(np.mean((hi - lo)[given])) if given.any() else np.nan,
             "truth": float(np.mean(truth)),
         }
     return out
@@ -421,8 +430,9 @@ def table(results: list[tuple], n_draws: int) -> str:
                 continue
             s = summary[kind]
             pooled[kind].append(s)
+            count = f"{s['n']} ({s['nan']} NaN)" if s.get("nan") else f"{s['n']}"
             lines.append(
-                f"| {setting.label} | {kind} | {s['n']} | {_fmt(s['coverage'])} | "
+                f"| {setting.label} | {kind} | {count} | {_fmt(s['coverage'])} | "
                 f"{_small(s['bias'], '+')} | {_small(s['rmse'])} | {_fmt(s['width'])} | "
                 f"{s['truth']:.3f} |"
             )
@@ -431,10 +441,12 @@ def table(results: list[tuple], n_draws: int) -> str:
     lines += ["|---|---:|---:|---|"]
     for kind, rows in pooled.items():
         n = sum(r["n"] for r in rows)
+        nan = sum(r.get("nan", 0) for r in rows)
         cov = [r["coverage"] for r in rows]
         if np.isfinite(cov).all():
-            mean = sum(r["coverage"] * r["n"] for r in rows) / n
-            lines.append(f"| {kind} | {n} | {mean:.3f} | {min(cov):.3f} – {max(cov):.3f} |")
+            mean = sum(r["coverage"] * (r["n"] - r.get("nan", 0)) for r in rows) / (n - nan)
+            count = f"{n} ({nan} NaN)" if nan else f"{n}"
+            lines.append(f"| {kind} | {count} | {mean:.3f} | {min(cov):.3f} – {max(cov):.3f} |")
     return "\n".join(lines)
 
 

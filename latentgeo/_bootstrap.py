@@ -6,6 +6,10 @@ Every interval latentgeo reports over probe samples resamples the samples with r
 ``n`` sample indices uniformly, summarised as a counts matrix ``C[b, i]`` (how often sample
 ``i`` was drawn), so that any statistic that is a sum over samples is ``C @ per_sample`` for
 all resamples at once, without materialising resampled copies of the data.
+
+Where a statistic also depends on a second random sample held fixed by that bootstrap (the
+Haar-random group elements of a continuous group's orbit), :func:`add_jackknife_variance`
+adds that sample's variance from a delete-one jackknife.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["bootstrap_counts", "delta_ratio_interval", "percentile_interval", "ratio_interval"]
+__all__ = [
+    "add_jackknife_variance",
+    "bootstrap_counts",
+    "delta_ratio_interval",
+    "percentile_interval",
+    "ratio_interval",
+]
 
 
 def bootstrap_counts(n_bootstrap: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -161,3 +171,59 @@ def delta_ratio_interval(
         torch.where(ok, r - half, nan),
         torch.where(ok, r + half, nan),
     )
+
+
+def add_jackknife_variance(
+    estimate: np.ndarray, interval: np.ndarray, replicates: np.ndarray, confidence: float
+) -> np.ndarray:
+    """Widen a bootstrap interval by the variance over a second, jackknifed random sample.
+
+    For a statistic of two independent random samples (probe samples, and the group elements
+    the orbit was recorded at), a bootstrap over the first with the second held fixed
+    estimates ``Var(θ̂ | elements)`` only.  The delete-one jackknife over the second,
+    ``v_J = (m − 1)/m Σ_k (θ̂_(k) − θ̂_(·))²`` (Efron & Tibshirani 1993, §11.2), estimates
+    its variance over the draw of elements; the two are added (the two-way random-effects
+    variance ``σ²_samples/n + σ²_elements/m + σ²_interaction/(nm)``, with the interaction
+    counted in both: conservative by that term, as the naive two-way bootstrap is — Owen 2007,
+    "The pigeonhole bootstrap", *Ann. Appl. Stat.* 1(2)).  Each side of the percentile
+    interval keeps its own half-width ``a`` as a standard deviation ``a / z``, and the ends are
+
+        ``θ̂ ∓ t_ν sqrt((a / z)² + v_J)``,
+
+    with ``ν = (m − 1)(1 + v_B / v_J)²`` the Welch–Satterthwaite degrees of freedom (the
+    bootstrap variance ``v_B`` counted as known, the jackknife's on ``m − 1``): a few elements
+    give a Student quantile on few degrees of freedom, ``v_J = 0`` the bootstrap interval
+    unchanged.  Ends are clipped to [0, 1] (shares).
+
+    Parameters
+    ----------
+    estimate : float64 array of shape (k,)
+        The statistic on the full data (e.g. shares).
+    interval : float64 array of shape (k, 2)
+        Its bootstrap interval over the first sample.
+    replicates : float64 array of shape (m, k)
+        The statistic with each of the ``m >= 2`` units of the second sample left out.
+    confidence : float in (0, 1)
+
+    Returns
+    -------
+    float64 array of shape (k, 2)
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    est = np.asarray(estimate, dtype=np.float64)
+    boot = np.asarray(interval, dtype=np.float64)
+    reps = np.asarray(replicates, dtype=np.float64)
+    m = reps.shape[0]
+    v_j = (m - 1) / m * ((reps - reps.mean(axis=0)) ** 2).sum(axis=0)
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    below = np.clip(est - boot[:, 0], 0.0, None) / z  # each side's bootstrap sd
+    above = np.clip(boot[:, 1] - est, 0.0, None) / z
+    v_b = ((below + above) / 2.0) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = np.where(v_j > 0, (m - 1) * (1.0 + v_b / v_j) ** 2, np.inf)
+    q = student_t.ppf(0.5 + confidence / 2.0, dof)
+    low = est - q * np.sqrt(below**2 + v_j)
+    high = est + q * np.sqrt(above**2 + v_j)
+    return np.clip(np.stack([low, high], axis=1), 0.0, 1.0)

@@ -68,7 +68,9 @@ def _energies(block: Block) -> OrbitEnergies:
 
 
 def _intervals(block: Block, energies: OrbitEnergies) -> np.ndarray:
-    """Bootstrap intervals of the shares over probe samples (the run's linear settings)."""
+    """Intervals of the shares (the run's linear settings): bootstrap over probe samples,
+    plus the spread over sampled elements on a continuous group (``OrbitEnergies.intervals``;
+    NaN with a FallbackWarning when too few elements were sampled for it)."""
     lin = block.settings.linear
     rng = np.random.default_rng(lin.get("random_state", 0))
     return energies.intervals(

@@ -284,7 +284,9 @@ class LiveProbes:
         out: dict[str, float] = {}
         group = self._group
         if self._mode == "continuous" and {"invariance", "spectrum"} & set(self.probes):
-            energies = harmonic_energies(src, group, self._element_values, self._degree)
+            energies = harmonic_energies(  # point estimates only: no element Gram matrix
+                src, group, self._element_values, self._degree, element_sample=False
+            )
             if not energies.finite:
                 return nan
             out["invariance"] = energies.invariance()

@@ -72,7 +72,9 @@ def run(
         of the latents' numerical span the maps were fitted on, :mod:`probes._span`),
         ``"spectrum"`` (spectrum, spectrum_low, spectrum_high), ``"invariance"`` (invariance,
         invariance_low, invariance_high; intervals: percentile bootstrap over probe samples,
-        ``n_bootstrap``/``confidence``/``random_state`` as for the linear probe),
+        ``n_bootstrap``/``confidence``/``random_state`` as for the linear probe, widened on a
+        continuous group by the spread over the draw of its sampled elements,
+        :meth:`latentgeo.groups.OrbitEnergies.intervals`),
         ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
         ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
         fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the

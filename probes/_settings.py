@@ -35,8 +35,9 @@ __all__ = [
 #: Name of the analysis group the results are cached under (``analysis/probes``).
 CACHE_NAME = "probes"
 #: Bumped whenever the cached layout or the meaning of a cached variable changes.
-CACHE_FORMAT = 5  # 3: spectrum/invariance intervals, Haar-centred continuous spectra; 4: rank;
-#: 5: the closed-form expected null (LinearProbe null="expected")
+CACHE_FORMAT = 6  # 3: spectrum/invariance intervals, Haar-centred continuous spectra; 4: rank;
+#: 5: the closed-form expected null (LinearProbe null="expected"); 6: continuous groups' share
+#: intervals include the spread over the sampled elements
 #: LinearProbe parameters that are not settings of a run: where and how it computes
 #: (``device``, ``dtype`` are the runner's own arguments) and the identity index (fixed to
 #: 0 by the store's element order).

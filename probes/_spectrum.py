@@ -93,7 +93,10 @@ def orbit_energies_of(
     groups: every element in order), accumulated in ``dtype`` (default ``Z.dtype``)."""
     if group is not None and group.is_finite:
         check_group_order(Z.shape[0], group)
-    return orbit_energies(Z, group, elements, max_degree, dtype=dtype or Z.dtype)
+    # Point estimates only (orbit_spectrum, invariance): no element Gram matrix.
+    return orbit_energies(
+        Z, group, elements, max_degree, dtype=dtype or Z.dtype, element_sample=False
+    )
 
 
 def _validated(Z: Any, dtype: torch.dtype, device: Any) -> torch.Tensor:

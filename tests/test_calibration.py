@@ -308,8 +308,9 @@ def _coverage(draw, n_draws):
 
 
 def test_harmonic_intervals_cover_the_planted_shares():
-    # probes.run's intervals (OrbitEnergies.intervals, percentile bootstrap over samples) at
-    # the degree it resolves; many elements (degree 4 on SO(2)).  One part per draw (cycled)
+    # probes.run's intervals (OrbitEnergies.intervals: percentile bootstrap over samples plus
+    # the element jackknife's variance) at the degree it resolves; many elements (degree 4 on
+    # SO(2)).  Few elements: tests/test_element_sampling.py.  One part per draw (cycled)
     # keeps the draws independent: 150 draws, lower band 0.914.
     group = SO2()
 

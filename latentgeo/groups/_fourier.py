@@ -4,7 +4,8 @@ Every spectrum and invariant share latentgeo reports (``probes.orbit_spectrum``,
 ``probes.invariance``, the ``"spectrum"`` / ``"invariance"`` kinds of ``probes.run``, the
 subgroup scan, ``trajectories.spectrum_with_ci``, the live probes) is a pooled ratio of the
 per-sample energies computed here, and every interval on them resamples those energies with
-:func:`latentgeo._bootstrap.ratio_interval`.
+:func:`latentgeo._bootstrap.ratio_interval` (:meth:`OrbitEnergies.intervals`; on Haar-random
+elements of a continuous group, with the delete-one-element jackknife variance added).
 
 *Finite groups* (whole orbit, element order).  For a real irrep ``rho`` (dimension ``D``,
 commutant dimension ``k``, character ``psi``) the isotypic projector of the regular
@@ -340,6 +341,7 @@ def orbit_energies(
     max_degree: int | None = None,
     *,
     dtype: Any = None,
+    element_sample: bool = True,
 ) -> OrbitEnergies:
     """Per-sample isotypic energies of any orbit: the entry point every spectrum calls.
 
@@ -354,6 +356,9 @@ def orbit_energies(
     max_degree : int, optional
         Continuous groups (:func:`resolve_max_degree`, which warns on a fallback).
     dtype : torch.dtype, optional
+    element_sample : bool
+        Continuous groups: keep what the intervals over the draw of elements need
+        (:func:`harmonic_energies`); False for point estimates only.
 
     Returns
     -------
@@ -382,4 +387,4 @@ def orbit_energies(
         return finite_energies(src, finite, dtype=dtype)
     values = check_elements(group, elements, src.shape[0])
     degree = resolve_max_degree(group, values, max_degree)
-    return harmonic_energies(src, group, values, degree, dtype=dtype)
+    return harmonic_energies(src, group, values, degree, dtype=dtype, element_sample=element_sample)

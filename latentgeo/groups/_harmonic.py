@@ -16,6 +16,15 @@ orbit``, exactly unbiased for Haar-random elements, where the plain element mean
 The default degree is the largest (at most :data:`MAX_DEFAULT_DEGREE`) with
 :data:`OVERSAMPLING` sampled elements per basis function on each component (``det = ±1``);
 every fallback from it warns once per call (:class:`FallbackWarning`).
+
+Haar-random elements are a random sample of the group: the shares carry the Monte-Carlo error
+of the Haar integral, which a bootstrap over probe samples (elements held fixed) misses.  The
+fit also accumulates the element Gram matrix pooled over samples and units (``m² n d``
+multiply-adds, one more GEMM per chunk); every pooled energy is a linear function of it
+(:func:`~latentgeo.groups._element_jackknife.pooled_energies`), so the fit with each element
+left out is a rank-one downdate of ``p × p`` moments (:class:`ElementJackknife`, ``O(m p³)``
+when an interval is asked for), not a pass over the latents.  ``OrbitEnergies.intervals``
+adds the delete-one jackknife variance of the shares to the bootstrap's.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import numpy as np
 
 from latentgeo._errors import outside_stacklevel
 from latentgeo._validate import check_int
+from latentgeo.groups._element_jackknife import ElementJackknife, NotRecorded
 from latentgeo.groups._energies import (
     FallbackWarning,
     OrbitEnergies,
@@ -193,7 +203,13 @@ def harmonic_basis(group: Group, elements: Any, max_degree: int) -> tuple[np.nda
 
 
 def harmonic_energies(
-    Z: Any, group: Group, elements: Any, degree: int, *, dtype: Any = None
+    Z: Any,
+    group: Group,
+    elements: Any,
+    degree: int,
+    *,
+    dtype: Any = None,
+    element_sample: bool = True,
 ) -> OrbitEnergies:
     """Per-sample Haar energies of a continuous group's sampled orbit, by harmonic least squares.
 
@@ -210,6 +226,11 @@ def harmonic_energies(
         Fitted degree (:func:`resolve_max_degree`; no warning here).
     dtype : torch.dtype, optional
         Accumulation dtype (default float64).
+    element_sample : bool
+        Accumulate the element Gram matrix behind the intervals over the draw of elements
+        (``m² n d`` multiply-adds).  False for point estimates only (live metrics, spectra
+        without intervals): ``intervals`` then returns NaN with a FallbackWarning that says
+        so, rather than an interval that ignores the element sampling.
 
     Returns
     -------
@@ -218,7 +239,9 @@ def harmonic_energies(
         centred by its Haar mean; ``"residual"`` is what the fit leaves.  Unless the elements
         are an exact quadrature of the fitted functions (``BᵀB = n I``), each fitted energy
         has its noise ``RSS / (n - p) · V_jj`` removed (exactly unbiased at degree 0 for
-        Haar-random elements; see the module notes).
+        Haar-random elements; see the module notes), and ``jackknife`` holds the pooled
+        energies with each element left out (:class:`ElementJackknife`; or
+        ``jackknife_note`` says why there are none), for intervals over the draw of elements.
 
     Raises
     ------
@@ -255,6 +278,10 @@ def harmonic_energies(
     fitted = torch.empty((R.shape[0], n), dtype=dtype, device=dev)  # ||(R c)_j||² per sample
     c0 = torch.empty((n, d), dtype=dtype, device=dev)  # fitted Haar mean per sample
     orbit_sum = torch.zeros((n_el, d), dtype=dtype, device=dev)  # sum of the shifted orbits
+    # Haar-random elements: the element Gram matrix pooled over samples and units, from which
+    # the pooled energies of any subset of the elements follow (the leave-one-out jackknife).
+    sampled = not quadrature and element_sample
+    gram = torch.zeros((n_el, n_el), dtype=dtype, device=dev) if sampled else None
     c = min(chunk, n)
     buf = torch.empty((n_el, c, d), dtype=dtype, device=dev)
     coef = torch.empty((p, c * d), dtype=dtype, device=dev)
@@ -272,6 +299,9 @@ def harmonic_energies(
         torch.linalg.vector_norm(block, dim=2, out=sq[:, s0 : s0 + b])
         c0[s0 : s0 + b] = C[const].view(b, d)
         orbit_sum += block.sum(dim=1)
+        if gram is not None:
+            flat = block.reshape(n_el, b * d)
+            gram.addmm_(flat, flat.T)
     coef_energy.square_()
     fitted = fitted.square_().sum(dim=0)  # ||B c||² per sample
     sq = sq.square_().sum(dim=0)  # sum_g ||Y[g]||² per sample
@@ -315,7 +345,15 @@ def harmonic_energies(
     else:  # no residual degrees of freedom: nothing to debias with (warned by the degree rule)
         residual = rss / n_el
     energies = torch.cat([fit_energy, residual[:, None]], dim=1)
-    return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
+    if quadrature:  # the Haar integral of the fitted functions is exact: no element sampling
+        return OrbitEnergies(tuple(names), energies, energies.sum(dim=1))
+    if gram is None:
+        return OrbitEnergies(tuple(names), energies, energies.sum(dim=1), NotRecorded())
+    mean = (orbit_sum / n).cpu().numpy().astype(np.float64)
+    sample = ElementJackknife(
+        gram.cpu().numpy().astype(np.float64), mean @ mean.T, n, B_np, owner_np
+    )
+    return OrbitEnergies(tuple(names), energies, energies.sum(dim=1), sample)
 
 
 def _is_quadrature(group: Group, values: np.ndarray, degree: int) -> bool:
