@@ -86,22 +86,26 @@ def gemm(
 ) -> torch.Tensor:
     """``a @ b (+ bias)`` for 2-D ``a`` (m, k), ``b`` (k, n), ``bias`` (1, n): shape (m, n).
 
-    Written into ``out`` (contiguous (m, n)) when given.  On the CPU the product runs through
-    numpy's BLAS (the OpenBLAS build numpy ships, which scikit-learn's ridge uses too) on the
-    tensors' own memory: strided views with a unit inner stride go to BLAS without a copy,
-    and on CPUs where torch's MKL build takes a generic code path (AMD) it is 5–10% faster
-    on the probe's shapes (``benchmarks/probes.py``).  Elsewhere ``torch.mm``/``addmm``.
+    Written into ``out`` when given: an (m, n) tensor with a unit inner stride (a row block of
+    a larger matrix is fine, as BLAS writes with a leading dimension).  On the CPU the product
+    runs through numpy's BLAS (the OpenBLAS build numpy ships, which scikit-learn's ridge uses
+    too) on the tensors' own memory: strided views with a unit inner stride go to BLAS
+    without a copy, and on CPUs where torch's MKL build takes a generic code path (AMD) it is
+    5–10% faster on the probe's shapes (``benchmarks/probes.py``).  Elsewhere
+    ``torch.mm``/``addmm``.
     """
-    if numpy_blas(a, b) and (out is None or (out.is_contiguous() and numpy_blas(out, a))):
+    rows = out is None or (out.stride(1) == 1 and out.stride(0) >= max(out.shape[1], 1))
+    if numpy_blas(a, b) and (out is None or (rows and numpy_blas(out, a))):
         o = out if out is not None else large_empty((a.shape[0], b.shape[1]), a.dtype, a.device)
         with blas_threads():
             np.matmul(_blasable(a).numpy(), _blasable(b).numpy(), out=o.numpy())
         if bias is not None:
             o += bias
         return o
-    if bias is not None:
-        return torch.addmm(bias, a, b, out=out)
-    return torch.mm(a, b, out=out)
+    res = torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+    if out is None:
+        return res
+    return out.copy_(res)
 
 
 class Workspace:

@@ -325,16 +325,14 @@ class LinearProbe(RidgeProbeBase):
             Bt = large_empty((r, G, d), Y.dtype, Y.device)
             Bt[:, inputs] = design.s[:, None] * design.Vt
             others = [g for g in range(G) if g != inputs]
-            if others:
-                # A view (stride G·d between samples) when the identity is element 0.
-                Yo = Y[:, 1:] if inputs == 0 else Y[:, others]
-                Bo = large_empty((r, (G - 1) * d), Y.dtype, Y.device)
-                gemm(U.T, Yo.reshape(n, (G - 1) * d), out=Bo)
-                if inputs == 0:
-                    Bt[:, 1:] = Bo.reshape(r, G - 1, d)
-                else:
-                    Bt[:, others] = Bo.reshape(r, G - 1, d)
-                del Bo, Yo
+            if others and inputs == 0:
+                # Views with a row stride of G·d on both sides: the GEMM reads the targets of
+                # elements 1.. and writes their projections in place, no copies.
+                gemm(U.T, Y[:, 1:].reshape(n, (G - 1) * d), out=Bt.view(r, G * d)[:, d:])
+            elif others:
+                Bo = gemm(U.T, Y[:, others].reshape(n, (G - 1) * d))
+                Bt[:, others] = Bo.reshape(r, G - 1, d)
+                del Bo
         B = Bt.permute(1, 0, 2)  # (G, r, d) view
         best, scores = select_alpha(
             design, Y.permute(1, 0, 2), B, alphas, self.criterion, inputs=inputs
