@@ -61,6 +61,16 @@ an exact value (:class:`~latentgeo.datasets.planted.PlantedLatents`):
     (:func:`latentgeo.groups.subset_energies`, ``OrbitEnergies.intervals``, as ``probes.run``'s
     ``invariance`` kind) against
     :meth:`~latentgeo.datasets.planted.PlantedLatents.subset_invariance`.
+``orthogonal r2``, ``consistent r2``, ``generator r2``, ``lie algebra r2`` (fitted map)
+    ``r2_`` and ``r2_ci_`` of :class:`~probes.OrthogonalProbe` and
+    :class:`~probes.GroupConsistentProbe` (``probes.run``'s ``consistent_r2``,
+    ``consistent_r2_low``/``_high``) on a D4 orbit, and of
+    :class:`~probes.GeneratorProbe`, :class:`~probes.LieAlgebraProbe` (basis ``"so2"``) on an
+    SO(2) orbit recorded at the 32 angles ``2πk/32`` (planted through ``Cyclic(32)``, whose
+    irreps ``E1``, ``E2`` are SO(2)'s frequencies 1 and 2 at those angles, so ``rho`` is
+    ``expm(θ L)`` exactly), against the population R² of the map each probe fitted
+    (:meth:`~latentgeo.datasets.planted.PlantedLatents.map_r2`; for the orthogonal probe in
+    its whitened coordinates, ``readout=``), every non-identity element.
 
 Coverage is the share of intervals containing the truth, pooled over the draws (and over the
 elements / subgroups / irreps of a draw, which share its samples: the binomial band uses the
@@ -68,7 +78,7 @@ number of draws, not of intervals).  Bias and RMSE are of the point estimate.
 
 Run: ``python benchmarks/calibration.py`` (the full grid, 200 draws per setting; writes
 ``docs/calibration.md`` with ``--write``); ``--quick`` for a small smoke grid; ``--family
-finite|continuous|subset`` for one family's grid (``--write`` then replaces that family's
+finite|continuous|subset|maps`` for one family's grid (``--write`` then replaces that family's
 table only).
 """
 
@@ -98,6 +108,10 @@ KINDS = (
     "invariance (Haar)",
     "harmonic share",
     "subset invariance",
+    "orthogonal r2 (fitted map)",
+    "consistent r2 (fitted map)",
+    "generator r2 (fitted map)",
+    "lie algebra r2 (fitted map)",
 )
 #: Point-estimate differences reported without an interval (bias and RMSE only).
 NULL_DIFFERENCES = (
@@ -109,7 +123,7 @@ NULL_DIFFERENCES = (
 #: Student quantile of its 95% interval (15 degrees of freedom).
 N_NULL = 16
 T_NULL = 2.131
-FAMILIES = ("finite", "continuous", "subset")
+FAMILIES = ("finite", "continuous", "subset", "maps")
 #: Planted Haar energies of the signal per continuous group (every irrep within degree 2).
 HARMONIC_ENERGIES = {
     "SO2": {"A": 0.3, "E1": 0.4, "E2": 0.3},
@@ -221,6 +235,67 @@ class SubsetSetting:
         return {"subset invariance": [(est, ci[0, 0], ci[0, 1], p.subset_invariance(S))]}
 
 
+@dataclass(frozen=True)
+class MapSetting:
+    """The other probes' fitted maps on an exact representation: ``"D4"`` (every irrep once:
+    OrthogonalProbe, GroupConsistentProbe) or ``"SO2"`` (frequencies 0, 1, 2 at the 32 angles
+    of ``Cyclic(32)``: GeneratorProbe, LieAlgebraProbe)."""
+
+    group: str
+    n_samples: int
+    noise: float
+
+    @property
+    def label(self) -> str:
+        d = 6 if self.group == "D4" else 5
+        return f"{self.group} d={d} n={self.n_samples} noise={self.noise}"
+
+    def draw(self, seed: int, n_bootstrap: int, confidence: float = 0.95) -> dict:
+        """``{kind: [(estimate, low, high, truth), ...]}`` of one planted draw."""
+        from latentgeo.datasets.planted import planted_latents
+        from latentgeo.groups import Cyclic, Dihedral
+        from probes import GeneratorProbe, GroupConsistentProbe, LieAlgebraProbe, OrthogonalProbe
+
+        kw = {"n_bootstrap": n_bootstrap, "confidence": confidence, "random_state": seed}
+        group = Dihedral(4) if self.group == "D4" else Cyclic(32)
+        copies = (
+            {i.name: 1 for i in group.irreps()}
+            if self.group == "D4"
+            else {"A": 1, "E1": 1, "E2": 1}
+        )
+        p = planted_latents(
+            group, copies, self.n_samples, self.noise, seed=seed, exact_moments=False
+        )
+        e = group.identity  # element 0, the angle 0
+        fits = {}  # kind: (probe, maps, intercepts, readout) in the coordinates it scores
+        if self.group == "D4":
+            op = OrthogonalProbe(**kw).fit(p.Z)
+            # Scored on w_g = Pᵀ(z_g − μ_g), predicted by R_g Pᵀ(z_e − μ_e): an affine map of
+            # z_e onto the readout Pᵀ z_g (μ: the training means, P: the whitening).
+            P = op.components_.T / np.sqrt(op.explained_variance_)
+            b = op.mean_ @ P - np.einsum("gij,j->gi", op.rho_, op.mean_[e] @ P)
+            fits["orthogonal r2 (fitted map)"] = (op, op.rho_ @ P.T, b, P.T)
+            gc = GroupConsistentProbe(group, **kw).fit(p.Z)
+            fits["consistent r2 (fitted map)"] = (gc, gc.rho_, gc.bias_, None)
+        else:
+            theta = np.angle(np.exp(2j * np.pi * np.arange(32) / 32))  # in (−π, π]
+            gp = GeneratorProbe(**kw).fit(p.Z, theta)
+            lp = LieAlgebraProbe("so2", **kw).fit(p.Z, theta[:, None])
+            # Both predict Q expm(θL) Qᵀ (z_e − μ_e) + μ_g.
+            for kind, probe, maps in (
+                ("generator r2 (fitted map)", gp, gp.rho(theta)),
+                ("lie algebra r2 (fitted map)", lp, lp.rho(theta[:, None])),
+            ):
+                fits[kind] = (probe, maps, probe.mean_ - maps @ probe.mean_[e], None)
+        out: dict[str, list] = defaultdict(list)
+        for kind, (probe, maps, bias, readout) in fits.items():
+            truth = p.map_r2(maps, bias, readout)
+            for g in [g for g in range(group.order) if g != e]:
+                lo, hi = probe.r2_ci_[g]
+                out[kind].append((float(probe.r2_[g]), lo, hi, float(truth[g])))
+        return out
+
+
 def grid(quick: bool = False, family: str | None = None) -> list[Any]:
     """The settings of the table: finite groups of every kind (two sizes), continuous groups
     (few and many sampled elements) and element subsets; two sample sizes, two noise levels.
@@ -229,6 +304,7 @@ def grid(quick: bool = False, family: str | None = None) -> list[Any]:
         out: list[Any] = [Setting("C4", 1, 64, 0.5), Setting("D3", 1, 64, 0.2)]
         out += [HarmonicSetting("SO2", 64, 4, 0.5), HarmonicSetting("SO3", 64, 80, 0.5)]
         out += [SubsetSetting("D4", 3, 64, 0.5)]
+        out += [MapSetting("D4", 64, 0.8), MapSetting("SO2", 64, 0.8)]
     else:
         out = []
         for group in ("C8", "D4", "S4", "C2xC4"):
@@ -246,9 +322,15 @@ def grid(quick: bool = False, family: str | None = None) -> list[Any]:
                 for n in (64, 256):
                     for noise in (0.2, 0.8):
                         out.append(SubsetSetting(group, size, n, noise))
+        out += [MapSetting(group, n, 0.8) for group in ("D4", "SO2") for n in (64, 256)]
     if family is None:
         return out
-    kind = {"finite": Setting, "continuous": HarmonicSetting, "subset": SubsetSetting}[family]
+    kind = {
+        "finite": Setting,
+        "continuous": HarmonicSetting,
+        "subset": SubsetSetting,
+        "maps": MapSetting,
+    }[family]
     return [s for s in out if isinstance(s, kind)]
 
 

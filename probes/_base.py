@@ -111,9 +111,12 @@ class ProbeBase(BaseEstimator):
     dtype : torch.dtype, default torch.float64
         ``torch.float64`` or ``torch.float32`` (or their names).
     n_bootstrap : int, default 200
-        Resamples of the held-out samples for ``r2_ci_``; 0 skips it.
+        0 skips the interval ``r2_ci_`` (NaN); any positive value computes it.  The probes'
+        R² intervals are analytic (:func:`probes._scoring.r2_interval`), so the count itself
+        is not used by them; :func:`probes.run` passes it on to the percentile bootstrap of
+        the invariance and spectrum intervals.
     confidence : float, default 0.95
-        Coverage of the percentile bootstrap interval.
+        Nominal coverage of ``r2_ci_``.
     rank_tol : float in (0, 1), optional
         Relative threshold of the latents' numerical span: singular values of the centred
         training latents above ``rank_tol · σ_max`` count.  Default ``max(n_train, n_units) ·

@@ -154,17 +154,29 @@ def _characters(block: Block) -> dict[str, Any]:
     return {"multiplicity": character_multiplicities(block.linear().rho_, _finite(block)).values}
 
 
-@register_probe("consistent", {"consistent_r2": ("element",)}, finite_only=True)
+@register_probe(
+    "consistent",
+    {
+        "consistent_r2": ("element",),
+        "consistent_r2_low": ("element",),
+        "consistent_r2_high": ("element",),
+    },
+    finite_only=True,
+)
 def _consistent(block: Block) -> dict[str, Any]:
     from probes._homomorphism import GroupConsistentProbe
 
-    # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters).
-    keys = set(GroupConsistentProbe._get_param_names()) - {"n_bootstrap"}
+    # The run's LinearProbe settings that GroupConsistentProbe shares (its parameters,
+    # n_bootstrap and confidence included: the interval is the linear kind's r2_low/r2_high).
+    keys = set(GroupConsistentProbe._get_param_names())
     kwargs = {k: v for k, v in block.linear_params().items() if k in keys}
-    gc = GroupConsistentProbe(
-        block.group, device=block.device, dtype=block.dtype, n_bootstrap=0, **kwargs
-    )
-    return {"consistent_r2": gc.fit(block.Z).r2_}
+    gc = GroupConsistentProbe(block.group, device=block.device, dtype=block.dtype, **kwargs)
+    gc.fit(block.Z)
+    return {
+        "consistent_r2": gc.r2_,
+        "consistent_r2_low": gc.r2_ci_[:, 0],
+        "consistent_r2_high": gc.r2_ci_[:, 1],
+    }
 
 
 @register_probe("rho", {"rho": ("element", "unit_out", "unit_in")}, requires=("linear",))

@@ -11,7 +11,7 @@ import torch
 
 from probes._base import HasAttributes, RidgeProbeBase
 from probes._linear import LinearProbe
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._validation import (
     as_orbit_tensor,
     check_group_order,
@@ -173,8 +173,15 @@ class GroupConsistentProbe(RidgeProbeBase):
     bias_ : ndarray of shape (n_elements, n_units)
     generators_ : list of int
     r2_ : ndarray of shape (n_elements,)
-        Held-out R² of the composed maps.
+        Held-out R² of the composed maps.  It estimates the population R² of the fitted
+        (composed) maps on fresh samples, not the best representation's; see
+        :mod:`probes._scoring` for its bias.
     r2_ci_ : ndarray of shape (n_elements, 2)
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.
+        Computed when ``n_bootstrap > 0`` (the interval is analytic; the count itself is not
+        used), NaN otherwise.
     generator_probe_ : LinearProbe
         The ridge fit of the generators (``rho_`` of shape (n_generators + 1, d, d), identity
         first).
@@ -245,9 +252,8 @@ class GroupConsistentProbe(RidgeProbeBase):
         b = torch.as_tensor(self.bias_, dtype=Zt.dtype, device=Zt.device)
         Y_hat = torch.einsum("ged,nd->gne", R, X) + b[:, None, :]
         Y = Zt[:, te]
-        self.r2_ = variance_weighted_r2(Y, Y_hat).cpu().numpy()
-        rng = np.random.default_rng(self.random_state)
-        self.r2_ci_ = bootstrap_r2(Y, Y_hat, self.n_bootstrap, self.confidence, rng).cpu().numpy()
+        r2, ci = r2_and_interval(Y, Y_hat, self.confidence if self.n_bootstrap else None)
+        self.r2_, self.r2_ci_ = r2.cpu().numpy(), ci.cpu().numpy()
         self.train_index_, self.test_index_ = probe.train_index_, probe.test_index_
         return self
 

@@ -22,7 +22,7 @@ from probes._generator_fit import (
     to_span,
     warn_rank_zero,
 )
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_and_interval
 from probes._span import Span, data_eps
 from probes._validation import as_orbit_tensor, train_test_indices
 
@@ -66,8 +66,15 @@ class GeneratorProbe(RidgeProbeBase):
         ``L₀`` from the small angles.
     angles_ : ndarray of shape (n_angles,)
     r2_ : ndarray of shape (n_angles,)
-        Held-out R² of ``expm(θL)`` per angle.
+        Held-out R² of ``expm(θL)`` per angle (with the training means).  It estimates the
+        population R² of the fitted map on fresh samples, not the best generator's; see
+        :mod:`probes._scoring` for its bias.
     r2_ci_ : ndarray of shape (n_angles, 2)
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.
+        Computed when ``n_bootstrap > 0`` (the interval is analytic; the count itself is not
+        used), NaN otherwise (and when ``rank_ == 0``).
     loss_ : float
         Final relative training loss of stage (2).
     rank_ : int
@@ -158,14 +165,12 @@ class GeneratorProbe(RidgeProbeBase):
         )
         Y_hat = predict_on_span(Zt[e, te], fit.mean, th, fit.L, e, span)
         Y_te = Zt[:, te]
-        rng = np.random.default_rng(self.random_state)
         self.generator_ = embed(fit.L[0], span).cpu().numpy()
         self.generator_init_ = embed(fit.L0[0], span).cpu().numpy()
         self.mean_ = fit.mean[:, 0].cpu().numpy()
         self.loss_ = fit.loss
-        self.r2_ = variance_weighted_r2(Y_te, Y_hat).cpu().numpy()
-        ci = bootstrap_r2(Y_te, Y_hat, self.n_bootstrap, self.confidence, rng)
-        self.r2_ci_ = ci.cpu().numpy()
+        r2, ci = r2_and_interval(Y_te, Y_hat, self.confidence if self.n_bootstrap else None)
+        self.r2_, self.r2_ci_ = r2.cpu().numpy(), ci.cpu().numpy()
         return self
 
     def rho(self, theta: Any) -> np.ndarray:

@@ -41,7 +41,7 @@ from probes._lie_basis import (
     structure_constants,
 )
 from probes._lie_bracket import BracketLawCheck, bracket_law, undetermined_check
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_and_interval
 from probes._span import data_eps
 from probes._validation import as_orbit_tensor, train_test_indices
 
@@ -107,8 +107,15 @@ class LieAlgebraProbe(RidgeProbeBase):
     coordinates_ : ndarray of shape (n_elements, k)
         Lie-algebra coordinates of the elements.
     r2_ : ndarray of shape (n_elements,)
-        Held-out R² of ``expm(Σ a_i L_i)`` per element.
+        Held-out R² of ``expm(Σ a_i L_i)`` per element (with the training means).  It
+        estimates the population R² of the fitted map on fresh samples, not the best
+        generators'; see :mod:`probes._scoring` for its bias.
     r2_ci_ : ndarray of shape (n_elements, 2)
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.
+        Computed when ``n_bootstrap > 0`` (the interval is analytic; the count itself is not
+        used), NaN otherwise (and when ``rank_ == 0``).
     loss_ : float
         Relative training loss after the fit.
     spread_ : float
@@ -259,15 +266,12 @@ class LieAlgebraProbe(RidgeProbeBase):
         te = torch.as_tensor(test, device=Zt.device)
         Y_hat = predict_on_span(Zt[e, te], fit.mean, A, fit.L, e, span)
         Y_te = Zt[:, te]
-        rng = np.random.default_rng(self.random_state)
         self.generators_ = embed(fit.L, span).cpu().numpy()
         self.generators_init_ = embed(fit.L0, span).cpu().numpy()
         self.mean_ = fit.mean[:, 0].cpu().numpy()
         self.loss_ = fit.loss
-        self.r2_ = variance_weighted_r2(Y_te, Y_hat).cpu().numpy()
-        self.r2_ci_ = (
-            bootstrap_r2(Y_te, Y_hat, self.n_bootstrap, self.confidence, rng).cpu().numpy()
-        )
+        r2, ci = r2_and_interval(Y_te, Y_hat, self.confidence if self.n_bootstrap else None)
+        self.r2_, self.r2_ci_ = r2.cpu().numpy(), ci.cpu().numpy()
         return self
 
     def _identity(self) -> int:

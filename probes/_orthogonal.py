@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from probes._base import Interval, ProbeBase
-from probes._scoring import bootstrap_r2, variance_weighted_r2
+from probes._scoring import r2_and_interval, variance_weighted_r2
 from probes._span import data_eps, numerical_span, rank_tolerance
 from probes._validation import as_orbit_tensor, train_test_indices
 
@@ -52,8 +52,16 @@ class OrthogonalProbe(ProbeBase):
     mean_ : ndarray of shape (n_elements, n_units)
         Training mean of every element.
     r2_ : ndarray of shape (n_elements,)
-        Held-out R² in the whitened coordinates (each kept component weighs the same).
+        Held-out R² in the whitened coordinates (each kept component weighs the same).  It
+        estimates the population R² of the fitted map (the whitening, the training means and
+        ``rho_`` held fixed, fresh samples), not the best orthogonal map's; see
+        :mod:`probes._scoring` for its bias.
     r2_ci_ : ndarray of shape (n_elements, 2)
+        Interval at ``confidence`` for the population R² of the fitted map (the estimand of
+        ``r2_``): a delta-method Student interval over the held-out samples
+        (:func:`probes._scoring.r2_interval`), calibrated in ``docs/calibration.md``.
+        Computed when ``n_bootstrap > 0`` (the interval is analytic; the count itself is not
+        used), NaN otherwise.
     rank_ : int
         The number of components used (``rank``, or the numerical rank by default).
     """
@@ -122,14 +130,13 @@ class OrthogonalProbe(ProbeBase):
         R = U @ Vh
         Wte = whiten(te)
         Y_hat = Wte[self.identity] @ R.transpose(1, 2)  # rows: (R w)ᵀ = wᵀ Rᵀ
-        rng = np.random.default_rng(self.random_state)
         self.rho_ = R.cpu().numpy()
         self.components_ = span.basis[:, :k].T.cpu().numpy()
         self.rank_ = k
         self.explained_variance_ = eig.cpu().numpy()
         self.mean_ = mean.cpu().numpy()
-        self.r2_ = variance_weighted_r2(Wte, Y_hat).cpu().numpy()
-        self.r2_ci_ = bootstrap_r2(Wte, Y_hat, self.n_bootstrap, self.confidence, rng).cpu().numpy()
+        r2, ci = r2_and_interval(Wte, Y_hat, self.confidence if self.n_bootstrap else None)
+        self.r2_, self.r2_ci_ = r2.cpu().numpy(), ci.cpu().numpy()
         self.train_index_, self.test_index_ = train, test
         return self
 

@@ -76,8 +76,9 @@ def run(
         continuous group by the spread over the draw of its sampled elements,
         :meth:`latentgeo.groups.OrbitEnergies.intervals`),
         ``"homomorphism"`` (homomorphism_error, homomorphism_error_max),
-        ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2: the group-consistent
-        fit from the generators) and ``"rho"`` (the fitted maps, padded with NaN to the
+        ``"characters"`` (multiplicity), ``"consistent"`` (consistent_r2, consistent_r2_low,
+        consistent_r2_high: the group-consistent fit from the generators, its interval as
+        r2_low/r2_high's) and ``"rho"`` (the fitted maps, padded with NaN to the
         widest layer); more kinds can be registered (:func:`probes._kinds.register_probe`).
     device : torch.device or str, optional
         Where the probes compute (e.g. ``"cuda"``).

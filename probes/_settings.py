@@ -35,9 +35,9 @@ __all__ = [
 #: Name of the analysis group the results are cached under (``analysis/probes``).
 CACHE_NAME = "probes"
 #: Bumped whenever the cached layout or the meaning of a cached variable changes.
-CACHE_FORMAT = 6  # 3: spectrum/invariance intervals, Haar-centred continuous spectra; 4: rank;
+CACHE_FORMAT = 7  # 3: spectrum/invariance intervals, Haar-centred continuous spectra; 4: rank;
 #: 5: the closed-form expected null (LinearProbe null="expected"); 6: continuous groups' share
-#: intervals include the spread over the sampled elements
+#: intervals include the spread over the sampled elements; 7: consistent_r2_low/high
 #: LinearProbe parameters that are not settings of a run: where and how it computes
 #: (``device``, ``dtype`` are the runner's own arguments) and the identity index (fixed to
 #: 0 by the store's element order).

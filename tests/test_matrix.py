@@ -147,10 +147,13 @@ def stores(tmp_path_factory, _registered) -> dict[str, Store]:
         if name == "d4_subset":
             kwargs["probes"] = ("linear", "invariance")
         if name == "d4_orbit":
-            kwargs["probes"] = ("linear", "spectrum", "invariance", "homomorphism")
+            # consistent: its interval (consistent_r2_low/high) goes through every column too.
+            kwargs["probes"] = ("linear", "spectrum", "invariance", "homomorphism", "consistent")
         refused = {}
         if name in CONTINUOUS:
-            refused = {"homomorphism": "need a finite group", "characters": "need a finite group"}
+            refused = {
+                kind: "need a finite group" for kind in ("homomorphism", "characters", "consistent")
+            }
         out[name] = Store(path, kwargs, live, refused)
     return out
 
@@ -189,6 +192,11 @@ def test_in_process_probes_run(stores, reference, name):
     assert np.isfinite(ref["invariance"].values).all()
     r2 = ref["r2"].values
     assert np.isfinite(r2).all() and (r2 <= 1 + 1e-12).all()
+    for var in ("r2", "consistent_r2"):  # every printed R² comes with its interval
+        if var in ref:
+            lo, hi = ref[f"{var}_low"].values, ref[f"{var}_high"].values
+            assert np.isfinite(lo).all() and (lo <= ref[var].values).all()
+            assert (ref[var].values <= hi).all()
     if "spectrum" in ref:  # shares of the orbit variance: in [0, 1], summing to 1
         spec = ref["spectrum"].values
         assert (spec >= -1e-12).all()

@@ -74,7 +74,9 @@ class PlantedLatents:
     input_cov: np.ndarray = field(repr=False)
     noise_var: float = 0.0
 
-    def map_r2(self, rho_hat: np.ndarray, bias_hat: np.ndarray) -> np.ndarray:
+    def map_r2(
+        self, rho_hat: np.ndarray, bias_hat: np.ndarray, readout: np.ndarray | None = None
+    ) -> np.ndarray:
         """Population R² of given affine maps ``z(g·x) ≈ rho_hat[g] z(x) + bias_hat[g]``.
 
         ``R²_g = 1 − [tr((ρ_g − Â_g) Σ (ρ_g − Â_g)ᵀ) + ‖b̂_g‖² + n_units τ²_g] / (tr Σ +
@@ -83,17 +85,31 @@ class PlantedLatents:
         would score on infinitely many fresh samples.  This is the quantity a held-out R² of
         a fitted map estimates (conditional on the training samples it was fitted on).
 
+        With a ``readout`` ``P`` (k, n_units) the targets are the coordinates ``P z(g·x)``
+        (e.g. :class:`~probes.OrthogonalProbe`'s whitened components, scored there) and the
+        maps ``Â_g`` of shape (k, n_units) predict them from ``z(x)``: ``R²_g = 1 −
+        [tr((Pρ_g − Â_g) Σ (Pρ_g − Â_g)ᵀ) + ‖b̂_g‖² + τ²_g ‖P‖²_F] / (tr(Pρ_g Σ ρ_gᵀPᵀ) +
+        τ²_g ‖P‖²_F)``.
+
         Parameters
         ----------
-        rho_hat : array of shape (n_elements, n_units, n_units)
-            One map per element of the group (``LinearProbe.rho_``).
-        bias_hat : array of shape (n_elements, n_units)
+        rho_hat : array of shape (n_elements, n_units, n_units) or (n_elements, k, n_units)
+            One map per element of the group (``LinearProbe.rho_``); (k, n_units) with a
+            ``readout``.
+        bias_hat : array of shape (n_elements, n_units) or (n_elements, k)
+        readout : array of shape (k, n_units), optional
+            Default: the identity (the latents themselves are the targets).
 
         Returns
         -------
         ndarray of shape (n_elements,)
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not fit the planted representation and each other.
         """
-        err, tot = self._map_errors(rho_hat, bias_hat)
+        err, tot = self._map_errors(rho_hat, bias_hat, readout)
         return 1.0 - err / tot
 
     def pooled_map_r2(
@@ -108,23 +124,32 @@ class PlantedLatents:
         idx = list(elements)
         return float(1.0 - err[idx].sum() / tot[idx].sum())
 
-    def _map_errors(self, rho_hat: np.ndarray, bias_hat: np.ndarray) -> tuple:
+    def _map_errors(
+        self, rho_hat: np.ndarray, bias_hat: np.ndarray, readout: np.ndarray | None = None
+    ) -> tuple:
         rho_hat = np.asarray(rho_hat, dtype=np.float64)
         bias_hat = np.asarray(bias_hat, dtype=np.float64)
-        if rho_hat.shape != self.rho.shape or bias_hat.shape != self.rho.shape[:2]:
+        G, d = self.rho.shape[:2]
+        P = np.eye(d) if readout is None else np.asarray(readout, dtype=np.float64)
+        if P.ndim != 2 or P.shape[1] != d:
+            raise ValueError(f"readout must have shape (k, {d}), got {P.shape}")
+        k = P.shape[0]
+        if rho_hat.shape != (G, k, d) or bias_hat.shape != (G, k):
             raise ValueError(
-                f"rho_hat and bias_hat must have shapes {self.rho.shape} and "
-                f"{self.rho.shape[:2]}, got {rho_hat.shape} and {bias_hat.shape}"
+                f"rho_hat and bias_hat must have shapes {(G, k, d)} and {(G, k)}, got "
+                f"{rho_hat.shape} and {bias_hat.shape}"
             )
-        d = self.rho.shape[1]
-        tau2 = np.full(self.rho.shape[0], self.noise_var)
+        tau2 = np.full(G, self.noise_var)
         tau2[self.group.identity] = 0.0
-        diff = self.rho - rho_hat
+        target = self.rho if readout is None else P @ self.rho  # (G, k, d)
+        diff = target - rho_hat
         # tr(D Σ Dᵀ) per element, without the (d, d) products per element.
         err = np.einsum("gij,jk,gik->g", diff, self.input_cov, diff)
-        err = err + (bias_hat**2).sum(axis=1) + d * tau2
-        tot = np.trace(self.input_cov) + d * tau2
-        return err, tot
+        noise = tau2 * float((P**2).sum())
+        err = err + (bias_hat**2).sum(axis=1) + noise
+        if readout is None:  # rho orthogonal: tr(ρ Σ ρᵀ) = tr Σ
+            return err, np.trace(self.input_cov) + noise
+        return err, np.einsum("gij,jk,gik->g", target, self.input_cov, target) + noise
 
     def subset_invariance(self, elements: Sequence[int]) -> float:
         """Population invariant share of the orbit recorded on a set ``S`` of elements (the
