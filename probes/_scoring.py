@@ -120,4 +120,3 @@ def r2_and_interval(
     out = torch.stack([torch.minimum(1.0 - hi, r2), 1.0 - lo], dim=1)
     ok = torch.isfinite(r)
     return r2, torch.where(ok[:, None], out, r2[:, None].expand(G, 2))
-
