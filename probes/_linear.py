@@ -173,6 +173,31 @@ class LinearProbe(RidgeProbeBase):
         "identity": [Interval(Integral, 0, None, closed="left")],
     }
 
+    @property
+    def rho_(self) -> np.ndarray:
+        """The fitted maps, shape (n_elements, n_units, n_units): ``rho_[g] @ z`` predicts the
+        (centred) latent of ``g·x``.  Formed on first read from the fit's factors
+        (``components_ᵀ`` times the scaled projections: one product), then kept.
+
+        Raises
+        ------
+        AttributeError
+            Before ``fit`` (so ``hasattr(probe, "rho_")`` is False, as for every fitted
+            attribute).
+        """
+        rho = self.__dict__.get("_rho_")
+        if rho is None:
+            factor = self.__dict__.get("_rho_factor_")
+            if factor is None:
+                raise AttributeError(f"{type(self).__name__} has no attribute 'rho_' before fit")
+            Vt = torch.from_numpy(np.ascontiguousarray(self.components_))
+            W = gemm(Vt.T, torch.from_numpy(factor)).numpy()  # (d_in, G·d_out)
+            G = self.n_elements_
+            rho = W.reshape(W.shape[0], G, -1).transpose(1, 2, 0)  # (G, d_out, d_in) view
+            self.__dict__["_rho_"] = rho
+            del self.__dict__["_rho_factor_"]
+        return rho
+
     # ------------------------------------------------------------------ validation
     def _check_identity(self, n_elements: int) -> None:
         if not 0 <= self.identity < n_elements:
@@ -220,15 +245,19 @@ class LinearProbe(RidgeProbeBase):
         torch.index_select(Zs, 0, tr, out=Y)
         design = truncate_design(fit_design(Y[:, self.identity]), tol)
         alphas = self._alpha_grid(design)
-        W, _, bias, alpha_idx, scores = self._fit_targets(design, Y, alphas, inputs=self.identity)
-        if W is None:  # weights=True always forms them; this keeps the type checker honest
-            raise RuntimeError("internal error: the ridge fit returned no weights")
+        # The maps rho(g) = Vᵀ diag(gain) B are not formed here (a (d × rank) @ (rank × G·d)
+        # product): the held-out predictions come from the rotated inputs X Vᵀ and the scaled
+        # projections, and ``rho_`` is formed from those factors when it is first read.
+        _, DB, bias, alpha_idx, scores = self._fit_targets(
+            design, Y, alphas, inputs=self.identity, weights=False
+        )
         # The training targets are spent: their memory holds the held-out blocks below.
         work = Workspace(Y)
         del Y
         X_test = Z[self.identity, te]
+        XV = gemm(X_test, design.Vt.T)  # (n_test, rank): held-out inputs in the singular basis
         Y_test = work.gather(Z, 1, te, Z.dtype)  # (G, n_test, d)
-        Y_hat = self._predict(X_test, W, bias, out=work.take((len(test), G * d), Z.dtype))
+        Y_hat = self._predict_projected(XV, DB, bias, out=work.take((len(test), G * d), Z.dtype))
         confidence = self.confidence if self.n_bootstrap else None
         constant = torch.zeros(G, dtype=torch.bool, device=Z.device)
         if self.n_null and self.null == "expected":
@@ -240,14 +269,17 @@ class LinearProbe(RidgeProbeBase):
         null, perms = [], []
         null_r2 = torch.full((G,), float("nan"), dtype=Z.dtype, device=Z.device)
         if self.n_null and self.null == "expected":
-            null_r2 = expected_null_r2(design, X_test, alphas, self.criterion, n).expand(G)
+            rotated = XV - design.mean @ design.Vt.T  # centred by the training mean
+            null_r2 = expected_null_r2(
+                design, X_test, alphas, self.criterion, n, rotated=rotated
+            ).expand(G)
             # Constant held-out targets score by r2_from_sums' convention (the variance the
             # closed form divides by is 0): re-pairing them changes nothing, so the chance
             # level is the fit's own score.
             null_r2 = torch.where(constant, r2, null_r2)
         if self.n_null and self.null == "permutation":
             design_n, X_n, alphas_n = null_precision(design, X_test, alphas)
-            XV = X_n @ design_n.Vt.T  # rotated test inputs, shared by the null fits
+            XVn = X_n @ design_n.Vt.T  # rotated test inputs, shared by the null fits
             del X_n
         for _ in range(self.n_null if self.null == "permutation" else 0):
             # Re-pair: every target sample gets the input of another sample.  The inputs (and
@@ -257,12 +289,12 @@ class LinearProbe(RidgeProbeBase):
             perms.append(perm_np)
             perm = torch.as_tensor(perm_np, device=Z.device)
             work.reset()
-            Yn = work.gather(Zs, 0, perm[tr], XV.dtype)  # (n_train, G, d) in the null's dtype
+            Yn = work.gather(Zs, 0, perm[tr], XVn.dtype)  # (n_train, G, d), the null's dtype
             _, DBp, bp, _, _ = self._fit_targets(design_n, Yn, alphas_n, weights=False)
             del Yn
-            Yp = work.gather(Z, 1, perm[te], XV.dtype)  # (G, n_test, d)
+            Yp = work.gather(Z, 1, perm[te], XVn.dtype)  # (G, n_test, d)
             Yp_hat = self._predict_projected(
-                XV, DBp, bp, out=work.take((len(test), G * d), XV.dtype)
+                XVn, DBp, bp, out=work.take((len(test), G * d), XVn.dtype)
             )
             # Both operands are scratch: the scoring may overwrite them.
             r2p, _ = r2_and_interval(Yp, Yp_hat, None, overwrite=True)
@@ -270,7 +302,10 @@ class LinearProbe(RidgeProbeBase):
             del DBp, Yp_hat, Yp
         del work
 
-        self.rho_ = W.transpose(1, 2).cpu().numpy()
+        # rho_'s factors: the scaled projections in their (rank, G·d) layout (a view of the
+        # fit's buffer), with components_ below.
+        self.__dict__.pop("_rho_", None)
+        self._rho_factor_ = DB.permute(1, 0, 2).reshape(DB.shape[1], G * d).cpu().numpy()
         self.bias_ = bias.cpu().numpy()
         self.alphas_ = alphas.cpu().numpy()
         self.alpha_ = self.alphas_[alpha_idx.cpu().numpy()]

@@ -269,7 +269,12 @@ def expected_scores(design: Design, alphas: torch.Tensor, criterion: str) -> tor
 
 
 def expected_null_r2(
-    design: Design, X_test: torch.Tensor, alphas: torch.Tensor, criterion: str, n_samples: int
+    design: Design,
+    X_test: torch.Tensor,
+    alphas: torch.Tensor,
+    criterion: str,
+    n_samples: int,
+    rotated: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Chance level of the held-out R²: its expectation over random re-pairings, in closed form.
 
@@ -306,6 +311,8 @@ def expected_null_r2(
     criterion : {"gcv", "loo"}
     n_samples : int
         ``n_train + n_test``.
+    rotated : Tensor of shape (n_test, rank), optional
+        ``(X_test − design.mean) @ design.Vt.T`` when the caller has it (else computed).
 
     Returns
     -------
@@ -316,7 +323,7 @@ def expected_null_r2(
     n_test = X_test.shape[0]
     alpha = alphas[torch.argmin(expected_scores(design, alphas, criterion))]
     gain2 = (design.s / (design.s**2 + alpha)) ** 2
-    XV = gemm(X_test - design.mean, design.Vt.T)  # (n_test, rank)
+    XV = rotated if rotated is not None else gemm(X_test - design.mean, design.Vt.T)
     spread = (torch.linalg.vector_norm(XV, dim=0) ** 2 * gain2).sum()
     n = n_samples
     sse = n_test * ((n + 1) / n + n_test / (n * n_train)) + spread

@@ -177,3 +177,25 @@ def test_bad_input(rng):
         probe.score(Z[:2])
     with pytest.raises(NotFittedError, match="not fitted"):
         LinearProbe().score(Z)
+
+
+def test_rho_is_formed_from_the_fits_factors_once_and_survives_pickling(rng):
+    import pickle
+
+    Z = _orbit(rng, 3, 150, 4, noise=[0, 0.1, 0.3])
+    probe = LinearProbe(n_null=0, n_bootstrap=0)
+    assert not hasattr(probe, "rho_")  # unfitted: an AttributeError, like every fitted name
+    probe.fit(Z)
+    twin = pickle.loads(pickle.dumps(probe))  # pickled before rho_ was ever read
+    rho = probe.rho_
+    assert rho.shape == (3, 4, 4) and probe.rho_ is rho  # formed once, then kept
+    np.testing.assert_array_equal(twin.rho_, rho)
+    # The factors reproduce the predictions the fit scored: predict() goes through rho_.
+    te = probe.test_index_
+    pred = probe.predict(Z[:, te])
+    for g in range(3):
+        r2 = r2_score(Z[g, te], pred[g], multioutput="variance_weighted")
+        assert r2 == pytest.approx(probe.r2_[g], abs=1e-12)
+    # A refit forms the new fit's maps, not the old ones.
+    probe.fit(Z[:, ::-1].copy())
+    assert not np.array_equal(probe.rho_, rho)
