@@ -317,7 +317,6 @@ def main() -> None:
         r = bench_ridge_grid13(*sizes, repeats=args.repeats)
         verdicts += [
             ("speed-up over RidgeCV (wall)", r["speedup"], ">=", 20.0),
-            ("  the same with rho_ read once (not a target)", r["speedup_with_rho"], ">=", 20.0),
             ("max |R2 - sklearn R2|", r["max_abs_r2_diff"], "<=", 1e-6),
             ("defaults / bare fit (wall)", r["defaults_over_bare"], "<=", 1.3),
         ]
@@ -337,6 +336,8 @@ def main() -> None:
     for name, value, op, target in verdicts:
         met = value >= target if op == ">=" else value <= target if op == "<=" else value < target
         print(f"  {name}: {value:.3g} {op} {target:g} -> {'met' if met else 'NOT met'}")
+    if args.only in (None, "grid13"):
+        print(f"  (for reference, the fit with rho_ read once: x{r['speedup_with_rho']:.1f})")
 
 
 if __name__ == "__main__":
