@@ -9,7 +9,10 @@ model-call path (eval mode, modes, random state and batch-norm statistics restor
 training is not changed.  The results, one per step, are written into the run store when the
 recorder closes, stacked along ``step`` (:func:`probes.stack_steps`) under
 ``analysis/<name>``, exactly as :func:`probes.attribution_over_training` writes them from
-checkpoint folders; ``latentgeo analyze`` reports ``attribution`` and ``irrep_ablation``.
+checkpoint folders; ``latentgeo analyze`` reports ``attribution``, ``irrep_ablation`` and
+``symmetry_discovery``.  Each step's scalar summary (``latentgeo/<name>/...``, see
+:func:`latentgeo.pipeline._analyze_stored.step_scalars`) waits in :meth:`StepAnalyses.drain`
+for the callback to hand it to the trainer's loggers at that step.
 """
 
 from __future__ import annotations
@@ -34,14 +37,23 @@ class StepAnalyses:
     analyses : mapping of str to callable, or None
         ``fn(model) -> xarray.Dataset``, e.g. ``functools.partial(
         probes.equivariance_attribution, action=action, inputs=x, layers=["conv1", "fc"])``.
-        The names are those of the store's ``analysis/<name>`` groups (``"attribution"`` and
-        ``"irrep_ablation"`` get a section in ``latentgeo analyze``).
+        The names are those of the store's ``analysis/<name>`` groups (``"attribution"``,
+        ``"irrep_ablation"`` and ``"symmetry_discovery"`` get a section in ``latentgeo
+        analyze``) and the middle part of the logged scalars' keys.
 
     Notes
     -----
     An analysis that fails at the first step it runs stops training with its error (a wrong
     layer name or input shows at once); one that fails later warns once and that step is left
     out, and training goes on.  A resumed run keeps the store's earlier steps of each name.
+
+    Every result's scalar summary is queued for the trainer's loggers (:meth:`drain`):
+    an attribution (variables ``contribution``, ``rest``, ``total``) as
+    ``latentgeo/<name>/<layer>`` per layer (summed over elements), ``latentgeo/<name>/rest``
+    and ``latentgeo/<name>/total``; an irrep ablation as ``latentgeo/<name>/loss`` and
+    ``latentgeo/<name>/excluded_loss/<irrep>``; a discovery (stored layout of
+    :func:`probes.discovery_over_training`) as ``latentgeo/<name>/invariant_dimension`` and
+    ``latentgeo/<name>/equivariant_dimension``.  Other results are stored, not logged.
 
     Raises
     ------
@@ -68,6 +80,7 @@ class StepAnalyses:
         self._fns = dict(analyses)
         self._results: dict[str, list[tuple[int, Any]]] = {n: [] for n in self._fns}
         self._failed: set[str] = set()
+        self._pending: list[tuple[int, dict[str, float]]] = []  # scalars not yet logged
 
     def __bool__(self) -> bool:
         return bool(self._fns)
@@ -76,6 +89,9 @@ class StepAnalyses:
         """Run every analysis on ``model`` (holding ``step``'s weights) and keep the result."""
         import xarray as xr
 
+        from latentgeo.pipeline._analyze_stored import step_scalars
+
+        scalars: dict[str, float] = {}
         for name, fn in self._fns.items():
             first = not self._results[name]
             try:
@@ -99,6 +115,19 @@ class StepAnalyses:
                 logger.debug("analysis %r failed at step %d", name, step, exc_info=True)
                 continue
             self._results[name].append((int(step), ds))
+            scalars.update(step_scalars(name, ds))
+        if scalars:
+            self._pending.append((int(step), scalars))
+
+    def drain(self) -> list[tuple[int, dict[str, float]]]:
+        """``(step, scalars)`` of the steps run since the last call, oldest first (forgotten
+        here): what the callback hands to the trainer's loggers."""
+        out, self._pending = self._pending, []
+        return out
+
+    def owns(self, key: str) -> bool:
+        """Whether metric ``key`` is one of these analyses' scalars (``latentgeo/<name>/...``)."""
+        return any(str(key).startswith(f"latentgeo/{name}/") for name in self._fns)
 
     def clear(self) -> None:
         """Forget the kept results (another rank writes them)."""

@@ -67,6 +67,14 @@ class HFRecorder(SessionView, TrainerCallback):
     is there.  To see them in TensorBoard as well, give the :class:`~probes.LiveProbes`
     a ``SummaryWriter`` (``tensorboard=``).
 
+    *Analyses' scalars.* The scalar summary of each ``analyses=`` result (see
+    :class:`latentgeo.callbacks._analyses.StepAnalyses`: ``latentgeo/<name>/<layer>``,
+    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution, ``latentgeo/<name>/loss`` and
+    ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep ablation,
+    ``latentgeo/<name>/invariant_dimension`` and ``.../equivariant_dimension`` for a
+    discovery) is appended to ``state.log_history`` the same way, ``{..., "step":
+    recorded_step}``; the full results go to the store.
+
     Metrics come from ``on_log``. The Trainer logs and evaluates a step *after*
     ``on_step_end``, with the weights unchanged, so when a due step is also a logging (or
     evaluation) step the recording waits for that ``on_log`` (or ``on_evaluate``) and stores
@@ -119,11 +127,13 @@ class HFRecorder(SessionView, TrainerCallback):
         self._session.record(step, metrics=metrics, epoch=hf_epoch_index(state.epoch))
 
     def _log_live(self, state: TrainerState) -> None:
-        """Append the finished live results to ``state.log_history`` (process zero)."""
-        live = self._live
-        if live is None or not state.is_world_process_zero:
+        """Append the finished live results and the analyses' scalars to
+        ``state.log_history`` (process zero), each under the step it describes."""
+        results = [*(self._live.drain() if self._live is not None else ())]
+        results += self._session.analyses.drain()
+        if not state.is_world_process_zero:
             return
-        for step, metrics in live.drain():
+        for step, metrics in results:
             state.log_history.append({**metrics, "step": step})
 
     def _flush(self, state: TrainerState, event: str | None = None) -> None:

@@ -68,6 +68,14 @@ class LightningRecorder(SessionView, pl.Callback):
     logged at the step they describe) and at train end, after the recorder's flush, so every
     recorded step is logged.  They are not stored back into the run store as metrics.
 
+    *Analyses' scalars.* The scalar summary of each ``analyses=`` result (see
+    :class:`latentgeo.callbacks._analyses.StepAnalyses`: ``latentgeo/<name>/<layer>``,
+    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution, ``latentgeo/<name>/loss`` and
+    ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep ablation,
+    ``latentgeo/<name>/invariant_dimension`` and ``.../equivariant_dimension`` for a
+    discovery) goes the same way: to every logger at the recorded step and into
+    ``callback_metrics``, right after the step is recorded; the full results go to the store.
+
     Metrics are the scalars of ``trainer.callback_metrics`` at the recorded step (tensors
     converted to floats, ``/`` in names turned into ``_``). Lightning keeps epoch-level
     metrics (e.g. ``val_loss``) in ``callback_metrics`` until they are next logged, so they
@@ -155,16 +163,22 @@ class LightningRecorder(SessionView, pl.Callback):
         if session.recorder is None or not session.is_due(step):
             return
         metrics = trainer.callback_metrics
-        if self._live is not None:  # live results describe other steps: not this step's metrics
-            metrics = {k: v for k, v in metrics.items() if not self._live.owns(k)}
+        # Live results and analyses' scalars describe other steps: not this step's metrics.
+        live, analyses = self._live, session.analyses
+        metrics = {
+            k: v
+            for k, v in metrics.items()
+            if not (live is not None and live.owns(k)) and not analyses.owns(k)
+        }
         session.record(step, metrics=metrics, epoch=trainer.current_epoch)
 
     def _log_live(self, trainer: pl.Trainer, *, save: bool = False) -> None:
-        """Hand the finished live results to the trainer's loggers and callback_metrics."""
-        live = self._live
-        if live is None or not trainer.is_global_zero:
+        """Hand the finished live results and the analyses' scalars to the trainer's loggers
+        and callback_metrics, each at the step it describes."""
+        results = [*(self._live.drain() if self._live is not None else ())]
+        results += self._session.analyses.drain()
+        if not trainer.is_global_zero:
             return
-        results = live.drain()
         for step, metrics in results:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=step)
@@ -209,7 +223,7 @@ class LightningRecorder(SessionView, pl.Callback):
         # The loggers are still open here (the Trainer finalizes them before on_fit_end).
         if self._session.recorder is not None and self._live is not None:
             self._session.recorder.flush()
-            self._log_live(trainer)
+        self._log_live(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._session.close()

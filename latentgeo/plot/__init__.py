@@ -14,7 +14,7 @@ Examples
 >>> plot.save(plot.equivariance(results), "equivariance.pdf")  # doctest: +SKIP
 """
 
-from latentgeo.plot._attribution import attribution, irrep_losses
+from latentgeo.plot._attribution import attribution, discovered_symmetry, irrep_losses
 from latentgeo.plot._comparison import compare_models, subgroup_lattices
 from latentgeo.plot._geometry import distance_matrix, orbits, rho_heatmaps, trajectory_embedding
 from latentgeo.plot._runs import spectra_across_runs
@@ -35,6 +35,7 @@ __all__ = [
     "attribution",
     "colors",
     "compare_models",
+    "discovered_symmetry",
     "distance_matrix",
     "equivariance",
     "equivariance_onsets",

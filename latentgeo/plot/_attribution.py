@@ -1,5 +1,6 @@
-"""Figures of where a symmetry breaks (layer × step contributions) and of what each irrep
-does for the loss (restricted and excluded losses over training)."""
+"""Figures of where a symmetry breaks (layer × step contributions), of what each irrep
+does for the loss (restricted and excluded losses over training) and of which symmetry a layer
+learned (discovered dimensions over training)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["attribution", "irrep_losses"]
+__all__ = ["attribution", "discovered_symmetry", "irrep_losses"]
 
 
 def _contribution(results: xr.Dataset, element: str | None) -> xr.DataArray:
@@ -161,4 +162,79 @@ def irrep_losses(
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", ncol=2)
     ax.set_title(title or "What each irrep does for the loss")
+    return fig
+
+
+def discovered_symmetry(
+    results: xr.Dataset,
+    ax: Axes | None = None,
+    title: str | None = None,
+    xscale: str = "auto",
+) -> Figure:
+    """The discovered invariant and equivariant symmetry of a layer over training.
+
+    Step plots (constant from one stored step to the next) of the dimension of the largest
+    invariant and of the largest equivariant subalgebra (for a finite group: the order of the
+    largest respected subgroup), with the symmetry's name written where it changes (where a
+    known one matches; LieGG, Moskalev et al. 2022, applied to latents).  The invariant
+    symmetry is part of the equivariant one, so its line never lies above.
+
+    Parameters
+    ----------
+    results : xarray.Dataset
+        :func:`probes.discovery_over_training` output: ``invariant_dimension``,
+        ``invariant_name``, ``equivariant_dimension``, ``equivariant_name`` (step); the
+        ``kind`` attribute (``"lie_algebra"`` or ``"finite"``) labels the axis.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    xscale : {"auto", "linear", "log"}
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TypeError
+        ``results`` is not an ``xarray.Dataset``.
+    ValueError
+        A variable is missing, or ``results`` has no ``step`` dimension.
+    """
+    needs = ["invariant_dimension", "invariant_name", "equivariant_dimension", "equivariant_name"]
+    check_results(results, needs)
+    if "step" not in results.dims:
+        raise ValueError("results need a 'step' dimension (probes.discovery_over_training)")
+    finite = results.attrs.get("kind") == "finite"
+    fig, ax = figure_and_axes(ax, (7.0, 4.0))
+    steps = np.asarray(results["step"].values)
+    top = 0
+    palette = colors(2)
+    for color, which, ls, dy in zip(palette, ("equivariant", "invariant"), ("-", "--"), (6, -12)):
+        dims = np.asarray(results[f"{which}_dimension"].values, dtype=np.float64)
+        names = [str(v) for v in results[f"{which}_name"].values]
+        ax.step(steps, dims, where="post", color=color, ls=ls, lw=2, label=which)
+        ax.plot(steps, dims, "o", color=color, ms=4)
+        top = max(top, int(np.nanmax(dims)) if np.isfinite(dims).any() else 0)
+        for i, name in enumerate(names):
+            if name and (i == 0 or name != names[i - 1]):
+                ax.annotate(
+                    name,
+                    (steps[i], dims[i]),
+                    xytext=(3, dy),
+                    textcoords="offset points",
+                    color=color,
+                    fontsize="small",
+                )
+    step_axis(ax, steps, xscale=xscale)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(-0.5, top + 1.0)
+    ax.set_ylabel("order of the largest respected subgroup" if finite else "dimension")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    layer = results.attrs.get("layer")
+    ax.set_title(
+        title or (f"Which symmetry {layer} learned" if layer else "Which symmetry was learned")
+    )
     return fig
