@@ -98,6 +98,45 @@ class SymmetryDiscovery:
     tol: tuple[float, float] | None = None
     scan: Any = None
 
+    def to_dataset(self) -> Any:
+        """The result as the dataset a run store caches (``analysis/symmetry_discovery``).
+
+        The layout :func:`probes.discovery_over_training` stacks along ``step`` and
+        ``latentgeo analyze`` reports; a training callback's ``analyses=`` function may return
+        this object, which is stored through this method.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``invariant_dimension`` (int), ``invariant_name`` (str, ``""`` where nothing
+            known matches) and the same for ``equivariant``; for a Lie algebra also
+            ``*_basis`` (basis_index, generator; rows past the dimension NaN),
+            ``*_singular_values`` (basis_index) and ``*_closure_error`` (NaN where None),
+            with the ``generator`` coordinate.  Attributes ``kind`` and ``layer``.
+        """
+        import xarray as xr
+
+        m = len(self.ambient)
+        data: dict[str, Any] = {}
+        for which in ("invariant", "equivariant"):
+            sym = getattr(self, which)
+            data[f"{which}_dimension"] = sym.dimension
+            data[f"{which}_name"] = np.array("" if sym.name is None else sym.name, dtype=object)
+            if self.kind == "lie_algebra":
+                basis = np.full((m, m), np.nan)
+                basis[: sym.dimension] = sym.basis
+                data[f"{which}_basis"] = (("basis_index", "generator"), basis)
+                data[f"{which}_singular_values"] = ("basis_index", sym.singular_values)
+                data[f"{which}_closure_error"] = (
+                    np.nan if sym.closure_error is None else sym.closure_error
+                )
+        coords = (
+            {"generator": np.array(self.ambient, dtype=object)}
+            if self.kind == "lie_algebra"
+            else {}
+        )
+        return xr.Dataset(data, coords=coords, attrs={"kind": self.kind, "layer": self.layer})
+
 
 @dataclasses.dataclass(frozen=True)
 class _Algebra:

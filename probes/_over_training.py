@@ -192,27 +192,6 @@ def ablation_over_training(
     return _over(model, checkpoints, steps, map_location, one, run, name)
 
 
-def _discovery_dataset(res: Any) -> Any:
-    import xarray as xr
-
-    m = len(res.ambient)
-    data: dict[str, Any] = {}
-    for which in ("invariant", "equivariant"):
-        sym = getattr(res, which)
-        data[f"{which}_dimension"] = sym.dimension
-        data[f"{which}_name"] = np.array("" if sym.name is None else sym.name, dtype=object)
-        if res.kind == "lie_algebra":
-            basis = np.full((m, m), np.nan)
-            basis[: sym.dimension] = sym.basis
-            data[f"{which}_basis"] = (("basis_index", "generator"), basis)
-            data[f"{which}_singular_values"] = ("basis_index", sym.singular_values)
-            data[f"{which}_closure_error"] = (
-                np.nan if sym.closure_error is None else sym.closure_error
-            )
-    coords = {"generator": np.array(res.ambient, dtype=object)} if res.kind == "lie_algebra" else {}
-    return xr.Dataset(data, coords=coords, attrs={"kind": res.kind, "layer": res.layer})
-
-
 def discovery_over_training(
     model: torch.nn.Module,
     checkpoints: Any,
@@ -227,7 +206,8 @@ def discovery_over_training(
     **kwargs: Any,
 ) -> Any:
     """:func:`probes.discover_symmetry` at every checkpoint: the dimension, name, basis and
-    spectrum of the discovered invariant and equivariant symmetry per step.
+    spectrum of the discovered invariant and equivariant symmetry per step (each step's
+    :meth:`probes.SymmetryDiscovery.to_dataset`).
 
     Returns
     -------
@@ -240,6 +220,6 @@ def discovery_over_training(
     from probes._discovery import discover_symmetry
 
     def one() -> Any:
-        return _discovery_dataset(discover_symmetry(model, layer, algebra, inputs, **kwargs))
+        return discover_symmetry(model, layer, algebra, inputs, **kwargs).to_dataset()
 
     return _over(model, checkpoints, steps, map_location, one, run, name)

@@ -1,10 +1,12 @@
-"""``analyses=`` of the training callbacks: attribution and irrep ablation at the recorded
-steps of a real Lightning ``Trainer.fit``, equal to the direct calls on those steps' weights,
-written into the run store as the checkpoint-folder path writes them, training unchanged."""
+"""``analyses=`` of the training callbacks: attribution, irrep ablation and symmetry
+discovery at the recorded steps of a real Lightning ``Trainer.fit``, equal to the direct calls
+on those steps' weights, written into the run store as the checkpoint-folder path writes them,
+their scalars logged with the trainer's loggers at those steps, training unchanged."""
 
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 
 import numpy as np
@@ -55,10 +57,36 @@ def _analyses(action, probe):
             targets=targets,
             loss_fn=F.cross_entropy,
         ),
+        # A SymmetryDiscovery, stored as its to_dataset().
+        "symmetry_discovery": functools.partial(
+            probes.discover_symmetry, layer="net.fc", algebra="affine2", inputs=probe
+        ),
     }
 
 
-def _train(tmp_path, name, analyses, snaps=None):
+def _expected_scalars(att, abl, disc, step):
+    """What the loggers must hold at ``step``: the stored results' scalar summaries."""
+    c = att.sel(step=step)
+    want = {
+        f"latentgeo/attribution/{layer}": float(c.contribution.sel(layer=layer).sum("element"))
+        for layer in ATT_LAYERS
+    }
+    want["latentgeo/attribution/rest"] = float(c.rest.sum("element"))
+    want["latentgeo/attribution/total"] = float(c.total.sum("element"))
+    a = abl.sel(step=step)
+    want["latentgeo/irrep_ablation/loss"] = float(a.loss)
+    for irrep in a.irrep.values:
+        want[f"latentgeo/irrep_ablation/excluded_loss/{irrep}"] = float(
+            a.excluded_loss.sel(irrep=irrep)
+        )
+    for which in ("invariant", "equivariant"):
+        want[f"latentgeo/symmetry_discovery/{which}_dimension"] = float(
+            disc[f"{which}_dimension"].sel(step=step)
+        )
+    return want
+
+
+def _train(tmp_path, name, analyses, snaps=None, logger=False):
     action = ImageRotations("C4")
     probe = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(5))
     rec = LightningRecorder(
@@ -72,19 +100,44 @@ def _train(tmp_path, name, analyses, snaps=None):
     torch.manual_seed(0)
     module = Module()  # dropout: training's random stream must not move
     callbacks = [rec] + ([snaps] if snaps is not None else [])
-    _fit(_trainer(max_epochs=1, callbacks=callbacks), module, train_dataloaders=_loader())
-    return module, action, probe
+    trainer = _trainer(max_epochs=1, callbacks=callbacks, logger=logger)
+    _fit(trainer, module, train_dataloaders=_loader())
+    return module, action, probe, trainer
 
 
-def test_attribution_and_ablation_at_recorded_steps(tmp_path):
+def test_attribution_ablation_and_discovery_at_recorded_steps(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
     snaps = WeightSnapshots()
-    module, action, probe = _train(tmp_path, "run.zarr", _analyses, snaps)
+    csv_logger = CSVLogger(str(tmp_path / "logs"), name="", version=0)
+    module, action, probe, trainer = _train(
+        tmp_path, "run.zarr", _analyses, snaps, logger=csv_logger
+    )
     run = latentgeo.open_run(tmp_path / "run.zarr")
     assert list(run.steps) == STEPS
-    assert {"attribution", "irrep_ablation"} <= set(run.analyses())
+    assert {"attribution", "irrep_ablation", "symmetry_discovery"} <= set(run.analyses())
     att = run.load_analysis("attribution")
     abl = run.load_analysis("irrep_ablation")
+    disc = run.load_analysis("symmetry_discovery")
     assert list(att.step.values) == STEPS and list(abl.step.values) == STEPS
+    assert list(disc.step.values) == STEPS and disc.attrs["kind"] == "lie_algebra"
+
+    # The logger holds, at each recorded step, the scalar summaries of what the store holds:
+    # the same float32 numbers reduced by the same operations, written as Python floats.
+    with open(tmp_path / "logs" / "version_0" / "metrics.csv", newline="") as f:
+        logged: dict[int, dict[str, float]] = {}
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key.startswith("latentgeo/") and value not in ("", None):
+                    logged.setdefault(int(row["step"]), {})[key] = float(value)
+    assert sorted(logged) == STEPS
+    for s in STEPS:
+        assert logged[s] == _expected_scalars(att, abl, disc, s)
+    last = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("latentgeo/")}
+    assert all(v.dtype == torch.float64 for v in last.values())
+    assert {k: float(v) for k, v in last.items()} == _expected_scalars(att, abl, disc, STEPS[-1])
+    # Logged scalars of one step are not stored as the next recorded step's metrics.
+    assert not any(str(v).startswith("latentgeo") for v in run.metrics.data_vars)
     twin = copy.deepcopy(module)
     for s in STEPS:
         twin.load_state_dict(snaps.weights[s])
@@ -106,9 +159,14 @@ def test_attribution_and_ablation_at_recorded_steps(tmp_path):
         np.testing.assert_allclose(
             abl.excluded_loss.sel(step=s).values, direct.excluded_loss.values, rtol=1e-5
         )
+        found = probes.discover_symmetry(twin, "net.fc", "affine2", probe)
+        for which in ("invariant", "equivariant"):
+            sym = getattr(found, which)
+            assert int(disc[f"{which}_dimension"].sel(step=s)) == sym.dimension
+            assert str(disc[f"{which}_name"].sel(step=s).values) == (sym.name or "")
     # The same training without analyses: identical weights (the probes ran through the
     # protected path: modes, dropout's random stream and buffers untouched).
-    plain, _, _ = _train(tmp_path, "plain.zarr", None)
+    plain, _, _, _ = _train(tmp_path, "plain.zarr", None)
     for k, v in plain.state_dict().items():
         torch.testing.assert_close(module.state_dict()[k], v, rtol=0, atol=0)
 
@@ -128,6 +186,9 @@ def test_an_analysis_failing_first_stops_later_failures_warn():
         kept.run(torch.nn.Linear(1, 1), 3)
     kept.run(torch.nn.Linear(1, 1), 5)
     assert [s for s, _ in kept._results["flaky"]] == [0, 5]
+    # A result of no known kind is stored, not logged; the names own their keys.
+    assert kept.drain() == []
+    assert kept.owns("latentgeo/flaky/v") and not kept.owns("latentgeo/net.fc/invariance")
     with pytest.raises(RuntimeError, match="planted"):
         StepAnalyses({"bad": lambda m: (_ for _ in ()).throw(RuntimeError("planted"))}).run(
             torch.nn.Linear(1, 1), 0
@@ -187,3 +248,14 @@ def test_hf_trainer_attribution_at_recorded_steps(tmp_path):
         np.testing.assert_allclose(
             att.contribution.sel(step=s).values, direct.contribution.values, rtol=1e-5, atol=1e-7
         )
+    # The scalars are in the Trainer's log history at the recorded steps, as stored.
+    entries = [e for e in trainer.state.log_history if "latentgeo/attribution/conv" in e]
+    assert [e["step"] for e in entries] == [0, 3]
+    for e in entries:
+        c = att.sel(step=e["step"])
+        assert e == {
+            "latentgeo/attribution/conv": float(c.contribution.sel(layer="conv").sum("element")),
+            "latentgeo/attribution/rest": float(c.rest.sum("element")),
+            "latentgeo/attribution/total": float(c.total.sum("element")),
+            "step": e["step"],
+        }

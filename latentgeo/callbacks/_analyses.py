@@ -36,7 +36,9 @@ class StepAnalyses:
     ----------
     analyses : mapping of str to callable, or None
         ``fn(model) -> xarray.Dataset``, e.g. ``functools.partial(
-        probes.equivariance_attribution, action=action, inputs=x, layers=["conv1", "fc"])``.
+        probes.equivariance_attribution, action=action, inputs=x, layers=["conv1", "fc"])``
+        (a :class:`probes.SymmetryDiscovery`, from :func:`probes.discover_symmetry`, is
+        stored as its :meth:`~probes.SymmetryDiscovery.to_dataset`).
         The names are those of the store's ``analysis/<name>`` groups (``"attribution"``,
         ``"irrep_ablation"`` and ``"symmetry_discovery"`` get a section in ``latentgeo
         analyze``) and the middle part of the logged scalars' keys.
@@ -90,16 +92,19 @@ class StepAnalyses:
         import xarray as xr
 
         from latentgeo.pipeline._analyze_stored import step_scalars
+        from probes import SymmetryDiscovery
 
         scalars: dict[str, float] = {}
         for name, fn in self._fns.items():
             first = not self._results[name]
             try:
                 ds = fn(model)
+                if isinstance(ds, SymmetryDiscovery):  # probes.discover_symmetry's result
+                    ds = ds.to_dataset()
                 if not isinstance(ds, xr.Dataset):
                     raise TypeError(
                         f"analysis {name!r} returned a {type(ds).__name__}, expected an "
-                        "xarray.Dataset"
+                        "xarray.Dataset (or a probes.SymmetryDiscovery)"
                     )
             except Exception as exc:
                 if first and name not in self._failed:
