@@ -69,8 +69,9 @@ class HFRecorder(SessionView, TrainerCallback):
 
     *Analyses' scalars.* The scalar summary of each ``analyses=`` result (see
     :class:`latentgeo.callbacks._analyses.StepAnalyses`: ``latentgeo/<name>/<layer>``,
-    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution, ``latentgeo/<name>/loss`` and
-    ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep ablation,
+    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution,
+    ``latentgeo/<name>/loss`` and ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep
+    ablation,
     ``latentgeo/<name>/invariant_dimension`` and ``.../equivariant_dimension`` for a
     discovery) is appended to ``state.log_history`` the same way, ``{..., "step":
     recorded_step}``; the full results go to the store.

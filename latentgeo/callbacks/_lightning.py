@@ -70,8 +70,9 @@ class LightningRecorder(SessionView, pl.Callback):
 
     *Analyses' scalars.* The scalar summary of each ``analyses=`` result (see
     :class:`latentgeo.callbacks._analyses.StepAnalyses`: ``latentgeo/<name>/<layer>``,
-    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution, ``latentgeo/<name>/loss`` and
-    ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep ablation,
+    ``latentgeo/<name>/rest`` and ``latentgeo/<name>/total`` for an attribution,
+    ``latentgeo/<name>/loss`` and ``latentgeo/<name>/excluded_loss/<irrep>`` for an irrep
+    ablation,
     ``latentgeo/<name>/invariant_dimension`` and ``.../equivariant_dimension`` for a
     discovery) goes the same way: to every logger at the recorded step and into
     ``callback_metrics``, right after the step is recorded; the full results go to the store.

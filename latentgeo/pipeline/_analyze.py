@@ -61,10 +61,13 @@ def analyze(
         ``r2_interval``, ``invariance``, ``homomorphism_error``, ``spectrum``,
         ``onset_step``, ``path_length``, ``tortuosity``; ``final_metrics``, ``figures``,
         ``report``, ``wall_time``; where the store holds them (written by
-        :func:`probes.attribution_over_training` / :func:`probes.ablation_over_training`
-        with ``run=``), ``attribution`` (per layer contribution at the last stored step,
-        ``rest``, ``total``, ``largest``) and ``irrep_ablation`` (``loss`` and per irrep the
-        ``restricted_loss`` and ``excluded_loss``), each with its figure and report section.
+        :func:`probes.attribution_over_training` / :func:`probes.ablation_over_training` /
+        :func:`probes.discovery_over_training` with ``run=``), ``attribution`` (per layer
+        contribution at the last stored step, ``rest``, ``total``, ``largest``),
+        ``irrep_ablation`` (``loss`` and per irrep the ``restricted_loss`` and
+        ``excluded_loss``) and ``symmetry_discovery`` (per ``invariant`` / ``equivariant`` the
+        final ``dimension`` and ``name``, ``dimension_last_changed``, the ``dimensions`` and
+        ``names`` per step), each with its figure and report section.
 
     Examples
     --------

@@ -71,7 +71,8 @@ class Analysis:
         {layer: onset step of equivariance or None}.
     stored : dict
         {name: dataset} of the analyses over training the store holds
-        (``analysis/attribution``, ``analysis/irrep_ablation``; see ``_analyze_stored``).
+        (``analysis/attribution``, ``analysis/irrep_ablation``,
+        ``analysis/symmetry_discovery``; see ``_analyze_stored``).
     summary : dict
         JSON-serialisable summary (see :func:`analyze`).
     plan : AnalysisPlan
