@@ -184,6 +184,23 @@ def test_discovered_symmetry_figure_marks_the_change():
     assert ax.get_title() == "Which symmetry fc learned"
     with pytest.raises(ValueError, match="'step' dimension"):
         latentgeo.plot.discovered_symmetry(ds.isel(step=0))
+    # The summary and the prose of a finite-group result: orders, not dimensions.
+    from latentgeo.pipeline._analyze_stored import stored_sections, stored_summary
+
+    summary = stored_summary({"symmetry_discovery": ds})
+    s = summary["symmetry_discovery"]
+    assert s["kind"] == "finite" and "generators" not in s
+    assert s["invariant"]["names"] == [None, "C2", "C2"]
+    assert s["invariant"]["dimension_last_changed"] == 5
+    assert s["equivariant"]["dimension_last_changed"] == 9
+    assert "singular_values" not in s["invariant"]
+    (section,) = stored_sections(summary, lambda *names: [])
+    assert (
+        "its largest respected subgroup has order 8 (D4), the order it has held since step 9"
+        in section.text
+    )
+    same = stored_summary({"symmetry_discovery": ds.isel(step=[1, 2])})["symmetry_discovery"]
+    assert same["invariant"]["dimension_last_changed"] is None  # 2, 2: never changed
     with pytest.raises(ValueError, match="equivariant_name"):
         latentgeo.plot.discovered_symmetry(ds.drop_vars("equivariant_name"))
 
