@@ -442,9 +442,7 @@ def _exact_null(probe: Any, Z: np.ndarray, seed: int) -> tuple:
     perm = torch.as_tensor(probe.null_permutations_[0])
     design = fit_design(Zt[probe.identity, tr])
     alphas = torch.as_tensor(probe.alphas_)
-    _, DB, b, _, _ = probe._fit_targets(
-        design, Zt.permute(1, 0, 2)[perm[tr]].clone(), alphas, weights=False
-    )
+    DB, b, _, _ = probe._fit_targets(design, Zt.permute(1, 0, 2)[perm[tr]].clone(), alphas)
     XV = Zt[probe.identity, te] @ design.Vt.T
     del n
     return Zt[:, perm[te]], probe._predict_projected(XV, DB, b)

@@ -248,9 +248,7 @@ class LinearProbe(RidgeProbeBase):
         # The maps rho(g) = Vᵀ diag(gain) B are not formed here (a (d × rank) @ (rank × G·d)
         # product): the held-out predictions come from the rotated inputs X Vᵀ and the scaled
         # projections, and ``rho_`` is formed from those factors when it is first read.
-        _, DB, bias, alpha_idx, scores = self._fit_targets(
-            design, Y, alphas, inputs=self.identity, weights=False
-        )
+        DB, bias, alpha_idx, scores = self._fit_targets(design, Y, alphas, inputs=self.identity)
         # The training targets are spent: their memory holds the held-out blocks below.
         work = Workspace(Y)
         del Y
@@ -290,7 +288,7 @@ class LinearProbe(RidgeProbeBase):
             perm = torch.as_tensor(perm_np, device=Z.device)
             work.reset()
             Yn = work.gather(Zs, 0, perm[tr], XVn.dtype)  # (n_train, G, d), the null's dtype
-            _, DBp, bp, _, _ = self._fit_targets(design_n, Yn, alphas_n, weights=False)
+            DBp, bp, _, _ = self._fit_targets(design_n, Yn, alphas_n)
             del Yn
             Yp = work.gather(Z, 1, perm[te], XVn.dtype)  # (G, n_test, d)
             Yp_hat = self._predict_projected(
@@ -332,15 +330,14 @@ class LinearProbe(RidgeProbeBase):
         Y: torch.Tensor,
         alphas: torch.Tensor,
         inputs: int | None = None,
-        weights: bool = True,
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ridge fits for targets ``Y`` of shape (n_train, G, d), a fresh copy (centred here).
 
         ``inputs``: the element whose targets are the design's own inputs (the identity of a
         real fit): its projection ``Uᵀ Xc = diag(s) Vᵀ`` is known and left out of the GEMM.
-        Returns the weights ``W`` (G, d_in, d_out) (None unless ``weights``), the
-        projections scaled by the chosen gain ``diag(s/(s²+α)) B`` (G, rank, d), the bias,
-        the chosen penalty indices and the criterion scores.
+        Returns the projections scaled by the chosen gain ``diag(s/(s²+α)) B`` (G, rank, d;
+        the maps are ``Vᵀ`` times them, formed by :attr:`rho_` when read), the bias, the
+        chosen penalty indices and the criterion scores.
         """
         n, G, d = Y.shape
         # Column means as one GEMV (a third of the time of a strided reduction over dim 0).
@@ -349,7 +346,7 @@ class LinearProbe(RidgeProbeBase):
         Y -= y_mean  # in place: Y is the caller's gathered copy
         r = design.s.numel()
         U = design.U
-        # Rank-major layout (rank, G, d): the projection GEMM writes it, and the weights and
+        # Rank-major layout (rank, G, d): the projection GEMM writes it, and rho_ and the
         # predictions read it as one (rank, G·d) matrix (one GEMM each, no permuted copies);
         # the (G, rank, d) tensors handed on are views of it.
         if inputs is None:
@@ -380,15 +377,8 @@ class LinearProbe(RidgeProbeBase):
         del B
         # bias = ȳ − x̄ᵀ W with x̄ᵀ W = (x̄ᵀ V) diag(gain) B: no W needed.
         bias = y_mean - ((design.Vt @ design.mean) @ DBt).reshape(G, d)
-        # W in the (d_in, G, d_out) layout of one GEMM; (G, d_in, d_out) is a view of it.
-        d_in = design.Vt.shape[1]
-        W = None
-        if weights:
-            W = large_empty((d_in, G * d), Y.dtype, Y.device)
-            gemm(design.Vt.T, DBt, out=W)
-            W = W.view(d_in, G, d).permute(1, 0, 2)
         DB = Bt.permute(1, 0, 2)  # (G, r, d) view of the scaled projections
-        return W, DB, bias, best, scores
+        return DB, bias, best, scores
 
     @staticmethod
     def _predict(

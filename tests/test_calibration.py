@@ -213,11 +213,8 @@ def test_float32_null_lies_inside_the_exact_nulls_interval(copies):
         te = torch.as_tensor(probe.test_index_)
         perm = torch.as_tensor(probe.null_permutations_[0])
         design = fit_design(Z[0, tr])
-        _, DB, b, _, _ = probe._fit_targets(
-            design,
-            Z.permute(1, 0, 2)[perm[tr]].clone(),
-            torch.as_tensor(probe.alphas_),
-            weights=False,
+        DB, b, _, _ = probe._fit_targets(
+            design, Z.permute(1, 0, 2)[perm[tr]].clone(), torch.as_tensor(probe.alphas_)
         )
         pred = probe._predict_projected(Z[0, te] @ design.Vt.T, DB, b)
         exact, ci = r2_and_interval(Z[:, perm[te]], pred, CONFIDENCE)
